@@ -1,0 +1,36 @@
+// Retained messages, one per topic name, indexed by topic level so that a wildcard subscription
+// visits only the matching subtree, never the whole store.
+//
+// Contract: Set() with an empty payload deletes the topic's retained message [MQTT-3.3.1-10];
+// otherwise it replaces it [MQTT-3.3.1-5]. Match(filter) visits each retained message whose topic
+// the filter matches, with the '$' rule of [MQTT-4.7.2-1].
+// Thread-safety: none; the owner serializes access.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include "node/protocol/message.h"
+
+namespace mqtt {
+
+class RetainedStore {
+ public:
+  RetainedStore();
+  ~RetainedStore();
+  RetainedStore(const RetainedStore&) = delete;
+  RetainedStore& operator=(const RetainedStore&) = delete;
+
+  void Set(MessagePtr message);  // keyed by message->topic
+  void Match(std::string_view filter, const std::function<void(const MessagePtr&)>& visit) const;
+  size_t size() const { return size_; }
+
+ private:
+  struct Node;
+  std::unique_ptr<Node> root_;
+  size_t size_ = 0;
+};
+
+}  // namespace mqtt
