@@ -1,1 +1,112 @@
-int main() { return 0; }
+// mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
+// "ready" line on stdout, and on SIGTERM/SIGINT closes every connection and exits 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/log.h"
+#include "node/config/config.h"
+#include "node/net/io_worker.h"
+#include "node/net/listener.h"
+#include "node/session/broker.h"
+
+namespace {
+
+mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
+  mqtt::BrokerOptions options;
+  options.session_limits.max_inflight = config.max_inflight;
+  options.session_limits.max_queued_messages = config.max_queued_messages;
+  options.session_limits.max_outbound_buffer = config.max_outbound_buffer;
+  options.max_packet_size = config.max_packet_size;
+  options.connect_timeout_seconds = config.connect_timeout_seconds;
+  return options;
+}
+
+int Run(const mqtt::Config& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    MQTT_LOG_ERROR("data-dir '%s': %s", config.data_dir, ec.message());
+    return 1;
+  }
+  // Signals are taken synchronously by this thread; block them before workers start so that
+  // no worker thread receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  uint32_t worker_count = config.workers ? config.workers
+                                         : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<mqtt::net::IoWorker>> workers;
+  std::vector<mqtt::net::IoWorker*> worker_ptrs;
+  for (uint32_t i = 0; i < worker_count; ++i) {
+    workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
+    worker_ptrs.push_back(workers.back().get());
+  }
+  mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs);
+
+  std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
+  std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");
+  for (const mqtt::ListenAddress& address : config.listeners) {
+    auto listener = mqtt::net::Listener::Bind(
+        worker_ptrs[0], worker_ptrs, address.host, address.port,
+        [&broker](mqtt::net::IoWorker* worker, boost::asio::ip::tcp::socket socket) {
+          broker.Accept(worker, std::move(socket));
+        });
+    if (!listener.ok()) {
+      MQTT_LOG_ERROR("%s", listener.status().message());
+      return 1;
+    }
+    absl::StrAppend(&ready, " mqtt=", (*listener)->address());
+    listeners.push_back(std::move(*listener));
+  }
+  for (auto& worker : workers) worker->Start();
+  broker.Start();
+  for (auto& listener : listeners) {
+    mqtt::net::Listener* l = listener.get();
+    worker_ptrs[0]->Post([l] { l->Start(); });
+  }
+  std::cout << ready << " workers=" << worker_count << std::endl;
+  MQTT_LOG_INFO("%s", ready);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  MQTT_LOG_INFO("signal %d: shutting down", signal_number);
+  std::promise<void> stopped;
+  worker_ptrs[0]->Post([&] {
+    for (auto& listener : listeners) listener->Stop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  broker.Shutdown(std::chrono::seconds(3));
+  for (auto& worker : workers) worker->Stop();
+  MQTT_LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::StatusOr<mqtt::Config> config = mqtt::ParseCommandLine(argc, argv);
+  if (!config.ok()) {
+    std::cerr << "mqttd: " << config.status().message() << "\n"
+              << "Run 'mqttd --help' for the list of options.\n";
+    return 2;
+  }
+  if (config->help) {
+    std::cout << mqtt::HelpText();
+    return 0;
+  }
+  mqtt::SetLogLevel(config->log_level);
+  return Run(*config);
+}

@@ -61,6 +61,8 @@ absl::StatusOr<Unsubscribe> DecodeUnsubscribe(std::string_view body, Version ver
 absl::StatusOr<Unsuback> DecodeUnsuback(std::string_view body, Version version);
 absl::StatusOr<Disconnect> DecodeDisconnect(std::string_view body, Version version);
 absl::StatusOr<Auth> DecodeAuth(std::string_view body, Version version);
+// PINGREQ and PINGRESP have no body (3.12, 3.13): a non-empty one is malformed.
+absl::Status DecodePing(std::string_view body);
 
 void EncodeConnect(const Connect& packet, std::string* out);
 void EncodeConnack(const Connack& packet, Version version, std::string* out);

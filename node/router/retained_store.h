@@ -25,7 +25,14 @@ class RetainedStore {
 
   void Set(MessagePtr message);  // keyed by message->topic
   void Match(std::string_view filter, const std::function<void(const MessagePtr&)>& visit) const;
+  // As Match; returns the number of trie nodes examined, which is bounded by the nodes of the
+  // subtrees the filter can reach (for tests and metrics).
+  size_t MatchCountingNodes(std::string_view filter,
+                            const std::function<void(const MessagePtr&)>& visit) const;
   size_t size() const { return size_; }
+
+  // Trie nodes besides the root, by a full walk: 0 once every message is deleted.
+  size_t NodeCountForTesting() const;
 
  private:
   struct Node;

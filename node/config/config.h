@@ -1,0 +1,48 @@
+// Node configuration: one table of options, read from the command line and from a config file.
+//
+// Contract: every option has one name, used as `--name VALUE` on the command line and as
+// `name VALUE` (or `name = VALUE`) on a line of the config file. Command-line values override
+// the file's, whatever their order. A bad option or value is an error naming it (and the file
+// and line); nothing starts with a half-read configuration.
+// Thread-safety: parse once at start-up; Config is then read-only and shared.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "node/base/log.h"
+
+namespace mqtt {
+
+struct ListenAddress {
+  std::string host;
+  uint16_t port = 0;  // 0: pick a free port (reported on the ready line)
+};
+
+struct Config {
+  std::vector<ListenAddress> listeners;  // MQTT over TCP; default 0.0.0.0:1883
+  std::string data_dir = "./data";
+  std::string node_id;  // default: the host name
+  LogLevel log_level = LogLevel::kInfo;
+  uint32_t workers = 0;                      // 0: one per core
+  uint32_t max_inflight = 20;                // outbound QoS 1/2 messages awaiting ack, per client
+  uint32_t max_queued_messages = 1000;       // per client, behind the inflight window
+  uint32_t max_packet_size = 1024 * 1024;    // bytes, whole packet, inbound
+  uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
+  uint32_t connect_timeout_seconds = 10;     // time allowed between accept and CONNECT
+  bool help = false;
+};
+
+// Parses argv (argv[0] is the program). `--config FILE` is read first, then the other flags.
+absl::StatusOr<Config> ParseCommandLine(int argc, const char* const* argv);
+
+// Parses the text of a config file; `file_name` is used in error messages only.
+absl::Status ParseConfigText(absl::string_view text, absl::string_view file_name, Config* config);
+
+// The --help text: every option with its default and meaning.
+std::string HelpText();
+
+}  // namespace mqtt

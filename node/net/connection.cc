@@ -1,0 +1,165 @@
+#include "node/net/connection.h"
+
+#include "absl/strings/str_cat.h"
+#include "node/base/log.h"
+
+namespace mqtt::net {
+
+namespace {
+using boost::asio::ip::tcp;
+// Output buffers grown beyond this are released once written, so a connection that once
+// received a burst does not keep its peak buffer while idle.
+constexpr size_t kKeepOutputCapacity = 64 * 1024;
+// Reads per readiness event before yielding to other connections.
+constexpr int kMaxReadsPerWakeup = 4;
+}  // namespace
+
+Connection::Connection(IoWorker* worker, tcp::socket socket)
+    : worker_(worker), socket_(std::move(socket)) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(tcp::no_delay(true), ec);
+  tcp::endpoint remote = socket_.remote_endpoint(ec);
+  if (!ec) peer_ = absl::StrCat(remote.address().to_string(), ":", remote.port());
+}
+
+Connection::~Connection() = default;
+
+void Connection::Start(std::string initial_input) {
+  if (!initial_input.empty()) ProcessInput(initial_input);
+  WaitReadable();
+}
+
+void Connection::WaitReadable() {
+  if (state_ != State::kOpen || reading_) return;
+  reading_ = true;
+  socket_.async_wait(tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->reading_ = false;
+                       if (ec || self->state_ != State::kOpen) return;
+                       self->OnReadable();
+                     });
+}
+
+void Connection::OnReadable() {
+  for (int i = 0; i < kMaxReadsPerWakeup && state_ == State::kOpen; ++i) {
+    boost::system::error_code ec;
+    size_t n = socket_.read_some(
+        boost::asio::buffer(worker_->read_scratch(), worker_->read_scratch_size()), ec);
+    if (ec == boost::asio::error::would_block) break;
+    if (ec) {
+      if (ec != boost::asio::error::eof) {
+        MQTT_LOG_DEBUG("connection %s: read error: %s", peer_, ec.message());
+      }
+      Abort();
+      return;
+    }
+    ProcessInput(std::string_view(worker_->read_scratch(), n));
+    if (n < worker_->read_scratch_size()) break;
+  }
+  WaitReadable();
+}
+
+// Parses straight from the scratch buffer when nothing is pending, so the common case copies
+// only the tail of an incomplete packet.
+void Connection::ProcessInput(std::string_view fresh) {
+  if (in_.empty()) {
+    size_t consumed = OnInput(fresh);
+    if (state_ == State::kOpen && consumed < fresh.size()) in_.assign(fresh.substr(consumed));
+    return;
+  }
+  in_.append(fresh);
+  size_t consumed = OnInput(in_);
+  if (state_ != State::kOpen) return;
+  in_.erase(0, consumed);
+  if (in_.empty()) std::string().swap(in_);
+}
+
+void Connection::Send(std::string_view bytes) {
+  if (state_ != State::kOpen) return;
+  out_.append(bytes);
+  RequestFlush();
+}
+
+void Connection::RequestFlush() {
+  if (flush_requested_ || writing_ || state_ == State::kClosed || state_ == State::kReleased) {
+    return;
+  }
+  flush_requested_ = true;
+  worker_->ScheduleFlush(shared_from_this());
+}
+
+void Connection::FlushOutput() {
+  flush_requested_ = false;
+  if (state_ == State::kClosed || state_ == State::kReleased || writing_) return;
+  while (out_sent_ < out_.size()) {
+    boost::system::error_code ec;
+    size_t n = socket_.write_some(
+        boost::asio::buffer(out_.data() + out_sent_, out_.size() - out_sent_), ec);
+    if (ec == boost::asio::error::would_block) {
+      WaitWritable();
+      return;
+    }
+    if (ec) {
+      MQTT_LOG_DEBUG("connection %s: write error: %s", peer_, ec.message());
+      Abort();
+      return;
+    }
+    out_sent_ += n;
+  }
+  out_sent_ = 0;
+  if (out_.capacity() > kKeepOutputCapacity) {
+    std::string().swap(out_);
+  } else {
+    out_.clear();
+  }
+  if (state_ == State::kClosing) Shutdown();
+}
+
+void Connection::WaitWritable() {
+  writing_ = true;
+  socket_.async_wait(tcp::socket::wait_write,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       self->writing_ = false;
+                       if (ec) return;
+                       self->FlushOutput();
+                     });
+}
+
+void Connection::Close() {
+  if (state_ != State::kOpen) return;
+  // A pending read wait sees the state and stops; a pending write wait finishes the flush and
+  // then shuts down. A peer that never reads is aborted by its owner's close deadline.
+  state_ = State::kClosing;
+  close_started_ = std::chrono::steady_clock::now();
+  if (!writing_) FlushOutput();
+}
+
+void Connection::Abort() {
+  if (state_ == State::kClosed || state_ == State::kReleased) return;
+  out_.clear();
+  out_sent_ = 0;
+  Shutdown();
+}
+
+void Connection::Shutdown() {
+  state_ = State::kClosed;
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  std::string().swap(in_);
+  std::string().swap(out_);
+  OnClosed();
+}
+
+int Connection::ReleaseSocket(bool* is_v6) {
+  if (state_ != State::kOpen) return -1;
+  state_ = State::kReleased;
+  boost::system::error_code ec;
+  tcp::endpoint local = socket_.local_endpoint(ec);
+  *is_v6 = !ec && local.address().is_v6();
+  socket_.cancel(ec);
+  return socket_.release(ec);
+}
+
+}  // namespace mqtt::net

@@ -1,0 +1,63 @@
+// One worker thread running one Asio io_context. A connection lives on one worker for its whole
+// life (or until it is handed to its session's home worker right after CONNECT); everything a
+// worker owns is touched only from its thread, so the hot path takes no locks.
+//
+// Threading: Post() may be called from any thread. Everything else only from the worker's own
+// thread (or before Start()).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+
+namespace mqtt::net {
+
+class Connection;
+
+class IoWorker {
+ public:
+  explicit IoWorker(uint32_t index);
+  ~IoWorker();
+  IoWorker(const IoWorker&) = delete;
+  IoWorker& operator=(const IoWorker&) = delete;
+
+  uint32_t index() const { return index_; }
+  boost::asio::io_context& io() { return io_; }
+
+  void Start();  // runs the io_context on a new thread
+  void Stop();   // stops the loop and joins the thread; pending handlers are dropped
+  bool InThisThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
+  void Post(std::function<void()> fn);
+
+  // Runs `fn` once after the handlers that are already queued, i.e. at the end of this loop
+  // turn. Used to batch work produced by many packets (writes, cross-worker deliveries).
+  void AtEndOfTurn(std::function<void()> fn);
+
+  // Writes `connection`'s output at the end of this turn, once however often it is called.
+  void ScheduleFlush(std::shared_ptr<Connection> connection);
+
+  // Scratch space for reading sockets: a connection reads into it and keeps only the bytes of an
+  // incomplete packet, so an idle connection holds no read buffer.
+  char* read_scratch() { return read_scratch_.data(); }
+  size_t read_scratch_size() const { return read_scratch_.size(); }
+
+ private:
+  void RunEndOfTurn();
+
+  const uint32_t index_;
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  std::vector<char> read_scratch_;
+  std::vector<std::function<void()>> end_of_turn_;
+  std::vector<std::shared_ptr<Connection>> to_flush_;
+  bool end_of_turn_scheduled_ = false;
+};
+
+}  // namespace mqtt::net

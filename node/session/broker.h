@@ -1,0 +1,88 @@
+// The broker of one node: accepts MQTT connections, keeps sessions on their home workers and
+// routes each published message to every matching subscription.
+//
+// Threading model:
+// - Each worker (net::IoWorker) has a Shard: the sessions whose client id hashes to it and the
+//   connections it runs. A connection is accepted on any worker; after CONNECT its socket moves
+//   to the session's home worker, so takeover and delivery to a session never need a lock.
+// - The subscription trie and the retained store are shared by all workers behind
+//   reader/writer locks: every publish reads them, only (un)subscribes and retained publishes
+//   write.
+// - A message for a session on another worker is appended to that worker's inbox in a batch at
+//   the end of the sender's loop turn: one lock and one wake-up per batch, not per message.
+//   Messages from one publisher reach a subscriber in order: one FIFO per (sender, receiver).
+//
+// Overlapping subscriptions: a client whose several filters match a topic gets one copy, at the
+// highest QoS granted among them (the spec allows either; one copy is what applications expect).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "boost/asio/ip/tcp.hpp"
+#include "node/net/io_worker.h"
+#include "node/protocol/message.h"
+#include "node/router/retained_store.h"
+#include "node/router/topic_tree.h"
+#include "node/session/session.h"
+
+namespace mqtt {
+
+class Shard;
+
+struct BrokerOptions {
+  SessionLimits session_limits;
+  uint32_t max_packet_size = 1024 * 1024;
+  uint32_t connect_timeout_seconds = 10;
+};
+
+class Broker {
+ public:
+  Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Starts the per-worker timers (keep-alive, connect timeout). Call before accepting.
+  void Start();
+
+  // Takes a freshly accepted socket bound to `worker`'s io_context. Any thread.
+  void Accept(net::IoWorker* worker, boost::asio::ip::tcp::socket socket);
+
+  // Closes every connection (5.0 clients get DISCONNECT 0x8B), waits up to `grace` for output
+  // to drain, and stops the timers. Any thread but a worker's. Wills are not published.
+  void Shutdown(std::chrono::milliseconds grace);
+
+  const BrokerOptions& options() const { return options_; }
+  size_t worker_count() const { return shards_.size(); }
+  Shard& shard(uint32_t worker) { return *shards_[worker]; }
+  uint32_t HomeWorker(std::string_view client_id) const;
+  uint64_t NewSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
+
+  // Routes a message published on worker `from_worker` (and stores it if retained).
+  void Publish(uint32_t from_worker, MessagePtr message);
+
+  // The shared subscription trie. Callers on any worker.
+  void AddSubscription(std::string_view filter, const Subscriber& subscriber);
+  void RemoveSubscription(std::string_view filter, uint64_t session_id);
+  // Retained messages matching `filter`.
+  std::vector<MessagePtr> RetainedMatching(std::string_view filter) const;
+
+ private:
+  const BrokerOptions options_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> next_session_id_{1};
+  std::atomic<bool> shutting_down_{false};
+
+  mutable std::shared_mutex subscriptions_mutex_;
+  TopicTree subscriptions_;  // guarded by subscriptions_mutex_
+  mutable std::shared_mutex retained_mutex_;
+  RetainedStore retained_;  // guarded by retained_mutex_
+};
+
+}  // namespace mqtt
