@@ -110,9 +110,9 @@ void DestroyIteratively(std::unique_ptr<Node> root) {
 // `plus`. A filter "x/#" ends in `multi` of node "x" instead of a '#' child node: '#' is always
 // the last level, so that child could only ever hold subscribers.
 // Invariant: every node but the root is non-empty (Unsubscribe prunes empty nodes).
-// Layout: Match is bound by cache misses, one or more per node visited. The fields it reads at
-// every node (children, plus, multi's size) come first and the node is cache-line aligned, so
-// a visit touches one line unless it has subscribers to report.
+// Layout: Match is bound by cache misses. The fields it reads at every node (children, plus,
+// multi's size: 56 bytes) come first and the node is cache-line aligned, so reading the node
+// itself costs one line unless it has subscribers to report.
 struct alignas(64) TopicTree::Node {
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;  // literal levels
   std::unique_ptr<Node> plus;                                        // the '+' level
