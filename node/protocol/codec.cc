@@ -128,7 +128,8 @@ absl::Status ReadPacketId(wire::Reader* reader, uint16_t* packet_id) {
 
 absl::Status ExpectEnd(const wire::Reader& reader, std::string_view packet) {
   if (reader.empty()) return absl::OkStatus();
-  return MalformedError(absl::StrCat(reader.remaining(), " unexpected trailing bytes in ", AbslView(packet)));
+  return MalformedError(
+      absl::StrCat(reader.remaining(), " unexpected trailing bytes in ", AbslView(packet)));
 }
 
 absl::Status ReadTopicFilter(wire::Reader* reader, std::string* filter) {

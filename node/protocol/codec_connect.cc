@@ -37,7 +37,8 @@ absl::Status ReadProtocol(Reader* reader, Version* version) {
   } else if (name == kMqisdpName && level == 3) {
     *version = Version::kV31;
   } else {
-    return absl::UnimplementedError(absl::StrCat("unsupported protocol \"", absl::CHexEscape(internal::AbslView(name)),
+    return absl::UnimplementedError(absl::StrCat("unsupported protocol \"",
+                                                 absl::CHexEscape(internal::AbslView(name)),
                                                  "\" level ", level, " [MQTT-3.1.2-2]"));
   }
   return absl::OkStatus();

@@ -37,9 +37,10 @@ constexpr uint16_t In(std::initializer_list<PropertyScope> scopes) {
 using S = PropertyScope;
 using P = Properties;
 
-// One row of the property table. Exactly one member pointer is set: the one matching `type`
-// (kUtf8 and kBinary share `str`). Every 5.0 byte property is a 0/1 flag, so kByte values other
-// than 0 and 1 are protocol errors.
+// One row of the property table. Exactly one member pointer is set, the one matching `type`
+// (kUtf8 and kBinary share `str`); Def() derives `type` from it so the two cannot disagree.
+// Every 5.0 byte property is a 0/1 flag, so kByte values other than 0 and 1 are protocol
+// errors.
 struct PropertyDef {
   uint8_t id;
   WireType type;
@@ -53,157 +54,100 @@ struct PropertyDef {
   std::optional<std::string> P::*str = nullptr;
   std::vector<uint32_t> P::*varints = nullptr;
   std::vector<UserProperty> P::*pairs = nullptr;
+
+  constexpr PropertyDef Nonzero() const {
+    PropertyDef def = *this;
+    def.nonzero = true;
+    return def;
+  }
+  constexpr PropertyDef RepeatableIn(uint16_t where) const {
+    PropertyDef def = *this;
+    def.repeatable = where;
+    return def;
+  }
+  constexpr PropertyDef Binary() const {
+    PropertyDef def = *this;
+    def.type = WireType::kBinary;
+    return def;
+  }
 };
+
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::optional<uint8_t> P::*member) {
+  return {.id = id, .type = WireType::kByte, .name = name, .scopes = scopes, .byte = member};
+}
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::optional<uint16_t> P::*member) {
+  return {.id = id, .type = WireType::kTwoByteInt, .name = name, .scopes = scopes, .two = member};
+}
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::optional<uint32_t> P::*member) {
+  return {.id = id, .type = WireType::kFourByteInt, .name = name, .scopes = scopes, .four = member};
+}
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::optional<std::string> P::*member) {
+  return {.id = id, .type = WireType::kUtf8, .name = name, .scopes = scopes, .str = member};
+}
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::vector<uint32_t> P::*member) {
+  return {.id = id, .type = WireType::kVarInt, .name = name, .scopes = scopes, .varints = member};
+}
+constexpr PropertyDef Def(uint8_t id, const char* name, uint16_t scopes,
+                          std::vector<UserProperty> P::*member) {
+  return {.id = id, .type = WireType::kStringPair, .name = name, .scopes = scopes, .pairs = member};
+}
 
 constexpr uint16_t kAllScopes = (1u << (static_cast<int>(S::kAuth) + 1)) - 1;
 constexpr uint16_t kMessage = In({S::kPublish, S::kWill});
+constexpr uint16_t kConnectConnack = In({S::kConnect, S::kConnack});
+constexpr uint16_t kAuthScopes = In({S::kConnect, S::kConnack, S::kAuth});
 constexpr uint16_t kReasonStringScopes =
     In({S::kConnack, S::kPubAck, S::kSuback, S::kUnsuback, S::kDisconnect, S::kAuth});
+constexpr uint16_t kConnack = Bit(S::kConnack);
 
 // MQTT 5.0 section 2.2.2.2, table 2-4, in identifier order (also the encode order).
 constexpr PropertyDef kProperties[] = {
-    {.id = 0x01,
-     .type = WireType::kByte,
-     .name = "payload format indicator",
-     .scopes = kMessage,
-     .byte = &P::payload_format_indicator},
-    {.id = 0x02,
-     .type = WireType::kFourByteInt,
-     .name = "message expiry interval",
-     .scopes = kMessage,
-     .four = &P::message_expiry_interval},
-    {.id = 0x03,
-     .type = WireType::kUtf8,
-     .name = "content type",
-     .scopes = kMessage,
-     .str = &P::content_type},
-    {.id = 0x08,
-     .type = WireType::kUtf8,
-     .name = "response topic",
-     .scopes = kMessage,
-     .str = &P::response_topic},
-    {.id = 0x09,
-     .type = WireType::kBinary,
-     .name = "correlation data",
-     .scopes = kMessage,
-     .str = &P::correlation_data},
-    {.id = 0x0B,
-     .type = WireType::kVarInt,
-     .name = "subscription identifier",
-     .scopes = In({S::kPublish, S::kSubscribe}),
-     .repeatable = Bit(S::kPublish),
-     .nonzero = true,
-     .varints = &P::subscription_identifiers},
-    {.id = 0x11,
-     .type = WireType::kFourByteInt,
-     .name = "session expiry interval",
-     .scopes = In({S::kConnect, S::kConnack, S::kDisconnect}),
-     .four = &P::session_expiry_interval},
-    {.id = 0x12,
-     .type = WireType::kUtf8,
-     .name = "assigned client identifier",
-     .scopes = Bit(S::kConnack),
-     .str = &P::assigned_client_identifier},
-    {.id = 0x13,
-     .type = WireType::kTwoByteInt,
-     .name = "server keep alive",
-     .scopes = Bit(S::kConnack),
-     .two = &P::server_keep_alive},
-    {.id = 0x15,
-     .type = WireType::kUtf8,
-     .name = "authentication method",
-     .scopes = In({S::kConnect, S::kConnack, S::kAuth}),
-     .str = &P::authentication_method},
-    {.id = 0x16,
-     .type = WireType::kBinary,
-     .name = "authentication data",
-     .scopes = In({S::kConnect, S::kConnack, S::kAuth}),
-     .str = &P::authentication_data},
-    {.id = 0x17,
-     .type = WireType::kByte,
-     .name = "request problem information",
-     .scopes = Bit(S::kConnect),
-     .byte = &P::request_problem_information},
-    {.id = 0x18,
-     .type = WireType::kFourByteInt,
-     .name = "will delay interval",
-     .scopes = Bit(S::kWill),
-     .four = &P::will_delay_interval},
-    {.id = 0x19,
-     .type = WireType::kByte,
-     .name = "request response information",
-     .scopes = Bit(S::kConnect),
-     .byte = &P::request_response_information},
-    {.id = 0x1A,
-     .type = WireType::kUtf8,
-     .name = "response information",
-     .scopes = Bit(S::kConnack),
-     .str = &P::response_information},
-    {.id = 0x1C,
-     .type = WireType::kUtf8,
-     .name = "server reference",
-     .scopes = In({S::kConnack, S::kDisconnect}),
-     .str = &P::server_reference},
-    {.id = 0x1F,
-     .type = WireType::kUtf8,
-     .name = "reason string",
-     .scopes = kReasonStringScopes,
-     .str = &P::reason_string},
-    {.id = 0x21,
-     .type = WireType::kTwoByteInt,
-     .name = "receive maximum",
-     .scopes = In({S::kConnect, S::kConnack}),
-     .nonzero = true,
-     .two = &P::receive_maximum},
-    {.id = 0x22,
-     .type = WireType::kTwoByteInt,
-     .name = "topic alias maximum",
-     .scopes = In({S::kConnect, S::kConnack}),
-     .two = &P::topic_alias_maximum},
-    {.id = 0x23,
-     .type = WireType::kTwoByteInt,
-     .name = "topic alias",
-     .scopes = Bit(S::kPublish),
-     .nonzero = true,
-     .two = &P::topic_alias},
-    {.id = 0x24,
-     .type = WireType::kByte,
-     .name = "maximum QoS",
-     .scopes = Bit(S::kConnack),
-     .byte = &P::maximum_qos},
-    {.id = 0x25,
-     .type = WireType::kByte,
-     .name = "retain available",
-     .scopes = Bit(S::kConnack),
-     .byte = &P::retain_available},
-    {.id = 0x26,
-     .type = WireType::kStringPair,
-     .name = "user property",
-     .scopes = kAllScopes,
-     .repeatable = kAllScopes,
-     .pairs = &P::user_properties},
-    {.id = 0x27,
-     .type = WireType::kFourByteInt,
-     .name = "maximum packet size",
-     .scopes = In({S::kConnect, S::kConnack}),
-     .nonzero = true,
-     .four = &P::maximum_packet_size},
-    {.id = 0x28,
-     .type = WireType::kByte,
-     .name = "wildcard subscription available",
-     .scopes = Bit(S::kConnack),
-     .byte = &P::wildcard_subscription_available},
-    {.id = 0x29,
-     .type = WireType::kByte,
-     .name = "subscription identifier available",
-     .scopes = Bit(S::kConnack),
-     .byte = &P::subscription_identifier_available},
-    {.id = 0x2A,
-     .type = WireType::kByte,
-     .name = "shared subscription available",
-     .scopes = Bit(S::kConnack),
-     .byte = &P::shared_subscription_available},
+    Def(0x01, "payload format indicator", kMessage, &P::payload_format_indicator),
+    Def(0x02, "message expiry interval", kMessage, &P::message_expiry_interval),
+    Def(0x03, "content type", kMessage, &P::content_type),
+    Def(0x08, "response topic", kMessage, &P::response_topic),
+    Def(0x09, "correlation data", kMessage, &P::correlation_data).Binary(),
+    Def(0x0B, "subscription identifier", In({S::kPublish, S::kSubscribe}),
+        &P::subscription_identifiers)
+        .Nonzero()
+        .RepeatableIn(Bit(S::kPublish)),
+    Def(0x11, "session expiry interval", In({S::kConnect, S::kConnack, S::kDisconnect}),
+        &P::session_expiry_interval),
+    Def(0x12, "assigned client identifier", kConnack, &P::assigned_client_identifier),
+    Def(0x13, "server keep alive", kConnack, &P::server_keep_alive),
+    Def(0x15, "authentication method", kAuthScopes, &P::authentication_method),
+    Def(0x16, "authentication data", kAuthScopes, &P::authentication_data).Binary(),
+    Def(0x17, "request problem information", Bit(S::kConnect), &P::request_problem_information),
+    Def(0x18, "will delay interval", Bit(S::kWill), &P::will_delay_interval),
+    Def(0x19, "request response information", Bit(S::kConnect), &P::request_response_information),
+    Def(0x1A, "response information", kConnack, &P::response_information),
+    Def(0x1C, "server reference", In({S::kConnack, S::kDisconnect}), &P::server_reference),
+    Def(0x1F, "reason string", kReasonStringScopes, &P::reason_string),
+    Def(0x21, "receive maximum", kConnectConnack, &P::receive_maximum).Nonzero(),
+    Def(0x22, "topic alias maximum", kConnectConnack, &P::topic_alias_maximum),
+    Def(0x23, "topic alias", Bit(S::kPublish), &P::topic_alias).Nonzero(),
+    Def(0x24, "maximum QoS", kConnack, &P::maximum_qos),
+    Def(0x25, "retain available", kConnack, &P::retain_available),
+    Def(0x26, "user property", kAllScopes, &P::user_properties).RepeatableIn(kAllScopes),
+    Def(0x27, "maximum packet size", kConnectConnack, &P::maximum_packet_size).Nonzero(),
+    Def(0x28, "wildcard subscription available", kConnack, &P::wildcard_subscription_available),
+    Def(0x29, "subscription identifier available", kConnack, &P::subscription_identifier_available),
+    Def(0x2A, "shared subscription available", kConnack, &P::shared_subscription_available),
 };
+
+// Identifiers strictly increase: no duplicate rows, and encode order is identifier order.
+constexpr bool IdsIncrease() {
+  for (size_t i = 1; i < std::size(kProperties); ++i) {
+    if (kProperties[i - 1].id >= kProperties[i].id) return false;
+  }
+  return true;
+}
+static_assert(IdsIncrease(), "kProperties must be sorted by identifier, without duplicates");
 
 // Identifier -> index into kProperties, -1 when unknown. All 5.0 identifiers are below 0x80,
 // so a one-byte read covers the variable byte integer the spec defines them as.

@@ -320,6 +320,7 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
   if (!disconnect.ok()) return disconnect.status();
   // A normal DISCONNECT deletes the will [MQTT-3.1.2-10]; 5.0 reason 0x04 keeps it.
   if (disconnect->reason_code != rc::kDisconnectWithWill) will_.reset();
+  EndSession();
   Close();
   return absl::OkStatus();
 }
@@ -343,7 +344,17 @@ void Client::Disconnect(uint8_t reason_code) {
   if (version_ == Version::kV5 && phase_ == Phase::kConnected) {
     EncodeDisconnect(mqtt::Disconnect{reason_code, {}}, version_, output_buffer());
   }
+  EndSession();
   Close();
+}
+
+// Called as soon as the connection starts closing, so that messages routed to the session
+// while the output drains are queued for the next connection instead of written to this one.
+void Client::EndSession() {
+  if (session_ == nullptr) return;
+  session_->Detach();
+  if (session_->clean()) shard_->DestroySession(session_);
+  session_ = nullptr;
 }
 
 void Client::SendConnackAndClose(uint8_t code, Version version) {
@@ -371,6 +382,7 @@ void Client::Fail(const absl::Status& status) {
     }
   }
   if (phase_ != Phase::kConnected) phase_ = Phase::kDone;
+  EndSession();
   Close();
 }
 
@@ -396,11 +408,7 @@ void Client::OnTimeout() {
 void Client::OnClosed() {
   if (phase_ == Phase::kConnected && will_ && !broker_->shutting_down()) PublishWill();
   phase_ = Phase::kDone;
-  if (session_ != nullptr) {
-    session_->Detach();
-    if (session_->clean()) shard_->DestroySession(session_);
-    session_ = nullptr;
-  }
+  EndSession();
   shard_->RemoveClient(this);
 }
 

@@ -65,6 +65,7 @@ class Client : public net::Connection {
   void SendConnackAndClose(uint8_t code, Version version);
   void Fail(const absl::Status& status);
   void PublishWill();
+  void EndSession();
 
   Shard* shard_;
   Broker* broker_;
