@@ -21,9 +21,16 @@ struct Message {
   // 5.0 properties carried with the message (payload format, content type, response topic,
   // correlation data, user properties, message expiry); null when there are none.
   std::shared_ptr<const Properties> properties;
-  // Client id of the publisher, for 5.0 No Local; empty for will and system messages.
+  // Client id of the publisher (hash strategies of shared subscriptions, logs); empty for
+  // system messages. The session id serves 5.0 No Local.
   std::string publisher_id;
+  uint64_t publisher_session_id = 0;
+  // 5.0 Message Expiry: steady-clock deadline in ms (MonotonicMs()); 0 = never expires.
+  int64_t expires_at_ms = 0;
 };
+
+// Milliseconds of a monotonic clock, the time base of expires_at_ms.
+int64_t MonotonicMs();
 
 using MessagePtr = std::shared_ptr<const Message>;
 

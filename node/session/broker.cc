@@ -9,6 +9,15 @@
 #include "node/session/shard.h"
 
 namespace mqtt {
+namespace {
+
+// The plain (non-shared) subscriptions matched by the publish in progress on this thread.
+std::vector<Subscriber>& PublishMatches() {
+  thread_local std::vector<Subscriber> matches;
+  return matches;
+}
+
+}  // namespace
 
 Broker::Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers)
     : options_(options) {
@@ -65,40 +74,111 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message) {
     retained_.Set(message);
   }
   // Reused per thread: matching allocates nothing in the steady state.
-  thread_local std::vector<Subscriber> matches;
+  std::vector<Subscriber>& matches = PublishMatches();
+  thread_local std::vector<std::pair<uint64_t, SharedGroups::Member>> shared_picks;
   matches.clear();
+  shared_picks.clear();
   {
     std::shared_lock lock(subscriptions_mutex_);
-    subscriptions_.Match(message->topic,
-                         [](const Subscriber& subscriber) { matches.push_back(subscriber); });
-  }
-  if (matches.size() > 1) {
-    // One copy per session, at the highest granted QoS among its matching filters.
-    std::sort(matches.begin(), matches.end(), [](const Subscriber& a, const Subscriber& b) {
-      return a.session_id < b.session_id || (a.session_id == b.session_id && a.qos > b.qos);
+    subscriptions_.Match(message->topic, [&matches](const Subscriber& s) {
+      if ((s.session_id & kSharedGroupBit) == 0) {
+        matches.push_back(s);
+      } else {
+        shared_picks.push_back({s.session_id, {}});
+      }
     });
-    matches.erase(std::unique(matches.begin(), matches.end(),
-                              [](const Subscriber& a, const Subscriber& b) {
-                                return a.session_id == b.session_id;
-                              }),
-                  matches.end());
+    // Each group resolves to one member while its membership cannot change.
+    for (auto& [group, member] : shared_picks) {
+      auto picked = shared_groups_.Select(group, options_.share_strategy, message->publisher_id,
+                                          message->topic);
+      if (picked) member = std::move(*picked);
+    }
   }
   Shard& from = *shards_[from_worker];
-  for (const Subscriber& subscriber : matches) {
-    uint8_t qos = std::min(message->qos, subscriber.qos);  // [MQTT-3.8.4-6]
-    bool retain = subscriber.retain_as_published && message->retain;  // [MQTT-3.3.1-9]
-    from.Deliver(subscriber.worker, subscriber.session_id, message, qos, retain);
+  DeliverToSessions(from, message);
+  for (auto& [group, member] : shared_picks) {
+    if (member.session_id == 0) continue;
+    OutboundMessage out{message, std::min(message->qos, member.qos), false, group, {}};
+    if (member.subscription_id != 0) out.subscription_ids.push_back(member.subscription_id);
+    from.Deliver(member.worker, member.session_id, std::move(out));
   }
 }
 
-void Broker::AddSubscription(std::string_view filter, const Subscriber& subscriber) {
+// One copy per session, at the highest QoS granted among its matching filters, carrying the
+// subscription identifiers of all of them [MQTT-3.3.4-3], [MQTT-3.3.4-5].
+void Broker::DeliverToSessions(Shard& from, const MessagePtr& message) {
+  std::vector<Subscriber>& matches = PublishMatches();
+  if (matches.size() > 1) {
+    std::sort(matches.begin(), matches.end(), [](const Subscriber& a, const Subscriber& b) {
+      return a.session_id < b.session_id;
+    });
+  }
+  for (size_t i = 0; i < matches.size();) {
+    const Subscriber& first = matches[i];
+    OutboundMessage out{message, 0, false, 0, {}};
+    uint8_t granted = 0;
+    bool retain_as_published = false;
+    bool skip = false;
+    size_t j = i;
+    for (; j < matches.size() && matches[j].session_id == first.session_id; ++j) {
+      const Subscriber& s = matches[j];
+      granted = std::max(granted, s.qos);
+      retain_as_published |= s.retain_as_published;
+      // No Local: not to the publisher's own session [MQTT-3.8.3-3].
+      skip |= s.no_local && s.session_id == message->publisher_session_id;
+      if (s.subscription_id != 0) out.subscription_ids.push_back(s.subscription_id);
+    }
+    i = j;
+    if (skip) continue;
+    out.qos = std::min(message->qos, granted);             // [MQTT-3.8.4-6]
+    out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
+    from.Deliver(first.worker, first.session_id, std::move(out));
+  }
+}
+
+void Broker::Redistribute(uint32_t from_worker, OutboundMessage&& out, uint64_t from_session) {
+  std::optional<SharedGroups::Member> member;
+  {
+    std::shared_lock lock(subscriptions_mutex_);
+    member = shared_groups_.Select(out.shared_group, options_.share_strategy,
+                                   out.message->publisher_id, out.message->topic, from_session);
+  }
+  if (!member) return;  // the group is gone: nobody wants the message any more
+  out.subscription_ids.clear();
+  if (member->subscription_id != 0) out.subscription_ids.push_back(member->subscription_id);
+  out.qos = std::min(out.message->qos, member->qos);
+  shards_[from_worker]->Deliver(member->worker, member->session_id, std::move(out));
+}
+
+void Broker::AddSubscription(std::string_view filter, const Subscriber& subscriber,
+                             std::shared_ptr<const std::atomic<bool>> online) {
   std::unique_lock lock(subscriptions_mutex_);
-  subscriptions_.Subscribe(filter, subscriber);
+  auto shared = ParseSharedFilter(filter);
+  if (!shared.ok() || !shared->has_value()) {
+    subscriptions_.Subscribe(filter, subscriber);
+    return;
+  }
+  const SharedFilter& share = **shared;
+  bool created = false;
+  uint64_t group = shared_groups_.Join(
+      share.group, share.filter,
+      {subscriber.session_id, subscriber.worker, subscriber.qos, subscriber.subscription_id,
+       std::move(online)},
+      &created);
+  if (created) subscriptions_.Subscribe(share.filter, Subscriber{group, 0, 2, false, false, 0});
 }
 
 void Broker::RemoveSubscription(std::string_view filter, uint64_t session_id) {
   std::unique_lock lock(subscriptions_mutex_);
-  subscriptions_.Unsubscribe(filter, session_id);
+  auto shared = ParseSharedFilter(filter);
+  if (!shared.ok() || !shared->has_value()) {
+    subscriptions_.Unsubscribe(filter, session_id);
+    return;
+  }
+  const SharedFilter& share = **shared;
+  if (uint64_t empty_group = shared_groups_.Leave(share.group, share.filter, session_id)) {
+    subscriptions_.Unsubscribe(share.filter, empty_group);
+  }
 }
 
 std::vector<MessagePtr> Broker::RetainedMatching(std::string_view filter) const {

@@ -27,6 +27,7 @@
 #include "node/net/io_worker.h"
 #include "node/protocol/message.h"
 #include "node/router/retained_store.h"
+#include "node/router/shared_subscriptions.h"
 #include "node/router/topic_tree.h"
 #include "node/session/session.h"
 
@@ -38,6 +39,10 @@ struct BrokerOptions {
   SessionLimits session_limits;
   uint32_t max_packet_size = 1024 * 1024;
   uint32_t connect_timeout_seconds = 10;
+  uint16_t receive_maximum = 1024;      // inbound QoS 1/2 unacknowledged, advertised to 5.0
+  uint16_t topic_alias_maximum = 64;    // inbound topic aliases per 5.0 connection
+  uint16_t max_keep_alive = 65535;      // 5.0 Server Keep Alive caps the client's value
+  ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
 };
 
 class Broker {
@@ -67,20 +72,29 @@ class Broker {
   // Routes a message published on worker `from_worker` (and stores it if retained).
   void Publish(uint32_t from_worker, MessagePtr message);
 
-  // The shared subscription trie. Callers on any worker.
-  void AddSubscription(std::string_view filter, const Subscriber& subscriber);
+  // Re-sends a shared-subscription message that session `from_session` did not acknowledge to
+  // another member of its group.
+  void Redistribute(uint32_t from_worker, OutboundMessage&& message, uint64_t from_session);
+
+  // The shared subscription trie. Callers on any worker. `filter` may be a shared filter
+  // ($share/group/filter, $queue/filter), already validated.
+  void AddSubscription(std::string_view filter, const Subscriber& subscriber,
+                       std::shared_ptr<const std::atomic<bool>> online);
   void RemoveSubscription(std::string_view filter, uint64_t session_id);
   // Retained messages matching `filter`.
   std::vector<MessagePtr> RetainedMatching(std::string_view filter) const;
 
  private:
+  void DeliverToSessions(Shard& from, const MessagePtr& message);
+
   const BrokerOptions options_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_session_id_{1};
   std::atomic<bool> shutting_down_{false};
 
   mutable std::shared_mutex subscriptions_mutex_;
-  TopicTree subscriptions_;  // guarded by subscriptions_mutex_
+  TopicTree subscriptions_;     // guarded by subscriptions_mutex_
+  SharedGroups shared_groups_;  // guarded by subscriptions_mutex_ (Select: shared is enough)
   mutable std::shared_mutex retained_mutex_;
   RetainedStore retained_;  // guarded by retained_mutex_
 };

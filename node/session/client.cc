@@ -8,9 +8,10 @@
 #include "node/base/log.h"
 #include "node/protocol/message.h"
 #include "node/protocol/reason_codes.h"
+#include "node/protocol/utf8.h"
+#include "node/router/shared_subscriptions.h"
 #include "node/router/topic.h"
 #include "node/session/broker.h"
-#include "node/session/session.h"
 #include "node/session/shard.h"
 
 namespace mqtt {
@@ -38,6 +39,15 @@ uint8_t ReasonOf(const absl::Status& status) {
 std::string AssignClientId() {
   thread_local std::mt19937_64 random(std::random_device{}());
   return absl::StrFormat("auto-%016x", random());
+}
+
+int64_t ExpiryDeadline(const Properties& properties) {
+  if (!properties.message_expiry_interval) return 0;
+  return MonotonicMs() + int64_t{*properties.message_expiry_interval} * 1000;
+}
+
+PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
+  return PubAck{type, packet_id, reason, {}};
 }
 
 }  // namespace
@@ -103,7 +113,7 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
     case PacketType::kUnsubscribe:
       return HandleUnsubscribe(body);
     case PacketType::kPingreq:
-      if (!body.empty()) return MalformedError("PINGREQ with a body");
+      if (absl::Status s = DecodePing(body); !s.ok()) return s;
       EncodePingresp(output_buffer());
       RequestFlush();
       return absl::OkStatus();
@@ -112,8 +122,8 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
     case PacketType::kConnect:
       return ProtocolError("second CONNECT");  // [MQTT-3.1.0-2]
     case PacketType::kAuth:
-      return WithReason(ProtocolError("AUTH without an authentication method"),
-                        rc::kProtocolError);
+      // No enhanced authentication method is configured, so no AUTH exchange can be under way.
+      return ProtocolError("AUTH without an authentication method");
     default:
       return ProtocolError(absl::StrCat("packet type ", static_cast<int>(header.type()),
                                         " is not sent by clients"));
@@ -128,9 +138,15 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
       SendConnackAndClose(v3::kUnacceptableProtocolVersion, Version::kV311);  // [MQTT-3.1.2-2]
       return absl::OkStatus();
     }
+    if (body.size() > 7 && body[6] == 5) version_ = Version::kV5;  // reason code in CONNACK
     return connect.status();
   }
   version_ = connect->version;
+  if (connect->properties.authentication_method) {
+    // Enhanced authentication: no method is configured [MQTT-4.12.0-1].
+    SendConnackAndClose(rc::kBadAuthenticationMethod, version_);
+    return absl::OkStatus();
+  }
   if (connect->client_id.empty()) {
     // 3.1 has no empty ids; 3.1.1 allows them only with clean session [MQTT-3.1.3-8].
     if (version_ == Version::kV31 || (version_ == Version::kV311 && !connect->clean_start)) {
@@ -139,7 +155,7 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     }
     connect->client_id = AssignClientId();
     if (version_ == Version::kV5) {
-      connect->properties.assigned_client_identifier = connect->client_id;
+      connect->properties.assigned_client_identifier = connect->client_id;  // [MQTT-3.2.2-16]
     }
   }
   if (connect->will && !IsValidTopicName(connect->will->topic)) {
@@ -172,57 +188,131 @@ void Client::ResumeConnect(Connect connect, std::string leftover_input) {
 }
 
 absl::Status Client::AcceptConnect(Connect connect) {
+  const BrokerOptions& options = broker_->options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
   will_ = std::move(connect.will);
+  const Properties& requested = connect.properties;
+  client_max_packet_size_ = requested.maximum_packet_size.value_or(0);
+  client_topic_alias_max_ = requested.topic_alias_maximum.value_or(0);
+  uint32_t expiry = requested.session_expiry_interval.value_or(0);
+  connect_expiry_was_zero_ = expiry == 0;
+
   bool session_present = false;
   session_ = shard_->OpenSession(client_id_, connect.clean_start, &session_present);
-  // 3.x: clean session ends the session with the connection. 5.0: a session expiry interval
-  // of 0 (the default) does.
-  session_->set_clean(version_ == Version::kV5
-                          ? connect.properties.session_expiry_interval.value_or(0) == 0
-                          : connect.clean_start);
+  // 3.x: clean session = 0 keeps the session until the client cleans it. 5.0: the Session
+  // Expiry Interval says how long it outlives the connection [MQTT-3.1.2-23].
+  session_->set_expiry_interval(version_ == Version::kV5 ? expiry
+                                : connect.clean_start    ? 0
+                                                         : kSessionNeverExpires);
   phase_ = Phase::kConnected;
-  Connack connack;
-  connack.session_present = session_present;  // [MQTT-3.2.2-1], [MQTT-3.2.2-2]
-  connack.properties.assigned_client_identifier =
-      std::move(connect.properties.assigned_client_identifier);
-  EncodeConnack(connack, version_, output_buffer());
-  RequestFlush();
+
+  Properties ack;
+  if (version_ == Version::kV5) {
+    ack.assigned_client_identifier = std::move(connect.properties.assigned_client_identifier);
+    ack.receive_maximum = options.receive_maximum;
+    ack.maximum_packet_size = options.max_packet_size;
+    ack.topic_alias_maximum = options.topic_alias_maximum;
+    ack.retain_available = 1;
+    ack.wildcard_subscription_available = 1;
+    ack.subscription_identifier_available = 1;
+    ack.shared_subscription_available = 1;
+    if (keep_alive_ == 0 || keep_alive_ > options.max_keep_alive) {
+      if (options.max_keep_alive < 65535) {
+        keep_alive_ = options.max_keep_alive;
+        ack.server_keep_alive = keep_alive_;  // [MQTT-3.2.2-21]
+      }
+    }
+    if (requested.request_response_information.value_or(0) == 1) {
+      ack.response_information = absl::StrCat("response/", client_id_);
+    }
+  }
+  SendConnack(session_present, std::move(ack));
   MQTT_LOG_DEBUG("client %s connected from %s (session present %d)", client_id_, peer(),
                  session_present);
-  session_->Attach(this);
+  session_->Attach(this, requested.receive_maximum.value_or(65535));
   return absl::OkStatus();
+}
+
+void Client::SendConnack(bool session_present, Properties properties) {
+  Connack connack;
+  connack.session_present = session_present;  // [MQTT-3.2.2-1], [MQTT-3.2.2-2]
+  connack.properties = std::move(properties);
+  EncodeConnack(connack, version_, output_buffer());
+  RequestFlush();
 }
 
 absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view body) {
   absl::StatusOr<Publish> publish = DecodePublish(header.first_byte, body, version_);
   if (!publish.ok()) return publish.status();
+  if (version_ == Version::kV5) {
+    if (absl::Status s = ResolveTopicAlias(*publish); !s.ok()) return s;
+    if (!publish->properties.subscription_identifiers.empty()) {
+      return ProtocolError("PUBLISH from a client with a Subscription Identifier");
+    }
+  }
   if (!IsValidTopicName(publish->topic)) {
     return WithReason(ProtocolError("invalid topic name in PUBLISH"), rc::kTopicNameInvalid);
   }
   const uint16_t packet_id = publish->packet_id;
+  const uint8_t qos = publish->qos;
+  if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
+      session_->inbound_qos2_count() >= broker_->options().receive_maximum) {
+    return WithReason(ProtocolError("more unacknowledged QoS 2 messages than Receive Maximum"),
+                      rc::kReceiveMaximumExceeded);  // [MQTT-3.3.4-9]
+  }
+  uint8_t reason = rc::kSuccess;
+  if (publish->properties.payload_format_indicator.value_or(0) == 1 &&
+      !IsValidMqttUtf8(publish->payload)) {
+    reason = rc::kPayloadFormatInvalid;  // refused, not delivered
+  }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
-  bool duplicate = publish->qos == 2 && session_->InboundQos2Pending(packet_id);
-  if (!duplicate) {
+  bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
+  if (!duplicate && reason == rc::kSuccess) {
     auto message = std::make_shared<Message>();
     message->topic = std::move(publish->topic);
     message->payload = std::move(publish->payload);
-    message->qos = publish->qos;
+    message->qos = qos;
     message->retain = publish->retain;
     message->publisher_id = client_id_;
-    if (version_ == Version::kV5 && publish->properties != Properties{}) {
-      message->properties = std::make_shared<const Properties>(std::move(publish->properties));
+    message->publisher_session_id = session_->id();
+    if (version_ == Version::kV5) {
+      Properties& properties = publish->properties;
+      properties.topic_alias.reset();
+      message->expires_at_ms = ExpiryDeadline(properties);
+      if (properties != Properties{}) {
+        message->properties = std::make_shared<const Properties>(std::move(properties));
+      }
     }
     broker_->Publish(shard_->index(), std::move(message));
   }
-  if (publish->qos == 1) {
-    EncodePubAck({PacketType::kPuback, packet_id, 0, {}}, version_, output_buffer());
-  } else if (publish->qos == 2) {
-    session_->AddInboundQos2(packet_id);
-    EncodePubAck({PacketType::kPubrec, packet_id, 0, {}}, version_, output_buffer());
+  if (qos == 1) {
+    EncodePubAck(Ack(PacketType::kPuback, packet_id, reason), version_, output_buffer());
+  } else if (qos == 2) {
+    if (reason == rc::kSuccess) session_->AddInboundQos2(packet_id);
+    EncodePubAck(Ack(PacketType::kPubrec, packet_id, reason), version_, output_buffer());
   }
   RequestFlush();
+  return absl::OkStatus();
+}
+
+// 5.0 Topic Alias: a PUBLISH with a topic and an alias sets the alias; with an empty topic it
+// uses it [MQTT-3.3.2-12]. Aliases are per connection [MQTT-3.3.2-7].
+absl::Status Client::ResolveTopicAlias(Publish& publish) {
+  if (!publish.properties.topic_alias) return absl::OkStatus();
+  uint16_t alias = *publish.properties.topic_alias;
+  if (alias == 0 || alias > broker_->options().topic_alias_maximum) {
+    return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
+  }
+  if (!publish.topic.empty()) {
+    inbound_aliases_[alias] = publish.topic;
+    return absl::OkStatus();
+  }
+  auto it = inbound_aliases_.find(alias);
+  if (it == inbound_aliases_.end()) {
+    return ProtocolError("topic alias used before it was set");
+  }
+  publish.topic = it->second;
   return absl::OkStatus();
 }
 
@@ -234,15 +324,19 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
       session_->OnPuback(ack->packet_id);
       break;
     case PacketType::kPubrec:
+      // A 5.0 PUBREC with an error reason ends the exchange [MQTT-4.3.3-4]... as a PUBCOMP would.
+      if (version_ == Version::kV5 && ack->reason_code >= 0x80) {
+        session_->OnPubrec(ack->packet_id);
+        session_->OnPubcomp(ack->packet_id);
+        break;
+      }
       // A PUBREC for an unknown id still gets its PUBREL so the client can finish.
       if (!session_->OnPubrec(ack->packet_id)) SendPubrel(ack->packet_id);
       break;
     case PacketType::kPubrel: {
-      PubAck pubcomp{PacketType::kPubcomp, ack->packet_id, 0, {}};
-      if (!session_->ReleaseInboundQos2(ack->packet_id) && version_ == Version::kV5) {
-        pubcomp.reason_code = rc::kPacketIdentifierNotFound;
-      }
-      EncodePubAck(pubcomp, version_, output_buffer());
+      bool known = session_->ReleaseInboundQos2(ack->packet_id);
+      uint8_t reason = known || version_ != Version::kV5 ? 0 : rc::kPacketIdentifierNotFound;
+      EncodePubAck(Ack(PacketType::kPubcomp, ack->packet_id, reason), version_, output_buffer());
       RequestFlush();
       break;
     }
@@ -256,48 +350,59 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
 absl::Status Client::HandleSubscribe(std::string_view body) {
   absl::StatusOr<Subscribe> subscribe = DecodeSubscribe(body, version_);
   if (!subscribe.ok()) return subscribe.status();
+  uint32_t subscription_id = 0;
+  if (!subscribe->properties.subscription_identifiers.empty()) {
+    subscription_id = subscribe->properties.subscription_identifiers.front();
+  }
+  for (const SubscribeTopic& topic : subscribe->topics) {
+    auto shared = ParseSharedFilter(topic.filter);
+    if (shared.ok() && shared->has_value() && topic.no_local) {
+      return ProtocolError("No Local on a shared subscription");  // [MQTT-3.8.3-4]
+    }
+  }
   Suback suback;
   suback.packet_id = subscribe->packet_id;
-  struct RetainedToSend {
-    std::string filter;
-    uint8_t qos;
-  };
-  std::vector<RetainedToSend> retained;
-  const uint8_t invalid_filter = version_ == Version::kV5 ? rc::kTopicFilterInvalid
-                                                          : v3::kSubackFailure;
-  for (SubscribeTopic& topic : subscribe->topics) {
-    if (!IsValidTopicFilter(topic.filter)) {
-      suback.reason_codes.push_back(invalid_filter);
-      continue;
-    }
-    if (topic.filter.starts_with("$share/") || topic.filter.starts_with("$queue/")) {
-      // Shared subscriptions are not implemented yet: refuse rather than treat as plain.
-      suback.reason_codes.push_back(version_ == Version::kV5
-                                        ? rc::kSharedSubscriptionsNotSupported
-                                        : v3::kSubackFailure);
-      continue;
-    }
-    auto [it, inserted] = session_->subscriptions().insert_or_assign(
-        topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
-                                          topic.retain_handling, 0});
-    broker_->AddSubscription(topic.filter, Subscriber{session_->id(), shard_->index(), topic.qos,
-                                                      topic.no_local,
-                                                      topic.retain_as_published, 0});
-    suback.reason_codes.push_back(topic.qos);
-    // [MQTT-3.8.4-3]: retained messages are sent again on a repeated subscribe (3.1.1);
-    // 5.0 Retain Handling: 0 always, 1 only if new, 2 never.
-    if (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted)) {
-      retained.push_back({topic.filter, topic.qos});
-    }
+  std::vector<std::pair<std::string, uint8_t>> retained;  // filters to send retained for
+  for (const SubscribeTopic& topic : subscribe->topics) {
+    suback.reason_codes.push_back(AddSubscription(topic, subscription_id, &retained));
   }
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
-  for (const RetainedToSend& r : retained) {
-    for (const MessagePtr& message : broker_->RetainedMatching(r.filter)) {
-      session_->Deliver(message, std::min(message->qos, r.qos), /*retain=*/true);  // [MQTT-3.3.1-8]
+  for (const auto& [filter, granted] : retained) {
+    for (const MessagePtr& message : broker_->RetainedMatching(filter)) {
+      OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}};  // [MQTT-3.3.1-8]
+      if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
+      session_->Deliver(std::move(out));
     }
   }
   return absl::OkStatus();
+}
+
+// Adds one subscription; returns its SUBACK reason code and notes when retained messages are
+// to be sent for it.
+uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
+                          std::vector<std::pair<std::string, uint8_t>>* retained) {
+  const bool v5 = version_ == Version::kV5;
+  auto shared = ParseSharedFilter(topic.filter);
+  if (!shared.ok()) return v5 ? rc::kTopicFilterInvalid : v3::kSubackFailure;
+  const bool is_shared = shared->has_value();
+  std::string_view plain_filter = is_shared ? (*shared)->filter : topic.filter;
+  if (!IsValidTopicFilter(plain_filter)) return v5 ? rc::kTopicFilterInvalid : v3::kSubackFailure;
+  auto [it, inserted] = session_->subscriptions().insert_or_assign(
+      topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
+                                        topic.retain_handling, subscription_id});
+  broker_->AddSubscription(topic.filter,
+                           Subscriber{session_->id(), shard_->index(), topic.qos, topic.no_local,
+                                      topic.retain_as_published, subscription_id},
+                           session_->online_flag());
+  // Shared subscriptions get no retained messages [MQTT-4.8.2-? ; 5.0 section 4.8.2]. Otherwise
+  // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
+  // for a new subscription, 2 never [MQTT-3.3.1-9..11].
+  if (!is_shared &&
+      (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted))) {
+    retained->emplace_back(topic.filter, topic.qos);
+  }
+  return topic.qos;
 }
 
 absl::Status Client::HandleUnsubscribe(std::string_view body) {
@@ -318,24 +423,68 @@ absl::Status Client::HandleUnsubscribe(std::string_view body) {
 absl::Status Client::HandleDisconnect(std::string_view body) {
   absl::StatusOr<mqtt::Disconnect> disconnect = DecodeDisconnect(body, version_);
   if (!disconnect.ok()) return disconnect.status();
+  if (auto expiry = disconnect->properties.session_expiry_interval) {
+    if (connect_expiry_was_zero_ && *expiry != 0) {
+      return ProtocolError("DISCONNECT sets a session expiry after CONNECT had 0");  // [MQTT-3.14.2-2]
+    }
+    if (session_ != nullptr) session_->set_expiry_interval(*expiry);
+  }
   // A normal DISCONNECT deletes the will [MQTT-3.1.2-10]; 5.0 reason 0x04 keeps it.
   if (disconnect->reason_code != rc::kDisconnectWithWill) will_.reset();
+  if (will_) PublishWill();
   EndSession();
   Close();
   return absl::OkStatus();
 }
 
-void Client::SendPublish(const Message& message, uint8_t qos, bool retain, bool dup,
-                         uint16_t packet_id) {
-  const Properties* properties =
-      version_ == Version::kV5 ? message.properties.get() : nullptr;
-  EncodePublishParts(message.topic, message.payload, qos, retain, dup, packet_id, properties,
-                     version_, output_buffer());
+// The properties a PUBLISH carries to this client: the message's own, plus what differs per
+// receiver (Subscription Identifiers, the remaining Message Expiry, an outbound Topic Alias).
+// Returns the message's properties untouched when nothing differs, which is the common case.
+const Properties* Client::OutboundProperties(const OutboundMessage& out, std::string_view* topic) {
+  const Message& message = *out.message;
+  const bool alias_possible = client_topic_alias_max_ > 0;
+  if (out.subscription_ids.empty() && message.expires_at_ms == 0 && !alias_possible) {
+    return message.properties.get();
+  }
+  outbound_properties_ = message.properties ? *message.properties : Properties{};
+  outbound_properties_.subscription_identifiers = out.subscription_ids;
+  if (message.expires_at_ms != 0) {
+    int64_t left_ms = message.expires_at_ms - MonotonicMs();
+    outbound_properties_.message_expiry_interval =
+        static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));  // [MQTT-3.3.2-6]
+  }
+  if (alias_possible) {
+    auto it = outbound_aliases_.find(message.topic);
+    if (it != outbound_aliases_.end()) {
+      outbound_properties_.topic_alias = it->second;
+      *topic = {};  // the alias stands for the topic
+    } else if (outbound_aliases_.size() < client_topic_alias_max_) {
+      uint16_t alias = static_cast<uint16_t>(outbound_aliases_.size() + 1);
+      outbound_aliases_.emplace(message.topic, alias);
+      outbound_properties_.topic_alias = alias;
+    }
+  }
+  return &outbound_properties_;
+}
+
+bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
+  std::string_view topic = out.message->topic;
+  const Properties* properties = nullptr;
+  if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
+  std::string* buffer = output_buffer();
+  const size_t before = buffer->size();
+  EncodePublishParts(topic, out.message->payload, out.qos, out.retain, dup, packet_id,
+                     properties, version_, buffer);
+  if (client_max_packet_size_ != 0 && buffer->size() - before > client_max_packet_size_) {
+    buffer->resize(before);
+    return false;
+  }
   RequestFlush();
+  return true;
 }
 
 void Client::SendPubrel(uint16_t packet_id) {
-  EncodePubAck({PacketType::kPubrel, packet_id, 0, {}}, version_, output_buffer());
+  EncodePubAck(Ack(PacketType::kPubrel, packet_id), version_, output_buffer());
   RequestFlush();
 }
 
@@ -352,13 +501,13 @@ void Client::Disconnect(uint8_t reason_code) {
 // while the output drains are queued for the next connection instead of written to this one.
 void Client::EndSession() {
   if (session_ == nullptr) return;
-  session_->Detach();
-  if (session_->clean()) shard_->DestroySession(session_);
+  Session* session = session_;
   session_ = nullptr;
+  shard_->SessionDetached(session);
 }
 
 void Client::SendConnackAndClose(uint8_t code, Version version) {
-  if (version == Version::kV5) {
+  if (version == Version::kV5 && code < 0x80) {
     // 3.x return codes map onto their 5.0 counterparts.
     static constexpr uint8_t kV5Code[] = {0, rc::kUnsupportedProtocolVersion,
                                           rc::kClientIdentifierNotValid, rc::kServerUnavailable,
@@ -381,7 +530,8 @@ void Client::Fail(const absl::Status& status) {
       EncodeDisconnect(mqtt::Disconnect{reason, {}}, version_, output_buffer());  // [MQTT-4.13.1-1]
     }
   }
-  if (phase_ != Phase::kConnected) phase_ = Phase::kDone;
+  if (phase_ == Phase::kConnected && will_) PublishWill();
+  phase_ = Phase::kDone;
   EndSession();
   Close();
 }
@@ -402,7 +552,8 @@ void Client::OnTimeout() {
     return;
   }
   MQTT_LOG_INFO("client %s (%s): keep alive of %ds expired", client_id_, peer(), keep_alive_);
-  Disconnect(rc::kKeepAliveTimeout);  // the will is published on close
+  if (will_) PublishWill();
+  Disconnect(rc::kKeepAliveTimeout);
 }
 
 void Client::OnClosed() {
@@ -412,6 +563,8 @@ void Client::OnClosed() {
   shard_->RemoveClient(this);
 }
 
+// Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that
+// outlives this connection [MQTT-3.1.3-9].
 void Client::PublishWill() {
   auto message = std::make_shared<Message>();
   message->topic = std::move(will_->topic);
@@ -419,11 +572,18 @@ void Client::PublishWill() {
   message->qos = will_->qos;
   message->retain = will_->retain;
   message->publisher_id = client_id_;
+  uint32_t delay = will_->properties.will_delay_interval.value_or(0);
   will_->properties.will_delay_interval.reset();
+  message->expires_at_ms = ExpiryDeadline(will_->properties);
   if (will_->properties != Properties{}) {
     message->properties = std::make_shared<const Properties>(std::move(will_->properties));
   }
   will_.reset();
+  if (delay > 0 && taken_over_by_resume_) return;
+  if (delay > 0 && session_ != nullptr && !session_->ends_with_connection()) {
+    shard_->DelayWill(client_id_, std::move(message), delay);
+    return;
+  }
   broker_->Publish(shard_->index(), std::move(message));
 }
 

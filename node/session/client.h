@@ -1,9 +1,9 @@
 // One client connection speaking MQTT: decodes packets, drives its session, encodes replies.
 //
 // Error policy: every handler returns a Status; Fail() is the one place that turns an error
-// into what the client sees (a 5.0 DISCONNECT with the reason code where the protocol has one),
-// logs one line and closes this connection only. The will is published on every close that is
-// not a DISCONNECT from the client [MQTT-3.1.2-8], [MQTT-3.1.2-10].
+// into what the client sees (a 5.0 DISCONNECT, or CONNACK before CONNECT completed, with the
+// reason code), logs one line and closes this connection only. The will is published on every
+// close that is not a normal DISCONNECT from the client [MQTT-3.1.2-8], [MQTT-3.1.2-10].
 //
 // Threading: runs on one worker; after CONNECT, on its session's home worker.
 #pragma once
@@ -12,17 +12,17 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "node/net/connection.h"
 #include "node/protocol/codec.h"
 #include "node/protocol/packets.h"
+#include "node/session/session.h"
 
 namespace mqtt {
 
 class Broker;
 class Shard;
-class Session;
-struct Message;
 
 class Client : public net::Connection {
  public:
@@ -32,8 +32,9 @@ class Client : public net::Connection {
   // Continues a CONNECT decoded on another worker, after the socket moved here.
   void ResumeConnect(Connect connect, std::string leftover_input);
 
-  void SendPublish(const Message& message, uint8_t qos, bool retain, bool dup,
-                   uint16_t packet_id);
+  // Encodes a PUBLISH for this client. Returns false, sending nothing, when the packet exceeds
+  // the client's 5.0 Maximum Packet Size [MQTT-3.1.2-25].
+  bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id);
   void SendPubrel(uint16_t packet_id);
   // Server-initiated close with a reason (sent as DISCONNECT to 5.0 clients).
   void Disconnect(uint8_t reason_code);
@@ -43,8 +44,12 @@ class Client : public net::Connection {
   bool TimedOut(std::chrono::steady_clock::time_point now) const;
   void OnTimeout();
 
-  // The session this client drives; null before CONNECT completes or after a takeover.
-  void DetachSession() { session_ = nullptr; }
+  // The session was taken over by another connection: this client no longer drives it. When the
+  // new connection resumes the session, a delayed will of this one is not sent [MQTT-3.1.3-9].
+  void DetachSession(bool resumed) {
+    session_ = nullptr;
+    taken_over_by_resume_ = resumed;
+  }
 
  protected:
   size_t OnInput(std::string_view data) override;
@@ -58,14 +63,19 @@ class Client : public net::Connection {
   absl::Status HandleConnect(std::string_view body, std::string_view rest);
   absl::Status AcceptConnect(Connect connect);
   absl::Status HandlePublish(const FrameHeader& header, std::string_view body);
+  absl::Status ResolveTopicAlias(Publish& publish);
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
+  uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
+                    std::vector<std::pair<std::string, uint8_t>>* retained);
   absl::Status HandleUnsubscribe(std::string_view body);
   absl::Status HandleDisconnect(std::string_view body);
+  void SendConnack(bool session_present, Properties properties);
   void SendConnackAndClose(uint8_t code, Version version);
   void Fail(const absl::Status& status);
-  void PublishWill();
   void EndSession();
+  void PublishWill();
+  const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
 
   Shard* shard_;
   Broker* broker_;
@@ -75,8 +85,17 @@ class Client : public net::Connection {
   uint16_t keep_alive_ = 0;
   std::optional<Will> will_;
   Session* session_ = nullptr;
+  bool taken_over_by_resume_ = false;
   std::chrono::steady_clock::time_point last_activity_;
-  std::string encode_scratch_;
+
+  // 5.0 limits the client announced in CONNECT.
+  uint32_t client_max_packet_size_ = 0;  // 0: no limit
+  uint16_t client_topic_alias_max_ = 0;
+  bool connect_expiry_was_zero_ = true;
+  // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
+  absl::flat_hash_map<uint16_t, std::string> inbound_aliases_;
+  absl::flat_hash_map<std::string, uint16_t> outbound_aliases_;
+  Properties outbound_properties_;  // scratch for per-receiver properties
 };
 
 }  // namespace mqtt

@@ -6,60 +6,98 @@
 
 namespace mqtt {
 
-void Session::Attach(Client* client) {
+void Session::Attach(Client* client, uint16_t receive_maximum) {
   client_ = client;
-  for (const Inflight& entry : inflight_) {
+  expires_at_ms_ = 0;
+  online_->store(true, std::memory_order_relaxed);
+  send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
+  for (Inflight& entry : inflight_) {
     if (entry.stage == Stage::kAwaitPubcomp) {
       client_->SendPubrel(entry.packet_id);
     } else {
-      uint8_t qos = entry.stage == Stage::kAwaitPuback ? 1 : 2;
-      client_->SendPublish(*entry.message, qos, entry.retain, /*dup=*/true, entry.packet_id);
+      client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id);
     }
   }
   DrainQueue();
 }
 
-bool Session::CanSendNow(uint8_t qos) const {
-  if (client_ == nullptr || !queue_.empty()) return false;
-  return qos == 0 || inflight_.size() < limits_.max_inflight;
+void Session::Detach(const Redistribute& redistribute) {
+  client_ = nullptr;
+  online_->store(false, std::memory_order_relaxed);
+  if (expiry_interval_ != 0 && expiry_interval_ != kSessionNeverExpires) {
+    expires_at_ms_ = MonotonicMs() + int64_t{expiry_interval_} * 1000;
+  }
+  if (!redistribute) return;
+  // Only messages the client may not have received go elsewhere: after PUBREC the QoS 2
+  // exchange must finish with this client.
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (it->out.shared_group != 0 && it->stage != Stage::kAwaitPubcomp) {
+      redistribute(std::move(it->out), id_);
+      it = inflight_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->shared_group != 0 && it->qos > 0) {
+      redistribute(std::move(*it), id_);
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
-void Session::Deliver(const MessagePtr& message, uint8_t qos, bool retain) {
-  if (CanSendNow(qos)) {
-    SendNow(message, qos, retain);
+bool Session::Expired(const OutboundMessage& out) const {
+  return out.message->expires_at_ms != 0 && out.message->expires_at_ms <= MonotonicMs();
+}
+
+bool Session::CanSendNow(uint8_t qos) const {
+  if (client_ == nullptr || !queue_.empty()) return false;
+  return qos == 0 || inflight_.size() < send_window_;
+}
+
+void Session::Deliver(OutboundMessage&& out) {
+  if (CanSendNow(out.qos)) {
+    SendNow(std::move(out));
     return;
   }
-  if (qos == 0 && client_ == nullptr) return;  // QoS 0 is not kept for offline sessions
+  if (out.qos == 0 && client_ == nullptr) return;  // QoS 0 is not kept for offline sessions
   if (queue_.size() >= limits_.max_queued_messages) {
     ++dropped_;
     return;
   }
-  queue_.push_back({message, qos, retain});
+  queue_.push_back(std::move(out));
 }
 
-void Session::SendNow(const MessagePtr& message, uint8_t qos, bool retain) {
-  if (qos == 0) {
+void Session::SendNow(OutboundMessage&& out) {
+  if (Expired(out)) {
+    ++dropped_;
+    return;
+  }
+  if (out.qos == 0) {
     // A client that does not read its socket loses QoS 0 messages rather than growing memory.
-    if (client_->unsent_bytes() > limits_.max_outbound_buffer) {
+    if (client_->unsent_bytes() > limits_.max_outbound_buffer ||
+        !client_->SendPublish(out, false, 0)) {
       ++dropped_;
-      return;
     }
-    client_->SendPublish(*message, 0, retain, false, 0);
     return;
   }
   uint16_t packet_id = NextPacketId();
-  inflight_.push_back(
-      {packet_id, qos == 1 ? Stage::kAwaitPuback : Stage::kAwaitPubrec, retain, message});
-  client_->SendPublish(*message, qos, retain, false, packet_id);
+  if (!client_->SendPublish(out, false, packet_id)) {
+    ++dropped_;  // larger than the client's Maximum Packet Size: dropped for this client only
+    return;
+  }
+  Stage stage = out.qos == 1 ? Stage::kAwaitPuback : Stage::kAwaitPubrec;
+  inflight_.push_back({packet_id, stage, std::move(out)});
 }
 
 void Session::DrainQueue() {
   while (client_ != nullptr && !queue_.empty()) {
-    Queued& next = queue_.front();
-    if (next.qos > 0 && inflight_.size() >= limits_.max_inflight) return;
-    Queued entry = std::move(next);
+    if (queue_.front().qos > 0 && inflight_.size() >= send_window_) return;
+    OutboundMessage next = std::move(queue_.front());
     queue_.pop_front();
-    SendNow(entry.message, entry.qos, entry.retain);
+    SendNow(std::move(next));
   }
 }
 
@@ -90,7 +128,8 @@ bool Session::OnPubrec(uint16_t packet_id) {
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage == Stage::kAwaitPuback) return false;
   it->stage = Stage::kAwaitPubcomp;
-  it->message.reset();
+  it->out.message.reset();
+  it->out.subscription_ids.clear();
   if (client_ != nullptr) client_->SendPubrel(packet_id);
   return true;
 }

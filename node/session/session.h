@@ -1,21 +1,29 @@
 // The state of one MQTT session: subscriptions, outbound QoS 1/2 messages in flight, the queue
 // behind them, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its network
-// connections when the client asked for it (3.x clean session = 0).
+// connections when the client asked for it (3.x clean session = 0; 5.0 session expiry > 0).
 //
 // Delivery rules:
 // - A message goes out at once when the client is connected, nothing is queued ahead of it and,
-//   for QoS 1/2, fewer than max_inflight are unacknowledged; otherwise it is queued (QoS 0 is
-//   queued only while connected, to keep order behind queued QoS 1/2 messages; it is dropped
-//   while offline). A full queue drops the new message and counts it.
+//   for QoS 1/2, the inflight window has room (min of --max-inflight and the client's 5.0
+//   Receive Maximum); otherwise it is queued. QoS 0 is queued only while connected (to keep order
+//   behind queued QoS 1/2 messages) and dropped while offline. A full queue drops the new
+//   message and counts it. Expired messages (5.0 Message Expiry) are dropped, never delivered.
 // - On reconnect, inflight messages are sent again in their original order with DUP set
 //   [MQTT-4.4.0-1], and PUBREL again for those already PUBREC'd, then the queue drains.
+// - Messages that came through a shared subscription and were not acknowledged (QoS 1 without
+//   PUBACK, QoS 2 without PUBREC) are handed back to the broker when the client disconnects, to
+//   go to another member of the group.
 //
 // Threading: lives on its home worker (chosen by client id); touched only there.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -39,26 +47,48 @@ struct SubscriptionOptions {
   uint32_t subscription_id = 0;
 };
 
+// One message on its way to one session, with what differs per receiver.
+struct OutboundMessage {
+  MessagePtr message;
+  uint8_t qos = 0;
+  bool retain = false;                     // the RETAIN flag this receiver sees
+  uint64_t shared_group = 0;               // non-zero: chosen through this shared group
+  std::vector<uint32_t> subscription_ids;  // 5.0 Subscription Identifiers that matched
+};
+
+inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
+
 class Session {
  public:
+  // Hands an unacknowledged shared-subscription message back for another member.
+  using Redistribute = std::function<void(OutboundMessage&&, uint64_t from_session)>;
+
   Session(std::string client_id, uint64_t id, const SessionLimits& limits)
-      : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
+      : client_id_(std::move(client_id)),
+        id_(id),
+        limits_(limits),
+        online_(std::make_shared<std::atomic<bool>>(false)) {}
 
   const std::string& client_id() const { return client_id_; }
   uint64_t id() const { return id_; }
 
-  // True when the session ends with its connection (3.x clean session = 1).
-  bool clean() const { return clean_; }
-  void set_clean(bool clean) { clean_ = clean; }
+  // Seconds the session outlives its connection: 0 = it ends with the connection,
+  // kSessionNeverExpires = never (3.x clean session = 0).
+  uint32_t expiry_interval() const { return expiry_interval_; }
+  void set_expiry_interval(uint32_t seconds) { expiry_interval_ = seconds; }
+  bool ends_with_connection() const { return expiry_interval_ == 0; }
+  // Monotonic ms when an offline session expires; 0 while connected or never expiring.
+  int64_t expires_at_ms() const { return expires_at_ms_; }
 
   Client* client() const { return client_; }
+  std::shared_ptr<const std::atomic<bool>> online_flag() const { return online_; }
   // Attaches a connected client (CONNACK already sent) and resends what was unacknowledged.
-  void Attach(Client* client);
-  void Detach() { client_ = nullptr; }
+  // `receive_maximum` is the client's 5.0 Receive Maximum (65535 for 3.x).
+  void Attach(Client* client, uint16_t receive_maximum);
+  // The client is gone. Shared-subscription messages not yet acknowledged go to `redistribute`.
+  void Detach(const Redistribute& redistribute);
 
-  // Delivers `message` at `qos` (already min(published, granted)); `retain` is the RETAIN flag
-  // this receiver sees.
-  void Deliver(const MessagePtr& message, uint8_t qos, bool retain);
+  void Deliver(OutboundMessage&& message);
 
   // Acknowledgements from the client. Unknown packet ids are ignored (returns false).
   bool OnPuback(uint16_t packet_id);
@@ -66,10 +96,11 @@ class Session {
   bool OnPubcomp(uint16_t packet_id);
 
   // Inbound QoS 2: true if this packet id was already received and not yet released, i.e. a
-  // re-sent PUBLISH that must not be delivered again.
+  // re-sent PUBLISH that must not be delivered again [MQTT-4.3.3-2].
   bool InboundQos2Pending(uint16_t packet_id) const { return inbound_qos2_.contains(packet_id); }
   void AddInboundQos2(uint16_t packet_id) { inbound_qos2_.insert(packet_id); }
   bool ReleaseInboundQos2(uint16_t packet_id) { return inbound_qos2_.erase(packet_id) > 0; }
+  size_t inbound_qos2_count() const { return inbound_qos2_.size(); }
 
   absl::flat_hash_map<std::string, SubscriptionOptions>& subscriptions() { return subscriptions_; }
 
@@ -82,29 +113,27 @@ class Session {
   struct Inflight {
     uint16_t packet_id;
     Stage stage;
-    bool retain;
-    MessagePtr message;  // null once PUBREC'd
-  };
-  struct Queued {
-    MessagePtr message;
-    uint8_t qos;
-    bool retain;
+    OutboundMessage out;  // message is null once PUBREC'd
   };
 
   bool CanSendNow(uint8_t qos) const;
-  void SendNow(const MessagePtr& message, uint8_t qos, bool retain);
+  void SendNow(OutboundMessage&& out);
   void DrainQueue();
   uint16_t NextPacketId();
   std::deque<Inflight>::iterator FindInflight(uint16_t packet_id);
+  bool Expired(const OutboundMessage& out) const;
 
   const std::string client_id_;
   const uint64_t id_;
   const SessionLimits limits_;
-  bool clean_ = true;
+  uint32_t expiry_interval_ = 0;
+  int64_t expires_at_ms_ = 0;
   Client* client_ = nullptr;
+  uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
+  std::shared_ptr<std::atomic<bool>> online_;
   absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
   std::deque<Inflight> inflight_;  // in send order
-  std::deque<Queued> queue_;
+  std::deque<OutboundMessage> queue_;
   absl::flat_hash_set<uint16_t> inbound_qos2_;
   uint16_t last_packet_id_ = 0;
   uint64_t dropped_ = 0;

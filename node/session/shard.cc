@@ -61,13 +61,20 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start,
   auto it = sessions_.find(client_id);
   if (it != sessions_.end()) {
     Session* session = it->second.get();
+    const bool resume = !clean_start && !session->ends_with_connection();
     if (Client* previous = session->client()) {
       MQTT_LOG_INFO("client %s: session taken over by a new connection", client_id);
-      previous->DetachSession();
-      session->Detach();
+      previous->DetachSession(resume);
+      // A resumed session keeps its unacknowledged messages for the new connection.
+      if (resume) {
+        session->Detach(nullptr);
+      } else {
+        DetachAndRedistribute(session);
+      }
       previous->Disconnect(rc::kSessionTakenOver);  // [MQTT-3.1.4-2]
     }
-    if (!clean_start && !session->clean()) {
+    if (resume) {
+      pending_wills_.erase(client_id);  // resumed in time: no will [MQTT-3.1.3-9]
       *session_present = true;
       return session;
     }
@@ -81,7 +88,25 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start,
   return raw;
 }
 
+void Shard::SessionDetached(Session* session) {
+  DetachAndRedistribute(session);
+  if (session->ends_with_connection()) DestroySession(session);
+}
+
+// Detaches and hands unacknowledged shared-subscription messages to other group members.
+void Shard::DetachAndRedistribute(Session* session) {
+  session->Detach([this](OutboundMessage&& out, uint64_t from_session) {
+    broker_->Redistribute(index(), std::move(out), from_session);
+  });
+}
+
 void Shard::DestroySession(Session* session) {
+  auto will = pending_wills_.find(session->client_id());
+  if (will != pending_wills_.end()) {
+    MessagePtr message = std::move(will->second.message);
+    pending_wills_.erase(will);
+    broker_->Publish(index(), std::move(message));  // the session ends first [MQTT-3.1.3-9]
+  }
   for (const auto& [filter, options] : session->subscriptions()) {
     broker_->RemoveSubscription(filter, session->id());
   }
@@ -89,23 +114,26 @@ void Shard::DestroySession(Session* session) {
   sessions_.erase(session->client_id());  // destroys *session
 }
 
-void Shard::Deliver(uint32_t worker, uint64_t session_id, const MessagePtr& message, uint8_t qos,
-                    bool retain) {
+void Shard::DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds) {
+  pending_wills_[client_id] = {std::move(will), MonotonicMs() + int64_t{delay_seconds} * 1000};
+}
+
+void Shard::Deliver(uint32_t worker, uint64_t session_id, OutboundMessage&& out) {
   if (worker == index()) {
-    DeliverLocal({session_id, message, qos, retain});
+    DeliverLocal({session_id, std::move(out)});
     return;
   }
-  outboxes_[worker].push_back({session_id, message, qos, retain});
+  outboxes_[worker].push_back({session_id, std::move(out)});
   if (!outbox_flush_scheduled_) {
     outbox_flush_scheduled_ = true;
     worker_->AtEndOfTurn([this] { FlushOutboxes(); });
   }
 }
 
-void Shard::DeliverLocal(const Delivery& delivery) {
+void Shard::DeliverLocal(Delivery&& delivery) {
   auto it = sessions_by_id_.find(delivery.session_id);
   if (it == sessions_by_id_.end()) return;  // the session ended while the message travelled
-  it->second->Deliver(delivery.message, delivery.qos, delivery.retain);
+  it->second->Deliver(std::move(delivery.out));
 }
 
 void Shard::FlushOutboxes() {
@@ -137,7 +165,7 @@ void Shard::DrainInbox() {
     std::lock_guard<std::mutex> lock(inbox_mutex_);
     batch.swap(inbox_);
   }
-  for (const Delivery& delivery : batch) DeliverLocal(delivery);
+  for (Delivery& delivery : batch) DeliverLocal(std::move(delivery));
 }
 
 void Shard::ArmSweep() {
@@ -149,14 +177,45 @@ void Shard::ArmSweep() {
   });
 }
 
-// Two passes: timing out a client may close it and change clients_.
 void Shard::Sweep() {
   auto now = std::chrono::steady_clock::now();
+  // Two passes: timing out a client may close it and change clients_.
   std::vector<std::shared_ptr<Client>> expired;
   for (auto& [key, client] : clients_) {
     if (client->TimedOut(now)) expired.push_back(client);
   }
   for (auto& client : expired) client->OnTimeout();
+  int64_t now_ms = MonotonicMs();
+  PublishDueWills(now_ms);
+  ExpireSessions(now_ms);
+}
+
+void Shard::PublishDueWills(int64_t now_ms) {
+  std::vector<MessagePtr> due;
+  for (auto it = pending_wills_.begin(); it != pending_wills_.end();) {
+    if (it->second.due_ms <= now_ms) {
+      due.push_back(std::move(it->second.message));
+      pending_wills_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (MessagePtr& will : due) broker_->Publish(index(), std::move(will));
+}
+
+// Offline sessions past their 5.0 Session Expiry Interval end [MQTT-3.1.2-23].
+void Shard::ExpireSessions(int64_t now_ms) {
+  std::vector<Session*> expired;
+  for (auto& [id, session] : sessions_by_id_) {
+    if (session->client() == nullptr && session->expires_at_ms() != 0 &&
+        session->expires_at_ms() <= now_ms) {
+      expired.push_back(session);
+    }
+  }
+  for (Session* session : expired) {
+    MQTT_LOG_DEBUG("session %s expired", session->client_id());
+    DestroySession(session);
+  }
 }
 
 }  // namespace mqtt

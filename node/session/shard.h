@@ -1,8 +1,8 @@
 // The part of the broker that belongs to one worker thread: its sessions (by client id), its
-// live connections, and its inbox of messages routed to it by other workers.
+// live connections, delayed wills, and its inbox of messages routed to it by other workers.
 //
-// Threading: every method runs on the shard's worker thread, except Enqueue(), which any
-// worker calls to hand over a batch of deliveries.
+// Threading: every method runs on the shard's worker thread, except Enqueue() and
+// client_count(), which any thread may call.
 #pragma once
 
 #include <atomic>
@@ -26,9 +26,7 @@ class Client;
 
 struct Delivery {
   uint64_t session_id;
-  MessagePtr message;
-  uint8_t qos;
-  bool retain;
+  OutboundMessage out;
 };
 
 class Shard {
@@ -44,37 +42,53 @@ class Shard {
   void StopTimers();
 
   void AddClient(std::shared_ptr<Client> client);
+  // Forgets a client; it stays alive until the end of the loop turn.
+  void RemoveClient(Client* client);
   // Adopts a socket handed over by another worker after it decoded CONNECT.
   void AdoptConnection(int fd, bool is_v6, Connect connect, std::string leftover_input);
-  void RemoveClient(Client* client);
   // Closes all clients for shutdown; returns how many were open.
   size_t CloseAllClients();
   size_t client_count() const { return live_clients_.load(); }
 
   // Finds or creates the session for a CONNECT on this (its home) worker, taking over from a
-  // connected client with the same id [MQTT-3.1.4-2]. Sets *session_present.
+  // connected client with the same id [MQTT-3.1.4-2]. Cancels a delayed will of the session
+  // when it is resumed [MQTT-3.1.3-9]. Sets *session_present.
   Session* OpenSession(const std::string& client_id, bool clean_start, bool* session_present);
-  // Ends a session: removes its subscriptions from the trie and forgets it.
+  // The client of `session` went away: ends the session if it ends with its connection.
+  void SessionDetached(Session* session);
+  // Ends a session: publishes its delayed will, removes its subscriptions, forgets it.
   void DestroySession(Session* session);
 
+  // Publishes `will` when the delay passes or the session ends, whichever is first, unless the
+  // session is resumed before.
+  void DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds);
+
   // Delivers to a session of this shard, or queues for another worker's shard.
-  void Deliver(uint32_t worker, uint64_t session_id, const MessagePtr& message, uint8_t qos,
-               bool retain);
+  void Deliver(uint32_t worker, uint64_t session_id, OutboundMessage&& out);
 
   // Called by other workers (any thread) with a batch for this shard.
   void Enqueue(std::vector<Delivery>* batch);
 
  private:
-  void DeliverLocal(const Delivery& delivery);
+  struct PendingWill {
+    MessagePtr message;
+    int64_t due_ms;
+  };
+
+  void DetachAndRedistribute(Session* session);
+  void DeliverLocal(Delivery&& delivery);
   void FlushOutboxes();
   void DrainInbox();
   void ArmSweep();
   void Sweep();
+  void PublishDueWills(int64_t now_ms);
+  void ExpireSessions(int64_t now_ms);
 
   Broker* const broker_;
   net::IoWorker* const worker_;
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;
+  absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
   absl::flat_hash_map<Client*, std::shared_ptr<Client>> clients_;
   std::atomic<size_t> live_clients_{0};  // clients_.size(), readable from any thread
   std::vector<std::vector<Delivery>> outboxes_;  // per target worker

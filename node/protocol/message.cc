@@ -1,0 +1,13 @@
+#include "node/protocol/message.h"
+
+#include <chrono>
+
+namespace mqtt {
+
+int64_t MonotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace mqtt
