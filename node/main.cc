@@ -15,6 +15,7 @@
 #include "node/config/config.h"
 #include "node/net/io_worker.h"
 #include "node/net/listener.h"
+#include "node/router/shared_subscriptions.h"
 #include "node/session/broker.h"
 
 namespace {
@@ -26,6 +27,10 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.session_limits.max_outbound_buffer = config.max_outbound_buffer;
   options.max_packet_size = config.max_packet_size;
   options.connect_timeout_seconds = config.connect_timeout_seconds;
+  options.receive_maximum = static_cast<uint16_t>(config.receive_maximum);
+  options.topic_alias_maximum = static_cast<uint16_t>(config.topic_alias_maximum);
+  options.max_keep_alive = static_cast<uint16_t>(config.max_keep_alive);
+  mqtt::ParseShareStrategy(config.shared_subscription_strategy, &options.share_strategy);
   return options;
 }
 

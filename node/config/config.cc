@@ -103,6 +103,30 @@ const std::vector<Option>& Options() {
        UintSetter(&Config::max_outbound_buffer, 4096, 1u << 30)},
       {"connect-timeout", "SECONDS", "time a new connection has to send CONNECT (default 10)",
        UintSetter(&Config::connect_timeout_seconds, 1, 3600)},
+      {"receive-maximum", "N",
+       "5.0 Receive Maximum advertised: unacknowledged inbound QoS 2 messages per client "
+       "(default 1024)",
+       UintSetter(&Config::receive_maximum, 1, 65535)},
+      {"topic-alias-maximum", "N", "5.0 topic aliases a client may set (default 64; 0 = none)",
+       UintSetter(&Config::topic_alias_maximum, 0, 65535)},
+      {"max-keep-alive", "SECONDS",
+       "5.0: a larger or zero client keep alive is replaced by this (Server Keep Alive); 65535 = "
+       "no cap (default)",
+       UintSetter(&Config::max_keep_alive, 1, 65535)},
+      {"shared-subscription-strategy", "NAME",
+       "member choice in a shared group: round_robin (default), random, sticky, hash_clientid, "
+       "hash_topic",
+       [](absl::string_view v, Config* c) {
+         static const char* kNames[] = {"round_robin", "random", "sticky", "hash_clientid",
+                                        "hash_topic"};
+         for (const char* name : kNames) {
+           if (v == name) {
+             c->shared_subscription_strategy = name;
+             return absl::OkStatus();
+           }
+         }
+         return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a known strategy"));
+       }},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

@@ -33,6 +33,10 @@ struct Config {
   uint32_t max_packet_size = 1024 * 1024;    // bytes, whole packet, inbound
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
   uint32_t connect_timeout_seconds = 10;     // time allowed between accept and CONNECT
+  uint32_t receive_maximum = 1024;           // 5.0: inbound unacknowledged QoS 2 per client
+  uint32_t topic_alias_maximum = 64;         // 5.0: inbound topic aliases per connection
+  uint32_t max_keep_alive = 65535;           // 5.0: larger (or 0) client values are capped
+  std::string shared_subscription_strategy = "round_robin";
   bool help = false;
 };
 
