@@ -12,6 +12,10 @@ using boost::asio::ip::tcp;
 constexpr size_t kKeepOutputCapacity = 64 * 1024;
 // Reads per readiness event before yielding to other connections.
 constexpr int kMaxReadsPerWakeup = 4;
+// A peer that sends faster than it reads our replies (e.g. QoS 1 PUBLISH without reading the
+// PUBACKs) is not read from while this much output is unwritten: backpressure instead of
+// unbounded buffering.
+constexpr size_t kPauseReadingAbove = 1024 * 1024;
 }  // namespace
 
 Connection::Connection(IoWorker* worker, tcp::socket socket)
@@ -32,6 +36,11 @@ void Connection::Start(std::string initial_input) {
 
 void Connection::WaitReadable() {
   if (state_ != State::kOpen || reading_) return;
+  if (unsent_bytes() > kPauseReadingAbove) {
+    read_paused_ = true;  // resumed by FlushOutput once the output is written
+    return;
+  }
+  read_paused_ = false;
   reading_ = true;
   socket_.async_wait(tcp::socket::wait_read,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
@@ -113,7 +122,11 @@ void Connection::FlushOutput() {
   } else {
     out_.clear();
   }
-  if (state_ == State::kClosing) Shutdown();
+  if (state_ == State::kClosing) {
+    Shutdown();
+  } else if (read_paused_) {
+    WaitReadable();
+  }
 }
 
 void Connection::WaitWritable() {

@@ -74,6 +74,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   State state_ = State::kOpen;
   bool reading_ = false;
+  bool read_paused_ = false;      // not reading until the output drains
   bool writing_ = false;          // waiting for the socket to become writable
   bool flush_requested_ = false;  // queued in the worker's flush list
   std::string in_;                // bytes of an incomplete packet; empty when idle
