@@ -1,0 +1,79 @@
+// The event loop of mqtt-bench: one thread, one epoll set (edge-triggered), non-blocking
+// TCP_NODELAY sockets, one shared read buffer (an idle connection holds no buffer), and
+// writes batched per loop turn (one send per dirty connection per turn).
+#pragma once
+
+#include <netinet/in.h>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "codec.h"
+
+namespace bench {
+
+struct Conn {
+  enum State : uint8_t { kIdle, kTcpConnecting, kMqttConnecting, kReady, kClosing, kClosed };
+
+  int fd = -1;
+  State state = kIdle;
+  bool dirty = false;          // queued for the end-of-turn flush
+  bool write_blocked = false;  // socket buffer full: waiting for EPOLLOUT
+  uint8_t role = 0;            // owner-defined
+  uint32_t role_index = 0;     // owner-defined
+  int64_t connect_start_ns = 0;
+  Bytes out;           // bytes to send, from out_off
+  size_t out_off = 0;  //
+  Bytes partial;       // an incomplete packet carried over to the next read
+
+  size_t pending() const { return out.size() - out_off; }
+};
+
+class Loop {
+ public:
+  class Handler {
+   public:
+    virtual ~Handler() = default;
+    virtual void OnConnected(Conn& c, int64_t now) = 0;  // CONNACK with return code 0
+    virtual void OnPacket(Conn& c, const Packet& p, int64_t now) = 0;
+    virtual void OnClosed(Conn& c, Conn::State was, const char* why) = 0;
+  };
+
+  explicit Loop(Handler* handler);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // Starts a non-blocking connect and queues the MQTT CONNECT. Returns false (errno set) if
+  // the socket could not be created or the connect failed at once.
+  bool Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive);
+  // The output buffer of c, marked for the end-of-turn flush.
+  Bytes& Out(Conn& c) {
+    if (!c.dirty) {
+      c.dirty = true;
+      dirty_.push_back(&c);
+    }
+    return c.out;
+  }
+  void Flush();  // one send per dirty connection
+  // One epoll wait (nanosecond timeout where the kernel has epoll_pwait2) and dispatch.
+  void Poll(int64_t timeout_ns);
+  void Close(Conn& c, const char* why);
+
+  uint64_t syscalls() const { return syscalls_; }
+
+ private:
+  void OnReadable(Conn& c);
+  void FlushOne(Conn& c);
+  void Dispatch(Conn& c, const Packet& p, int64_t now);
+
+  Handler* handler_;
+  int epfd_ = -1;
+  bool have_pwait2_ = true;
+  std::vector<Conn*> dirty_;
+  Bytes rbuf_;
+  uint64_t syscalls_ = 0;
+};
+
+}  // namespace bench

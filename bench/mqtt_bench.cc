@@ -1,0 +1,136 @@
+// mqtt-bench: a one-thread epoll MQTT 3.1.1 load generator. It holds every publisher and
+// subscriber of a scenario in one process, stamps each payload with its send time and a
+// per-publisher sequence number, and prints one line of JSON per run. See docs/performance.md.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "scenarios.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(usage: mqtt-bench --scenario NAME [options]
+
+scenarios:
+  qos       1 publisher -> 1 subscriber at --qos (QoS 0 open loop, QoS 1/2 windowed)
+  fanin     --publishers N (16) -> 1 subscriber on TOPIC/+/x
+  fanout    1 publisher -> --subscribers N (100); rate is deliveries/s
+  shared    1 publisher -> $share/g/TOPIC/t group of --subscribers N (8)
+  latency   1 -> 1 at a fixed --rate (5000 msg/s); p50/p90/p99/p99.9 in us
+  connect   open --connections N (10000) clients, --concurrency handshakes at once (100)
+  idle      open --connections N idle clients; broker RSS growth per connection
+            (needs --broker-pid)
+  cluster   like qos, publishing on --host/--port, subscribing on --sub-host/--sub-port
+
+options (defaults in brackets):
+  --host H [127.0.0.1]  --port P [1883]  --sub-host H  --sub-port P
+  --qos 0|1|2 [0]  --inflight N [16]  --payload BYTES [64, min 20]
+  --publishers N  --subscribers N  --rate MSG_PER_S [0 = unbounded; latency 5000]
+  --connections N [10000]  --concurrency N [100]
+  --duration S [10] (measured)  --warmup S [min(2, duration/5)]  --settle S [2] (idle)
+  --broker-pid PID (broker CPU % and RSS)
+  --max-backlog N [50000] (QoS 0: cap on undelivered deliveries; 0 = socket buffers only)
+  --burst BYTES [32768] (QoS 0 bytes per publisher per loop turn)
+  --keepalive S [60]  --topic PREFIX [bench]  --client-prefix ID
+exit status: 0 ok, 1 error, 2 usage, 3 messages lost at QoS 1/2
+)";
+
+[[noreturn]] void Usage(const char* why) {
+  if (why) std::fprintf(stderr, "mqtt-bench: %s\n", why);
+  std::fputs(kUsage, stderr);
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bench::Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") Usage(nullptr);
+    if (arg.substr(0, 2) != "--") Usage(("unexpected argument " + std::string(arg)).c_str());
+    std::string name(arg.substr(2)), value;
+    if (const size_t eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      Usage(("missing value for --" + name).c_str());
+    }
+    char* end = nullptr;
+    const double num = std::strtod(value.c_str(), &end);
+    const bool numeric = end && *end == 0 && !value.empty();
+    auto need_num = [&] {
+      if (!numeric) Usage(("--" + name + " needs a number").c_str());
+      return num;
+    };
+    if (name == "scenario") {
+      o.scenario = value;
+    } else if (name == "host") {
+      o.host = value;
+    } else if (name == "port") {
+      o.port = int(need_num());
+    } else if (name == "sub-host") {
+      o.sub_host = value;
+    } else if (name == "sub-port") {
+      o.sub_port = int(need_num());
+    } else if (name == "qos") {
+      o.qos = int(need_num());
+    } else if (name == "inflight") {
+      o.inflight = int(need_num());
+    } else if (name == "payload") {
+      o.payload = int(need_num());
+    } else if (name == "publishers") {
+      o.publishers = int(need_num());
+    } else if (name == "subscribers") {
+      o.subscribers = int(need_num());
+    } else if (name == "rate") {
+      o.rate = need_num();
+    } else if (name == "connections") {
+      o.connections = int(need_num());
+    } else if (name == "concurrency") {
+      o.concurrency = int(need_num());
+    } else if (name == "duration") {
+      o.duration = need_num();
+    } else if (name == "warmup") {
+      o.warmup = need_num();
+    } else if (name == "settle") {
+      o.settle = need_num();
+    } else if (name == "broker-pid") {
+      o.broker_pid = pid_t(need_num());
+    } else if (name == "max-backlog") {
+      o.max_backlog = long(need_num());
+    } else if (name == "burst") {
+      o.burst = int(need_num());
+    } else if (name == "keepalive") {
+      o.keepalive = int(need_num());
+    } else if (name == "topic") {
+      o.topic = value;
+    } else if (name == "client-prefix") {
+      o.client_prefix = value;
+    } else {
+      Usage(("unknown option --" + name).c_str());
+    }
+  }
+  static constexpr const char* kScenarios[] = {"qos",     "fanin",   "fanout", "shared",
+                                               "latency", "connect", "idle",   "cluster"};
+  bool known = false;
+  for (const char* s : kScenarios) known = known || o.scenario == s;
+  if (!known) Usage(("unknown scenario " + o.scenario).c_str());
+  if (o.qos < 0 || o.qos > 2) Usage("--qos must be 0, 1 or 2");
+  if (o.inflight < 1 || o.inflight > 65535) Usage("--inflight must be in 1..65535");
+  if (o.payload < 20 || o.payload > 256 * 1024 * 1024) Usage("--payload must be >= 20 bytes");
+  if (o.duration <= 0) Usage("--duration must be > 0");
+  if (o.connections < 1 || o.concurrency < 1) Usage("--connections and --concurrency must be > 0");
+  if (o.keepalive < 1 || o.keepalive > 65535) Usage("--keepalive must be in 1..65535");
+  if (o.scenario == "cluster" && (o.sub_host.empty() && o.sub_port == 0)) {
+    Usage("cluster needs --sub-host and/or --sub-port");
+  }
+  if (o.scenario == "idle" && o.broker_pid <= 0) {
+    std::fprintf(stderr, "mqtt-bench: idle without --broker-pid reports no RSS\n");
+  }
+  return bench::RunScenario(o);
+}

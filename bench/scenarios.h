@@ -1,0 +1,39 @@
+// The scenarios of mqtt-bench; see mqtt_bench.cc for the flags.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace bench {
+
+struct Options {
+  std::string scenario = "qos";
+  std::string host = "127.0.0.1";
+  int port = 1883;
+  std::string sub_host;  // cluster: subscribers connect here (default: host)
+  int sub_port = 0;      // (default: port)
+  int qos = 0;
+  int inflight = 16;  // QoS 1/2 window per publisher
+  int payload = 64;   // bytes
+  int publishers = -1;
+  int subscribers = -1;
+  double rate = -1;  // msg/s over all publishers; 0 = as fast as possible
+  int connections = 10000;
+  int concurrency = 100;  // handshakes in progress at once (Mosquitto's listen backlog)
+  double duration = 10;   // measured seconds
+  double warmup = -1;     // seconds before measuring; default min(2, duration / 5)
+  double settle = 2;      // idle: seconds to wait before reading the broker's RSS
+  pid_t broker_pid = 0;
+  long max_backlog = 50000;  // QoS 0: pause publishing at this many undelivered deliveries
+  int burst = 32 * 1024;     // QoS 0 open loop: bytes generated per publisher per loop turn
+  int keepalive = 60;
+  std::string topic = "bench";  // topic prefix
+  std::string client_prefix;    // default: mb<pid>
+};
+
+// Runs the scenario and prints one line of JSON on stdout. Returns the process exit code:
+// 0 ok, 1 error (setup failed, connection lost), 3 messages lost at QoS 1/2.
+int RunScenario(Options opt);
+
+}  // namespace bench
