@@ -130,7 +130,8 @@ constexpr PropertyDef kProperties[] = {
     Def(0x1F, "reason string", kReasonStringScopes, &P::reason_string),
     Def(0x21, "receive maximum", kConnectConnack, &P::receive_maximum).Nonzero(),
     Def(0x22, "topic alias maximum", kConnectConnack, &P::topic_alias_maximum),
-    Def(0x23, "topic alias", Bit(S::kPublish), &P::topic_alias).Nonzero(),
+    // Alias 0 is refused by the session, which answers it with 0x94 Topic Alias invalid.
+    Def(0x23, "topic alias", Bit(S::kPublish), &P::topic_alias),
     Def(0x24, "maximum QoS", kConnack, &P::maximum_qos),
     Def(0x25, "retain available", kConnack, &P::retain_available),
     Def(0x26, "user property", kAllScopes, &P::user_properties).RepeatableIn(kAllScopes),

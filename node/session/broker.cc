@@ -118,36 +118,41 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message) {
     OutboundMessage out{message, 0, false, 0, {}};
     uint8_t granted = 0;
     bool retain_as_published = false;
-    bool skip = false;
+    bool matched = false;
     size_t j = i;
     for (; j < matches.size() && matches[j].session_id == first.session_id; ++j) {
       const Subscriber& s = matches[j];
+      // No Local: this subscription does not match the session's own messages
+      // [MQTT-3.8.3-3]; its other subscriptions still may.
+      if (s.no_local && s.session_id == message->publisher_session_id) continue;
+      matched = true;
       granted = std::max(granted, s.qos);
       retain_as_published |= s.retain_as_published;
-      // No Local: not to the publisher's own session [MQTT-3.8.3-3].
-      skip |= s.no_local && s.session_id == message->publisher_session_id;
       if (s.subscription_id != 0) out.subscription_ids.push_back(s.subscription_id);
     }
     i = j;
-    if (skip) continue;
+    if (!matched) continue;
     out.qos = std::min(message->qos, granted);             // [MQTT-3.8.4-6]
     out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
     from.Deliver(first.worker, first.session_id, std::move(out));
   }
 }
 
-void Broker::Redistribute(uint32_t from_worker, OutboundMessage&& out, uint64_t from_session) {
+bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
+                          uint64_t from_session) {
   std::optional<SharedGroups::Member> member;
   {
     std::shared_lock lock(subscriptions_mutex_);
-    member = shared_groups_.Select(out.shared_group, options_.share_strategy,
-                                   out.message->publisher_id, out.message->topic, from_session);
+    member = shared_groups_.Select(message.shared_group, options_.share_strategy,
+                                   message.message->publisher_id, message.message->topic,
+                                   from_session);
   }
-  if (!member) return;  // the group is gone: nobody wants the message any more
-  out.subscription_ids.clear();
+  if (!member || member->session_id == from_session) return false;
+  OutboundMessage out{message.message, std::min(message.message->qos, member->qos), false,
+                      message.shared_group, {}};
   if (member->subscription_id != 0) out.subscription_ids.push_back(member->subscription_id);
-  out.qos = std::min(out.message->qos, member->qos);
   shards_[from_worker]->Deliver(member->worker, member->session_id, std::move(out));
+  return true;
 }
 
 void Broker::AddSubscription(std::string_view filter, const Subscriber& subscriber,

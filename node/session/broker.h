@@ -72,9 +72,9 @@ class Broker {
   // Routes a message published on worker `from_worker` (and stores it if retained).
   void Publish(uint32_t from_worker, MessagePtr message);
 
-  // Re-sends a shared-subscription message that session `from_session` did not acknowledge to
-  // another member of its group.
-  void Redistribute(uint32_t from_worker, OutboundMessage&& message, uint64_t from_session);
+  // Sends a shared-subscription message that session `from_session` did not acknowledge to
+  // another member of its group. Returns false, doing nothing, when there is no other member.
+  bool Redistribute(uint32_t from_worker, const OutboundMessage& message, uint64_t from_session);
 
   // The shared subscription trie. Callers on any worker. `filter` may be a shared filter
   // ($share/group/filter, $queue/filter), already validated.

@@ -191,7 +191,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   const BrokerOptions& options = broker_->options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
-  will_ = std::move(connect.will);
+  if (connect.will) will_ = std::make_unique<Will>(std::move(*connect.will));
   const Properties& requested = connect.properties;
   client_max_packet_size_ = requested.maximum_packet_size.value_or(0);
   client_topic_alias_max_ = requested.topic_alias_maximum.value_or(0);
@@ -446,25 +446,27 @@ const Properties* Client::OutboundProperties(const OutboundMessage& out, std::st
   if (out.subscription_ids.empty() && message.expires_at_ms == 0 && !alias_possible) {
     return message.properties.get();
   }
-  outbound_properties_ = message.properties ? *message.properties : Properties{};
-  outbound_properties_.subscription_identifiers = out.subscription_ids;
+  // Scratch shared by the worker's clients: used only until the PUBLISH is encoded.
+  thread_local Properties scratch;
+  scratch = message.properties ? *message.properties : Properties{};
+  scratch.subscription_identifiers = out.subscription_ids;
   if (message.expires_at_ms != 0) {
     int64_t left_ms = message.expires_at_ms - MonotonicMs();
-    outbound_properties_.message_expiry_interval =
+    scratch.message_expiry_interval =
         static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));  // [MQTT-3.3.2-6]
   }
   if (alias_possible) {
     auto it = outbound_aliases_.find(message.topic);
     if (it != outbound_aliases_.end()) {
-      outbound_properties_.topic_alias = it->second;
+      scratch.topic_alias = it->second;
       *topic = {};  // the alias stands for the topic
     } else if (outbound_aliases_.size() < client_topic_alias_max_) {
       uint16_t alias = static_cast<uint16_t>(outbound_aliases_.size() + 1);
       outbound_aliases_.emplace(message.topic, alias);
-      outbound_properties_.topic_alias = alias;
+      scratch.topic_alias = alias;
     }
   }
-  return &outbound_properties_;
+  return &scratch;
 }
 
 bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {

@@ -9,7 +9,7 @@
 #pragma once
 
 #include <chrono>
-#include <optional>
+#include <memory>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -83,7 +83,7 @@ class Client : public net::Connection {
   Version version_ = Version::kV311;
   std::string client_id_;
   uint16_t keep_alive_ = 0;
-  std::optional<Will> will_;
+  std::unique_ptr<Will> will_;  // a pointer: most connections have none, and a Will is large
   Session* session_ = nullptr;
   bool taken_over_by_resume_ = false;
   std::chrono::steady_clock::time_point last_activity_;
@@ -95,7 +95,6 @@ class Client : public net::Connection {
   // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
   absl::flat_hash_map<uint16_t, std::string> inbound_aliases_;
   absl::flat_hash_map<std::string, uint16_t> outbound_aliases_;
-  Properties outbound_properties_;  // scratch for per-receiver properties
 };
 
 }  // namespace mqtt

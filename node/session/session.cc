@@ -28,24 +28,16 @@ void Session::Detach(const Redistribute& redistribute) {
     expires_at_ms_ = MonotonicMs() + int64_t{expiry_interval_} * 1000;
   }
   if (!redistribute) return;
-  // Only messages the client may not have received go elsewhere: after PUBREC the QoS 2
-  // exchange must finish with this client.
-  for (auto it = inflight_.begin(); it != inflight_.end();) {
-    if (it->out.shared_group != 0 && it->stage != Stage::kAwaitPubcomp) {
-      redistribute(std::move(it->out), id_);
-      it = inflight_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->shared_group != 0 && it->qos > 0) {
-      redistribute(std::move(*it), id_);
-      it = queue_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  // The callback may deliver to other sessions of this worker, never to this one, so erasing
+  // while iterating is safe.
+  std::erase_if(inflight_, [&](const Inflight& entry) {
+    return entry.out.shared_group != 0 && entry.stage == Stage::kAwaitPuback &&
+           redistribute(entry.out, id_);
+  });
+  if (queue_empty()) return;
+  std::erase_if(*queue_, [&](const OutboundMessage& out) {
+    return out.shared_group != 0 && out.qos > 0 && redistribute(out, id_);
+  });
 }
 
 bool Session::Expired(const OutboundMessage& out) const {
@@ -53,7 +45,7 @@ bool Session::Expired(const OutboundMessage& out) const {
 }
 
 bool Session::CanSendNow(uint8_t qos) const {
-  if (client_ == nullptr || !queue_.empty()) return false;
+  if (client_ == nullptr || !queue_empty()) return false;
   return qos == 0 || inflight_.size() < send_window_;
 }
 
@@ -63,11 +55,12 @@ void Session::Deliver(OutboundMessage&& out) {
     return;
   }
   if (out.qos == 0 && client_ == nullptr) return;  // QoS 0 is not kept for offline sessions
-  if (queue_.size() >= limits_.max_queued_messages) {
+  if (queued_count() >= limits_.max_queued_messages) {
     ++dropped_;
     return;
   }
-  queue_.push_back(std::move(out));
+  if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
+  queue_->push_back(std::move(out));
 }
 
 void Session::SendNow(OutboundMessage&& out) {
@@ -93,12 +86,13 @@ void Session::SendNow(OutboundMessage&& out) {
 }
 
 void Session::DrainQueue() {
-  while (client_ != nullptr && !queue_.empty()) {
-    if (queue_.front().qos > 0 && inflight_.size() >= send_window_) return;
-    OutboundMessage next = std::move(queue_.front());
-    queue_.pop_front();
+  while (client_ != nullptr && !queue_empty()) {
+    if (queue_->front().qos > 0 && inflight_.size() >= send_window_) return;
+    OutboundMessage next = std::move(queue_->front());
+    queue_->pop_front();
     SendNow(std::move(next));
   }
+  if (queue_ != nullptr && queue_->empty()) queue_.reset();
 }
 
 // Ids increase and wrap, skipping 0 and ids still in flight; the inflight window is small, so
@@ -111,7 +105,7 @@ uint16_t Session::NextPacketId() {
 }
 
 // Acknowledgements usually arrive in send order, so the match is almost always at the front.
-std::deque<Session::Inflight>::iterator Session::FindInflight(uint16_t packet_id) {
+std::vector<Session::Inflight>::iterator Session::FindInflight(uint16_t packet_id) {
   return std::find_if(inflight_.begin(), inflight_.end(),
                       [packet_id](const Inflight& e) { return e.packet_id == packet_id; });
 }

@@ -10,9 +10,9 @@
 //   message and counts it. Expired messages (5.0 Message Expiry) are dropped, never delivered.
 // - On reconnect, inflight messages are sent again in their original order with DUP set
 //   [MQTT-4.4.0-1], and PUBREL again for those already PUBREC'd, then the queue drains.
-// - Messages that came through a shared subscription and were not acknowledged (QoS 1 without
-//   PUBACK, QoS 2 without PUBREC) are handed back to the broker when the client disconnects, to
-//   go to another member of the group.
+// - Messages that came through a shared subscription are offered to another member of the group
+//   when the client disconnects: QoS 1 in flight without PUBACK and queued QoS 1/2. A QoS 2
+//   message already sent stays: its delivery must complete with this client [MQTT-4.8.2-4].
 //
 // Threading: lives on its home worker (chosen by client id); touched only there.
 #pragma once
@@ -60,8 +60,9 @@ inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
 
 class Session {
  public:
-  // Hands an unacknowledged shared-subscription message back for another member.
-  using Redistribute = std::function<void(OutboundMessage&&, uint64_t from_session)>;
+  // Offers an unacknowledged shared-subscription message to another member of its group.
+  // Returns false when there is no other member: the message then stays with this session.
+  using Redistribute = std::function<bool(const OutboundMessage&, uint64_t from_session)>;
 
   Session(std::string client_id, uint64_t id, const SessionLimits& limits)
       : client_id_(std::move(client_id)),
@@ -105,7 +106,7 @@ class Session {
   absl::flat_hash_map<std::string, SubscriptionOptions>& subscriptions() { return subscriptions_; }
 
   size_t inflight_count() const { return inflight_.size(); }
-  size_t queued_count() const { return queue_.size(); }
+  size_t queued_count() const { return queue_ ? queue_->size() : 0; }
   uint64_t dropped_count() const { return dropped_; }
 
  private:
@@ -120,7 +121,8 @@ class Session {
   void SendNow(OutboundMessage&& out);
   void DrainQueue();
   uint16_t NextPacketId();
-  std::deque<Inflight>::iterator FindInflight(uint16_t packet_id);
+  std::vector<Inflight>::iterator FindInflight(uint16_t packet_id);
+  bool queue_empty() const { return queue_ == nullptr || queue_->empty(); }
   bool Expired(const OutboundMessage& out) const;
 
   const std::string client_id_;
@@ -132,8 +134,11 @@ class Session {
   uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
   std::shared_ptr<std::atomic<bool>> online_;
   absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
-  std::deque<Inflight> inflight_;  // in send order
-  std::deque<OutboundMessage> queue_;
+  // In send order; at most the inflight window long, so a vector (no memory while empty).
+  std::vector<Inflight> inflight_;
+  // Behind the window; allocated on first use, since std::deque allocates even when empty and
+  // most sessions never queue.
+  std::unique_ptr<std::deque<OutboundMessage>> queue_;
   absl::flat_hash_set<uint16_t> inbound_qos2_;
   uint16_t last_packet_id_ = 0;
   uint64_t dropped_ = 0;

@@ -95,8 +95,8 @@ void Shard::SessionDetached(Session* session) {
 
 // Detaches and hands unacknowledged shared-subscription messages to other group members.
 void Shard::DetachAndRedistribute(Session* session) {
-  session->Detach([this](OutboundMessage&& out, uint64_t from_session) {
-    broker_->Redistribute(index(), std::move(out), from_session);
+  session->Detach([this](const OutboundMessage& out, uint64_t from_session) {
+    return broker_->Redistribute(index(), out, from_session);
   });
 }
 

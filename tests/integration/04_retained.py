@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""Retained messages: stored per topic with their QoS, replaced, deleted by an empty retained
+payload, sent on subscribe with RETAIN=1, forwarded live with RETAIN=0."""
+
+import harness
+from harness import BrokerTestCase
+
+
+class RetainedTest(BrokerTestCase):
+
+    def test_retained_sent_on_subscribe_with_retain_flag_MQTT_3_3_1_5_6_8(self):
+        t = self.topic()
+        self.raw().publish(t, b"kept", qos=1, retain=True)
+        sub = self.raw()
+        sub.subscribe([(t, 1)])
+        p = sub.recv_publish()
+        self.assertEqual((p.topic, p.payload, p.retain, p.qos), (t, b"kept", True, 1))
+
+    def test_retained_qos_stored_and_downgraded_MQTT_3_3_1_5_MQTT_3_8_4_6(self):
+        t = self.topic()
+        self.raw().publish(t, b"q1", qos=1, retain=True)
+        for granted, expected in ((2, 1), (0, 0)):
+            with self.subTest(granted=granted):
+                sub = self.raw()
+                sub.subscribe([(t, granted)])
+                p = sub.recv_publish()
+                self.assertEqual((p.payload, p.qos, p.retain), (b"q1", expected, True))
+
+    def test_live_forward_has_retain_0_MQTT_3_3_1_9(self):
+        t = self.topic()
+        sub = self.raw()
+        sub.subscribe([(t, 2)])
+        self.raw().publish(t, b"live", qos=2, retain=True)
+        p = sub.recv_publish()
+        self.assertEqual((p.payload, p.retain), (b"live", False))
+
+    def test_retained_replaced_per_topic_MQTT_3_3_1_5_MQTT_3_3_1_7(self):
+        t = self.topic()
+        pub = self.raw()
+        pub.publish(t, b"old", qos=1, retain=True)
+        pub.publish(t, b"new", qos=0, retain=True)
+        sub = self.raw()
+        sub.subscribe([(t, 1)])
+        p = sub.recv_publish()
+        self.assertEqual((p.payload, p.qos, p.retain), (b"new", 0, True))
+        sub.expect_none()
+
+    def test_empty_retained_payload_deletes_and_is_forwarded_MQTT_3_3_1_10_11(self):
+        t = self.topic()
+        pub = self.raw()
+        pub.publish(t + "/gone", b"x", qos=1, retain=True)
+        pub.publish(t + "/kept", b"k", qos=1, retain=True)
+        live = self.raw()
+        live.subscribe([(t + "/gone", 1)])
+        self.assertEqual(live.recv_publish().payload, b"x")
+        pub.publish(t + "/gone", b"", qos=1, retain=True)
+        # The empty message is processed as normal for existing subscribers [MQTT-3.3.1-10].
+        p = live.recv_publish()
+        self.assertEqual((p.payload, p.retain), (b"", False))
+        # ...and no longer retained: a new subscriber to both gets only the other one.
+        sub = self.raw()
+        sub.subscribe([(t + "/+", 1)])
+        p = sub.recv_publish()
+        self.assertEqual((p.topic, p.payload), (t + "/kept", b"k"))
+        sub.expect_none()
+
+    def test_non_retained_publish_leaves_retained_message_MQTT_3_3_1_12(self):
+        t = self.topic()
+        pub = self.raw()
+        pub.publish(t, b"retained", qos=1, retain=True)
+        pub.publish(t, b"transient", qos=1, retain=False)
+        sub = self.raw()
+        sub.subscribe([(t, 1)])
+        p = sub.recv_publish()
+        self.assertEqual((p.payload, p.retain), (b"retained", True))
+        sub.expect_none()
+
+    def test_wildcard_subscribe_gets_every_matching_retained_MQTT_3_3_1_6(self):
+        t = self.topic()
+        pub = self.raw()
+        for x in ("a", "b", "c/d"):
+            pub.publish(t + "/" + x, x.encode(), qos=1, retain=True)
+        sub = self.raw()
+        sub.subscribe([(t + "/+", 0)])
+        got = sorted(sub.recv_publish().payload for _ in range(2))
+        self.assertEqual(got, [b"a", b"b"])
+        sub.expect_none()
+        sub2 = self.raw()
+        sub2.subscribe([(t + "/#", 0)])
+        got = sorted(sub2.recv_publish().payload for _ in range(3))
+        self.assertEqual(got, [b"a", b"b", b"c/d"])
+
+    def test_retained_resent_on_resubscribe_MQTT_3_8_4_3(self):
+        t = self.topic()
+        self.raw().publish(t, b"again", qos=1, retain=True)
+        sub = self.raw()
+        sub.subscribe([(t, 1)])
+        self.assertEqual(sub.recv_publish().payload, b"again")
+        sub.subscribe([(t, 1)], pid=2)
+        p = sub.recv_publish()
+        self.assertEqual((p.payload, p.retain), (b"again", True))
+
+    def test_retained_outlives_publisher_session_MQTT_3_1_2_7(self):
+        t = self.topic()
+        pub = self.raw(clean=True)
+        pub.publish(t, b"stays", qos=1, retain=True)
+        pub.disconnect()
+        sub = self.raw()
+        sub.subscribe([(t, 0)])
+        self.assertEqual(sub.recv_publish().payload, b"stays")
+
+    def test_paho_retained_qos2(self):
+        t = self.topic()
+        pub = self.paho()
+        pub.publish(t, b"paho-retained", qos=2, retain=True)
+        sub = self.paho()
+        sub.subscribe(t, 2)
+        m = sub.recv()
+        self.assertEqual((m.payload, m.qos, m.retain), (b"paho-retained", 2, 1))
+
+
+if __name__ == "__main__":
+    harness.main()
