@@ -23,8 +23,14 @@ Connection::Connection(IoWorker* worker, tcp::socket socket)
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   socket_.set_option(tcp::no_delay(true), ec);
+}
+
+// Formatted on demand rather than stored: an idle connection should cost as little as possible.
+std::string Connection::peer() const {
+  boost::system::error_code ec;
   tcp::endpoint remote = socket_.remote_endpoint(ec);
-  if (!ec) peer_ = absl::StrCat(remote.address().to_string(), ":", remote.port());
+  if (ec) return "-";
+  return absl::StrCat(remote.address().to_string(), ":", remote.port());
 }
 
 Connection::~Connection() = default;
@@ -58,7 +64,7 @@ void Connection::OnReadable() {
     if (ec == boost::asio::error::would_block) break;
     if (ec) {
       if (ec != boost::asio::error::eof) {
-        MQTT_LOG_DEBUG("connection %s: read error: %s", peer_, ec.message());
+        MQTT_LOG_DEBUG("connection %s: read error: %s", peer(), ec.message());
       }
       Abort();
       return;
@@ -72,16 +78,18 @@ void Connection::OnReadable() {
 // Parses straight from the scratch buffer when nothing is pending, so the common case copies
 // only the tail of an incomplete packet.
 void Connection::ProcessInput(std::string_view fresh) {
-  if (in_.empty()) {
+  if (in_ == nullptr) {
     size_t consumed = OnInput(fresh);
-    if (state_ == State::kOpen && consumed < fresh.size()) in_.assign(fresh.substr(consumed));
+    if (state_ == State::kOpen && consumed < fresh.size()) {
+      in_ = std::make_unique<std::string>(fresh.substr(consumed));
+    }
     return;
   }
-  in_.append(fresh);
-  size_t consumed = OnInput(in_);
+  in_->append(fresh);
+  size_t consumed = OnInput(*in_);
   if (state_ != State::kOpen) return;
-  in_.erase(0, consumed);
-  if (in_.empty()) std::string().swap(in_);
+  in_->erase(0, consumed);
+  if (in_->empty()) in_.reset();
 }
 
 void Connection::Send(std::string_view bytes) {
@@ -110,7 +118,7 @@ void Connection::FlushOutput() {
       return;
     }
     if (ec) {
-      MQTT_LOG_DEBUG("connection %s: write error: %s", peer_, ec.message());
+      MQTT_LOG_DEBUG("connection %s: write error: %s", peer(), ec.message());
       Abort();
       return;
     }
@@ -160,7 +168,7 @@ void Connection::Shutdown() {
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  std::string().swap(in_);
+  in_.reset();
   std::string().swap(out_);
   OnClosed();
 }

@@ -48,7 +48,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   int ReleaseSocket(bool* is_v6);
 
   IoWorker* worker() const { return worker_; }
-  const std::string& peer() const { return peer_; }
+  std::string peer() const;  // "address:port", or "-" once the socket is closed
 
   // Called by IoWorker at the end of a turn.
   void FlushOutput();
@@ -71,13 +71,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   IoWorker* const worker_;
   boost::asio::ip::tcp::socket socket_;
-  std::string peer_;
   State state_ = State::kOpen;
   bool reading_ = false;
   bool read_paused_ = false;      // not reading until the output drains
   bool writing_ = false;          // waiting for the socket to become writable
   bool flush_requested_ = false;  // queued in the worker's flush list
-  std::string in_;                // bytes of an incomplete packet; empty when idle
+  std::unique_ptr<std::string> in_;  // bytes of an incomplete packet; null when idle
   std::string out_;
   size_t out_sent_ = 0;
   std::chrono::steady_clock::time_point close_started_{};

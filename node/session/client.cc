@@ -305,15 +305,20 @@ absl::Status Client::ResolveTopicAlias(Publish& publish) {
     return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
   }
   if (!publish.topic.empty()) {
-    inbound_aliases_[alias] = publish.topic;
+    aliases().inbound[alias] = publish.topic;
     return absl::OkStatus();
   }
-  auto it = inbound_aliases_.find(alias);
-  if (it == inbound_aliases_.end()) {
+  auto it = aliases().inbound.find(alias);
+  if (it == aliases().inbound.end()) {
     return ProtocolError("topic alias used before it was set");
   }
   publish.topic = it->second;
   return absl::OkStatus();
+}
+
+Client::TopicAliases& Client::aliases() {
+  if (aliases_ == nullptr) aliases_ = std::make_unique<TopicAliases>();
+  return *aliases_;
 }
 
 absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view body) {
@@ -394,7 +399,7 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   broker_->AddSubscription(topic.filter,
                            Subscriber{session_->id(), shard_->index(), topic.qos, topic.no_local,
                                       topic.retain_as_published, subscription_id},
-                           session_->online_flag());
+                           is_shared ? session_->online_flag() : nullptr);
   // Shared subscriptions get no retained messages [MQTT-4.8.2-? ; 5.0 section 4.8.2]. Otherwise
   // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
   // for a new subscription, 2 never [MQTT-3.3.1-9..11].
@@ -456,13 +461,14 @@ const Properties* Client::OutboundProperties(const OutboundMessage& out, std::st
         static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));  // [MQTT-3.3.2-6]
   }
   if (alias_possible) {
-    auto it = outbound_aliases_.find(message.topic);
-    if (it != outbound_aliases_.end()) {
+    auto& outbound = aliases().outbound;
+    auto it = outbound.find(message.topic);
+    if (it != outbound.end()) {
       scratch.topic_alias = it->second;
       *topic = {};  // the alias stands for the topic
-    } else if (outbound_aliases_.size() < client_topic_alias_max_) {
-      uint16_t alias = static_cast<uint16_t>(outbound_aliases_.size() + 1);
-      outbound_aliases_.emplace(message.topic, alias);
+    } else if (outbound.size() < client_topic_alias_max_) {
+      uint16_t alias = static_cast<uint16_t>(outbound.size() + 1);
+      outbound.emplace(message.topic, alias);
       scratch.topic_alias = alias;
     }
   }

@@ -92,9 +92,14 @@ class Client : public net::Connection {
   uint32_t client_max_packet_size_ = 0;  // 0: no limit
   uint16_t client_topic_alias_max_ = 0;
   bool connect_expiry_was_zero_ = true;
-  // Topic aliases: inbound (alias -> topic) and outbound (topic -> alias).
-  absl::flat_hash_map<uint16_t, std::string> inbound_aliases_;
-  absl::flat_hash_map<std::string, uint16_t> outbound_aliases_;
+  // 5.0 topic aliases, inbound (alias -> topic) and outbound (topic -> alias); allocated on first
+  // use so that connections without aliases stay small.
+  struct TopicAliases {
+    absl::flat_hash_map<uint16_t, std::string> inbound;
+    absl::flat_hash_map<std::string, uint16_t> outbound;
+  };
+  TopicAliases& aliases();
+  std::unique_ptr<TopicAliases> aliases_;
 };
 
 }  // namespace mqtt

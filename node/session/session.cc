@@ -9,7 +9,7 @@ namespace mqtt {
 void Session::Attach(Client* client, uint16_t receive_maximum) {
   client_ = client;
   expires_at_ms_ = 0;
-  online_->store(true, std::memory_order_relaxed);
+  if (online_) online_->store(true, std::memory_order_relaxed);
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
   for (Inflight& entry : inflight_) {
     if (entry.stage == Stage::kAwaitPubcomp) {
@@ -23,7 +23,7 @@ void Session::Attach(Client* client, uint16_t receive_maximum) {
 
 void Session::Detach(const Redistribute& redistribute) {
   client_ = nullptr;
-  online_->store(false, std::memory_order_relaxed);
+  if (online_) online_->store(false, std::memory_order_relaxed);
   if (expiry_interval_ != 0 && expiry_interval_ != kSessionNeverExpires) {
     expires_at_ms_ = MonotonicMs() + int64_t{expiry_interval_} * 1000;
   }
@@ -38,6 +38,11 @@ void Session::Detach(const Redistribute& redistribute) {
   std::erase_if(*queue_, [&](const OutboundMessage& out) {
     return out.shared_group != 0 && out.qos > 0 && redistribute(out, id_);
   });
+}
+
+std::shared_ptr<const std::atomic<bool>> Session::online_flag() {
+  if (online_ == nullptr) online_ = std::make_shared<std::atomic<bool>>(client_ != nullptr);
+  return online_;
 }
 
 bool Session::Expired(const OutboundMessage& out) const {

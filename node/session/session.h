@@ -65,10 +65,7 @@ class Session {
   using Redistribute = std::function<bool(const OutboundMessage&, uint64_t from_session)>;
 
   Session(std::string client_id, uint64_t id, const SessionLimits& limits)
-      : client_id_(std::move(client_id)),
-        id_(id),
-        limits_(limits),
-        online_(std::make_shared<std::atomic<bool>>(false)) {}
+      : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
   const std::string& client_id() const { return client_id_; }
   uint64_t id() const { return id_; }
@@ -82,7 +79,9 @@ class Session {
   int64_t expires_at_ms() const { return expires_at_ms_; }
 
   Client* client() const { return client_; }
-  std::shared_ptr<const std::atomic<bool>> online_flag() const { return online_; }
+  // Shared with the groups of the session's shared subscriptions, created on first use: most
+  // sessions have none.
+  std::shared_ptr<const std::atomic<bool>> online_flag();
   // Attaches a connected client (CONNACK already sent) and resends what was unacknowledged.
   // `receive_maximum` is the client's 5.0 Receive Maximum (65535 for 3.x).
   void Attach(Client* client, uint16_t receive_maximum);
@@ -132,7 +131,7 @@ class Session {
   int64_t expires_at_ms_ = 0;
   Client* client_ = nullptr;
   uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
-  std::shared_ptr<std::atomic<bool>> online_;
+  std::shared_ptr<std::atomic<bool>> online_;  // null until online_flag() is called
   absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
   // In send order; at most the inflight window long, so a vector (no memory while empty).
   std::vector<Inflight> inflight_;
