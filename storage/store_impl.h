@@ -1,0 +1,111 @@
+// The state behind Store: the RocksDB handles, the in-memory message reference counts and queue
+// stats, and the writer queue of the group commit. Internal to storage/.
+//
+// Locking: `mu` guards the write path state. A Write's leader holds it while it resolves its
+// group (reads old entries, computes reference and stats changes), releases it around the
+// RocksDB write, and takes it again to commit the counts, so the counts always describe exactly
+// what RocksDB holds. `meta_mu` guards node metadata and message id allocation.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "storage/rocks_util.h"
+#include "storage/store.h"
+
+namespace mqtt::storage {
+
+// Column families, in the order they are opened (RocksDB requires "default" to exist).
+enum Cf : int {
+  kDefaultCf,
+  kSessionsCf,
+  kMessagesCf,
+  kQueuesCf,
+  kInflightCf,
+  kInboundCf,
+  kRetainedCf,
+  kMetaCf,
+  kCfCount
+};
+extern const char* const kCfNames[kCfCount];
+
+// What the store remembers per stored message.
+struct MessageRef {
+  uint32_t refs = 0;   // queue entries + in-flight records referring to it
+  uint32_t bytes = 0;  // serialized MessageRecord size
+};
+
+// One Write call waiting in the group-commit queue.
+struct Writer {
+  explicit Writer(Batch* b) : batch(b) {}
+  Batch* batch;
+  absl::Status status;
+  bool done = false;
+  absl::CondVar cv;
+};
+
+inline constexpr std::string_view kNodeMetaKey = "node";
+
+class StoreImpl {
+ public:
+  StoreImpl() = default;
+  ~StoreImpl();  // closes the database
+  StoreImpl(const StoreImpl&) = delete;
+  StoreImpl& operator=(const StoreImpl&) = delete;
+
+  rocksdb::ColumnFamilyHandle* cf(Cf c) const { return handles[c]; }
+
+  // Reads the record at `key` in `c`: kNotFound if absent, kDataLoss if it does not parse.
+  template <typename Record>
+  absl::StatusOr<Record> GetRecord(Cf c, std::string_view key,
+                                   const rocksdb::ReadOptions& ro = {}) const {
+    std::string value;
+    rocksdb::Status s = db->Get(ro, cf(c), ToSlice(key), &value);
+    if (!s.ok()) return FromRocks(s, std::string("read ") + kCfNames[c]);
+    Record record;
+    if (!record.ParseFromString(value)) return CorruptRecord(c, key);
+    return record;
+  }
+  static absl::Status CorruptRecord(Cf c, std::string_view key);
+
+  StoreOptions options;
+  std::unique_ptr<rocksdb::Env> env;  // only with fault injection
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // owned, indexed by Cf
+  rocksdb::WriteOptions write_options;
+  OpenStats open_stats;
+
+  mutable absl::Mutex mu;
+  std::deque<Writer*> writers ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<uint64_t, MessageRef> refs ABSL_GUARDED_BY(mu);
+  absl::flat_hash_map<std::string, QueueStats> queue_stats ABSL_GUARDED_BY(mu);
+  uint64_t queue_entries ABSL_GUARDED_BY(mu) = 0;
+  absl::Status write_error ABSL_GUARDED_BY(mu);
+  uint64_t batches ABSL_GUARDED_BY(mu) = 0;
+  uint64_t write_groups ABSL_GUARDED_BY(mu) = 0;
+  uint64_t bytes_written ABSL_GUARDED_BY(mu) = 0;
+
+  mutable absl::Mutex meta_mu;
+  NodeMeta meta ABSL_GUARDED_BY(meta_mu);
+  uint64_t next_message_id ABSL_GUARDED_BY(meta_mu) = 1;
+};
+
+// Recovery steps of Open (recovery.cc, meta.cc).
+absl::Status LoadOrInitMeta(StoreImpl& impl);
+absl::Status RebuildReferences(StoreImpl& impl);
+
+// The key as printable text for error messages: MQTT strings stay, other bytes become \xNN.
+std::string PrintableKey(std::string_view key);
+
+}  // namespace mqtt::storage

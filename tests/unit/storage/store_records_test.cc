@@ -1,0 +1,300 @@
+// Every record kind round-trips through Write and the read API, before and after a reopen;
+// missing keys read as NotFound; invalid batches are refused whole.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "storage/store.h"
+#include "tests/unit/storage/store_test_util.h"
+
+namespace mqtt::storage {
+namespace {
+
+using testing_util::Entry;
+using testing_util::EqualsProto;
+using testing_util::Inflight;
+using testing_util::Msg;
+using testing_util::Session;
+using testing_util::StorageTest;
+
+SessionRecord FullSession() {
+  SessionRecord s = Session("client-1");
+  for (int i = 0; i < 3; ++i) {
+    v1::Subscription* sub = s.add_subscriptions();
+    sub->set_topic_filter("sensors/+/t" + std::to_string(i));
+    sub->set_qos(i);
+    sub->set_no_local(i == 1);
+    sub->set_retain_as_published(i == 2);
+    sub->set_retain_handling(i);
+    sub->set_subscription_id(100 + i);
+  }
+  s.set_expires_at_unix_ms(1'700'000'000'000);
+  s.set_last_seen_unix_ms(1'699'999'000'000);
+  v1::Will* will = s.mutable_will();
+  will->set_topic("clients/1/status");
+  will->set_payload(std::string("off\0line", 8));
+  will->set_qos(1);
+  will->set_retain(true);
+  will->set_delay_interval_seconds(30);
+  will->mutable_properties()->set_content_type("text/plain");
+  return s;
+}
+
+MessageRecord FullMessage() {
+  MessageRecord m = Msg("a/b", std::string("\x00\x01\xff", 3), 1'800'000'000'000);
+  m.set_qos(2);
+  m.set_retain(true);
+  m.set_publisher_id("pub");
+  v1::MessageProperties* p = m.mutable_properties();
+  p->set_payload_format_indicator(1);
+  p->set_message_expiry_interval_seconds(60);
+  p->set_content_type("application/json");
+  p->set_response_topic("reply/here");
+  p->set_correlation_data(std::string("\x00\x02", 2));
+  for (const char* k : {"z", "a", "z"}) {
+    v1::UserProperty* u = p->add_user_properties();
+    u->set_key(k);
+    u->set_value(std::string(k) + "-v");
+  }
+  return m;
+}
+
+std::vector<SessionState> LoadAll(Store& store) {
+  std::vector<SessionState> out;
+  absl::Status s = store.LoadSessions([&](const SessionState& state) {
+    out.push_back(state);
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+TEST_F(StorageTest, SessionRoundTripsAcrossReopen) {
+  Batch batch;
+  batch.PutSession(FullSession());
+  MustWrite(batch);
+  for (int pass = 0; pass < 2; ++pass) {
+    absl::StatusOr<SessionRecord> got = store_->GetSession("client-1");
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_THAT(*got, EqualsProto(FullSession()));
+    std::vector<SessionState> all = LoadAll(*store_);
+    ASSERT_EQ(all.size(), 1u);
+    EXPECT_THAT(all[0].record, EqualsProto(FullSession()));
+    Reopen();
+  }
+}
+
+TEST_F(StorageTest, QueuedMessageRoundTripsAcrossReopen) {
+  Batch batch;
+  batch.PutMessage(7, FullMessage());
+  QueueEntry entry = Entry(7, 2);
+  entry.set_retain(true);
+  entry.add_subscription_identifiers(5);
+  entry.add_subscription_identifiers(9);
+  batch.AddQueueEntry("c", 1, entry);
+  MustWrite(batch);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<QueuedMessage> queue = ReadAll("c");
+    ASSERT_EQ(queue.size(), 1u);
+    EXPECT_EQ(queue[0].seq, 1u);
+    EXPECT_THAT(queue[0].message, EqualsProto(FullMessage()));
+    entry.set_message_bytes(FullMessage().ByteSizeLong());
+    EXPECT_THAT(queue[0].entry, EqualsProto(entry));
+    absl::StatusOr<MessageRecord> m = store_->GetMessage(7);
+    ASSERT_TRUE(m.ok());
+    EXPECT_THAT(*m, EqualsProto(FullMessage()));
+    Reopen();
+  }
+}
+
+TEST_F(StorageTest, InflightAndInboundQos2RoundTripAcrossReopen) {
+  Batch batch;
+  batch.PutSession(Session("c"));
+  batch.PutMessage(1, Msg("t/1"));
+  batch.PutMessage(2, Msg("t/2"));
+  batch.PutInflight("c", 10, Inflight(101, InflightRecord::STAGE_AWAIT_PUBACK, 1));
+  batch.PutInflight("c", 11, Inflight(102, InflightRecord::STAGE_AWAIT_PUBREC, 2));
+  batch.PutInflight("c", 12, Inflight(103, InflightRecord::STAGE_AWAIT_PUBCOMP, 0));
+  batch.AddInboundQos2("c", 7);
+  batch.AddInboundQos2("c", 65535);
+  batch.AddInboundQos2("c", 1);
+  MustWrite(batch);
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<SessionState> all = LoadAll(*store_);
+    ASSERT_EQ(all.size(), 1u);
+    const SessionState& s = all[0];
+    ASSERT_EQ(s.inflight.size(), 3u);
+    EXPECT_EQ(s.inflight[0].seq, 10u);
+    EXPECT_THAT(s.inflight[0].record,
+                EqualsProto(Inflight(101, InflightRecord::STAGE_AWAIT_PUBACK, 1)));
+    ASSERT_TRUE(s.inflight[0].message.has_value());
+    EXPECT_THAT(*s.inflight[0].message, EqualsProto(Msg("t/1")));
+    EXPECT_EQ(s.inflight[1].message->topic(), "t/2");
+    EXPECT_EQ(s.inflight[2].record.stage(), InflightRecord::STAGE_AWAIT_PUBCOMP);
+    EXPECT_FALSE(s.inflight[2].message.has_value());
+    EXPECT_EQ(s.inbound_qos2, (std::vector<uint16_t>{1, 7, 65535}));
+    EXPECT_EQ(s.next_seq, 13u);
+    Reopen();
+  }
+}
+
+TEST_F(StorageTest, InboundQos2IdIsRemoved) {
+  Batch batch;
+  batch.PutSession(Session("c"));
+  batch.AddInboundQos2("c", 7);
+  batch.AddInboundQos2("c", 8);
+  MustWrite(batch);
+  batch.RemoveInboundQos2("c", 7);
+  batch.RemoveInboundQos2("c", 9);  // missing: no-op
+  MustWrite(batch);
+  Reopen();
+  EXPECT_EQ(LoadAll(*store_)[0].inbound_qos2, std::vector<uint16_t>{8});
+}
+
+TEST_F(StorageTest, RetainedRoundTripsReplacesAndDeletes) {
+  Batch batch;
+  batch.PutRetained("a/b", FullMessage());
+  batch.PutRetained("a/c", Msg("a/c", "first"));
+  batch.PutRetained("a/c", Msg("a/c", "second"));
+  batch.PutRetained("a/d", Msg("a/d"));
+  MustWrite(batch);
+  batch.DeleteRetained("a/d");
+  MustWrite(batch);
+  Reopen();
+  absl::StatusOr<MessageRecord> got = store_->GetRetained("a/b");
+  ASSERT_TRUE(got.ok());
+  EXPECT_THAT(*got, EqualsProto(FullMessage()));
+  EXPECT_EQ(store_->GetRetained("a/c")->payload(), "second");
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("a/d").status()));
+  std::vector<std::string> topics;
+  absl::StatusOr<uint64_t> expired =
+      store_->LoadRetained(0, [&](std::string_view topic, const MessageRecord& m) {
+        EXPECT_EQ(topic, m.topic());
+        topics.emplace_back(topic);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, 0u);
+  EXPECT_EQ(topics, (std::vector<std::string>{"a/b", "a/c"}));
+}
+
+TEST_F(StorageTest, ExpiredRetainedMessagesAreSkippedAndDeletedAtLoad) {
+  Batch batch;
+  batch.PutRetained("old", Msg("old", "x", 1000));
+  batch.PutRetained("new", Msg("new", "x", 5000));
+  batch.PutRetained("forever", Msg("forever", "x", 0));
+  MustWrite(batch);
+  std::vector<std::string> topics;
+  auto visit = [&](std::string_view topic, const MessageRecord&) {
+    topics.emplace_back(topic);
+    return absl::OkStatus();
+  };
+  EXPECT_EQ(*store_->LoadRetained(2000, visit), 1u);
+  EXPECT_EQ(topics, (std::vector<std::string>{"forever", "new"}));
+  Reopen();
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("old").status()));
+}
+
+TEST_F(StorageTest, NodeMetaRoundTripsAcrossReopen) {
+  EXPECT_EQ(store_->node_meta().format_version(), Store::kFormatVersion);
+  ASSERT_TRUE(store_->SetNodeIdentity("node-a", 3).ok());
+  Reopen();
+  EXPECT_EQ(store_->node_meta().node_id(), "node-a");
+  EXPECT_EQ(store_->node_meta().incarnation(), 3u);
+  EXPECT_EQ(store_->node_meta().format_version(), Store::kFormatVersion);
+}
+
+TEST_F(StorageTest, MessageIdsGrowAcrossRestarts) {
+  uint64_t last = 0;
+  for (int run = 0; run < 3; ++run) {
+    for (int i = 0; i < 10; ++i) {
+      absl::StatusOr<uint64_t> id = store_->NewMessageId();
+      ASSERT_TRUE(id.ok());
+      EXPECT_GT(*id, last);
+      last = *id;
+    }
+    Reopen();
+  }
+}
+
+TEST_F(StorageTest, MissingKeysReadAsNotFound) {
+  EXPECT_TRUE(absl::IsNotFound(store_->GetSession("nobody").status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetMessage(42).status()));
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("no/topic").status()));
+  absl::StatusOr<QueuePage> page = store_->ReadQueue("nobody", 0, 10, 0);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->messages.empty());
+  EXPECT_TRUE(page->end);
+  EXPECT_EQ(store_->queue_stats("nobody").count, 0u);
+}
+
+TEST_F(StorageTest, RemovingMissingEntriesIsANoop) {
+  Batch batch;
+  batch.RemoveQueueEntry("c", 1);
+  batch.RemoveInflight("c", 1);
+  batch.RemoveInboundQos2("c", 1);
+  batch.DeleteSession("c");
+  batch.DeleteRetained("t");
+  MustWrite(batch);
+  EXPECT_EQ(store_->stats().messages, 0u);
+}
+
+TEST_F(StorageTest, InvalidBatchIsRefusedWhole) {
+  const std::string nul("a\0b", 3);
+  std::vector<std::function<void(Batch&)>> bad = {
+      [](Batch& b) { b.PutSession(Session("")); },
+      [&](Batch& b) { b.AddQueueEntry(nul, 1, Entry(1)); },
+      [](Batch& b) { b.PutMessage(0, Msg("t")); },
+      [](Batch& b) { b.PutMessage(1, Msg("")); },
+      [](Batch& b) { b.AddQueueEntry("c", 1, Entry(0)); },
+      [](Batch& b) { b.PutInflight("c", 1, Inflight(1, InflightRecord::STAGE_UNSPECIFIED, 1)); },
+      [](Batch& b) { b.PutInflight("c", 1, Inflight(1, InflightRecord::STAGE_AWAIT_PUBACK, 0)); },
+      [](Batch& b) { b.PutRetained("", Msg("t")); },
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    Batch batch;
+    batch.PutSession(Session("good"));
+    bad[i](batch);
+    absl::Status s = store_->Write(std::move(batch));
+    EXPECT_TRUE(absl::IsInvalidArgument(s)) << i << ": " << s;
+    EXPECT_TRUE(absl::IsNotFound(store_->GetSession("good").status())) << i;
+  }
+}
+
+TEST_F(StorageTest, DeleteThenPutSessionInOneBatchLeavesAFreshSession) {
+  Batch batch;
+  batch.PutSession(Session("c"));
+  batch.PutMessage(1, Msg("t"));
+  batch.AddQueueEntry("c", 1, Entry(1));
+  batch.AddInboundQos2("c", 5);
+  MustWrite(batch);
+  SessionRecord fresh = Session("c");
+  fresh.set_last_seen_unix_ms(99);
+  batch.DeleteSession("c");
+  batch.PutSession(fresh);
+  batch.AddInboundQos2("c", 6);
+  MustWrite(batch);
+  Reopen();
+  std::vector<SessionState> all = LoadAll(*store_);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].record.last_seen_unix_ms(), 99u);
+  EXPECT_EQ(all[0].inbound_qos2, std::vector<uint16_t>{6});
+  EXPECT_TRUE(ReadAll("c").empty());
+  EXPECT_TRUE(absl::IsNotFound(store_->GetMessage(1).status()));
+}
+
+TEST_F(StorageTest, LoadSessionsVisitsInClientOrderAndStopsAtError) {
+  Batch batch;
+  for (const char* c : {"b", "a", "ab", "c"}) batch.PutSession(Session(c));
+  MustWrite(batch);
+  std::vector<std::string> seen;
+  absl::Status s = store_->LoadSessions([&](const SessionState& state) {
+    seen.push_back(state.record.client_id());
+    return seen.size() == 3 ? absl::CancelledError("enough") : absl::OkStatus();
+  });
+  EXPECT_TRUE(absl::IsCancelled(s));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "ab", "b"}));
+}
+
+}  // namespace
+}  // namespace mqtt::storage
