@@ -17,6 +17,7 @@
 #include "node/net/listener.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/session/broker.h"
+#include "storage/store.h"
 
 namespace {
 
@@ -50,6 +51,20 @@ int Run(const mqtt::Config& config) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  std::unique_ptr<mqtt::storage::Store> store;
+  if (config.persistence) {
+    mqtt::storage::StoreOptions store_options;
+    store_options.path = config.data_dir;
+    store_options.fsync = config.fsync;
+    auto opened = mqtt::storage::Store::Open(store_options);
+    if (!opened.ok()) {
+      MQTT_LOG_ERROR("cannot open the store in data-dir '%s': %s", config.data_dir,
+                     opened.status().message());
+      return 1;
+    }
+    store = std::move(*opened);
+  }
+
   uint32_t worker_count = config.workers ? config.workers
                                          : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<mqtt::net::IoWorker>> workers;
@@ -58,7 +73,12 @@ int Run(const mqtt::Config& config) {
     workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
     worker_ptrs.push_back(workers.back().get());
   }
-  mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs);
+  mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
+  if (absl::Status recovered = broker.Recover(); !recovered.ok()) {
+    MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir,
+                   recovered.message());
+    return 1;
+  }
 
   std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
   std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");

@@ -40,6 +40,17 @@ Setter UintSetter(uint32_t Config::*field, uint32_t min, uint32_t max) {
   };
 }
 
+absl::Status ParseBool(absl::string_view value, bool* out) {
+  if (value == "on" || value == "true" || value == "1") {
+    *out = true;
+  } else if (value == "off" || value == "false" || value == "0") {
+    *out = false;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not on or off"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseListen(absl::string_view value, Config* config) {
   size_t colon = value.rfind(':');
   if (colon == absl::string_view::npos) {
@@ -127,6 +138,13 @@ const std::vector<Option>& Options() {
          }
          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a known strategy"));
        }},
+      {"fsync", "on|off",
+       "fsync every storage write: survives power loss, not only a process kill (default off)",
+       [](absl::string_view v, Config* c) { return ParseBool(v, &c->fsync); }},
+      {"persistence", "on|off",
+       "keep persistent sessions, their queues and retained messages in RocksDB under data-dir "
+       "(default on)",
+       [](absl::string_view v, Config* c) { return ParseBool(v, &c->persistence); }},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

@@ -139,11 +139,13 @@ void Connection::FlushOutput() {
 
 void Connection::WaitWritable() {
   writing_ = true;
+  // The rest is written at the end of a turn like any output: after the turn's storage batch,
+  // so no acknowledgement leaves before what it acknowledges is durable.
   socket_.async_wait(tcp::socket::wait_write,
                      [self = shared_from_this()](const boost::system::error_code& ec) {
                        self->writing_ = false;
                        if (ec) return;
-                       self->FlushOutput();
+                       self->RequestFlush();
                      });
 }
 
@@ -153,7 +155,7 @@ void Connection::Close() {
   // then shuts down. A peer that never reads is aborted by its owner's close deadline.
   state_ = State::kClosing;
   close_started_ = std::chrono::steady_clock::now();
-  if (!writing_) FlushOutput();
+  RequestFlush();  // at the end of the turn, like any output; then the socket closes
 }
 
 void Connection::Abort() {

@@ -10,4 +10,10 @@ int64_t MonotonicMs() {
       .count();
 }
 
+uint64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace mqtt

@@ -5,6 +5,7 @@
 // subscriber properties differ per receiver, and those are built when encoding.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,10 +28,24 @@ struct Message {
   uint64_t publisher_session_id = 0;
   // 5.0 Message Expiry: steady-clock deadline in ms (MonotonicMs()); 0 = never expires.
   int64_t expires_at_ms = 0;
+  // Id of the stored copy (storage::Store::NewMessageId), set by the first worker that persists
+  // the message for a persistent session; 0 until then. Atomic: workers race to set it, and
+  // the loser's id is simply not used.
+  struct StoredId {
+    mutable std::atomic<uint64_t> value{0};
+    StoredId() = default;
+    StoredId(const StoredId& other) : value(other.value.load()) {}
+    StoredId& operator=(const StoredId& other) {
+      value.store(other.value.load());
+      return *this;
+    }
+  } stored_id;
 };
 
 // Milliseconds of a monotonic clock, the time base of expires_at_ms.
 int64_t MonotonicMs();
+// Milliseconds since the Unix epoch: the time base of deadlines written to storage.
+uint64_t UnixMs();
 
 using MessagePtr = std::shared_ptr<const Message>;
 

@@ -5,7 +5,12 @@
 #include <mutex>
 #include <thread>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include "node/base/log.h"
 #include "node/session/client.h"
+#include "storage/convert.h"
 #include "node/session/shard.h"
 
 namespace mqtt {
@@ -19,8 +24,9 @@ std::vector<Subscriber>& PublishMatches() {
 
 }  // namespace
 
-Broker::Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers)
-    : options_(options) {
+Broker::Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers,
+               storage::Store* store)
+    : options_(options), store_(store) {
   // Shards size their outboxes by worker_count(), so shards_ has its final size first.
   shards_.resize(workers.size());
   for (size_t i = 0; i < workers.size(); ++i) {
@@ -35,6 +41,78 @@ void Broker::Start() {
     Shard* s = shard.get();
     s->worker()->Post([s] { s->StartTimers(); });
   }
+  Shard* first = shards_[0].get();
+  first->worker()->Post([this, first, wills = std::move(recovered_wills_)]() mutable {
+    for (MessagePtr& will : wills) Publish(first->index(), std::move(will));
+  });
+}
+
+absl::Status Broker::Recover() {
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::vector<std::string>> purged = store_->PurgeExpiredSessions(UnixMs());
+  if (!purged.ok()) return purged.status();
+  size_t sessions = 0;
+  absl::Status status = store_->LoadSessions([&](const storage::SessionState& state) {
+    Shard& home = *shards_[HomeWorker(state.record.client_id())];
+    home.RestoreSession(state);
+    ++sessions;
+    // The client was connected when the node stopped: its connection ended abnormally.
+    if (state.record.has_will()) {
+      Will will = storage::FromRecord(state.record.will());
+      auto message = std::make_shared<Message>();
+      message->topic = std::move(will.topic);
+      message->payload = std::move(will.payload);
+      message->qos = will.qos;
+      message->retain = will.retain;
+      message->publisher_id = state.record.client_id();
+      will.properties.will_delay_interval.reset();
+      if (will.properties != Properties{}) {
+        message->properties = std::make_shared<const Properties>(std::move(will.properties));
+      }
+      recovered_wills_.push_back(std::move(message));
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  absl::StatusOr<uint64_t> expired_retained = store_->LoadRetained(
+      UnixMs(), [this](std::string_view, const storage::v1::MessageRecord& record) {
+        retained_.Set(FromStored(0, record));
+        return absl::OkStatus();
+      });
+  if (!expired_retained.ok()) return expired_retained.status();
+  // Sessions were saved with their wills: the stored copies are now taken care of.
+  for (auto& shard : shards_) shard->CommitNow();
+  MQTT_LOG_INFO("recovered %d sessions (%d expired ones purged) and %d retained messages in %d ms",
+                sessions, purged->size(), retained_.size(), store_->open_stats().micros / 1000);
+  return absl::OkStatus();
+}
+
+void Broker::StorageFailed(const absl::Status& status) {
+  if (storage_failed_.exchange(true)) return;
+  MQTT_LOG_ERROR("storage error, stopping the node rather than lose acknowledged state: %s",
+                 status.message());
+  kill(getpid(), SIGTERM);
+}
+
+storage::v1::MessageRecord Broker::ToStored(const Message& message) const {
+  storage::v1::MessageRecord record = storage::ToRecord(message, 0);
+  record.set_expires_at_unix_ms(0);
+  if (message.expires_at_ms != 0) {
+    int64_t left_ms = std::max<int64_t>(message.expires_at_ms - MonotonicMs(), 0);
+    record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
+  }
+  return record;
+}
+
+MessagePtr Broker::FromStored(uint64_t id, const storage::v1::MessageRecord& record) const {
+  auto message = std::make_shared<Message>(storage::FromRecord(record));
+  message->stored_id.value.store(id);
+  if (record.expires_at_unix_ms() != 0) {
+    int64_t left_ms = static_cast<int64_t>(record.expires_at_unix_ms()) -
+                      static_cast<int64_t>(UnixMs());
+    message->expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 1);
+  }
+  return message;
 }
 
 uint32_t Broker::HomeWorker(std::string_view client_id) const {
@@ -68,10 +146,21 @@ void Broker::Shutdown(std::chrono::milliseconds grace) {
   }
 }
 
-void Broker::Publish(uint32_t from_worker, MessagePtr message) {
+void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) {
+  Shard& from = *shards_[from_worker];
   if (message->retain) {
-    std::unique_lock lock(retained_mutex_);
-    retained_.Set(message);
+    {
+      std::unique_lock lock(retained_mutex_);
+      retained_.Set(message);
+    }
+    if (storage::Batch* batch = from.batch()) {
+      if (message->payload.empty()) {
+        batch->DeleteRetained(message->topic);
+      } else {
+        batch->PutRetained(message->topic, ToStored(*message));
+      }
+      from.HoldUntilCommitted(ack);
+    }
   }
   // Reused per thread: matching allocates nothing in the steady state.
   std::vector<Subscriber>& matches = PublishMatches();
@@ -94,11 +183,10 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message) {
       if (picked) member = std::move(*picked);
     }
   }
-  Shard& from = *shards_[from_worker];
-  DeliverToSessions(from, message);
+  DeliverToSessions(from, message, ack);
   for (auto& [group, member] : shared_picks) {
     if (member.session_id == 0) continue;
-    OutboundMessage out{message, std::min(message->qos, member.qos), false, group, {}};
+    OutboundMessage out{message, std::min(message->qos, member.qos), false, group, {}, 0, ack};
     if (member.subscription_id != 0) out.subscription_ids.push_back(member.subscription_id);
     from.Deliver(member.worker, member.session_id, std::move(out));
   }
@@ -106,7 +194,7 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message) {
 
 // One copy per session, at the highest QoS granted among its matching filters, carrying the
 // subscription identifiers of all of them [MQTT-3.3.4-3], [MQTT-3.3.4-5].
-void Broker::DeliverToSessions(Shard& from, const MessagePtr& message) {
+void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack) {
   std::vector<Subscriber>& matches = PublishMatches();
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end(), [](const Subscriber& a, const Subscriber& b) {
@@ -115,7 +203,7 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message) {
   }
   for (size_t i = 0; i < matches.size();) {
     const Subscriber& first = matches[i];
-    OutboundMessage out{message, 0, false, 0, {}};
+    OutboundMessage out{message, 0, false, 0, {}, 0, nullptr};
     uint8_t granted = 0;
     bool retain_as_published = false;
     bool matched = false;
@@ -134,6 +222,7 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message) {
     if (!matched) continue;
     out.qos = std::min(message->qos, granted);             // [MQTT-3.8.4-6]
     out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
+    if (out.qos > 0) out.ack = ack;
     from.Deliver(first.worker, first.session_id, std::move(out));
   }
 }
@@ -149,7 +238,7 @@ bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
   }
   if (!member || member->session_id == from_session) return false;
   OutboundMessage out{message.message, std::min(message.message->qos, member->qos), false,
-                      message.shared_group, {}};
+                      message.shared_group, {}, 0, nullptr};
   if (member->subscription_id != 0) out.subscription_ids.push_back(member->subscription_id);
   shards_[from_worker]->Deliver(member->worker, member->session_id, std::move(out));
   return true;

@@ -29,7 +29,9 @@
 #include "node/router/retained_store.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/router/topic_tree.h"
+#include "node/session/ack_token.h"
 #include "node/session/session.h"
+#include "storage/store.h"
 
 namespace mqtt {
 
@@ -47,10 +49,18 @@ struct BrokerOptions {
 
 class Broker {
  public:
-  Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers);
+  // `store` may be null: then nothing is persisted (sessions and retained messages live in
+  // memory only). Otherwise it must outlive the broker.
+  Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers,
+         storage::Store* store = nullptr);
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
+
+  // Loads persistent sessions and retained messages from the store. Call once, before Start()
+  // and before the workers run. Wills of sessions whose client was connected when the node
+  // stopped are published by Start().
+  absl::Status Recover();
 
   // Starts the per-worker timers (keep-alive, connect timeout). Call before accepting.
   void Start();
@@ -69,8 +79,17 @@ class Broker {
   uint64_t NewSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
 
-  // Routes a message published on worker `from_worker` (and stores it if retained).
-  void Publish(uint32_t from_worker, MessagePtr message);
+  // Routes a message published on worker `from_worker` (and stores it if retained). `ack`, if
+  // given, is held by every batch that persists the message (see ack_token.h).
+  void Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack = nullptr);
+
+  // Persistence helpers shared by the shards.
+  storage::Store* store() const { return store_; }
+  // A storage error: logged, and the node stops (SIGTERM to itself) rather than acknowledge
+  // what it cannot keep. Any thread.
+  void StorageFailed(const absl::Status& status);
+  storage::v1::MessageRecord ToStored(const Message& message) const;
+  MessagePtr FromStored(uint64_t id, const storage::v1::MessageRecord& record) const;
 
   // Sends a shared-subscription message that session `from_session` did not acknowledge to
   // another member of its group. Returns false, doing nothing, when there is no other member.
@@ -85,9 +104,12 @@ class Broker {
   std::vector<MessagePtr> RetainedMatching(std::string_view filter) const;
 
  private:
-  void DeliverToSessions(Shard& from, const MessagePtr& message);
+  void DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack);
 
   const BrokerOptions options_;
+  storage::Store* const store_;
+  std::atomic<bool> storage_failed_{false};
+  std::vector<MessagePtr> recovered_wills_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_session_id_{1};
   std::atomic<bool> shutting_down_{false};

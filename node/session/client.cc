@@ -205,6 +205,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   session_->set_expiry_interval(version_ == Version::kV5 ? expiry
                                 : connect.clean_start    ? 0
                                                          : kSessionNeverExpires);
+  session_->set_version(version_);
   phase_ = Phase::kConnected;
 
   Properties ack;
@@ -227,6 +228,8 @@ absl::Status Client::AcceptConnect(Connect connect) {
       ack.response_information = absl::StrCat("response/", client_id_);
     }
   }
+  // The session record is in this turn's batch, written before the CONNACK leaves.
+  if (session_->persistent()) session_->SaveRecord(will_.get());
   SendConnack(session_present, std::move(ack));
   MQTT_LOG_DEBUG("client %s connected from %s (session present %d)", client_id_, peer(),
                  session_present);
@@ -267,8 +270,18 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
     reason = rc::kPayloadFormatInvalid;  // refused, not delivered
   }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
-  bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
-  if (!duplicate && reason == rc::kSuccess) {
+  const bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
+  const bool deliver = !duplicate && reason == rc::kSuccess;
+  AckTokenPtr token;
+  if (qos > 0) {
+    PubAck ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
+    QueueAck(ack, deliver ? &token : nullptr);
+  }
+  if (deliver) {
+    if (qos == 2) {
+      session_->AddInboundQos2(packet_id);
+      if (session_->persistent()) shard_->HoldUntilCommitted(token);
+    }
     auto message = std::make_shared<Message>();
     message->topic = std::move(publish->topic);
     message->payload = std::move(publish->payload);
@@ -284,16 +297,44 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
         message->properties = std::make_shared<const Properties>(std::move(properties));
       }
     }
-    broker_->Publish(shard_->index(), std::move(message));
+    broker_->Publish(shard_->index(), std::move(message), std::move(token));
   }
-  if (qos == 1) {
-    EncodePubAck(Ack(PacketType::kPuback, packet_id, reason), version_, output_buffer());
-  } else if (qos == 2) {
-    if (reason == rc::kSuccess) session_->AddInboundQos2(packet_id);
-    EncodePubAck(Ack(PacketType::kPubrec, packet_id, reason), version_, output_buffer());
-  }
-  RequestFlush();
   return absl::OkStatus();
+}
+
+// Queues an acknowledgement. With `token`, it waits until the token is released (the message
+// is durable); without, it is ready at once.
+void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
+  const uint64_t seq = next_ack_seq_++;
+  pending_acks_.push_back({seq, std::move(ack), token == nullptr});
+  if (token != nullptr) {
+    *token = std::make_shared<AckToken>(
+        worker(), std::weak_ptr<Client>(std::static_pointer_cast<Client>(shared_from_this())),
+        seq);
+  } else {
+    SendReadyAcks();
+  }
+}
+
+void Client::AckReady(uint64_t ack_seq) {
+  for (PendingAck& pending : pending_acks_) {
+    if (pending.seq == ack_seq) {
+      pending.ready = true;
+      break;
+    }
+  }
+  SendReadyAcks();
+}
+
+void Client::SendReadyAcks() {
+  size_t sent = 0;
+  while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
+    EncodePubAck(pending_acks_[sent].ack, version_, output_buffer());
+    ++sent;
+  }
+  if (sent == 0) return;
+  pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + sent);
+  RequestFlush();
 }
 
 // 5.0 Topic Alias: a PUBLISH with a topic and an alias sets the alias; with an empty topic it
@@ -371,11 +412,13 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   for (const SubscribeTopic& topic : subscribe->topics) {
     suback.reason_codes.push_back(AddSubscription(topic, subscription_id, &retained));
   }
+  if (session_->persistent()) session_->SaveRecord(will_.get());
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
   for (const auto& [filter, granted] : retained) {
     for (const MessagePtr& message : broker_->RetainedMatching(filter)) {
-      OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}};  // [MQTT-3.3.1-8]
+      // [MQTT-3.3.1-8]
+      OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}, 0, nullptr};
       if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
       session_->Deliver(std::move(out));
     }
@@ -420,6 +463,7 @@ absl::Status Client::HandleUnsubscribe(std::string_view body) {
     if (existed) broker_->RemoveSubscription(filter, session_->id());
     unsuback.reason_codes.push_back(existed ? rc::kSuccess : rc::kNoSubscriptionExisted);
   }
+  if (session_->persistent()) session_->SaveRecord(will_.get());
   EncodeUnsuback(unsuback, version_, output_buffer());
   RequestFlush();
   return absl::OkStatus();

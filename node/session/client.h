@@ -17,6 +17,7 @@
 #include "node/net/connection.h"
 #include "node/protocol/codec.h"
 #include "node/protocol/packets.h"
+#include "node/session/ack_token.h"
 #include "node/session/session.h"
 
 namespace mqtt {
@@ -43,6 +44,9 @@ class Client : public net::Connection {
   // CONNECT, and the time allowed to drain output while closing.
   bool TimedOut(std::chrono::steady_clock::time_point now) const;
   void OnTimeout();
+
+  // Acknowledgement `ack_seq` (see AckToken) may go: its message is durable everywhere.
+  void AckReady(uint64_t ack_seq);
 
   // The session was taken over by another connection: this client no longer drives it. When the
   // new connection resumes the session, a delayed will of this one is not sent [MQTT-3.1.3-9].
@@ -92,6 +96,18 @@ class Client : public net::Connection {
   uint32_t client_max_packet_size_ = 0;  // 0: no limit
   uint16_t client_topic_alias_max_ = 0;
   bool connect_expiry_was_zero_ = true;
+
+  // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
+  // goes once it and all before it are ready.
+  struct PendingAck {
+    uint64_t seq;
+    PubAck ack;
+    bool ready;
+  };
+  std::vector<PendingAck> pending_acks_;
+  uint64_t next_ack_seq_ = 0;
+  void QueueAck(PubAck ack, AckTokenPtr* token);
+  void SendReadyAcks();
   // 5.0 topic aliases, inbound (alias -> topic) and outbound (topic -> alias); allocated on first
   // use so that connections without aliases stay small.
   struct TopicAliases {

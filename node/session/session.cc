@@ -2,9 +2,27 @@
 
 #include <algorithm>
 
+#include "node/session/broker.h"
 #include "node/session/client.h"
+#include "node/session/shard.h"
+#include "storage/convert.h"
 
 namespace mqtt {
+namespace {
+
+// Queue entries read from disk per page when an offline session comes back.
+constexpr size_t kQueuePage = 64;
+
+storage::v1::InflightRecord::Stage ToRecordStage(uint8_t stage) {
+  using R = storage::v1::InflightRecord;
+  static constexpr R::Stage kStages[] = {R::STAGE_AWAIT_PUBACK, R::STAGE_AWAIT_PUBREC,
+                                         R::STAGE_AWAIT_PUBCOMP};
+  return kStages[stage];
+}
+
+}  // namespace
+
+bool Session::persistent() const { return expiry_interval_ != 0 && shard_->store() != nullptr; }
 
 void Session::Attach(Client* client, uint16_t receive_maximum) {
   client_ = client;
@@ -27,17 +45,32 @@ void Session::Detach(const Redistribute& redistribute) {
   if (expiry_interval_ != 0 && expiry_interval_ != kSessionNeverExpires) {
     expires_at_ms_ = MonotonicMs() + int64_t{expiry_interval_} * 1000;
   }
-  if (!redistribute) return;
-  // The callback may deliver to other sessions of this worker, never to this one, so erasing
-  // while iterating is safe.
-  std::erase_if(inflight_, [&](const Inflight& entry) {
-    return entry.out.shared_group != 0 && entry.stage == Stage::kAwaitPuback &&
-           redistribute(entry.out, id_);
-  });
-  if (queue_empty()) return;
-  std::erase_if(*queue_, [&](const OutboundMessage& out) {
-    return out.shared_group != 0 && out.qos > 0 && redistribute(out, id_);
-  });
+  if (redistribute) {
+    // The callback may deliver to other sessions of this worker, never to this one, so erasing
+    // while iterating is safe.
+    std::erase_if(inflight_, [&](const Inflight& entry) {
+      if (entry.out.shared_group == 0 || entry.stage != Stage::kAwaitPuback ||
+          !redistribute(entry.out, id_)) {
+        return false;
+      }
+      Unstore(entry);
+      return true;
+    });
+    if (!queue_empty()) {
+      std::erase_if(*queue_, [&](const OutboundMessage& out) {
+        if (out.shared_group == 0 || out.qos == 0 || !redistribute(out, id_)) return false;
+        if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+        return true;
+      });
+    }
+  }
+  // A persistent session's queue lives on disk while it is offline: drop the copies in memory
+  // (re-read from the first entry when a client comes back).
+  if (persistent() && !queue_empty()) {
+    for (const OutboundMessage& out : *queue_) disk_queued_ += out.seq != 0 ? 1 : 0;
+    queue_.reset();
+    disk_read_after_ = 0;
+  }
 }
 
 std::shared_ptr<const std::atomic<bool>> Session::online_flag() {
@@ -50,19 +83,31 @@ bool Session::Expired(const OutboundMessage& out) const {
 }
 
 bool Session::CanSendNow(uint8_t qos) const {
-  if (client_ == nullptr || !queue_empty()) return false;
+  if (client_ == nullptr || !queue_empty() || disk_queued_ > 0) return false;
   return qos == 0 || inflight_.size() < send_window_;
 }
 
 void Session::Deliver(OutboundMessage&& out) {
+  const bool durable = out.qos > 0 && persistent();
+  // The publisher's acknowledgement waits for this turn's batch only if something is stored.
+  if (durable) shard_->HoldUntilCommitted(std::move(out.ack));
+  out.ack.reset();
   if (CanSendNow(out.qos)) {
     SendNow(std::move(out));
     return;
   }
   if (out.qos == 0 && client_ == nullptr) return;  // QoS 0 is not kept for offline sessions
-  if (queued_count() >= limits_.max_queued_messages) {
-    ++dropped_;
+  if (queued_count() + disk_queued_ >= limits_.max_queued_messages) {
+    ++dropped_;  // the newest message is dropped: what is queued keeps its order
     return;
+  }
+  if (durable) {
+    out.seq = next_seq_++;
+    StoreQueued(out);
+    if (client_ == nullptr || disk_queued_ > 0) {
+      ++disk_queued_;  // on disk only, read back in order when the client is there
+      return;
+    }
   }
   if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
   queue_->push_back(std::move(out));
@@ -71,6 +116,7 @@ void Session::Deliver(OutboundMessage&& out) {
 void Session::SendNow(OutboundMessage&& out) {
   if (Expired(out)) {
     ++dropped_;
+    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
   }
   if (out.qos == 0) {
@@ -84,20 +130,92 @@ void Session::SendNow(OutboundMessage&& out) {
   uint16_t packet_id = NextPacketId();
   if (!client_->SendPublish(out, false, packet_id)) {
     ++dropped_;  // larger than the client's Maximum Packet Size: dropped for this client only
+    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
+  }
+  if (persistent()) {
+    // The in-flight record takes the place of the queue entry, in the same batch.
+    if (out.seq != 0) {
+      shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+    } else {
+      out.seq = next_seq_++;
+    }
   }
   Stage stage = out.qos == 1 ? Stage::kAwaitPuback : Stage::kAwaitPubrec;
   inflight_.push_back({packet_id, stage, std::move(out)});
+  if (persistent()) StoreInflight(inflight_.back());
 }
 
 void Session::DrainQueue() {
-  while (client_ != nullptr && !queue_empty()) {
+  while (client_ != nullptr) {
+    if (queue_empty() && (disk_queued_ == 0 || !LoadQueuePage())) break;
     if (queue_->front().qos > 0 && inflight_.size() >= send_window_) return;
     OutboundMessage next = std::move(queue_->front());
     queue_->pop_front();
     SendNow(std::move(next));
   }
   if (queue_ != nullptr && queue_->empty()) queue_.reset();
+}
+
+// Reads the next page of the on-disk queue into queue_. The turn's batch is written first, so
+// the read sees every entry this session stored. Returns false when nothing was read.
+bool Session::LoadQueuePage() {
+  storage::Store* store = shard_->store();
+  if (store == nullptr || !shard_->CommitNow()) return false;
+  while (disk_queued_ > 0 && queue_empty()) {
+    absl::StatusOr<storage::QueuePage> page =
+        store->ReadQueue(client_id_, disk_read_after_, kQueuePage, UnixMs());
+    if (!page.ok()) {
+      shard_->broker()->StorageFailed(page.status());
+      return false;
+    }
+    AppendQueuePage(*page);
+  }
+  return !queue_empty();
+}
+
+void Session::AppendQueuePage(storage::QueuePage& page_ref) {
+  storage::QueuePage* page = &page_ref;
+  disk_read_after_ = page->last_seq;
+  for (storage::QueuedMessage& queued : page->messages) {
+    if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
+    OutboundMessage out{shard_->broker()->FromStored(queued.entry.message_id(), queued.message),
+                        static_cast<uint8_t>(queued.entry.qos()), queued.entry.retain(), 0, {},
+                        queued.seq, nullptr};
+    out.subscription_ids.assign(queued.entry.subscription_identifiers().begin(),
+                                queued.entry.subscription_identifiers().end());
+    queue_->push_back(std::move(out));
+  }
+  uint64_t consumed = page->messages.size() + page->expired + page->missing;
+  // The count is advisory (it is rebuilt from the store at start-up): the end of the queue on
+  // disk is what ends the backlog.
+  bool stuck = consumed == 0;
+  disk_queued_ = page->end || stuck ? 0 : disk_queued_ - std::min(disk_queued_, consumed);
+}
+
+void Session::StoreQueued(const OutboundMessage& out) {
+  uint64_t message_id = shard_->PutMessage(*out.message);
+  storage::v1::QueueEntry entry;
+  entry.set_message_id(message_id);
+  entry.set_qos(out.qos);
+  entry.set_retain(out.retain);
+  for (uint32_t id : out.subscription_ids) entry.add_subscription_identifiers(id);
+  shard_->batch()->AddQueueEntry(client_id_, out.seq, entry);
+}
+
+void Session::StoreInflight(const Inflight& entry) {
+  storage::v1::InflightRecord record;
+  record.set_packet_id(entry.packet_id);
+  record.set_stage(ToRecordStage(static_cast<uint8_t>(entry.stage)));
+  record.set_qos(entry.out.qos);
+  record.set_retain(entry.out.retain);
+  if (entry.out.message != nullptr) record.set_message_id(shard_->PutMessage(*entry.out.message));
+  for (uint32_t id : entry.out.subscription_ids) record.add_subscription_identifiers(id);
+  shard_->batch()->PutInflight(client_id_, entry.out.seq, record);
+}
+
+void Session::Unstore(const Inflight& entry) {
+  if (entry.out.seq != 0 && persistent()) shard_->batch()->RemoveInflight(client_id_, entry.out.seq);
 }
 
 // Ids increase and wrap, skipping 0 and ids still in flight; the inflight window is small, so
@@ -118,6 +236,7 @@ std::vector<Session::Inflight>::iterator Session::FindInflight(uint16_t packet_i
 bool Session::OnPuback(uint16_t packet_id) {
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPuback) return false;
+  Unstore(*it);
   inflight_.erase(it);
   DrainQueue();
   return true;
@@ -129,6 +248,7 @@ bool Session::OnPubrec(uint16_t packet_id) {
   it->stage = Stage::kAwaitPubcomp;
   it->out.message.reset();
   it->out.subscription_ids.clear();
+  if (it->out.seq != 0 && persistent()) StoreInflight(*it);
   if (client_ != nullptr) client_->SendPubrel(packet_id);
   return true;
 }
@@ -136,9 +256,93 @@ bool Session::OnPubrec(uint16_t packet_id) {
 bool Session::OnPubcomp(uint16_t packet_id) {
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPubcomp) return false;
+  Unstore(*it);
   inflight_.erase(it);
   DrainQueue();
   return true;
+}
+
+void Session::AddInboundQos2(uint16_t packet_id) {
+  inbound_qos2_.insert(packet_id);
+  if (persistent()) shard_->batch()->AddInboundQos2(client_id_, packet_id);
+}
+
+bool Session::ReleaseInboundQos2(uint16_t packet_id) {
+  if (inbound_qos2_.erase(packet_id) == 0) return false;
+  if (persistent()) shard_->batch()->RemoveInboundQos2(client_id_, packet_id);
+  return true;
+}
+
+void Session::SaveRecord(const Will* will) {
+  if (!persistent()) {
+    // A session that stopped being persistent (5.0 DISCONNECT with expiry 0) leaves no trace.
+    Forget();
+    return;
+  }
+  storage::v1::SessionRecord record;
+  record.set_client_id(client_id_);
+  record.set_protocol_version(storage::ToRecord(version_));
+  record.set_session_expiry_interval_seconds(expiry_interval_);
+  for (const auto& [filter, options] : subscriptions_) {
+    storage::v1::Subscription* sub = record.add_subscriptions();
+    sub->set_topic_filter(filter);
+    sub->set_qos(options.qos);
+    sub->set_no_local(options.no_local);
+    sub->set_retain_as_published(options.retain_as_published);
+    sub->set_retain_handling(options.retain_handling);
+    sub->set_subscription_id(options.subscription_id);
+  }
+  if (expiry_interval_ == kSessionNeverExpires) {
+    record.set_never_expires(true);
+  } else if (client_ == nullptr) {
+    int64_t left_ms = expires_at_ms_ != 0 ? std::max<int64_t>(expires_at_ms_ - MonotonicMs(), 0)
+                                          : int64_t{expiry_interval_} * 1000;
+    record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
+  }
+  if (will != nullptr) *record.mutable_will() = storage::ToRecord(*will);
+  record.set_last_seen_unix_ms(UnixMs());
+  shard_->batch()->PutSession(record);
+  stored_ = true;
+}
+
+void Session::Forget() {
+  if (stored_ && shard_->store() != nullptr) shard_->batch()->DeleteSession(client_id_);
+  stored_ = false;
+}
+
+void Session::Restore(const storage::SessionState& state) {
+  const storage::v1::SessionRecord& record = state.record;
+  stored_ = true;
+  version_ = storage::FromRecord(record.protocol_version());
+  expiry_interval_ = record.session_expiry_interval_seconds();
+  if (std::optional<uint64_t> at = storage::SessionExpiresAt(record)) {
+    int64_t left_ms = static_cast<int64_t>(*at) - static_cast<int64_t>(UnixMs());
+    expires_at_ms_ = MonotonicMs() + std::max<int64_t>(left_ms, 0);
+  }
+  for (const storage::v1::Subscription& sub : record.subscriptions()) {
+    subscriptions_[sub.topic_filter()] = SubscriptionOptions{
+        static_cast<uint8_t>(sub.qos()), sub.no_local(), sub.retain_as_published(),
+        static_cast<uint8_t>(sub.retain_handling()), sub.subscription_id()};
+  }
+  for (const storage::InflightEntry& stored : state.inflight) {
+    const storage::v1::InflightRecord& r = stored.record;
+    Inflight entry{static_cast<uint16_t>(r.packet_id()),
+                   static_cast<Stage>(static_cast<int>(r.stage()) - 1),
+                   OutboundMessage{nullptr, static_cast<uint8_t>(r.qos()), r.retain(), 0, {},
+                                   stored.seq, nullptr}};
+    if (stored.message) {
+      entry.out.message = shard_->broker()->FromStored(r.message_id(), *stored.message);
+    } else if (entry.stage != Stage::kAwaitPubcomp) {
+      continue;  // its message is gone: nothing to resend
+    }
+    entry.out.subscription_ids.assign(r.subscription_identifiers().begin(),
+                                      r.subscription_identifiers().end());
+    last_packet_id_ = std::max(last_packet_id_, entry.packet_id);
+    inflight_.push_back(std::move(entry));
+  }
+  for (uint16_t packet_id : state.inbound_qos2) inbound_qos2_.insert(packet_id);
+  next_seq_ = state.next_seq;
+  disk_queued_ = state.queue.count;
 }
 
 }  // namespace mqtt

@@ -28,10 +28,14 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "node/protocol/message.h"
+#include "storage/store.h"
+#include "node/protocol/packets.h"
+#include "node/session/ack_token.h"
 
 namespace mqtt {
 
 class Client;
+class Shard;
 
 struct SessionLimits {
   uint32_t max_inflight = 20;
@@ -54,6 +58,8 @@ struct OutboundMessage {
   bool retain = false;                     // the RETAIN flag this receiver sees
   uint64_t shared_group = 0;               // non-zero: chosen through this shared group
   std::vector<uint32_t> subscription_ids;  // 5.0 Subscription Identifiers that matched
+  uint64_t seq = 0;   // position of its stored queue entry; 0 when not stored
+  AckTokenPtr ack;    // the publisher's acknowledgement waits for this delivery to be durable
 };
 
 inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
@@ -64,8 +70,9 @@ class Session {
   // Returns false when there is no other member: the message then stays with this session.
   using Redistribute = std::function<bool(const OutboundMessage&, uint64_t from_session)>;
 
-  Session(std::string client_id, uint64_t id, const SessionLimits& limits)
-      : client_id_(std::move(client_id)), id_(id), limits_(limits) {}
+  // `shard` gives access to this worker's storage batch (and may have no store).
+  Session(Shard* shard, std::string client_id, uint64_t id, const SessionLimits& limits)
+      : shard_(shard), client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
   const std::string& client_id() const { return client_id_; }
   uint64_t id() const { return id_; }
@@ -75,6 +82,18 @@ class Session {
   uint32_t expiry_interval() const { return expiry_interval_; }
   void set_expiry_interval(uint32_t seconds) { expiry_interval_ = seconds; }
   bool ends_with_connection() const { return expiry_interval_ == 0; }
+  // Persistent sessions keep their state in the store: every QoS 1/2 message routed to them is
+  // written (queue entry or in-flight record) before the publisher is acknowledged.
+  bool persistent() const;
+  void set_version(Version version) { version_ = version; }
+
+  // Writes the session record (subscriptions, expiry, will) to this turn's batch. `will` is the
+  // connected client's will, so that a crash of the node still publishes it after restart.
+  void SaveRecord(const Will* will);
+  // Rebuilds state read from the store at start-up.
+  void Restore(const storage::SessionState& state);
+  // Deletes the stored session (when the session ends).
+  void Forget();
   // Monotonic ms when an offline session expires; 0 while connected or never expiring.
   int64_t expires_at_ms() const { return expires_at_ms_; }
 
@@ -98,14 +117,15 @@ class Session {
   // Inbound QoS 2: true if this packet id was already received and not yet released, i.e. a
   // re-sent PUBLISH that must not be delivered again [MQTT-4.3.3-2].
   bool InboundQos2Pending(uint16_t packet_id) const { return inbound_qos2_.contains(packet_id); }
-  void AddInboundQos2(uint16_t packet_id) { inbound_qos2_.insert(packet_id); }
-  bool ReleaseInboundQos2(uint16_t packet_id) { return inbound_qos2_.erase(packet_id) > 0; }
+  void AddInboundQos2(uint16_t packet_id);
+  bool ReleaseInboundQos2(uint16_t packet_id);
   size_t inbound_qos2_count() const { return inbound_qos2_.size(); }
 
   absl::flat_hash_map<std::string, SubscriptionOptions>& subscriptions() { return subscriptions_; }
 
   size_t inflight_count() const { return inflight_.size(); }
   size_t queued_count() const { return queue_ ? queue_->size() : 0; }
+  uint64_t disk_queued_count() const { return disk_queued_; }
   uint64_t dropped_count() const { return dropped_; }
 
  private:
@@ -113,7 +133,7 @@ class Session {
   struct Inflight {
     uint16_t packet_id;
     Stage stage;
-    OutboundMessage out;  // message is null once PUBREC'd
+    OutboundMessage out;  // message is null once PUBREC'd; out.seq: its stored record, or 0
   };
 
   bool CanSendNow(uint8_t qos) const;
@@ -123,7 +143,13 @@ class Session {
   std::vector<Inflight>::iterator FindInflight(uint16_t packet_id);
   bool queue_empty() const { return queue_ == nullptr || queue_->empty(); }
   bool Expired(const OutboundMessage& out) const;
+  void StoreInflight(const Inflight& entry);
+  void StoreQueued(const OutboundMessage& out);
+  void Unstore(const Inflight& entry);
+  bool LoadQueuePage();
+  void AppendQueuePage(storage::QueuePage& page);
 
+  Shard* const shard_;
   const std::string client_id_;
   const uint64_t id_;
   const SessionLimits limits_;
@@ -141,6 +167,13 @@ class Session {
   absl::flat_hash_set<uint16_t> inbound_qos2_;
   uint16_t last_packet_id_ = 0;
   uint64_t dropped_ = 0;
+  Version version_ = Version::kV311;
+  // Persistence: the next queue/in-flight sequence number, and the queue entries on disk that
+  // are not in queue_ (an offline session keeps its queue on disk only).
+  uint64_t next_seq_ = 1;
+  uint64_t disk_queued_ = 0;
+  uint64_t disk_read_after_ = 0;
+  bool stored_ = false;  // a session record may exist in the store
 };
 
 }  // namespace mqtt

@@ -3,6 +3,7 @@
 #include "node/base/log.h"
 #include "node/protocol/reason_codes.h"
 #include "node/session/broker.h"
+#include "node/router/shared_subscriptions.h"
 #include "node/session/client.h"
 
 namespace mqtt {
@@ -80,7 +81,7 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start,
     }
     DestroySession(session);
   }
-  auto session = std::make_unique<Session>(client_id, broker_->NewSessionId(),
+  auto session = std::make_unique<Session>(this, client_id, broker_->NewSessionId(),
                                            broker_->options().session_limits);
   Session* raw = session.get();
   sessions_by_id_[raw->id()] = raw;
@@ -90,7 +91,11 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start,
 
 void Shard::SessionDetached(Session* session) {
   DetachAndRedistribute(session);
-  if (session->ends_with_connection()) DestroySession(session);
+  if (session->ends_with_connection()) {
+    DestroySession(session);
+  } else {
+    session->SaveRecord(nullptr);  // now with its expiry deadline, and no will
+  }
 }
 
 // Detaches and hands unacknowledged shared-subscription messages to other group members.
@@ -110,8 +115,31 @@ void Shard::DestroySession(Session* session) {
   for (const auto& [filter, options] : session->subscriptions()) {
     broker_->RemoveSubscription(filter, session->id());
   }
+  session->Forget();
   sessions_by_id_.erase(session->id());
   sessions_.erase(session->client_id());  // destroys *session
+}
+
+Session* Shard::RestoreSession(const storage::SessionState& state) {
+  const std::string& client_id = state.record.client_id();
+  auto session = std::make_unique<Session>(this, client_id, broker_->NewSessionId(),
+                                           broker_->options().session_limits);
+  Session* raw = session.get();
+  raw->Restore(state);
+  // A stored will is published by the broker after recovery; forget it so that a second crash
+  // does not publish it again.
+  if (state.record.has_will()) raw->SaveRecord(nullptr);
+  for (const auto& [filter, options] : raw->subscriptions()) {
+    broker_->AddSubscription(filter,
+                             Subscriber{raw->id(), index(), options.qos, options.no_local,
+                                        options.retain_as_published, options.subscription_id},
+                             ParseSharedFilter(filter).value_or(std::nullopt).has_value()
+                                 ? raw->online_flag()
+                                 : nullptr);
+  }
+  sessions_by_id_[raw->id()] = raw;
+  sessions_[client_id] = std::move(session);
+  return raw;
 }
 
 void Shard::DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds) {
@@ -124,10 +152,70 @@ void Shard::Deliver(uint32_t worker, uint64_t session_id, OutboundMessage&& out)
     return;
   }
   outboxes_[worker].push_back({session_id, std::move(out)});
-  if (!outbox_flush_scheduled_) {
-    outbox_flush_scheduled_ = true;
-    worker_->AtEndOfTurn([this] { FlushOutboxes(); });
+  ScheduleEndOfTurn();
+}
+
+void Shard::ScheduleEndOfTurn() {
+  if (end_of_turn_scheduled_) return;
+  end_of_turn_scheduled_ = true;
+  worker_->AtEndOfTurn([this] { EndOfTurn(); });
+}
+
+// Storage first: a message handed to another worker, or a PUBREC written to a publisher, must
+// not depend on state a crash could still lose.
+void Shard::EndOfTurn() {
+  end_of_turn_scheduled_ = false;
+  CommitNow();
+  FlushOutboxes();
+}
+
+storage::Store* Shard::store() const { return broker_->store(); }
+
+storage::Batch* Shard::batch() {
+  if (store() == nullptr) return nullptr;
+  ScheduleEndOfTurn();
+  return &batch_;
+}
+
+uint64_t Shard::PutMessage(const Message& message) {
+  uint64_t id = message.stored_id.value.load();
+  if (id == 0) {
+    absl::StatusOr<uint64_t> fresh = store()->NewMessageId();
+    if (!fresh.ok()) {
+      broker_->StorageFailed(fresh.status());
+      return 0;
+    }
+    uint64_t expected = 0;
+    id = message.stored_id.value.compare_exchange_strong(expected, *fresh) ? *fresh : expected;
   }
+  if (batch_messages_.insert(id).second) batch()->PutMessage(id, broker_->ToStored(message));
+  return id;
+}
+
+void Shard::HoldUntilCommitted(AckTokenPtr token) {
+  if (token == nullptr || store() == nullptr) return;
+  held_tokens_.push_back(std::move(token));
+  ScheduleEndOfTurn();
+}
+
+bool Shard::CommitNow() {
+  if (store() == nullptr) return true;
+  bool ok = true;
+  if (!batch_.empty()) {
+    absl::Status status = store()->Write(std::move(batch_));
+    batch_.Clear();
+    if (!status.ok()) {
+      broker_->StorageFailed(status);
+      ok = false;
+    }
+  }
+  batch_messages_.clear();
+  // Released tokens let publishers' acknowledgements go; after a failed write they must not.
+  if (!ok) {
+    for (AckTokenPtr& token : held_tokens_) token->Cancel();
+  }
+  held_tokens_.clear();
+  return ok;
 }
 
 void Shard::DeliverLocal(Delivery&& delivery) {
@@ -137,7 +225,6 @@ void Shard::DeliverLocal(Delivery&& delivery) {
 }
 
 void Shard::FlushOutboxes() {
-  outbox_flush_scheduled_ = false;
   for (size_t target = 0; target < outboxes_.size(); ++target) {
     if (!outboxes_[target].empty()) broker_->shard(target).Enqueue(&outboxes_[target]);
   }

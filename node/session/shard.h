@@ -13,11 +13,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "boost/asio/steady_timer.hpp"
 #include "node/net/io_worker.h"
 #include "node/protocol/message.h"
 #include "node/protocol/packets.h"
+#include "node/session/ack_token.h"
 #include "node/session/session.h"
+#include "storage/store.h"
 
 namespace mqtt {
 
@@ -69,6 +72,21 @@ class Shard {
   // Called by other workers (any thread) with a batch for this shard.
   void Enqueue(std::vector<Delivery>* batch);
 
+  // --- Persistence. All null/no-ops when the broker runs without a store. ---
+  storage::Store* store() const;
+  // The storage batch of this loop turn. It is written at the end of the turn, before messages
+  // go to other workers and before any output is written, so nothing leaves the node that a
+  // crash could take back.
+  storage::Batch* batch();
+  // Puts `message` in this turn's batch unless already there; returns its stored id.
+  uint64_t PutMessage(const Message& message);
+  // Keeps `token` until this turn's batch is written.
+  void HoldUntilCommitted(AckTokenPtr token);
+  // Writes the batch now (a reader is about to need what it holds). False on a storage error.
+  bool CommitNow();
+  // Adds a session read from the store at start-up (before the workers run).
+  Session* RestoreSession(const storage::SessionState& state);
+
  private:
   struct PendingWill {
     MessagePtr message;
@@ -78,6 +96,8 @@ class Shard {
   void DetachAndRedistribute(Session* session);
   void DeliverLocal(Delivery&& delivery);
   void FlushOutboxes();
+  void ScheduleEndOfTurn();
+  void EndOfTurn();
   void DrainInbox();
   void ArmSweep();
   void Sweep();
@@ -92,7 +112,10 @@ class Shard {
   absl::flat_hash_map<Client*, std::shared_ptr<Client>> clients_;
   std::atomic<size_t> live_clients_{0};  // clients_.size(), readable from any thread
   std::vector<std::vector<Delivery>> outboxes_;  // per target worker
-  bool outbox_flush_scheduled_ = false;
+  bool end_of_turn_scheduled_ = false;
+  storage::Batch batch_;
+  absl::flat_hash_set<uint64_t> batch_messages_;  // message ids put in batch_
+  std::vector<AckTokenPtr> held_tokens_;
   boost::asio::steady_timer sweep_timer_;
 
   std::mutex inbox_mutex_;
