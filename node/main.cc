@@ -32,6 +32,9 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.topic_alias_maximum = static_cast<uint16_t>(config.topic_alias_maximum);
   options.max_keep_alive = static_cast<uint16_t>(config.max_keep_alive);
   mqtt::ParseShareStrategy(config.shared_subscription_strategy, &options.share_strategy);
+  if (!config.auth_hmac_secret.empty()) {
+    options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));
+  }
   return options;
 }
 

@@ -138,6 +138,14 @@ const std::vector<Option>& Options() {
          }
          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a known strategy"));
        }},
+      {"auth-hmac-secret", "SECRET",
+       "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
+       "(prefer the config file to the command line for secrets)",
+       [](absl::string_view v, Config* c) {
+         if (v.empty()) return absl::InvalidArgumentError("must not be empty");
+         c->auth_hmac_secret = std::string(v);
+         return absl::OkStatus();
+       }},
       {"fsync", "on|off",
        "fsync every storage write: survives power loss, not only a process kill (default off)",
        [](absl::string_view v, Config* c) { return ParseBool(v, &c->fsync); }},

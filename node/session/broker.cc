@@ -115,6 +115,13 @@ MessagePtr Broker::FromStored(uint64_t id, const storage::v1::MessageRecord& rec
   return message;
 }
 
+const auth::AuthMethod* Broker::FindAuthMethod(std::string_view name) const {
+  for (const auto& method : options_.auth_methods) {
+    if (method->name() == name) return method.get();
+  }
+  return nullptr;
+}
+
 uint32_t Broker::HomeWorker(std::string_view client_id) const {
   return std::hash<std::string_view>()(client_id) % shards_.size();
 }

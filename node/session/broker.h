@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "boost/asio/ip/tcp.hpp"
+#include "node/auth/enhanced_auth.h"
 #include "node/net/io_worker.h"
 #include "node/protocol/message.h"
 #include "node/router/retained_store.h"
@@ -45,6 +46,8 @@ struct BrokerOptions {
   uint16_t topic_alias_maximum = 64;    // inbound topic aliases per 5.0 connection
   uint16_t max_keep_alive = 65535;      // 5.0 Server Keep Alive caps the client's value
   ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
+  // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
+  std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
 };
 
 class Broker {
@@ -73,6 +76,8 @@ class Broker {
   void Shutdown(std::chrono::milliseconds grace);
 
   const BrokerOptions& options() const { return options_; }
+  // The enhanced authentication method called `name`, or null.
+  const auth::AuthMethod* FindAuthMethod(std::string_view name) const;
   size_t worker_count() const { return shards_.size(); }
   Shard& shard(uint32_t worker) { return *shards_[worker]; }
   uint32_t HomeWorker(std::string_view client_id) const;

@@ -100,6 +100,10 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
     }
     return HandleConnect(body, rest);
   }
+  if (phase_ == Phase::kAuthenticating && header.type() != PacketType::kAuth &&
+      header.type() != PacketType::kDisconnect) {
+    return ProtocolError("only AUTH or DISCONNECT while authenticating");  // [MQTT-4.12.0-4]
+  }
   switch (header.type()) {
     case PacketType::kPublish:
       return HandlePublish(header, body);
@@ -122,8 +126,7 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
     case PacketType::kConnect:
       return ProtocolError("second CONNECT");  // [MQTT-3.1.0-2]
     case PacketType::kAuth:
-      // No enhanced authentication method is configured, so no AUTH exchange can be under way.
-      return ProtocolError("AUTH without an authentication method");
+      return HandleAuth(body, rest);
     default:
       return ProtocolError(absl::StrCat("packet type ", static_cast<int>(header.type()),
                                         " is not sent by clients"));
@@ -142,11 +145,6 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     return connect.status();
   }
   version_ = connect->version;
-  if (connect->properties.authentication_method) {
-    // Enhanced authentication: no method is configured [MQTT-4.12.0-1].
-    SendConnackAndClose(rc::kBadAuthenticationMethod, version_);
-    return absl::OkStatus();
-  }
   if (connect->client_id.empty()) {
     // 3.1 has no empty ids; 3.1.1 allows them only with clean session [MQTT-3.1.3-8].
     if (version_ == Version::kV31 || (version_ == Version::kV311 && !connect->clean_start)) {
@@ -161,20 +159,110 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
   if (connect->will && !IsValidTopicName(connect->will->topic)) {
     return WithReason(ProtocolError("invalid will topic"), rc::kTopicNameInvalid);
   }
-  uint32_t home = broker_->HomeWorker(connect->client_id);
-  if (home == shard_->index()) return AcceptConnect(std::move(*connect));
+  if (const auto& method = connect->properties.authentication_method) {
+    const auth::AuthMethod* found = broker_->FindAuthMethod(*method);
+    if (found == nullptr) {
+      SendConnackAndClose(rc::kBadAuthenticationMethod, version_);  // [MQTT-4.12.0-1]
+      return absl::OkStatus();
+    }
+    auth_method_ = *method;
+    auth_ = found->NewExchange();
+    auth::AuthStep step =
+        auth_->Start(connect->client_id, connect->properties.authentication_data.value_or(""));
+    return ContinueConnectAuth(std::move(step), std::move(*connect), rest);
+  }
+  return FinishConnect(std::move(*connect), rest);
+}
+
+absl::Status Client::ContinueConnectAuth(auth::AuthStep step, Connect connect,
+                                         std::string_view rest) {
+  switch (step.outcome) {
+    case auth::AuthStep::Outcome::kFailure:
+      MQTT_LOG_INFO("connection %s: authentication with %s failed", peer(), auth_method_);
+      SendConnackAndClose(rc::kNotAuthorized, version_);
+      return absl::OkStatus();
+    case auth::AuthStep::Outcome::kContinue:
+      pending_connect_ = std::make_unique<Connect>(std::move(connect));
+      phase_ = Phase::kAuthenticating;
+      SendAuth(rc::kContinueAuthentication, std::move(step.data));
+      return absl::OkStatus();
+    case auth::AuthStep::Outcome::kSuccess:
+      break;
+  }
+  auth_.reset();
+  connect.properties.authentication_data.reset();
+  if (!step.data.empty()) connect.properties.authentication_data = std::move(step.data);
+  return FinishConnect(std::move(connect), rest);
+}
+
+absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
+  uint32_t home = broker_->HomeWorker(connect.client_id);
+  if (home == shard_->index()) return AcceptConnect(std::move(connect));
 
   // Move the socket to the session's home worker, with the bytes already read behind CONNECT.
   bool is_v6 = false;
   int fd = ReleaseSocket(&is_v6);
   phase_ = Phase::kDone;
   Shard* home_shard = &broker_->shard(home);
-  home_shard->worker()->Post([home_shard, fd, is_v6, c = std::move(*connect),
+  home_shard->worker()->Post([home_shard, fd, is_v6, c = std::move(connect),
                               leftover = std::string(rest)]() mutable {
     home_shard->AdoptConnection(fd, is_v6, std::move(c), std::move(leftover));
   });
   shard_->RemoveClient(this);
   return absl::OkStatus();
+}
+
+// AUTH: the next step of the CONNECT's exchange, or a re-authentication once connected
+// (reason 0x19, then 0x18 steps) with the method of the CONNECT [MQTT-4.12.1-1].
+absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
+  absl::StatusOr<Auth> packet = DecodeAuth(body, version_);
+  if (!packet.ok()) return packet.status();
+  if (auth_method_.empty() || packet->properties.authentication_method != auth_method_) {
+    return ProtocolError("AUTH without, or with another, authentication method");
+  }
+  const std::string data = packet->properties.authentication_data.value_or("");
+  if (phase_ == Phase::kAuthenticating) {
+    if (packet->reason_code != rc::kContinueAuthentication) {
+      return ProtocolError("AUTH during CONNECT must continue the authentication");
+    }
+    Connect connect = std::move(*pending_connect_);
+    pending_connect_.reset();
+    phase_ = Phase::kAwaitConnect;
+    return ContinueConnectAuth(auth_->Continue(data), std::move(connect), rest);
+  }
+  auth::AuthStep step;
+  if (packet->reason_code == rc::kReauthenticate) {
+    auth_ = broker_->FindAuthMethod(auth_method_)->NewExchange();
+    step = auth_->Start(client_id_, data);
+  } else if (packet->reason_code == rc::kContinueAuthentication && auth_ != nullptr) {
+    step = auth_->Continue(data);
+  } else {
+    return ProtocolError("unexpected AUTH reason code");
+  }
+  switch (step.outcome) {
+    case auth::AuthStep::Outcome::kContinue:
+      SendAuth(rc::kContinueAuthentication, std::move(step.data));
+      break;
+    case auth::AuthStep::Outcome::kSuccess:
+      auth_.reset();
+      SendAuth(rc::kSuccess, std::move(step.data));
+      break;
+    case auth::AuthStep::Outcome::kFailure:
+      auth_.reset();
+      MQTT_LOG_INFO("client %s: re-authentication failed", client_id_);
+      Disconnect(rc::kNotAuthorized);  // [MQTT-4.12.1-2]
+      break;
+  }
+  return absl::OkStatus();
+}
+
+void Client::SendAuth(uint8_t reason, std::string data) {
+  Auth packet;
+  packet.reason_code = reason;
+  packet.properties.authentication_method = auth_method_;
+  if (!data.empty()) packet.properties.authentication_data = std::move(data);
+  EncodeAuth(packet, output_buffer());
+  RequestFlush();
 }
 
 void Client::ResumeConnect(Connect connect, std::string leftover_input) {
@@ -191,6 +279,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   const BrokerOptions& options = broker_->options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
+  auth_method_ = connect.properties.authentication_method.value_or("");
   if (connect.will) will_ = std::make_unique<Will>(std::move(*connect.will));
   const Properties& requested = connect.properties;
   client_max_packet_size_ = requested.maximum_packet_size.value_or(0);
@@ -224,6 +313,8 @@ absl::Status Client::AcceptConnect(Connect connect) {
         ack.server_keep_alive = keep_alive_;  // [MQTT-3.2.2-21]
       }
     }
+    ack.authentication_method = requested.authentication_method;
+    ack.authentication_data = requested.authentication_data;  // the method's last data, if any
     if (requested.request_response_information.value_or(0) == 1) {
       ack.response_information = absl::StrCat("response/", client_id_);
     }
@@ -576,7 +667,7 @@ void Client::Fail(const absl::Status& status) {
   MQTT_LOG_INFO("client %s (%s): closing: %s", client_id_.empty() ? "-" : client_id_, peer(),
                 status.message());
   if (version_ == Version::kV5) {
-    if (phase_ == Phase::kAwaitConnect) {
+    if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
       EncodeConnack({false, reason, {}}, version_, output_buffer());
     } else if (phase_ == Phase::kConnected) {
       EncodeDisconnect(mqtt::Disconnect{reason, {}}, version_, output_buffer());  // [MQTT-4.13.1-1]
@@ -590,7 +681,7 @@ void Client::Fail(const absl::Status& status) {
 
 bool Client::TimedOut(Clock::time_point now) const {
   if (closing()) return now - close_started() > kCloseDrainLimit;
-  if (phase_ == Phase::kAwaitConnect) {
+  if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
     return now - last_activity_ > std::chrono::seconds(broker_->options().connect_timeout_seconds);
   }
   // The server allows one and a half times the keep alive [MQTT-3.1.2-24].
@@ -599,7 +690,7 @@ bool Client::TimedOut(Clock::time_point now) const {
 }
 
 void Client::OnTimeout() {
-  if (closing() || phase_ == Phase::kAwaitConnect) {
+  if (closing() || phase_ != Phase::kConnected) {
     Abort();
     return;
   }

@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "node/auth/enhanced_auth.h"
 #include "node/net/connection.h"
 #include "node/protocol/codec.h"
 #include "node/protocol/packets.h"
@@ -60,12 +61,17 @@ class Client : public net::Connection {
   void OnClosed() override;
 
  private:
-  enum class Phase { kAwaitConnect, kConnected, kDone };
+  enum class Phase { kAwaitConnect, kAuthenticating, kConnected, kDone };
 
   absl::Status HandlePacket(const FrameHeader& header, std::string_view body,
                             std::string_view rest);
   absl::Status HandleConnect(std::string_view body, std::string_view rest);
   absl::Status AcceptConnect(Connect connect);
+  // Moves the connection to its session's home worker if needed, then accepts it.
+  absl::Status FinishConnect(Connect connect, std::string_view rest);
+  absl::Status ContinueConnectAuth(auth::AuthStep step, Connect connect, std::string_view rest);
+  absl::Status HandleAuth(std::string_view body, std::string_view rest);
+  void SendAuth(uint8_t reason, std::string data);
   absl::Status HandlePublish(const FrameHeader& header, std::string_view body);
   absl::Status ResolveTopicAlias(Publish& publish);
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
@@ -96,6 +102,12 @@ class Client : public net::Connection {
   uint32_t client_max_packet_size_ = 0;  // 0: no limit
   uint16_t client_topic_alias_max_ = 0;
   bool connect_expiry_was_zero_ = true;
+
+  // 5.0 enhanced authentication: the method named in CONNECT, the exchange under way (CONNECT
+  // or re-authentication) and the CONNECT waiting for it to finish.
+  std::string auth_method_;
+  std::unique_ptr<auth::AuthExchange> auth_;
+  std::unique_ptr<Connect> pending_connect_;
 
   // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
   // goes once it and all before it are ready.
