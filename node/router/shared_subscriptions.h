@@ -43,6 +43,7 @@ class SharedGroups {
     uint32_t worker = 0;
     uint8_t qos = 0;
     uint32_t subscription_id = 0;
+    std::shared_ptr<const std::string> durable_client_id;  // as in Subscriber
     // Set by the member's session while a client is connected to it.
     std::shared_ptr<const std::atomic<bool>> online;
   };

@@ -26,6 +26,9 @@ struct Subscriber {
   bool no_local = false;
   bool retain_as_published = false;
   uint32_t subscription_id = 0;  // 5.0 Subscription Identifier; 0 = none
+  // Set for persistent sessions: the client id, which a publisher on another worker writes in
+  // its outbox so that a crash cannot lose the message between the two workers' writes.
+  std::shared_ptr<const std::string> durable_client_id;
 };
 
 class TopicTree {

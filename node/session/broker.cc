@@ -80,10 +80,40 @@ absl::Status Broker::Recover() {
         return absl::OkStatus();
       });
   if (!expired_retained.ok()) return expired_retained.status();
+  if (absl::Status s = RecoverOutboxes(); !s.ok()) return s;
   // Sessions were saved with their wills: the stored copies are now taken care of.
   for (auto& shard : shards_) shard->CommitNow();
   MQTT_LOG_INFO("recovered %d sessions (%d expired ones purged) and %d retained messages in %d ms",
                 sessions, purged->size(), retained_.size(), store_->open_stats().micros / 1000);
+  return absl::OkStatus();
+}
+
+// Entries left in workers' outboxes were durable for the publisher (acknowledged) but not yet
+// stored by the receiving worker: append them to their sessions' queues now. They are a suffix
+// of what that worker received from the outbox's worker, so appending keeps the order.
+absl::Status Broker::RecoverOutboxes() {
+  size_t recovered = 0;
+  for (uint32_t worker = 0; worker < Shard::kMaxOutboxes; ++worker) {
+    const std::string outbox = Shard::OutboxId(worker);
+    uint64_t after = 0;
+    for (;;) {
+      absl::StatusOr<storage::QueuePage> page = store_->ReadQueue(outbox, after, 256, UnixMs());
+      if (!page.ok()) return page.status();
+      for (storage::QueuedMessage& queued : page->messages) {
+        const std::string& target = queued.entry.target_client_id();
+        Shard& home = *shards_[HomeWorker(target)];
+        if (Session* session = home.FindSession(target); session && session->persistent()) {
+          session->AppendRecovered(queued.entry.message_id(), queued.message, queued.entry);
+          ++recovered;
+        }
+        home.batch()->RemoveQueueEntry(outbox, queued.seq);
+        home.CommitNow();
+      }
+      after = page->last_seq;
+      if (page->end) break;
+    }
+  }
+  if (recovered > 0) MQTT_LOG_INFO("recovered %d messages from worker outboxes", recovered);
   return absl::OkStatus();
 }
 
@@ -195,6 +225,9 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
     if (member.session_id == 0) continue;
     OutboundMessage out{message, std::min(message->qos, member.qos), false, group, {}, 0, ack};
     if (member.subscription_id != 0) out.subscription_ids.push_back(member.subscription_id);
+    if (out.qos > 0 && member.durable_client_id != nullptr && member.worker != from.index()) {
+      from.StageInOutbox(out, *member.durable_client_id);
+    }
     from.Deliver(member.worker, member.session_id, std::move(out));
   }
 }
@@ -203,6 +236,7 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
 // subscription identifiers of all of them [MQTT-3.3.4-3], [MQTT-3.3.4-5].
 void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack) {
   std::vector<Subscriber>& matches = PublishMatches();
+  // Copies of durable_client_id made under the lock keep the strings alive after it.
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end(), [](const Subscriber& a, const Subscriber& b) {
       return a.session_id < b.session_id;
@@ -214,6 +248,7 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const Ack
     uint8_t granted = 0;
     bool retain_as_published = false;
     bool matched = false;
+    const std::string* durable_client_id = nullptr;
     size_t j = i;
     for (; j < matches.size() && matches[j].session_id == first.session_id; ++j) {
       const Subscriber& s = matches[j];
@@ -221,6 +256,7 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const Ack
       // [MQTT-3.8.3-3]; its other subscriptions still may.
       if (s.no_local && s.session_id == message->publisher_session_id) continue;
       matched = true;
+      if (s.durable_client_id != nullptr) durable_client_id = s.durable_client_id.get();
       granted = std::max(granted, s.qos);
       retain_as_published |= s.retain_as_published;
       if (s.subscription_id != 0) out.subscription_ids.push_back(s.subscription_id);
@@ -230,6 +266,11 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const Ack
     out.qos = std::min(message->qos, granted);             // [MQTT-3.8.4-6]
     out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
     if (out.qos > 0) out.ack = ack;
+    // A persistent session on another worker: the message goes in this worker's outbox, in the
+    // same batch as the publisher's own state, until that worker has stored it.
+    if (out.qos > 0 && durable_client_id != nullptr && first.worker != from.index()) {
+      from.StageInOutbox(out, *durable_client_id);
+    }
     from.Deliver(first.worker, first.session_id, std::move(out));
   }
 }
@@ -264,9 +305,11 @@ void Broker::AddSubscription(std::string_view filter, const Subscriber& subscrib
   uint64_t group = shared_groups_.Join(
       share.group, share.filter,
       {subscriber.session_id, subscriber.worker, subscriber.qos, subscriber.subscription_id,
-       std::move(online)},
+       subscriber.durable_client_id, std::move(online)},
       &created);
-  if (created) subscriptions_.Subscribe(share.filter, Subscriber{group, 0, 2, false, false, 0});
+  if (created) {
+    subscriptions_.Subscribe(share.filter, Subscriber{group, 0, 2, false, false, 0, nullptr});
+  }
 }
 
 void Broker::RemoveSubscription(std::string_view filter, uint64_t session_id) {

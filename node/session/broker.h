@@ -110,6 +110,7 @@ class Broker {
 
  private:
   void DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack);
+  absl::Status RecoverOutboxes();
 
   const BrokerOptions options_;
   storage::Store* const store_;

@@ -73,6 +73,21 @@ void Session::Detach(const Redistribute& redistribute) {
   }
 }
 
+std::shared_ptr<const std::string> Session::durable_client_id() {
+  if (!persistent()) return nullptr;
+  if (durable_client_id_ == nullptr) durable_client_id_ = std::make_shared<std::string>(client_id_);
+  return durable_client_id_;
+}
+
+void Session::AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
+                              storage::v1::QueueEntry entry) {
+  entry.clear_target_client_id();
+  storage::Batch* batch = shard_->batch();
+  batch->PutMessage(message_id, message);
+  batch->AddQueueEntry(client_id_, next_seq_++, entry);
+  ++disk_queued_;
+}
+
 std::shared_ptr<const std::atomic<bool>> Session::online_flag() {
   if (online_ == nullptr) online_ = std::make_shared<std::atomic<bool>>(client_ != nullptr);
   return online_;

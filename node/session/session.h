@@ -60,6 +60,10 @@ struct OutboundMessage {
   std::vector<uint32_t> subscription_ids;  // 5.0 Subscription Identifiers that matched
   uint64_t seq = 0;   // position of its stored queue entry; 0 when not stored
   AckTokenPtr ack;    // the publisher's acknowledgement waits for this delivery to be durable
+  // Entry in the sending worker's outbox that the receiving worker removes when it stores the
+  // message for the session (0: none).
+  uint64_t outbox_seq = 0;
+  uint32_t outbox_worker = 0;
 };
 
 inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
@@ -75,6 +79,8 @@ class Session {
       : shard_(shard), client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
   const std::string& client_id() const { return client_id_; }
+  // The client id for routing entries when persistent (see Subscriber::durable_client_id).
+  std::shared_ptr<const std::string> durable_client_id();
   uint64_t id() const { return id_; }
 
   // Seconds the session outlives its connection: 0 = it ends with the connection,
@@ -94,6 +100,9 @@ class Session {
   void Restore(const storage::SessionState& state);
   // Deletes the stored session (when the session ends).
   void Forget();
+  // Appends an entry recovered from a worker's outbox to the stored queue (start-up only).
+  void AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
+                       storage::v1::QueueEntry entry);
   // Monotonic ms when an offline session expires; 0 while connected or never expiring.
   int64_t expires_at_ms() const { return expires_at_ms_; }
 
@@ -158,6 +167,7 @@ class Session {
   Client* client_ = nullptr;
   uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
   std::shared_ptr<std::atomic<bool>> online_;  // null until online_flag() is called
+  std::shared_ptr<const std::string> durable_client_id_;  // made on first use
   absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
   // In send order; at most the inflight window long, so a vector (no memory while empty).
   std::vector<Inflight> inflight_;

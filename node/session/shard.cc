@@ -1,5 +1,7 @@
 #include "node/session/shard.h"
 
+#include "absl/strings/str_cat.h"
+
 #include "node/base/log.h"
 #include "node/protocol/reason_codes.h"
 #include "node/session/broker.h"
@@ -132,7 +134,8 @@ Session* Shard::RestoreSession(const storage::SessionState& state) {
   for (const auto& [filter, options] : raw->subscriptions()) {
     broker_->AddSubscription(filter,
                              Subscriber{raw->id(), index(), options.qos, options.no_local,
-                                        options.retain_as_published, options.subscription_id},
+                                        options.retain_as_published, options.subscription_id,
+                                        raw->durable_client_id()},
                              ParseSharedFilter(filter).value_or(std::nullopt).has_value()
                                  ? raw->online_flag()
                                  : nullptr);
@@ -219,9 +222,36 @@ bool Shard::CommitNow() {
 }
 
 void Shard::DeliverLocal(Delivery&& delivery) {
+  const uint64_t outbox_seq = delivery.out.outbox_seq;
+  const uint32_t outbox_worker = delivery.out.outbox_worker;
   auto it = sessions_by_id_.find(delivery.session_id);
-  if (it == sessions_by_id_.end()) return;  // the session ended while the message travelled
-  it->second->Deliver(std::move(delivery.out));
+  // (A session that ended while the message travelled gets nothing.)
+  if (it != sessions_by_id_.end()) it->second->Deliver(std::move(delivery.out));
+  // In the batch that stored the message for the session, after it: the outbox entry's
+  // reference must not be the last one before the session's is added.
+  if (outbox_seq != 0) batch()->RemoveQueueEntry(OutboxId(outbox_worker), outbox_seq);
+}
+
+void Shard::StageInOutbox(OutboundMessage& out, const std::string& target_client_id) {
+  if (store() == nullptr) return;
+  storage::v1::QueueEntry entry;
+  entry.set_message_id(PutMessage(*out.message));
+  entry.set_qos(out.qos);
+  entry.set_retain(out.retain);
+  for (uint32_t id : out.subscription_ids) entry.add_subscription_identifiers(id);
+  entry.set_target_client_id(target_client_id);
+  out.outbox_seq = next_outbox_seq_++;
+  out.outbox_worker = index();
+  batch()->AddQueueEntry(OutboxId(index()), out.outbox_seq, entry);
+  HoldUntilCommitted(out.ack);
+}
+
+// 0xFF never occurs in UTF-8, so no client id can collide with an outbox.
+std::string Shard::OutboxId(uint32_t worker) { return absl::StrCat("\xff" "outbox-", worker); }
+
+Session* Shard::FindSession(const std::string& client_id) {
+  auto it = sessions_.find(client_id);
+  return it == sessions_.end() ? nullptr : it->second.get();
 }
 
 void Shard::FlushOutboxes() {

@@ -84,6 +84,15 @@ class Shard {
   void HoldUntilCommitted(AckTokenPtr token);
   // Writes the batch now (a reader is about to need what it holds). False on a storage error.
   bool CommitNow();
+  // Cross-worker durability: a QoS 1/2 message for a persistent session on another worker is
+  // written to this worker's outbox (a queue in the store) in this turn's batch, together with
+  // the publisher's state; the receiving worker removes the entry in the batch that stores the
+  // message for the session. Sets out.outbox_seq/outbox_worker.
+  void StageInOutbox(OutboundMessage& out, const std::string& target_client_id);
+  static constexpr uint32_t kMaxOutboxes = 256;  // workers are limited to 256 (config)
+  static std::string OutboxId(uint32_t worker);
+  Session* FindSession(const std::string& client_id);
+
   // Adds a session read from the store at start-up (before the workers run).
   Session* RestoreSession(const storage::SessionState& state);
 
@@ -116,6 +125,7 @@ class Shard {
   storage::Batch batch_;
   absl::flat_hash_set<uint64_t> batch_messages_;  // message ids put in batch_
   std::vector<AckTokenPtr> held_tokens_;
+  uint64_t next_outbox_seq_ = 1;  // recovery empties the outbox, so numbering restarts
   boost::asio::steady_timer sweep_timer_;
 
   std::mutex inbox_mutex_;
