@@ -36,7 +36,8 @@ struct Pub {
   uint32_t inflight = 0;
   uint64_t owed = 0;  // rate mode: due but held back by the window
   uint16_t next_pid = 1;
-  std::vector<uint64_t> pid_used;  // bitset of 65536 packet ids (QoS 1/2 only)
+  uint16_t pid_max = 65535;        // packet ids cycle through 1..pid_max
+  std::vector<uint64_t> pid_used;  // bitset of pid_max + 1 packet ids (QoS 1/2 only)
   uint64_t sent = 0;
   uint64_t acked = 0;
   Pub(std::string_view topic, uint8_t qos, size_t payload)
@@ -72,6 +73,9 @@ class Bench : public Loop::Handler {
   void Turn(int64_t deadline);
   void Tick(int64_t now);
   bool OpenAll(std::vector<Conn*> conns, const sockaddr_in* addr, int64_t timeout);
+  int ManyConnLimit(int requested);
+  void RunBurst();
+  void SampleRss(int64_t now);
   void OpenStep();
   void Disconnect();
   void StartWindow(int64_t now);
@@ -114,6 +118,7 @@ class Bench : public Loop::Handler {
   int open_fds_ = 0;
   int64_t last_connack_ns_ = 0;
   Histogram handshake_;
+  uint64_t open_seq_ = 0;  // connections started (source address spreading past 25,000)
 
   // Errors.
   int errors_ = 0;
@@ -134,6 +139,16 @@ class Bench : public Loop::Handler {
   uint64_t progress_mark_ = 0;
   int64_t progress_ns_ = 0;
   int probed_subs_ = 0;
+
+  // manyconn and burst: broker memory, connection cap, burst timing.
+  bool burst_ = false, manyconn_ = false;
+  int conns_requested_ = 0;
+  long broker_fd_room_ = -1;
+  long rss_before_kb_ = -1, rss_start_kb_ = -1, rss_end_kb_ = -1, rss_peak_kb_ = -1;
+  int64_t next_rss_ns_ = 0, rss_every_ns_ = 0;
+  bool resumed_ = true;
+  int64_t pause_end_ = 0, resume_ns_ = 0, sent_done_ns_ = 0, prev_recv_ns_ = 0;
+  int64_t max_gap_ns_ = 0, max_gap_at_ns_ = 0;
 
   // Measurement window.
   bool measuring_ = false, measured_ = false;

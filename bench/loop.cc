@@ -31,12 +31,21 @@ Loop::Loop(Handler* handler) : handler_(handler), rbuf_(kReadBuffer) {
 
 Loop::~Loop() { close(epfd_); }
 
-bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id,
-                   uint16_t keepalive) {
+bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive,
+                   const sockaddr_in* source) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (source) {
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    if (bind(fd, reinterpret_cast<const sockaddr*>(source), sizeof *source) != 0) {
+      const int err = errno;
+      close(fd);
+      errno = err;
+      return false;
+    }
+  }
   c.connect_start_ns = MonoNs();
   int rc = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   if (rc != 0 && errno != EINPROGRESS) {
@@ -57,6 +66,8 @@ bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id,
   c.fd = fd;
   c.state = rc == 0 ? Conn::kMqttConnecting : Conn::kTcpConnecting;
   c.write_blocked = false;
+  c.read_paused = false;
+  c.last_tx_ns = c.connect_start_ns;
   c.out.clear();
   c.out_off = 0;
   c.partial.clear();
@@ -93,11 +104,13 @@ void Loop::FlushOne(Conn& c) {
     ssize_t n = send(c.fd, c.out.data() + c.out_off, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n > 0) {
       c.out_off += size_t(n);
+      c.last_tx_ns = MonoNs();
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       c.write_blocked = true;
+      c.blocked_since_ns = MonoNs();
       break;
     }
     Close(c, std::strerror(errno));
@@ -142,6 +155,7 @@ void Loop::Poll(int64_t timeout_ns) {
         FlushOne(c);
       } else if (c.write_blocked) {
         c.write_blocked = false;
+        c.max_blocked_ns = std::max(c.max_blocked_ns, MonoNs() - c.blocked_since_ns);
         FlushOne(c);
       }
       if (c.fd < 0) continue;
@@ -151,6 +165,7 @@ void Loop::Poll(int64_t timeout_ns) {
 }
 
 void Loop::OnReadable(Conn& c) {
+  if (c.read_paused) return;
   for (;;) {
     const size_t have = c.partial.size();
     if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
@@ -170,7 +185,8 @@ void Loop::OnReadable(Conn& c) {
         return;
       }
       c.partial.assign(rbuf_.data() + used, rbuf_.data() + total);
-      if (size_t(n) < room) return;  // drained (edge-triggered: a short read empties it)
+      if (size_t(n) < room || c.read_paused)
+        return;  // drained (edge-triggered: a short read empties it)
       continue;
     }
     if (n == 0) {

@@ -20,12 +20,16 @@ struct Conn {
   State state = kIdle;
   bool dirty = false;          // queued for the end-of-turn flush
   bool write_blocked = false;  // socket buffer full: waiting for EPOLLOUT
+  bool read_paused = false;    // reads suspended (a slow consumer); Loop::ResumeRead restarts
   uint8_t role = 0;            // owner-defined
   uint32_t role_index = 0;     // owner-defined
   int64_t connect_start_ns = 0;
-  Bytes out;           // bytes to send, from out_off
-  size_t out_off = 0;  //
-  Bytes partial;       // an incomplete packet carried over to the next read
+  int64_t last_tx_ns = 0;        // last time send() took bytes (keep-alive pings skip busy ones)
+  int64_t blocked_since_ns = 0;  // write_blocked since
+  int64_t max_blocked_ns = 0;    // longest write_blocked period (the peer stopped reading us)
+  Bytes out;                     // bytes to send, from out_off
+  size_t out_off = 0;            //
+  Bytes partial;                 // an incomplete packet carried over to the next read
 
   size_t pending() const { return out.size() - out_off; }
 };
@@ -46,8 +50,15 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
 
   // Starts a non-blocking connect and queues the MQTT CONNECT. Returns false (errno set) if
-  // the socket could not be created or the connect failed at once.
-  bool Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive);
+  // the socket could not be created or the connect failed at once. A source address (port 0,
+  // bound with IP_BIND_ADDRESS_NO_PORT) lifts the ~28,000 ephemeral ports per destination.
+  bool Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive,
+               const sockaddr_in* source = nullptr);
+  // Reads everything the socket holds after a pause (edge-triggered: no new edge may come).
+  void ResumeRead(Conn& c) {
+    c.read_paused = false;
+    if (c.fd >= 0) OnReadable(c);
+  }
   // The output buffer of c, marked for the end-of-turn flush.
   Bytes& Out(Conn& c) {
     if (!c.dirty) {

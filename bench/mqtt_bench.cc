@@ -23,13 +23,22 @@ scenarios:
   idle      open --connections N idle clients; broker RSS growth per connection
             (needs --broker-pid)
   cluster   like qos, publishing on --host/--port, subscribing on --sub-host/--sub-port
+  manyconn  --connections N (50000) in all: --subscribers (1) on TOPIC/c/+, the others each
+            publishing --conn-rate (1) msg/s to TOPIC/c/<i>, evenly spread over each second;
+            QoS 1 unless --qos; --duration 60 unless given; broker RSS (needs --broker-pid).
+            N is capped by this process's and the broker's descriptor limits (reported)
+  burst     open-loop burst of --messages (2000000) QoS 0 messages, 1 -> 1; the subscriber
+            reads nothing for the first --pause (5) s; broker peak RSS (needs --broker-pid),
+            longest gap between deliveries after the pause, loss
 
 options (defaults in brackets):
   --host H [127.0.0.1]  --port P [1883]  --sub-host H  --sub-port P
   --qos 0|1|2 [0]  --inflight N [16]  --payload BYTES [64, min 20]
   --publishers N  --subscribers N  --rate MSG_PER_S [0 = unbounded; latency 5000]
-  --connections N [10000]  --concurrency N [100]
-  --duration S [10] (measured)  --warmup S [min(2, duration/5)]  --settle S [2] (idle)
+  --connections N [10000; manyconn 50000]  --concurrency N [100]
+  --conn-rate MSG_PER_S [1] (manyconn, per publisher)
+  --messages N [2000000] (burst)  --pause S [5] (burst: subscriber reads nothing)
+  --duration S [10; manyconn 60] (measured)  --warmup S [min(2, duration/5)]  --settle S [2] (idle)
   --broker-pid PID (broker CPU % and RSS)
   --max-backlog N [50000] (QoS 0: cap on undelivered deliveries; 0 = socket buffers only)
   --burst BYTES [32768] (QoS 0 bytes per publisher per loop turn)
@@ -47,6 +56,7 @@ exit status: 0 ok, 1 error, 2 usage, 3 messages lost at QoS 1/2
 
 int main(int argc, char** argv) {
   bench::Options o;
+  bool qos_given = false, duration_given = false, connections_given = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") Usage(nullptr);
@@ -79,6 +89,7 @@ int main(int argc, char** argv) {
       o.sub_port = int(need_num());
     } else if (name == "qos") {
       o.qos = int(need_num());
+      qos_given = true;
     } else if (name == "inflight") {
       o.inflight = int(need_num());
     } else if (name == "payload") {
@@ -91,16 +102,24 @@ int main(int argc, char** argv) {
       o.rate = need_num();
     } else if (name == "connections") {
       o.connections = int(need_num());
+      connections_given = true;
     } else if (name == "concurrency") {
       o.concurrency = int(need_num());
     } else if (name == "duration") {
       o.duration = need_num();
+      duration_given = true;
     } else if (name == "warmup") {
       o.warmup = need_num();
     } else if (name == "settle") {
       o.settle = need_num();
     } else if (name == "broker-pid") {
       o.broker_pid = pid_t(need_num());
+    } else if (name == "conn-rate") {
+      o.conn_rate = need_num();
+    } else if (name == "messages") {
+      o.messages = long(need_num());
+    } else if (name == "pause") {
+      o.pause = need_num();
     } else if (name == "max-backlog") {
       o.max_backlog = long(need_num());
     } else if (name == "burst") {
@@ -115,11 +134,26 @@ int main(int argc, char** argv) {
       Usage(("unknown option --" + name).c_str());
     }
   }
-  static constexpr const char* kScenarios[] = {"qos",     "fanin",   "fanout", "shared",
-                                               "latency", "connect", "idle",   "cluster"};
+  static constexpr const char* kScenarios[] = {"qos",     "fanin", "fanout",  "shared",   "latency",
+                                               "connect", "idle",  "cluster", "manyconn", "burst"};
   bool known = false;
   for (const char* s : kScenarios) known = known || o.scenario == s;
   if (!known) Usage(("unknown scenario " + o.scenario).c_str());
+  if (o.scenario == "manyconn") {
+    if (!qos_given) o.qos = 1;
+    if (!duration_given) o.duration = 60;
+    if (!connections_given) o.connections = 50000;
+    if (o.conn_rate <= 0) Usage("--conn-rate must be > 0");
+  }
+  if (o.scenario == "burst") {
+    if (o.qos != 0) Usage("burst is QoS 0");
+    if (o.messages < 1) Usage("--messages must be > 0");
+    if (o.pause < 0) Usage("--pause must be >= 0");
+  }
+  if ((o.scenario == "manyconn" || o.scenario == "burst") && o.broker_pid <= 0) {
+    std::fprintf(stderr, "mqtt-bench: %s without --broker-pid reports no RSS\n",
+                 o.scenario.c_str());
+  }
   if (o.qos < 0 || o.qos > 2) Usage("--qos must be 0, 1 or 2");
   if (o.inflight < 1 || o.inflight > 65535) Usage("--inflight must be in 1..65535");
   if (o.payload < 20 || o.payload > 256 * 1024 * 1024) Usage("--payload must be >= 20 bytes");

@@ -68,6 +68,8 @@ void Bench::Turn(int64_t deadline) {
       wait = std::min(wait, (measuring_ ? run_end_ : measure_start_) - now);
     }
     if (phase_ == kRun && o_.rate > 0) wait = std::min(wait, NextDue() - now);
+    if (!resumed_) wait = std::min(wait, pause_end_ - now);
+    if (rss_every_ns_ > 0) wait = std::min(wait, next_rss_ns_ - now);
   }
   loop_.Poll(wait);
   now = MonoNs();
@@ -95,13 +97,34 @@ void Bench::Tick(int64_t now) {
     } else if (o_.qos == 0) {
       GenerateOpenLoop(now);
     }
-  }
-  if (now >= next_ping_) {
-    for (Conn& c : conns_) {
-      if (c.state == Conn::kReady) EncodeSimple(loop_.Out(c), kPingreq);
+    if (burst_ && sent_done_ns_ == 0 && sent_total_ >= uint64_t(o_.messages) &&
+        pubs_[0].c->pending() == 0) {
+      sent_done_ns_ = now;  // the last byte of the burst went to the socket
     }
-    next_ping_ = now + o_.keepalive * kSecond / 2;
   }
+  if (!resumed_ && now >= pause_end_) {
+    resumed_ = true;
+    resume_ns_ = now;
+    for (Sub& s : subs_) loop_.ResumeRead(*s.c);
+  }
+  if (rss_every_ns_ > 0 && now >= next_rss_ns_) SampleRss(now);
+  // Keep-alive: ping a connection that sent nothing for half the keep-alive (a publisher at
+  // 1 msg/s never needs one; no synchronized ping storm over thousands of connections).
+  if (now >= next_ping_) {
+    const int64_t quiet = o_.keepalive * kSecond / 2;
+    for (Conn& c : conns_) {
+      if (c.state == Conn::kReady && now - c.last_tx_ns >= quiet) {
+        EncodeSimple(loop_.Out(c), kPingreq);
+      }
+    }
+    next_ping_ = now + std::min<int64_t>(kSecond, quiet);
+  }
+}
+
+void Bench::SampleRss(int64_t now) {
+  const long kb = ProcRssKb(o_.broker_pid);
+  if (kb > rss_peak_kb_) rss_peak_kb_ = kb;
+  next_rss_ns_ = now + rss_every_ns_;
 }
 
 void Bench::StartWindow(int64_t now) {
@@ -111,6 +134,7 @@ void Bench::StartWindow(int64_t now) {
   bcpu0_ = ProcCpuNs(o_.broker_pid);
   psi0_ = CpuPressureUs();
   sys0_ = loop_.syscalls();
+  if (rss_every_ns_ > 0) rss_start_kb_ = ProcRssKb(o_.broker_pid);
 }
 
 void Bench::EndWindow(int64_t now) {
@@ -144,7 +168,17 @@ void Bench::OpenStep() {
     Conn& c = *open_list_[open_next_++];
     const char tag = c.role == kPub ? 'p' : c.role == kSub ? 's' : 'c';
     const std::string id = id_prefix_ + "-" + tag + std::to_string(c.role_index);
-    if (loop_.Connect(c, *open_addr_, id, uint16_t(o_.keepalive))) {
+    // Past 25,000 connections to a loopback broker, spread the sources over 127.0.0.2, .3, ...:
+    // one source address has about 28,000 ephemeral ports per destination.
+    const uint64_t spread = open_seq_++ / 25000;
+    sockaddr_in src{};
+    const bool loopback = (ntohl(open_addr_->sin_addr.s_addr) >> 24) == 127;
+    if (spread > 0 && loopback) {
+      src.sin_family = AF_INET;
+      src.sin_addr.s_addr = htonl((127u << 24) | uint32_t(1 + spread));
+    }
+    if (loop_.Connect(c, *open_addr_, id, uint16_t(o_.keepalive),
+                      src.sin_family ? &src : nullptr)) {
       ++open_pending_;
       ++open_fds_;
     } else {
@@ -318,7 +352,7 @@ void Bench::Report(const char* unit, double rate, const std::function<void(Json&
 }
 
 int RunScenario(Options opt) {
-  RaiseFdLimit();
+  opt.fd_limit = RaiseFdLimit();
   if (opt.rate < 0) opt.rate = opt.scenario == "latency" ? 5000 : 0;
   if (opt.warmup < 0) opt.warmup = std::min(2.0, opt.duration / 5);
   Bench b(opt);

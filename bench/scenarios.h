@@ -18,12 +18,16 @@ struct Options {
   int payload = 64;   // bytes
   int publishers = -1;
   int subscribers = -1;
-  double rate = -1;  // msg/s over all publishers; 0 = as fast as possible
-  int connections = 10000;
-  int concurrency = 100;  // handshakes in progress at once (Mosquitto's listen backlog)
-  double duration = 10;   // measured seconds
-  double warmup = -1;     // seconds before measuring; default min(2, duration / 5)
-  double settle = 2;      // idle: seconds to wait before reading the broker's RSS
+  double rate = -1;           // msg/s over all publishers; 0 = as fast as possible
+  int connections = 10000;    // connect, idle; manyconn: 50,000 (capped by the descriptor limits)
+  int concurrency = 100;      // handshakes in progress at once (Mosquitto's listen backlog)
+  double duration = 10;       // measured seconds
+  double warmup = -1;         // seconds before measuring; default min(2, duration / 5)
+  double settle = 2;          // idle: seconds to wait before reading the broker's RSS
+  double conn_rate = 1;       // manyconn: msg/s per publishing connection
+  long messages = 2'000'000;  // burst: messages in the burst
+  double pause = 5;           // burst: seconds the subscriber reads nothing from the burst start
+  long fd_limit = -1;         // filled in: this process's RLIMIT_NOFILE after raising it
   pid_t broker_pid = 0;
   long max_backlog = 50000;  // QoS 0: pause publishing at this many undelivered deliveries
   int burst = 32 * 1024;     // QoS 0 open loop: bytes generated per publisher per loop turn

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -83,22 +84,54 @@ int64_t ProcCpuNs(pid_t pid) {
   return int64_t(utime + stime) * (1'000'000'000 / hz);
 }
 
-long ProcRssKb(pid_t pid) {
+long ProcStatusKb(pid_t pid, const char* key) {
   if (pid <= 0) return -1;
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/status", int(pid));
   FILE* f = std::fopen(path, "r");
   if (!f) return -1;
+  const size_t klen = std::strlen(key);
   char line[256];
   long kb = -1;
   while (std::fgets(line, sizeof line, f)) {
-    if (std::strncmp(line, "VmRSS:", 6) == 0) {
-      kb = std::strtol(line + 6, nullptr, 10);
+    if (std::strncmp(line, key, klen) == 0 && line[klen] == ':') {
+      kb = std::strtol(line + klen + 1, nullptr, 10);
       break;
     }
   }
   std::fclose(f);
   return kb;
+}
+
+long ProcRssKb(pid_t pid) { return ProcStatusKb(pid, "VmRSS"); }
+
+long ProcFdRoom(pid_t pid) {
+  if (pid <= 0) return -1;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/limits", int(pid));
+  FILE* f = std::fopen(path, "r");
+  if (!f) return -1;
+  char line[256];
+  long soft = -1;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "Max open files", 14) == 0) {
+      const char* p = line + 14;
+      while (*p == ' ') ++p;
+      soft = std::strncmp(p, "unlimited", 9) == 0 ? 1L << 30 : std::strtol(p, nullptr, 10);
+      break;
+    }
+  }
+  std::fclose(f);
+  if (soft < 0) return -1;
+  std::snprintf(path, sizeof path, "/proc/%d/fd", int(pid));
+  DIR* d = opendir(path);
+  if (!d) return -1;
+  long open = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++open;
+  }
+  closedir(d);
+  return soft - open;
 }
 
 int64_t CpuPressureUs() {

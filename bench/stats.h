@@ -64,6 +64,11 @@ int64_t SelfCpuNs();
 int64_t ProcCpuNs(pid_t pid);
 // VmRSS of a process in KiB from /proc/<pid>/status; -1 if unknown.
 long ProcRssKb(pid_t pid);
+// Any "Key: N kB" line of /proc/<pid>/status (VmRSS, VmHWM, ...); -1 if unknown.
+long ProcStatusKb(pid_t pid, const char* key);
+// Descriptors another process may still open: its RLIMIT_NOFILE soft limit (from
+// /proc/<pid>/limits) minus the descriptors it holds now; -1 if unknown.
+long ProcFdRoom(pid_t pid);
 // Total CPU stall time ("some") from /proc/pressure/cpu in microseconds; -1 if unavailable.
 int64_t CpuPressureUs();
 // Raises RLIMIT_NOFILE to the hard limit; returns the new soft limit.

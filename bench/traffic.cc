@@ -1,6 +1,7 @@
 // Publishing (open loop, windowed, fixed rate), receiving (sequence checks, latency) and the
 // publish/subscribe flow of the throughput and latency scenarios.
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -22,7 +23,7 @@ void Bench::Emit(Pub& p, int64_t ts) {
   if (o_.qos) {
     do {
       pid = p.next_pid++;
-      if (p.next_pid == 0) p.next_pid = 1;
+      if (p.next_pid == 0 || p.next_pid > p.pid_max) p.next_pid = 1;
     } while (p.pid_used[pid >> 6] & (uint64_t(1) << (pid & 63)));
     p.pid_used[pid >> 6] |= uint64_t(1) << (pid & 63);
     ++p.inflight;
@@ -54,6 +55,10 @@ void Bench::GenerateOpenLoop(int64_t now) {
   for (Pub& p : pubs_) {
     if (p.c->fd < 0 || p.c->write_blocked || p.c->pending() > 0) continue;
     size_t n = std::max<size_t>(1, size_t(o_.burst) / p.tmpl.packet_size());
+    if (burst_) {
+      if (sent_total_ >= uint64_t(o_.messages)) return;
+      n = std::min(n, size_t(uint64_t(o_.messages) - sent_total_));
+    }
     if (o_.max_backlog > 0) {
       const int64_t room = (o_.max_backlog - Backlog()) / int64_t(fan_);
       if (room <= 0) break;
@@ -65,6 +70,7 @@ void Bench::GenerateOpenLoop(int64_t now) {
 
 bool Bench::ShouldSpin() const {
   if (phase_ != kRun || o_.rate != 0 || o_.qos != 0) return false;
+  if (burst_ && sent_total_ >= uint64_t(o_.messages)) return false;
   if (paused_ || (o_.max_backlog > 0 && Backlog() + int64_t(fan_) > o_.max_backlog)) return false;
   for (const Pub& p : pubs_) {
     if (p.c->fd >= 0 && !p.c->write_blocked && p.c->pending() == 0) return true;
@@ -188,6 +194,16 @@ void Bench::OnPublish(Sub& s, const Packet& p, int64_t now) {
   }
   ++received_total_;
   last_recv_ns_ = now;
+  if (burst_ && resumed_) {
+    // Longest stall after the subscriber resumed reading: the largest gap between deliveries
+    // (the first one counted from the resume). Receive time is taken once per read().
+    const int64_t gap = now - std::max(prev_recv_ns_, resume_ns_);
+    if (gap > max_gap_ns_) {
+      max_gap_ns_ = gap;
+      max_gap_at_ns_ = now;
+    }
+    prev_recv_ns_ = now;
+  }
   if (!seen_[size_t(s.group) * pubs_.size() + pub].Insert(seq)) {
     ++duplicates_;
   } else {
@@ -236,6 +252,26 @@ int Bench::RunFlow() {
   } else if (sc == "qos" || sc == "latency" || sc == "cluster") {
     if (o_.publishers > 0) npub = o_.publishers;
     if (o_.subscribers > 0) nsub = o_.subscribers;
+  } else if (sc == "manyconn") {
+    // N connections in all: a few wildcard subscribers on TOPIC/c/+, the rest each publishing
+    // --conn-rate msg/s to its own TOPIC/c/<i>, spread evenly over each second.
+    manyconn_ = true;
+    nsub = o_.subscribers > 0 ? o_.subscribers : 1;
+    conns_requested_ = o_.connections;
+    const int total = ManyConnLimit(o_.connections);
+    npub = total - nsub;
+    if (npub < 1) {
+      Error("manyconn: no room for publishers (descriptor limits)");
+      Report("msg/s", 0);
+      return 1;
+    }
+    filter = t + "/c/+";
+    o_.rate = double(npub) * o_.conn_rate;
+    rss_every_ns_ = kSecond;
+  } else if (sc == "burst") {
+    burst_ = true;
+    o_.max_backlog = 0;  // open loop: nothing holds the publisher back but the broker
+    rss_every_ns_ = 10 * kMs;
   }
   fan_ = shared_ ? 1 : uint64_t(nsub);
   const int ngroups = shared_ ? 1 : nsub;
@@ -254,18 +290,23 @@ int Bench::RunFlow() {
   }
   pubs_.reserve(size_t(npub));
   for (int i = 0; i < npub; ++i) {
-    const std::string topic = sc == "fanin" ? t + "/" + std::to_string(i) + "/x" : t + "/t";
+    const std::string topic = sc == "fanin"      ? t + "/" + std::to_string(i) + "/x"
+                              : sc == "manyconn" ? t + "/c/" + std::to_string(i)
+                                                 : t + "/t";
     Pub& p = pubs_.emplace_back(topic, uint8_t(o_.qos), size_t(o_.payload));
     Conn& c = conns_.emplace_back();
     c.role = kPub;
     c.role_index = uint32_t(i);
     p.c = &c;
     p.index = uint32_t(i);
-    if (o_.qos) p.pid_used.assign(1024, 0);
+    if (manyconn_ && o_.inflight < 1023) p.pid_max = 1023;  // 128 B of bitmap, not 8 KiB
+    if (o_.qos) p.pid_used.assign(size_t(p.pid_max) / 64 + 1, 0);
     pub_conns.push_back(&c);
   }
 
   int rc = 1;
+  rss_before_kb_ = ProcRssKb(o_.broker_pid);
+  rss_peak_kb_ = rss_before_kb_;
   const int64_t setup_timeout = 30 * kSecond + int64_t(nsub + npub) * kMs;
   if (!OpenAll(sub_conns, &sub_addr_, setup_timeout)) {
     Error("subscribers did not connect");
@@ -292,7 +333,9 @@ int Bench::RunFlow() {
       }
     }
   }
-  if (rc == 0) {
+  if (rc == 0 && burst_) {
+    RunBurst();
+  } else if (rc == 0) {
     phase_ = kRun;
     run_start_ = MonoNs();
     last_recv_ns_ = run_start_;
@@ -306,18 +349,93 @@ int Bench::RunFlow() {
     }
     RunUntil([&] { return measured_; }, run_end_ + kSecond);
     if (!measured_) EndWindow(MonoNs());
+    rss_end_kb_ = ProcRssKb(o_.broker_pid);
     phase_ = kDrain;
     progress_ns_ = MonoNs();
     RunUntil([&] { return DrainDone(MonoNs()); }, MonoNs() + 30 * kSecond);
   }
   phase_ = kDone;
+  if (rss_every_ns_ > 0) SampleRss(MonoNs());
+  const long hwm_kb = ProcStatusKb(o_.broker_pid, "VmHWM");
   Disconnect();
   const double window = double(w_end_ - w_start_) / 1e9;
-  Report(fan_ > 1 || shared_ ? "deliveries/s" : "msg/s",
-         window > 0 ? double(recv_window_) / window : 0);
+  auto extra = [&](Json& j) {
+    if (!manyconn_ && !burst_) return;
+    j.Int("rss_before_kb", rss_before_kb_).Int("rss_start_kb", rss_start_kb_);
+    j.Int("rss_end_kb", rss_end_kb_).Int("rss_peak_kb", rss_peak_kb_).Int("vmhwm_kb", hwm_kb);
+    if (manyconn_) {
+      j.Int("connections_requested", conns_requested_);
+      j.Int("connections", int64_t(pubs_.size() + subs_.size()));
+      j.Int("connected", connected_);
+      j.Int("fd_limit", o_.fd_limit).Int("broker_fd_room", broker_fd_room_);
+      j.Num("conn_rate", o_.conn_rate, 2);
+      if (rss_before_kb_ >= 0 && rss_start_kb_ >= 0 && connected_ > 0) {
+        j.Num("bytes_per_conn", double(rss_start_kb_ - rss_before_kb_) * 1024.0 / connected_, 0);
+      }
+    }
+    if (burst_) {
+      auto secs = [&](int64_t t) { return t > 0 ? double(t - run_start_) / 1e9 : -1.0; };
+      j.Int("messages", o_.messages).Num("pause_s", o_.pause, 2);
+      j.Num("published_at_s", secs(sent_done_ns_), 3);
+      j.Num("resumed_at_s", secs(resume_ns_), 3);
+      j.Num("last_delivery_at_s", received_total_ ? secs(last_recv_ns_) : -1.0, 3);
+      j.Num("max_gap_ms", double(max_gap_ns_) / 1e6, 1);
+      j.Num("max_gap_at_s", secs(max_gap_at_ns_), 3);
+      j.Num("pub_max_blocked_ms", double(pubs_[0].c->max_blocked_ns) / 1e6, 1);
+    }
+  };
+  if (burst_) {
+    // Deliveries per second from the burst start to the last delivery.
+    const double span = received_total_ ? double(last_recv_ns_ - run_start_) / 1e9 : 0;
+    Report("msg/s", span > 0 ? double(received_total_) / span : 0, extra);
+  } else {
+    Report(fan_ > 1 || shared_ ? "deliveries/s" : "msg/s",
+           window > 0 ? double(recv_window_) / window : 0, extra);
+  }
   if (rc != 0 || errors_ > 0) return 1;
   if (o_.qos > 0 && unique_total_ < sent_total_ * fan_) return 3;
   return 0;
+}
+
+// manyconn: as many of the requested connections as both processes' descriptor limits allow
+// (this one's RLIMIT_NOFILE and the broker's, read from /proc, minus what they hold).
+int Bench::ManyConnLimit(int requested) {
+  long room = o_.fd_limit > 0 ? o_.fd_limit - 32 : requested;
+  broker_fd_room_ = ProcFdRoom(o_.broker_pid);
+  if (broker_fd_room_ > 0) room = std::min(room, broker_fd_room_ - 64);
+  if (room < requested) {
+    std::fprintf(stderr,
+                 "mqtt-bench: manyconn: %d connections requested, %ld possible (RLIMIT_NOFILE %ld "
+                 "here, %ld descriptors free in the broker); using %ld\n",
+                 requested, room, o_.fd_limit, broker_fd_room_, room);
+    return int(std::max(room, 0L));
+  }
+  return requested;
+}
+
+// burst: one open-loop burst of --messages QoS 0 messages; the subscriber reads nothing for the
+// first --pause seconds, then everything. Runs until all is sent and the subscriber resumed,
+// then drains (everything arrived, or nothing moved for 2 s). The window is the whole burst.
+void Bench::RunBurst() {
+  phase_ = kRun;
+  run_start_ = MonoNs();
+  last_recv_ns_ = run_start_;
+  measure_start_ = run_start_;
+  run_end_ = run_start_ + 3600 * kSecond;  // the window ends after the drain, below
+  if (o_.pause > 0) {
+    resumed_ = false;
+    pause_end_ = run_start_ + int64_t(o_.pause * 1e9);
+    for (Sub& s : subs_) s.c->read_paused = true;
+  }
+  StartWindow(run_start_);
+  if (!RunUntil([&] { return resumed_ && sent_done_ns_ > 0; }, run_start_ + 600 * kSecond)) {
+    Error("burst: not sent within 600 s");
+  }
+  phase_ = kDrain;
+  progress_ns_ = MonoNs();
+  RunUntil([&] { return DrainDone(MonoNs()); }, MonoNs() + 120 * kSecond);
+  EndWindow(MonoNs());
+  rss_end_kb_ = ProcRssKb(o_.broker_pid);
 }
 
 }  // namespace bench
