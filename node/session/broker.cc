@@ -58,18 +58,8 @@ absl::Status Broker::Recover() {
     ++sessions;
     // The client was connected when the node stopped: its connection ended abnormally.
     if (state.record.has_will()) {
-      Will will = storage::FromRecord(state.record.will());
-      auto message = std::make_shared<Message>();
-      message->topic = std::move(will.topic);
-      message->payload = std::move(will.payload);
-      message->qos = will.qos;
-      message->retain = will.retain;
-      message->publisher_id = state.record.client_id();
-      will.properties.will_delay_interval.reset();
-      if (will.properties != Properties{}) {
-        message->properties = std::make_shared<const Properties>(std::move(will.properties));
-      }
-      recovered_wills_.push_back(std::move(message));
+      recovered_wills_.push_back(
+          WillMessage(storage::FromRecord(state.record.will()), state.record.client_id()));
     }
     return absl::OkStatus();
   });
@@ -141,6 +131,23 @@ MessagePtr Broker::FromStored(uint64_t id, const storage::v1::MessageRecord& rec
     int64_t left_ms = static_cast<int64_t>(record.expires_at_unix_ms()) -
                       static_cast<int64_t>(UnixMs());
     message->expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 1);
+  }
+  return message;
+}
+
+MessagePtr WillMessage(Will will, std::string_view client_id) {
+  auto message = std::make_shared<Message>();
+  message->topic = std::move(will.topic);
+  message->payload = std::move(will.payload);
+  message->qos = will.qos;
+  message->retain = will.retain;
+  message->publisher_id = std::string(client_id);
+  will.properties.will_delay_interval.reset();
+  if (will.properties.message_expiry_interval) {
+    message->expires_at_ms = MonotonicMs() + int64_t{*will.properties.message_expiry_interval} * 1000;
+  }
+  if (will.properties != Properties{}) {
+    message->properties = std::make_shared<const Properties>(std::move(will.properties));
   }
   return message;
 }

@@ -38,6 +38,9 @@ namespace mqtt {
 
 class Shard;
 
+// The application message a will becomes when it is published (the will delay is not part of it).
+MessagePtr WillMessage(Will will, std::string_view client_id);
+
 struct BrokerOptions {
   SessionLimits session_limits;
   uint32_t max_packet_size = 1024 * 1024;

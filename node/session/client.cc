@@ -710,18 +710,8 @@ void Client::OnClosed() {
 // Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that
 // outlives this connection [MQTT-3.1.3-9].
 void Client::PublishWill() {
-  auto message = std::make_shared<Message>();
-  message->topic = std::move(will_->topic);
-  message->payload = std::move(will_->payload);
-  message->qos = will_->qos;
-  message->retain = will_->retain;
-  message->publisher_id = client_id_;
   uint32_t delay = will_->properties.will_delay_interval.value_or(0);
-  will_->properties.will_delay_interval.reset();
-  message->expires_at_ms = ExpiryDeadline(will_->properties);
-  if (will_->properties != Properties{}) {
-    message->properties = std::make_shared<const Properties>(std::move(will_->properties));
-  }
+  MessagePtr message = WillMessage(std::move(*will_), client_id_);
   will_.reset();
   if (delay > 0 && taken_over_by_resume_) return;
   if (delay > 0 && session_ != nullptr && !session_->ends_with_connection()) {
