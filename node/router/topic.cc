@@ -24,7 +24,12 @@ bool StartsWithWildcard(std::string_view filter) {
 }  // namespace
 
 bool IsValidTopicName(std::string_view topic) {
-  return IsValidTopicString(topic) && topic.find_first_of("+#") == std::string_view::npos;
+  if (!IsValidTopicString(topic)) return false;
+  // A plain loop: find_first_of("+#") costs a memchr per character (seen in the QoS 0 profile).
+  for (char c : topic) {
+    if (c == '+' || c == '#') return false;
+  }
+  return true;
 }
 
 bool IsValidTopicFilter(std::string_view filter) {
