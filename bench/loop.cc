@@ -71,7 +71,7 @@ bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id,
   c.out.clear();
   c.out_off = 0;
   c.partial.clear();
-  EncodeConnect(Out(c), client_id, keepalive, /*clean=*/true);
+  EncodeConnect(Out(c), client_id, keepalive, clean_session_);
   return true;
 }
 

@@ -54,6 +54,8 @@ class Loop {
   // bound with IP_BIND_ADDRESS_NO_PORT) lifts the ~28,000 ephemeral ports per destination.
   bool Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive,
                const sockaddr_in* source = nullptr);
+  // Clean session flag of every CONNECT (default 1); 0 makes persistent sessions.
+  void set_clean_session(bool clean) { clean_session_ = clean; }
   // Reads everything the socket holds after a pause (edge-triggered: no new edge may come).
   void ResumeRead(Conn& c) {
     c.read_paused = false;
@@ -75,6 +77,7 @@ class Loop {
   uint64_t syscalls() const { return syscalls_; }
 
  private:
+  bool clean_session_ = true;
   void OnReadable(Conn& c);
   void FlushOne(Conn& c);
   void Dispatch(Conn& c, const Packet& p, int64_t now);

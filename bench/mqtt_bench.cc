@@ -43,6 +43,7 @@ options (defaults in brackets):
   --max-backlog N [50000] (QoS 0: cap on undelivered deliveries; 0 = socket buffers only)
   --burst BYTES [32768] (QoS 0 bytes per publisher per loop turn)
   --keepalive S [60]  --topic PREFIX [bench]  --client-prefix ID
+  --clean-session 0|1 [1] (0: persistent sessions, written to disk by brokers that persist)
 exit status: 0 ok, 1 error, 2 usage, 3 messages lost at QoS 1/2
 )";
 
@@ -130,6 +131,8 @@ int main(int argc, char** argv) {
       o.topic = value;
     } else if (name == "client-prefix") {
       o.client_prefix = value;
+    } else if (name == "clean-session") {
+      o.clean_session = need_num() != 0;
     } else {
       Usage(("unknown option --" + name).c_str());
     }

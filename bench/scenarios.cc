@@ -45,6 +45,7 @@ int Bench::Run() {
     return 1;
   }
   next_ping_ = MonoNs() + o_.keepalive * kSecond / 2;
+  loop_.set_clean_session(o_.clean_session);
   if (o_.scenario == "connect" || o_.scenario == "idle") return RunConnections();
   return RunFlow();
 }
