@@ -535,7 +535,7 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
                                       topic.retain_as_published, subscription_id,
                                       session_->durable_client_id()},
                            is_shared ? session_->online_flag() : nullptr);
-  // Shared subscriptions get no retained messages [MQTT-4.8.2-? ; 5.0 section 4.8.2]. Otherwise
+  // Shared subscriptions get no retained messages (5.0 section 4.8.2). Otherwise
   // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
   // for a new subscription, 2 never [MQTT-3.3.1-9..11].
   if (!is_shared &&
