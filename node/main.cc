@@ -26,6 +26,8 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.session_limits.max_inflight = config.max_inflight;
   options.session_limits.max_queued_messages = config.max_queued_messages;
   options.session_limits.max_outbound_buffer = config.max_outbound_buffer;
+  options.session_limits.max_queued_bytes = config.max_queued_bytes;
+  options.session_limits.queue_qos0_offline = config.queue_qos0_offline;
   options.max_packet_size = config.max_packet_size;
   options.connect_timeout_seconds = config.connect_timeout_seconds;
   options.receive_maximum = static_cast<uint16_t>(config.receive_maximum);

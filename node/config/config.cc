@@ -104,6 +104,14 @@ const std::vector<Option>& Options() {
        "messages queued per client behind the inflight window; newer ones are dropped when full "
        "(default 1000)",
        UintSetter(&Config::max_queued_messages, 1, 10'000'000)},
+      {"max-queued-bytes", "BYTES",
+       "topic + payload bytes queued per client (memory and disk); newer messages are dropped "
+       "when full; 0 = no limit (default 67108864)",
+       UintSetter(&Config::max_queued_bytes, 0, 4'000'000'000u)},
+      {"queue-qos0-offline", "on|off",
+       "queue QoS 0 messages for offline persistent sessions (on disk) instead of dropping them "
+       "(default off)",
+       [](absl::string_view v, Config* c) { return ParseBool(v, &c->queue_qos0_offline); }},
       {"max-packet-size", "BYTES",
        "largest packet accepted from a client; a bigger one closes the connection (default "
        "1048576)",

@@ -32,6 +32,8 @@ struct Config {
   uint32_t max_queued_messages = 1000;       // per client, behind the inflight window
   uint32_t max_packet_size = 1024 * 1024;    // bytes, whole packet, inbound
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
+  uint32_t max_queued_bytes = 64 * 1024 * 1024;    // per client, topic + payload; 0 = no limit
+  bool queue_qos0_offline = false;
   uint32_t connect_timeout_seconds = 10;     // time allowed between accept and CONNECT
   uint32_t receive_maximum = 1024;           // 5.0: inbound unacknowledged QoS 2 per client
   uint32_t topic_alias_maximum = 64;         // 5.0: inbound topic aliases per connection

@@ -60,6 +60,7 @@ void Session::Detach(const Redistribute& redistribute) {
       std::erase_if(*queue_, [&](const OutboundMessage& out) {
         if (out.shared_group == 0 || out.qos == 0 || !redistribute(out, id_)) return false;
         if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+        queued_bytes_ -= std::min(queued_bytes_, QueuedBytes(out));
         return true;
       });
     }
@@ -67,7 +68,13 @@ void Session::Detach(const Redistribute& redistribute) {
   // A persistent session's queue lives on disk while it is offline: drop the copies in memory
   // (re-read from the first entry when a client comes back).
   if (persistent() && !queue_empty()) {
-    for (const OutboundMessage& out : *queue_) disk_queued_ += out.seq != 0 ? 1 : 0;
+    for (const OutboundMessage& out : *queue_) {
+      if (out.seq != 0) {
+        ++disk_queued_;
+      } else {
+        queued_bytes_ -= std::min(queued_bytes_, QueuedBytes(out));  // QoS 0, dropped
+      }
+    }
     queue_.reset();
     disk_read_after_ = 0;
   }
@@ -93,6 +100,10 @@ std::shared_ptr<const std::atomic<bool>> Session::online_flag() {
   return online_;
 }
 
+uint64_t Session::QueuedBytes(const OutboundMessage& out) {
+  return out.message->topic.size() + out.message->payload.size();
+}
+
 bool Session::Expired(const OutboundMessage& out) const {
   return out.message->expires_at_ms != 0 && out.message->expires_at_ms <= MonotonicMs();
 }
@@ -103,7 +114,10 @@ bool Session::CanSendNow(uint8_t qos) const {
 }
 
 void Session::Deliver(OutboundMessage&& out) {
-  const bool durable = out.qos > 0 && persistent();
+  const bool offline = client_ == nullptr;
+  // QoS 0 waits for an offline session only when configured, and then on disk.
+  if (out.qos == 0 && offline && !(limits_.queue_qos0_offline && persistent())) return;
+  const bool durable = persistent() && (out.qos > 0 || offline);
   // The publisher's acknowledgement waits for this turn's batch only if something is stored.
   if (durable) shard_->HoldUntilCommitted(std::move(out.ack));
   out.ack.reset();
@@ -111,11 +125,13 @@ void Session::Deliver(OutboundMessage&& out) {
     SendNow(std::move(out));
     return;
   }
-  if (out.qos == 0 && client_ == nullptr) return;  // QoS 0 is not kept for offline sessions
-  if (queued_count() + disk_queued_ >= limits_.max_queued_messages) {
+  const uint64_t bytes = QueuedBytes(out);
+  if (queued_count() + disk_queued_ >= limits_.max_queued_messages ||
+      (limits_.max_queued_bytes != 0 && queued_bytes_ + bytes > limits_.max_queued_bytes)) {
     ++dropped_;  // the newest message is dropped: what is queued keeps its order
     return;
   }
+  queued_bytes_ += bytes;
   if (durable) {
     out.seq = next_seq_++;
     StoreQueued(out);
@@ -135,6 +151,7 @@ void Session::SendNow(OutboundMessage&& out) {
     return;
   }
   if (out.qos == 0) {
+    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
     // A client that does not read its socket loses QoS 0 messages rather than growing memory.
     if (client_->unsent_bytes() > limits_.max_outbound_buffer ||
         !client_->SendPublish(out, false, 0)) {
@@ -167,9 +184,12 @@ void Session::DrainQueue() {
     if (queue_->front().qos > 0 && inflight_.size() >= send_window_) return;
     OutboundMessage next = std::move(queue_->front());
     queue_->pop_front();
+    queued_bytes_ -= std::min(queued_bytes_, QueuedBytes(next));
     SendNow(std::move(next));
   }
   if (queue_ != nullptr && queue_->empty()) queue_.reset();
+  // Entries skipped on disk (expired) are never popped: an empty queue is the true zero.
+  if (queue_empty() && disk_queued_ == 0) queued_bytes_ = 0;
 }
 
 // Reads the next page of the on-disk queue into queue_. The turn's batch is written first, so
@@ -358,6 +378,7 @@ void Session::Restore(const storage::SessionState& state) {
   for (uint16_t packet_id : state.inbound_qos2) inbound_qos2_.insert(packet_id);
   next_seq_ = state.next_seq;
   disk_queued_ = state.queue.count;
+  queued_bytes_ = state.queue.bytes;  // record sizes: close to topic + payload
 }
 
 }  // namespace mqtt

@@ -6,8 +6,9 @@
 // - A message goes out at once when the client is connected, nothing is queued ahead of it and,
 //   for QoS 1/2, the inflight window has room (min of --max-inflight and the client's 5.0
 //   Receive Maximum); otherwise it is queued. QoS 0 is queued only while connected (to keep order
-//   behind queued QoS 1/2 messages) and dropped while offline. A full queue drops the new
-//   message and counts it. Expired messages (5.0 Message Expiry) are dropped, never delivered.
+//   behind queued QoS 1/2 messages) and, unless queue_qos0_offline, dropped while offline. A
+//   queue full by count or bytes drops the new message and counts it. Expired messages (5.0
+//   Message Expiry) are dropped, never delivered.
 // - On reconnect, inflight messages are sent again in their original order with DUP set
 //   [MQTT-4.4.0-1], and PUBREL again for those already PUBREC'd, then the queue drains.
 // - Messages that came through a shared subscription are offered to another member of the group
@@ -40,7 +41,9 @@ class Shard;
 struct SessionLimits {
   uint32_t max_inflight = 20;
   uint32_t max_queued_messages = 1000;
+  uint64_t max_queued_bytes = 64 * 1024 * 1024;  // topic + payload bytes queued; 0 = no limit
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;
+  bool queue_qos0_offline = false;  // keep QoS 0 for offline persistent sessions (on disk)
 };
 
 struct SubscriptionOptions {
@@ -135,6 +138,7 @@ class Session {
   size_t inflight_count() const { return inflight_.size(); }
   size_t queued_count() const { return queue_ ? queue_->size() : 0; }
   uint64_t disk_queued_count() const { return disk_queued_; }
+  uint64_t queued_bytes() const { return queued_bytes_; }
   uint64_t dropped_count() const { return dropped_; }
 
  private:
@@ -152,6 +156,7 @@ class Session {
   std::vector<Inflight>::iterator FindInflight(uint16_t packet_id);
   bool queue_empty() const { return queue_ == nullptr || queue_->empty(); }
   bool Expired(const OutboundMessage& out) const;
+  static uint64_t QueuedBytes(const OutboundMessage& out);
   void StoreInflight(const Inflight& entry);
   void StoreQueued(const OutboundMessage& out);
   void Unstore(const Inflight& entry);
@@ -182,6 +187,7 @@ class Session {
   // are not in queue_ (an offline session keeps its queue on disk only).
   uint64_t next_seq_ = 1;
   uint64_t disk_queued_ = 0;
+  uint64_t queued_bytes_ = 0;  // topic + payload of what is queued, in memory and on disk
   uint64_t disk_read_after_ = 0;
   bool stored_ = false;  // a session record may exist in the store
 };
