@@ -32,7 +32,7 @@ struct Options {
   long max_backlog = 50000;  // QoS 0: pause publishing at this many undelivered deliveries
   int burst = 32 * 1024;     // QoS 0 open loop: bytes generated per publisher per loop turn
   int keepalive = 60;
-  bool clean_session = true;  // false: persistent sessions (with --client-prefix, stable ids)
+  bool clean_session = true;    // false: persistent sessions (with --client-prefix, stable ids)
   std::string topic = "bench";  // topic prefix
   std::string client_prefix;    // default: mb<pid>
 };

@@ -70,8 +70,8 @@ int Run(const mqtt::Config& config) {
     store = std::move(*opened);
   }
 
-  uint32_t worker_count = config.workers ? config.workers
-                                         : std::max(1u, std::thread::hardware_concurrency());
+  uint32_t worker_count =
+      config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<mqtt::net::IoWorker>> workers;
   std::vector<mqtt::net::IoWorker*> worker_ptrs;
   for (uint32_t i = 0; i < worker_count; ++i) {
@@ -80,8 +80,7 @@ int Run(const mqtt::Config& config) {
   }
   mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
   if (absl::Status recovered = broker.Recover(); !recovered.ok()) {
-    MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir,
-                   recovered.message());
+    MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir, recovered.message());
     return 1;
   }
 

@@ -73,9 +73,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::ip::tcp::socket socket_;
   State state_ = State::kOpen;
   bool reading_ = false;
-  bool read_paused_ = false;      // not reading until the output drains
-  bool writing_ = false;          // waiting for the socket to become writable
-  bool flush_requested_ = false;  // queued in the worker's flush list
+  bool read_paused_ = false;         // not reading until the output drains
+  bool writing_ = false;             // waiting for the socket to become writable
+  bool flush_requested_ = false;     // queued in the worker's flush list
   std::unique_ptr<std::string> in_;  // bytes of an incomplete packet; null when idle
   std::string out_;
   size_t out_sent_ = 0;

@@ -29,8 +29,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(IoWorker* accept_worker
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(4096, ec);
   if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("listen on ", host, ":", port, ": ", ec.message()));
+    return absl::UnavailableError(absl::StrCat("listen on ", host, ":", port, ": ", ec.message()));
   }
   listener->host_ = host;
   listener->port_ = acceptor.local_endpoint(ec).port();
@@ -49,22 +48,22 @@ void Listener::Stop() {
 
 void Listener::AcceptNext() {
   IoWorker* worker = workers_[next_worker_++ % workers_.size()];
-  acceptor_.async_accept(worker->io(), [this, worker](const boost::system::error_code& ec,
-                                                      tcp::socket socket) {
-    if (ec == boost::asio::error::operation_aborted) return;
-    if (ec) {
-      // Out of file descriptors and the like: log once per retry and back off briefly rather
-      // than spinning on an acceptor that stays readable.
-      MQTT_LOG_WARN("accept on %s failed: %s", address(), ec.message());
-      retry_timer_.expires_after(std::chrono::milliseconds(100));
-      retry_timer_.async_wait([this](const boost::system::error_code& timer_ec) {
-        if (!timer_ec) AcceptNext();
+  acceptor_.async_accept(
+      worker->io(), [this, worker](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == boost::asio::error::operation_aborted) return;
+        if (ec) {
+          // Out of file descriptors and the like: log once per retry and back off briefly rather
+          // than spinning on an acceptor that stays readable.
+          MQTT_LOG_WARN("accept on %s failed: %s", address(), ec.message());
+          retry_timer_.expires_after(std::chrono::milliseconds(100));
+          retry_timer_.async_wait([this](const boost::system::error_code& timer_ec) {
+            if (!timer_ec) AcceptNext();
+          });
+          return;
+        }
+        on_accept_(worker, std::move(socket));
+        AcceptNext();
       });
-      return;
-    }
-    on_accept_(worker, std::move(socket));
-    AcceptNext();
-  });
 }
 
 }  // namespace mqtt::net

@@ -69,9 +69,9 @@ void EncodeConnack(const Connack& packet, Version version, std::string* out);
 void EncodePublish(const Publish& packet, Version version, std::string* out);
 // Hot path for delivery: encodes a PUBLISH from parts without building a Publish. `properties`
 // may be null (no properties; for 5.0 a zero property length is written).
-void EncodePublishParts(std::string_view topic, std::string_view payload, uint8_t qos,
-                        bool retain, bool dup, uint16_t packet_id, const Properties* properties,
-                        Version version, std::string* out);
+void EncodePublishParts(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+                        bool dup, uint16_t packet_id, const Properties* properties, Version version,
+                        std::string* out);
 void EncodePubAck(const PubAck& packet, Version version, std::string* out);
 void EncodeSubscribe(const Subscribe& packet, Version version, std::string* out);
 void EncodeSuback(const Suback& packet, Version version, std::string* out);

@@ -35,7 +35,7 @@ bool IsValidMqttUtf8(std::string_view s) {
     }
     static constexpr uint32_t kMinForLength[] = {0, 0x80, 0x800, 0x10000};
     if (cp < kMinForLength[extra] || cp > 0x10FFFF) return false;  // overlong or out of range
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                 // surrogates
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                // surrogates
     p += extra + 1;
   }
   return true;

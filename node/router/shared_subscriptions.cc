@@ -51,10 +51,8 @@ absl::StatusOr<std::optional<SharedFilter>> ParseSharedFilter(std::string_view f
 
 bool ParseShareStrategy(std::string_view name, ShareStrategy* strategy) {
   static constexpr std::pair<std::string_view, ShareStrategy> kNames[] = {
-      {"round_robin", ShareStrategy::kRoundRobin},
-      {"random", ShareStrategy::kRandom},
-      {"sticky", ShareStrategy::kSticky},
-      {"hash_clientid", ShareStrategy::kHashClientId},
+      {"round_robin", ShareStrategy::kRoundRobin}, {"random", ShareStrategy::kRandom},
+      {"sticky", ShareStrategy::kSticky},          {"hash_clientid", ShareStrategy::kHashClientId},
       {"hash_topic", ShareStrategy::kHashTopic},
   };
   for (const auto& [n, s] : kNames) {
@@ -69,8 +67,8 @@ bool ParseShareStrategy(std::string_view name, ShareStrategy* strategy) {
 SharedGroups::SharedGroups() = default;
 SharedGroups::~SharedGroups() = default;
 
-uint64_t SharedGroups::Join(std::string_view group, std::string_view filter,
-                            const Member& member, bool* created) {
+uint64_t SharedGroups::Join(std::string_view group, std::string_view filter, const Member& member,
+                            bool* created) {
   auto [it, inserted] = ids_.try_emplace(GroupKey(group, filter), 0);
   *created = inserted;
   if (inserted) {
@@ -88,8 +86,7 @@ uint64_t SharedGroups::Join(std::string_view group, std::string_view filter,
   return it->second;
 }
 
-uint64_t SharedGroups::Leave(std::string_view group, std::string_view filter,
-                             uint64_t session_id) {
+uint64_t SharedGroups::Leave(std::string_view group, std::string_view filter, uint64_t session_id) {
   auto id = ids_.find(GroupKey(group, filter));
   if (id == ids_.end()) return 0;
   std::vector<Member>& members = groups_.at(id->second)->members;
@@ -103,8 +100,7 @@ uint64_t SharedGroups::Leave(std::string_view group, std::string_view filter,
 
 // Every strategy picks a starting position; the first eligible member from there wins, so all
 // strategies share the online/exclude rules.
-std::optional<SharedGroups::Member> SharedGroups::Select(uint64_t group_id,
-                                                         ShareStrategy strategy,
+std::optional<SharedGroups::Member> SharedGroups::Select(uint64_t group_id, ShareStrategy strategy,
                                                          std::string_view publisher_id,
                                                          std::string_view topic,
                                                          uint64_t exclude) const {

@@ -54,7 +54,7 @@ class SharedGroups {
   // Adds or updates a member. Returns the group id; *created says whether the group is new
   // (then the caller adds it to the trie under `filter`).
   uint64_t Join(std::string_view group, std::string_view filter, const Member& member,
-                 bool* created);
+                bool* created);
   // Removes a member. Returns the group id if the group is now empty (the caller removes it from
   // the trie), 0 otherwise (or when there was no such member).
   uint64_t Leave(std::string_view group, std::string_view filter, uint64_t session_id);

@@ -1,17 +1,17 @@
 #include "node/session/broker.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <functional>
 #include <mutex>
 #include <thread>
 
-#include <signal.h>
-#include <unistd.h>
-
 #include "node/base/log.h"
 #include "node/session/client.h"
-#include "storage/convert.h"
 #include "node/session/shard.h"
+#include "storage/convert.h"
 
 namespace mqtt {
 namespace {
@@ -128,8 +128,8 @@ MessagePtr Broker::FromStored(uint64_t id, const storage::v1::MessageRecord& rec
   auto message = std::make_shared<Message>(storage::FromRecord(record));
   message->stored_id.value.store(id);
   if (record.expires_at_unix_ms() != 0) {
-    int64_t left_ms = static_cast<int64_t>(record.expires_at_unix_ms()) -
-                      static_cast<int64_t>(UnixMs());
+    int64_t left_ms =
+        static_cast<int64_t>(record.expires_at_unix_ms()) - static_cast<int64_t>(UnixMs());
     message->expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 1);
   }
   return message;
@@ -144,7 +144,8 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
   message->publisher_id = std::string(client_id);
   will.properties.will_delay_interval.reset();
   if (will.properties.message_expiry_interval) {
-    message->expires_at_ms = MonotonicMs() + int64_t{*will.properties.message_expiry_interval} * 1000;
+    message->expires_at_ms =
+        MonotonicMs() + int64_t{*will.properties.message_expiry_interval} * 1000;
   }
   if (will.properties != Properties{}) {
     message->properties = std::make_shared<const Properties>(std::move(will.properties));
@@ -245,9 +246,8 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const Ack
   std::vector<Subscriber>& matches = PublishMatches();
   // Copies of durable_client_id made under the lock keep the strings alive after it.
   if (matches.size() > 1) {
-    std::sort(matches.begin(), matches.end(), [](const Subscriber& a, const Subscriber& b) {
-      return a.session_id < b.session_id;
-    });
+    std::sort(matches.begin(), matches.end(),
+              [](const Subscriber& a, const Subscriber& b) { return a.session_id < b.session_id; });
   }
   for (size_t i = 0; i < matches.size();) {
     const Subscriber& first = matches[i];
@@ -270,7 +270,7 @@ void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const Ack
     }
     i = j;
     if (!matched) continue;
-    out.qos = std::min(message->qos, granted);             // [MQTT-3.8.4-6]
+    out.qos = std::min(message->qos, granted);            // [MQTT-3.8.4-6]
     out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
     if (out.qos > 0) out.ack = ack;
     // A persistent session on another worker: the message goes in this worker's outbox, in the
@@ -287,13 +287,18 @@ bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
   std::optional<SharedGroups::Member> member;
   {
     std::shared_lock lock(subscriptions_mutex_);
-    member = shared_groups_.Select(message.shared_group, options_.share_strategy,
-                                   message.message->publisher_id, message.message->topic,
-                                   from_session);
+    member =
+        shared_groups_.Select(message.shared_group, options_.share_strategy,
+                              message.message->publisher_id, message.message->topic, from_session);
   }
   if (!member || member->session_id == from_session) return false;
-  OutboundMessage out{message.message, std::min(message.message->qos, member->qos), false,
-                      message.shared_group, {}, 0, nullptr};
+  OutboundMessage out{message.message,
+                      std::min(message.message->qos, member->qos),
+                      false,
+                      message.shared_group,
+                      {},
+                      0,
+                      nullptr};
   if (member->subscription_id != 0) out.subscription_ids.push_back(member->subscription_id);
   shards_[from_worker]->Deliver(member->worker, member->session_id, std::move(out));
   return true;

@@ -45,9 +45,9 @@ struct BrokerOptions {
   SessionLimits session_limits;
   uint32_t max_packet_size = 1024 * 1024;
   uint32_t connect_timeout_seconds = 10;
-  uint16_t receive_maximum = 1024;      // inbound QoS 1/2 unacknowledged, advertised to 5.0
-  uint16_t topic_alias_maximum = 64;    // inbound topic aliases per 5.0 connection
-  uint16_t max_keep_alive = 65535;      // 5.0 Server Keep Alive caps the client's value
+  uint16_t receive_maximum = 1024;    // inbound QoS 1/2 unacknowledged, advertised to 5.0
+  uint16_t topic_alias_maximum = 64;  // inbound topic aliases per 5.0 connection
+  uint16_t max_keep_alive = 65535;    // 5.0 Server Keep Alive caps the client's value
   ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
   // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
   std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;

@@ -74,8 +74,8 @@ size_t Client::OnInput(std::string_view data) {
     }
     if (header.header_size != 0 &&
         uint64_t{header.header_size} + header.remaining_length > max_packet_size) {
-      Fail(absl::OutOfRangeError(absl::StrCat("packet of ", header.remaining_length,
-                                              " bytes exceeds max-packet-size")));
+      Fail(absl::OutOfRangeError(
+          absl::StrCat("packet of ", header.remaining_length, " bytes exceeds max-packet-size")));
       return data.size();
     }
     if (result == FrameResult::kNeedMore) break;
@@ -128,8 +128,8 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
     case PacketType::kAuth:
       return HandleAuth(body, rest);
     default:
-      return ProtocolError(absl::StrCat("packet type ", static_cast<int>(header.type()),
-                                        " is not sent by clients"));
+      return ProtocolError(
+          absl::StrCat("packet type ", static_cast<int>(header.type()), " is not sent by clients"));
   }
 }
 
@@ -204,10 +204,10 @@ absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
   int fd = ReleaseSocket(&is_v6);
   phase_ = Phase::kDone;
   Shard* home_shard = &broker_->shard(home);
-  home_shard->worker()->Post([home_shard, fd, is_v6, c = std::move(connect),
-                              leftover = std::string(rest)]() mutable {
-    home_shard->AdoptConnection(fd, is_v6, std::move(c), std::move(leftover));
-  });
+  home_shard->worker()->Post(
+      [home_shard, fd, is_v6, c = std::move(connect), leftover = std::string(rest)]() mutable {
+        home_shard->AdoptConnection(fd, is_v6, std::move(c), std::move(leftover));
+      });
   shard_->RemoveClient(this);
   return absl::OkStatus();
 }
@@ -400,8 +400,7 @@ void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
   pending_acks_.push_back({seq, std::move(ack), token == nullptr});
   if (token != nullptr) {
     *token = std::make_shared<AckToken>(
-        worker(), std::weak_ptr<Client>(std::static_pointer_cast<Client>(shared_from_this())),
-        seq);
+        worker(), std::weak_ptr<Client>(std::static_pointer_cast<Client>(shared_from_this())), seq);
   } else {
     SendReadyAcks();
   }
@@ -520,7 +519,7 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
 // Adds one subscription; returns its SUBACK reason code and notes when retained messages are
 // to be sent for it.
 uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
-                          std::vector<std::pair<std::string, uint8_t>>* retained) {
+                                std::vector<std::pair<std::string, uint8_t>>* retained) {
   const bool v5 = version_ == Version::kV5;
   auto shared = ParseSharedFilter(topic.filter);
   if (!shared.ok()) return v5 ? rc::kTopicFilterInvalid : v3::kSubackFailure;
@@ -530,16 +529,15 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   auto [it, inserted] = session_->subscriptions().insert_or_assign(
       topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
                                         topic.retain_handling, subscription_id});
-  broker_->AddSubscription(topic.filter,
-                           Subscriber{session_->id(), shard_->index(), topic.qos, topic.no_local,
-                                      topic.retain_as_published, subscription_id,
-                                      session_->durable_client_id()},
-                           is_shared ? session_->online_flag() : nullptr);
+  broker_->AddSubscription(
+      topic.filter,
+      Subscriber{session_->id(), shard_->index(), topic.qos, topic.no_local,
+                 topic.retain_as_published, subscription_id, session_->durable_client_id()},
+      is_shared ? session_->online_flag() : nullptr);
   // Shared subscriptions get no retained messages (5.0 section 4.8.2). Otherwise
   // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
   // for a new subscription, 2 never [MQTT-3.3.1-9..11].
-  if (!is_shared &&
-      (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted))) {
+  if (!is_shared && (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted))) {
     retained->emplace_back(topic.filter, topic.qos);
   }
   return topic.qos;
@@ -566,7 +564,8 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
   if (!disconnect.ok()) return disconnect.status();
   if (auto expiry = disconnect->properties.session_expiry_interval) {
     if (connect_expiry_was_zero_ && *expiry != 0) {
-      return ProtocolError("DISCONNECT sets a session expiry after CONNECT had 0");  // [MQTT-3.14.2-2]
+      return ProtocolError(
+          "DISCONNECT sets a session expiry after CONNECT had 0");  // [MQTT-3.14.2-2]
     }
     if (session_ != nullptr) session_->set_expiry_interval(*expiry);
   }
@@ -617,8 +616,8 @@ bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_i
   if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
   std::string* buffer = output_buffer();
   const size_t before = buffer->size();
-  EncodePublishParts(topic, out.message->payload, out.qos, out.retain, dup, packet_id,
-                     properties, version_, buffer);
+  EncodePublishParts(topic, out.message->payload, out.qos, out.retain, dup, packet_id, properties,
+                     version_, buffer);
   if (client_max_packet_size_ != 0 && buffer->size() - before > client_max_packet_size_) {
     buffer->resize(before);
     return false;
@@ -653,9 +652,12 @@ void Client::EndSession() {
 void Client::SendConnackAndClose(uint8_t code, Version version) {
   if (version == Version::kV5 && code < 0x80) {
     // 3.x return codes map onto their 5.0 counterparts.
-    static constexpr uint8_t kV5Code[] = {0, rc::kUnsupportedProtocolVersion,
-                                          rc::kClientIdentifierNotValid, rc::kServerUnavailable,
-                                          rc::kBadUserNameOrPassword, rc::kNotAuthorized};
+    static constexpr uint8_t kV5Code[] = {0,
+                                          rc::kUnsupportedProtocolVersion,
+                                          rc::kClientIdentifierNotValid,
+                                          rc::kServerUnavailable,
+                                          rc::kBadUserNameOrPassword,
+                                          rc::kNotAuthorized};
     if (code < sizeof(kV5Code)) code = kV5Code[code];
   }
   EncodeConnack({false, code, {}}, version, output_buffer());

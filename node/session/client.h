@@ -77,7 +77,7 @@ class Client : public net::Connection {
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
   uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
-                    std::vector<std::pair<std::string, uint8_t>>* retained);
+                          std::vector<std::pair<std::string, uint8_t>>* retained);
   absl::Status HandleUnsubscribe(std::string_view body);
   absl::Status HandleDisconnect(std::string_view body);
   void SendConnack(bool session_present, Properties properties);

@@ -215,8 +215,12 @@ void Session::AppendQueuePage(storage::QueuePage& page_ref) {
   for (storage::QueuedMessage& queued : page->messages) {
     if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
     OutboundMessage out{shard_->broker()->FromStored(queued.entry.message_id(), queued.message),
-                        static_cast<uint8_t>(queued.entry.qos()), queued.entry.retain(), 0, {},
-                        queued.seq, nullptr};
+                        static_cast<uint8_t>(queued.entry.qos()),
+                        queued.entry.retain(),
+                        0,
+                        {},
+                        queued.seq,
+                        nullptr};
     out.subscription_ids.assign(queued.entry.subscription_identifiers().begin(),
                                 queued.entry.subscription_identifiers().end());
     queue_->push_back(std::move(out));
@@ -250,7 +254,8 @@ void Session::StoreInflight(const Inflight& entry) {
 }
 
 void Session::Unstore(const Inflight& entry) {
-  if (entry.out.seq != 0 && persistent()) shard_->batch()->RemoveInflight(client_id_, entry.out.seq);
+  if (entry.out.seq != 0 && persistent())
+    shard_->batch()->RemoveInflight(client_id_, entry.out.seq);
 }
 
 // Ids increase and wrap, skipping 0 and ids still in flight; the inflight window is small, so
@@ -361,10 +366,10 @@ void Session::Restore(const storage::SessionState& state) {
   }
   for (const storage::InflightEntry& stored : state.inflight) {
     const storage::v1::InflightRecord& r = stored.record;
-    Inflight entry{static_cast<uint16_t>(r.packet_id()),
-                   static_cast<Stage>(static_cast<int>(r.stage()) - 1),
-                   OutboundMessage{nullptr, static_cast<uint8_t>(r.qos()), r.retain(), 0, {},
-                                   stored.seq, nullptr}};
+    Inflight entry{
+        static_cast<uint16_t>(r.packet_id()), static_cast<Stage>(static_cast<int>(r.stage()) - 1),
+        OutboundMessage{
+            nullptr, static_cast<uint8_t>(r.qos()), r.retain(), 0, {}, stored.seq, nullptr}};
     if (stored.message) {
       entry.out.message = shard_->broker()->FromStored(r.message_id(), *stored.message);
     } else if (entry.stage != Stage::kAwaitPubcomp) {

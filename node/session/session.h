@@ -29,9 +29,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "node/protocol/message.h"
-#include "storage/store.h"
 #include "node/protocol/packets.h"
 #include "node/session/ack_token.h"
+#include "storage/store.h"
 
 namespace mqtt {
 
@@ -61,8 +61,8 @@ struct OutboundMessage {
   bool retain = false;                     // the RETAIN flag this receiver sees
   uint64_t shared_group = 0;               // non-zero: chosen through this shared group
   std::vector<uint32_t> subscription_ids;  // 5.0 Subscription Identifiers that matched
-  uint64_t seq = 0;   // position of its stored queue entry; 0 when not stored
-  AckTokenPtr ack;    // the publisher's acknowledgement waits for this delivery to be durable
+  uint64_t seq = 0;                        // position of its stored queue entry; 0 when not stored
+  AckTokenPtr ack;  // the publisher's acknowledgement waits for this delivery to be durable
   // Entry in the sending worker's outbox that the receiving worker removes when it stores the
   // message for the session (0: none).
   uint64_t outbox_seq = 0;
@@ -170,7 +170,7 @@ class Session {
   uint32_t expiry_interval_ = 0;
   int64_t expires_at_ms_ = 0;
   Client* client_ = nullptr;
-  uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
+  uint32_t send_window_ = 0;                   // min(max_inflight, client's Receive Maximum)
   std::shared_ptr<std::atomic<bool>> online_;  // null until online_flag() is called
   std::shared_ptr<const std::string> durable_client_id_;  // made on first use
   absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;

@@ -1,11 +1,10 @@
 #include "node/session/shard.h"
 
 #include "absl/strings/str_cat.h"
-
 #include "node/base/log.h"
 #include "node/protocol/reason_codes.h"
-#include "node/session/broker.h"
 #include "node/router/shared_subscriptions.h"
+#include "node/session/broker.h"
 #include "node/session/client.h"
 
 namespace mqtt {
@@ -58,8 +57,7 @@ size_t Shard::CloseAllClients() {
   return all.size();
 }
 
-Session* Shard::OpenSession(const std::string& client_id, bool clean_start,
-                            bool* session_present) {
+Session* Shard::OpenSession(const std::string& client_id, bool clean_start, bool* session_present) {
   *session_present = false;
   auto it = sessions_.find(client_id);
   if (it != sessions_.end()) {
@@ -132,13 +130,12 @@ Session* Shard::RestoreSession(const storage::SessionState& state) {
   // does not publish it again.
   if (state.record.has_will()) raw->SaveRecord(nullptr);
   for (const auto& [filter, options] : raw->subscriptions()) {
-    broker_->AddSubscription(filter,
-                             Subscriber{raw->id(), index(), options.qos, options.no_local,
-                                        options.retain_as_published, options.subscription_id,
-                                        raw->durable_client_id()},
-                             ParseSharedFilter(filter).value_or(std::nullopt).has_value()
-                                 ? raw->online_flag()
-                                 : nullptr);
+    broker_->AddSubscription(
+        filter,
+        Subscriber{raw->id(), index(), options.qos, options.no_local, options.retain_as_published,
+                   options.subscription_id, raw->durable_client_id()},
+        ParseSharedFilter(filter).value_or(std::nullopt).has_value() ? raw->online_flag()
+                                                                     : nullptr);
   }
   sessions_by_id_[raw->id()] = raw;
   sessions_[client_id] = std::move(session);
@@ -247,7 +244,12 @@ void Shard::StageInOutbox(OutboundMessage& out, const std::string& target_client
 }
 
 // 0xFF never occurs in UTF-8, so no client id can collide with an outbox.
-std::string Shard::OutboxId(uint32_t worker) { return absl::StrCat("\xff" "outbox-", worker); }
+std::string Shard::OutboxId(uint32_t worker) {
+  return absl::StrCat(
+      "\xff"
+      "outbox-",
+      worker);
+}
 
 Session* Shard::FindSession(const std::string& client_id) {
   auto it = sessions_.find(client_id);

@@ -119,7 +119,7 @@ class Shard {
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;
   absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
   absl::flat_hash_map<Client*, std::shared_ptr<Client>> clients_;
-  std::atomic<size_t> live_clients_{0};  // clients_.size(), readable from any thread
+  std::atomic<size_t> live_clients_{0};          // clients_.size(), readable from any thread
   std::vector<std::vector<Delivery>> outboxes_;  // per target worker
   bool end_of_turn_scheduled_ = false;
   storage::Batch batch_;

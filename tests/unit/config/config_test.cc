@@ -87,9 +87,9 @@ TEST(ConfigTest, MissingConfigFileIsAnError) {
 
 TEST(ConfigTest, HelpListsEveryOption) {
   std::string help = HelpText();
-  for (const char* name : {"--config", "--listen", "--data-dir", "--node-id", "--log-level",
-                           "--workers", "--max-inflight", "--max-queued-messages",
-                           "--max-packet-size"}) {
+  for (const char* name :
+       {"--config", "--listen", "--data-dir", "--node-id", "--log-level", "--workers",
+        "--max-inflight", "--max-queued-messages", "--max-packet-size"}) {
     EXPECT_NE(help.find(name), std::string::npos) << name;
   }
 }
