@@ -166,7 +166,7 @@ class Session {
   Shard* const shard_;
   const std::string client_id_;
   const uint64_t id_;
-  const SessionLimits limits_;
+  const SessionLimits& limits_;  // the broker's, which outlives every session
   uint32_t expiry_interval_ = 0;
   int64_t expires_at_ms_ = 0;
   Client* client_ = nullptr;
