@@ -112,7 +112,7 @@ def _pump(stream, sink, lines_q=None):
         lines_q.put(None)
 
 
-def _free_port():
+def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -146,7 +146,7 @@ def _start_mosquitto(extra_args):
     for _attempt in range(5):
         tmpdir = tempfile.mkdtemp(prefix="mqtt-it-")
         os.chmod(tmpdir, 0o755)
-        port = _free_port()
+        port = free_port()
         conf = [
             "listener %d 127.0.0.1" % port,
             "allow_anonymous true",
@@ -669,18 +669,6 @@ class PahoClient:
             return self.messages.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError("%s: no message within %.1fs" % (self.client_id, timeout))
-
-    def wait_for(self, ptype, pid, timeout=WAIT):
-        """The next packet of ptype carrying pid; other packets read meanwhile are kept
-        for recv() in their order."""
-        deadline = time.monotonic() + timeout
-        while True:
-            p = self._recv_wire(max(0.0, deadline - time.monotonic()))
-            if p.type == ptype and len(p.body) >= 2 and p.pid == pid:
-                return p
-            if p.type in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, CONNACK):
-                raise AssertionError("expected %s pid %d, got %r" % (NAMES[ptype], pid, p))
-            self.pending.append(p)
 
     def expect_none(self, timeout=QUIET):
         try:

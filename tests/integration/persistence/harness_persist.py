@@ -23,7 +23,6 @@ import queue
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -59,12 +58,7 @@ def crash_mode():
     return "term" if harness.is_mosquitto() else "kill"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = harness.free_port
 
 
 class StartFailed(RuntimeError):
