@@ -15,6 +15,7 @@
 #include "node/config/config.h"
 #include "node/net/io_worker.h"
 #include "node/net/listener.h"
+#include "node/net/tcp_transport.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/session/broker.h"
 #include "storage/store.h"
@@ -61,6 +62,7 @@ int Run(const mqtt::Config& config) {
     mqtt::storage::StoreOptions store_options;
     store_options.path = config.data_dir;
     store_options.fsync = config.fsync;
+    store_options.wal_budget_bytes = config.storage_wal_budget;
     auto opened = mqtt::storage::Store::Open(store_options);
     if (!opened.ok()) {
       MQTT_LOG_ERROR("cannot open the store in data-dir '%s': %s", config.data_dir,
@@ -90,7 +92,7 @@ int Run(const mqtt::Config& config) {
     auto listener = mqtt::net::Listener::Bind(
         worker_ptrs[0], worker_ptrs, address.host, address.port,
         [&broker](mqtt::net::IoWorker* worker, boost::asio::ip::tcp::socket socket) {
-          broker.Accept(worker, std::move(socket));
+          broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, std::move(socket)));
         });
     if (!listener.ok()) {
       MQTT_LOG_ERROR("%s", listener.status().message());

@@ -74,7 +74,8 @@ absl::Status ScanMessages(StoreImpl& impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu
     }
     auto ref = impl.refs.find(id);
     if (ref == impl.refs.end()) {
-      if (absl::Status s = FromRocks(orphans.Delete(impl.cf(kMessagesCf), it->key()), "sweep");
+      if (absl::Status s =
+              FromRocks(orphans.SingleDelete(impl.cf(kMessagesCf), it->key()), "sweep");
           !s.ok()) {
         return s;
       }

@@ -1,6 +1,7 @@
 // Store core: Open (RocksDB options, column families, error mapping), close, accessors.
 #include "storage/store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -13,6 +14,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/table_properties_collectors.h"
 #include "storage/fault_env.h"
 #include "storage/store_impl.h"
 
@@ -23,6 +25,13 @@ const char* const kCfNames[kCfCount] = {"default",  "sessions",     "messages", 
 
 namespace {
 
+// Disk use and restart time follow live data, not uptime (storage/README.md, "Disk budget"):
+// - The column families share one WAL, and a WAL file is deleted only once every column family
+//   with data in it has flushed. max_total_wal_size makes RocksDB flush the column families that
+//   hold the oldest WAL file (quiet ones such as sessions included) once the WAL outgrows the
+//   budget, so the WAL, and the replay at Open, stay within it.
+// - Memtables together are bounded by db_write_buffer_size; recovery replays at most the WAL
+//   budget into them.
 rocksdb::Options DbOptions(const StoreOptions& options, rocksdb::Env* env) {
   rocksdb::Options o;
   o.create_if_missing = options.create_if_missing;
@@ -30,19 +39,32 @@ rocksdb::Options DbOptions(const StoreOptions& options, rocksdb::Env* env) {
   o.paranoid_checks = true;
   o.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   o.max_background_jobs = 2;
-  o.db_write_buffer_size = 256 << 20;  // all column families' memtables together
+  o.max_total_wal_size = options.wal_budget_bytes;
+  o.db_write_buffer_size = options.wal_budget_bytes;
   o.keep_log_file_num = 5;
   if (env != nullptr) o.env = env;
   return o;
 }
 
-rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
+// Queue entries and messages live briefly: written once, removed with SingleDelete (write_group.cc)
+// so that a pair that meets in a memtable vanishes at flush. Files that still collect many
+// tombstones (entries flushed before their removal) are compacted early, so that scans at Open
+// and queue reads do not walk deleted entries.
+rocksdb::ColumnFamilyOptions CfOptions(Cf cf, const StoreOptions& options,
+                                       const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   rocksdb::ColumnFamilyOptions o;
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  o.write_buffer_size = 16 << 20;
+  o.level_compaction_dynamic_level_bytes = true;  // bounds space amplification to ~1.1x
+  const bool churn = cf == kQueuesCf || cf == kMessagesCf || cf == kInflightCf;
+  o.write_buffer_size = std::max<uint64_t>(options.wal_budget_bytes / (churn ? 4 : 16), 1 << 20);
+  if (churn) {
+    o.table_properties_collector_factories.push_back(
+        rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/1024,
+                                                      /*deletion_trigger=*/256));
+  }
   return o;
 }
 
@@ -96,7 +118,9 @@ absl::Status OpenDb(StoreImpl& impl) {
   const rocksdb::Options db_options = DbOptions(impl.options, impl.env.get());
   const auto cache = rocksdb::NewLRUCache(64 << 20);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-  for (const char* name : kCfNames) cfs.emplace_back(name, CfOptions(cache));
+  for (int c = 0; c < kCfCount; ++c) {
+    cfs.emplace_back(kCfNames[c], CfOptions(static_cast<Cf>(c), impl.options, cache));
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, impl.options.path, cfs, &impl.handles, &db);
   if (!s.ok()) return OpenError(s, impl.options.path);
@@ -159,6 +183,34 @@ StoreStats Store::stats() const {
   s.write_groups = impl_->write_groups;
   s.bytes_written = impl_->bytes_written;
   return s;
+}
+
+absl::Status Store::FlushForTesting(bool compact) {
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  if (absl::Status s = FromRocks(impl_->db->Flush(flush, impl_->handles), "flush"); !s.ok()) {
+    return s;
+  }
+  if (!compact) return absl::OkStatus();
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* h : impl_->handles) {
+    absl::Status s = FromRocks(impl_->db->CompactRange(options, h, nullptr, nullptr), "compact");
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+uint64_t Store::SstKeysForTesting(std::string_view column_family) const {
+  for (int c = 0; c < kCfCount; ++c) {
+    if (column_family != kCfNames[c]) continue;
+    rocksdb::TablePropertiesCollection props;
+    if (!impl_->db->GetPropertiesOfAllTables(impl_->cf(static_cast<Cf>(c)), &props).ok()) return 0;
+    uint64_t keys = 0;
+    for (const auto& [file, p] : props) keys += p->num_entries + p->num_range_deletions;
+    return keys;
+  }
+  return 0;
 }
 
 absl::Status Store::write_error() const {

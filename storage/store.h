@@ -39,6 +39,10 @@ struct StoreOptions {
   std::string path;  // the data directory; RocksDB owns its contents
   bool fsync = false;
   bool create_if_missing = true;
+  // Write-ahead log budget: once the WAL outgrows it, RocksDB flushes the column families that
+  // keep its oldest file alive. Also the memtables' total. Disk use stays within live data plus a
+  // few times this (about once, measured); restart replays at most this much.
+  uint64_t wal_budget_bytes = 64 << 20;
   std::shared_ptr<StorageFaults> faults;  // tests only: see faults.h
 };
 
@@ -152,6 +156,11 @@ class Store {
   absl::StatusOr<MessageRecord> GetMessage(uint64_t id) const;
   // References the store counts for message `id` (tests and diagnostics).
   uint32_t MessageRefsForTesting(uint64_t id) const;
+  // Flushes every memtable, then with `compact` compacts every column family to the last level
+  // (tests: what a flush keeps, what survives compaction).
+  absl::Status FlushForTesting(bool compact);
+  // RocksDB's estimate of the keys in the SST files of `column_family` (tests and diagnostics).
+  uint64_t SstKeysForTesting(std::string_view column_family) const;
 
   // --- Retained messages (retained.cc) ---
   // kNotFound if `topic` has no retained message.

@@ -106,7 +106,9 @@ absl::Status WriteGroup::RemoveQueue(const Batch::Op& op) {
   stats.bytes -= std::min<uint64_t>(stats.bytes, (*old)->bytes);
   --queue_entries_delta_;
   queues_[op.key] = std::nullopt;
-  return Check(wb_.Delete(impl_.cf(kQueuesCf), ToSlice(op.key)));
+  // A queue key is put once before it is removed (batch.h), as SingleDelete requires; a
+  // DeleteRange of the session may lie between an old put and a reuse of its key.
+  return Check(wb_.SingleDelete(impl_.cf(kQueuesCf), ToSlice(op.key)));
 }
 
 absl::Status WriteGroup::PutInflight(const Batch::Op& op) {
@@ -256,7 +258,7 @@ absl::Status WriteGroup::Finish() {
       auto put = puts_.find(id);  // present: Validate refused references to unknown messages
       if (put != puts_.end()) s = wb_.Put(impl_.cf(kMessagesCf), key, *put->second);
     } else if (change.before > 0 && change.now.refs == 0) {
-      s = wb_.Delete(impl_.cf(kMessagesCf), key);
+      s = wb_.SingleDelete(impl_.cf(kMessagesCf), key);  // put once: only when not stored
     }
     if (!s.ok()) return Check(s);
   }

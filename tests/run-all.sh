@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, builds the release and the
-# ASan+UBSan presets, and runs every test that is not labelled bench or soak under each.
+# ASan+UBSan presets, and runs every test that is not labelled bench or soak under each (the
+# asan preset also skips the `smoke` bench run: timings mean nothing under sanitizers).
 #   tests/run-all.sh            everything
 #   tests/run-all.sh --no-asan  release only (quicker, for local iteration)
 set -euo pipefail

@@ -161,6 +161,11 @@ const std::vector<Option>& Options() {
        "keep persistent sessions, their queues and retained messages in RocksDB under data-dir "
        "(default on)",
        [](absl::string_view v, Config* c) { return ParseBool(v, &c->persistence); }},
+      {"storage-wal-budget", "BYTES",
+       "write-ahead log (and memtable) budget of the store: disk use stays within live data plus "
+       "a few times this (about once, measured), and a restart replays at most this much log "
+       "(default 67108864)",
+       UintSetter(&Config::storage_wal_budget, 4u << 20, 4'000'000'000u)},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

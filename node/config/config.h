@@ -42,6 +42,7 @@ struct Config {
   std::string auth_hmac_secret;  // enables the HMAC-SHA256-CHALLENGE enhanced auth method
   bool fsync = false;            // fsync each storage write (power-loss durability)
   bool persistence = true;       // keep persistent sessions and retained messages in RocksDB
+  uint32_t storage_wal_budget = 64 * 1024 * 1024;  // bytes of RocksDB WAL (and memtables)
   bool help = false;
 };
 

@@ -1,7 +1,7 @@
 #include "node/net/io_worker.h"
 
 #include "boost/asio/post.hpp"
-#include "node/net/connection.h"
+#include "node/net/transport.h"
 
 namespace mqtt::net {
 
@@ -30,8 +30,8 @@ void IoWorker::AtEndOfTurn(std::function<void()> fn) {
   }
 }
 
-void IoWorker::ScheduleFlush(std::shared_ptr<Connection> connection) {
-  to_flush_.push_back(std::move(connection));
+void IoWorker::ScheduleFlush(std::shared_ptr<Transport> transport) {
+  to_flush_.push_back(std::move(transport));
   if (!end_of_turn_scheduled_) {
     end_of_turn_scheduled_ = true;
     boost::asio::post(io_, [this] { RunEndOfTurn(); });
@@ -47,9 +47,9 @@ void IoWorker::RunEndOfTurn() {
     batch.swap(end_of_turn_);
     for (auto& fn : batch) fn();
   }
-  std::vector<std::shared_ptr<Connection>> batch;
+  std::vector<std::shared_ptr<Transport>> batch;
   batch.swap(to_flush_);
-  for (auto& connection : batch) connection->FlushOutput();
+  for (auto& transport : batch) transport->FlushOutput();
   if (batch.capacity() <= 1024) {
     batch.clear();
     if (to_flush_.empty()) to_flush_.swap(batch);  // keep the capacity for the next turn

@@ -2,7 +2,8 @@
 // life (or until it is handed to its session's home worker right after CONNECT); everything a
 // worker owns is touched only from its thread, so the hot path takes no locks.
 //
-// Threading: Post() may be called from any thread. Everything else only from the worker's own
+// Threading: Post() and InThisThread() may be called from any thread, Start() and Stop() from
+// any thread but the worker's own (Stop joins it). Everything else only from the worker's own
 // thread (or before Start()).
 #pragma once
 
@@ -14,12 +15,13 @@
 
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
+#include "node/base/executor.h"
 
 namespace mqtt::net {
 
-class Connection;
+class Transport;
 
-class IoWorker {
+class IoWorker final : public Executor {
  public:
   explicit IoWorker(uint32_t index);
   ~IoWorker();
@@ -31,16 +33,16 @@ class IoWorker {
 
   void Start();  // runs the io_context on a new thread
   void Stop();   // stops the loop and joins the thread; pending handlers are dropped
-  bool InThisThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  bool InThisThread() const override { return std::this_thread::get_id() == thread_.get_id(); }
 
-  void Post(std::function<void()> fn);
+  void Post(std::function<void()> fn) override;
 
   // Runs `fn` once after the handlers that are already queued, i.e. at the end of this loop
   // turn. Used to batch work produced by many packets (writes, cross-worker deliveries).
   void AtEndOfTurn(std::function<void()> fn);
 
-  // Writes `connection`'s output at the end of this turn, once however often it is called.
-  void ScheduleFlush(std::shared_ptr<Connection> connection);
+  // Writes `transport`'s output at the end of this turn, once however often it is called.
+  void ScheduleFlush(std::shared_ptr<Transport> transport);
 
   // Scratch space for reading sockets: a connection reads into it and keeps only the bytes of an
   // incomplete packet, so an idle connection holds no read buffer.
@@ -56,7 +58,7 @@ class IoWorker {
   std::thread thread_;
   std::vector<char> read_scratch_;
   std::vector<std::function<void()>> end_of_turn_;
-  std::vector<std::shared_ptr<Connection>> to_flush_;
+  std::vector<std::shared_ptr<Transport>> to_flush_;
   bool end_of_turn_scheduled_ = false;
 };
 

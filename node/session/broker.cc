@@ -9,24 +9,15 @@
 #include <thread>
 
 #include "node/base/log.h"
+#include "node/persist/convert.h"
 #include "node/session/client.h"
-#include "node/session/shard.h"
-#include "storage/convert.h"
 
 namespace mqtt {
-namespace {
-
-// The plain (non-shared) subscriptions matched by the publish in progress on this thread.
-std::vector<Subscriber>& PublishMatches() {
-  thread_local std::vector<Subscriber> matches;
-  return matches;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Broker::Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers,
                storage::Store* store)
-    : options_(options), store_(store) {
+    : options_(options), store_(store), router_(options.share_strategy) {
   // Shards size their outboxes by worker_count(), so shards_ has its final size first.
   shards_.resize(workers.size());
   for (size_t i = 0; i < workers.size(); ++i) {
@@ -43,12 +34,13 @@ void Broker::Start() {
   }
   Shard* first = shards_[0].get();
   first->worker()->Post([this, first, wills = std::move(recovered_wills_)]() mutable {
-    for (MessagePtr& will : wills) Publish(first->index(), std::move(will));
+    for (MessagePtr& will : wills) Publish(first->index(), std::move(will), nullptr);
   });
 }
 
 absl::Status Broker::Recover() {
   if (store_ == nullptr) return absl::OkStatus();
+  const int64_t start_ms = MonotonicMs();
   absl::StatusOr<std::vector<std::string>> purged = store_->PurgeExpiredSessions(UnixMs());
   if (!purged.ok()) return purged.status();
   size_t sessions = 0;
@@ -59,22 +51,25 @@ absl::Status Broker::Recover() {
     // The client was connected when the node stopped: its connection ended abnormally.
     if (state.record.has_will()) {
       recovered_wills_.push_back(
-          WillMessage(storage::FromRecord(state.record.will()), state.record.client_id()));
+          WillMessage(persist::FromRecord(state.record.will()), state.record.client_id()));
     }
     return absl::OkStatus();
   });
   if (!status.ok()) return status;
   absl::StatusOr<uint64_t> expired_retained = store_->LoadRetained(
       UnixMs(), [this](std::string_view, const storage::v1::MessageRecord& record) {
-        retained_.Set(FromStored(0, record));
+        router_.SetRetained(persist::FromStored(0, record));
         return absl::OkStatus();
       });
   if (!expired_retained.ok()) return expired_retained.status();
   if (absl::Status s = RecoverOutboxes(); !s.ok()) return s;
   // Sessions were saved with their wills: the stored copies are now taken care of.
   for (auto& shard : shards_) shard->CommitNow();
-  MQTT_LOG_INFO("recovered %d sessions (%d expired ones purged) and %d retained messages in %d ms",
-                sessions, purged->size(), retained_.size(), store_->open_stats().micros / 1000);
+  MQTT_LOG_INFO(
+      "recovered %d sessions (%d expired ones purged) and %d retained messages in %d ms (store "
+      "opened in %d ms)",
+      sessions, purged->size(), router_.retained_count(), MonotonicMs() - start_ms,
+      store_->open_stats().micros / 1000);
   return absl::OkStatus();
 }
 
@@ -114,45 +109,6 @@ void Broker::StorageFailed(const absl::Status& status) {
   kill(getpid(), SIGTERM);
 }
 
-storage::v1::MessageRecord Broker::ToStored(const Message& message) const {
-  storage::v1::MessageRecord record = storage::ToRecord(message, 0);
-  record.set_expires_at_unix_ms(0);
-  if (message.expires_at_ms != 0) {
-    int64_t left_ms = std::max<int64_t>(message.expires_at_ms - MonotonicMs(), 0);
-    record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
-  }
-  return record;
-}
-
-MessagePtr Broker::FromStored(uint64_t id, const storage::v1::MessageRecord& record) const {
-  auto message = std::make_shared<Message>(storage::FromRecord(record));
-  message->stored_id.value.store(id);
-  if (record.expires_at_unix_ms() != 0) {
-    int64_t left_ms =
-        static_cast<int64_t>(record.expires_at_unix_ms()) - static_cast<int64_t>(UnixMs());
-    message->expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 1);
-  }
-  return message;
-}
-
-MessagePtr WillMessage(Will will, std::string_view client_id) {
-  auto message = std::make_shared<Message>();
-  message->topic = std::move(will.topic);
-  message->payload = std::move(will.payload);
-  message->qos = will.qos;
-  message->retain = will.retain;
-  message->publisher_id = std::string(client_id);
-  will.properties.will_delay_interval.reset();
-  if (will.properties.message_expiry_interval) {
-    message->expires_at_ms =
-        MonotonicMs() + int64_t{*will.properties.message_expiry_interval} * 1000;
-  }
-  if (will.properties != Properties{}) {
-    message->properties = std::make_shared<const Properties>(std::move(will.properties));
-  }
-  return message;
-}
-
 const auth::AuthMethod* Broker::FindAuthMethod(std::string_view name) const {
   for (const auto& method : options_.auth_methods) {
     if (method->name() == name) return method.get();
@@ -164,10 +120,10 @@ uint32_t Broker::HomeWorker(std::string_view client_id) const {
   return std::hash<std::string_view>()(client_id) % shards_.size();
 }
 
-void Broker::Accept(net::IoWorker* worker, boost::asio::ip::tcp::socket socket) {
-  Shard* shard = shards_[worker->index()].get();
-  worker->Post([shard, s = std::make_shared<boost::asio::ip::tcp::socket>(std::move(socket))] {
-    auto client = std::make_shared<Client>(shard, std::move(*s));
+void Broker::Accept(std::shared_ptr<net::Transport> transport) {
+  Shard* shard = shards_[transport->worker()->index()].get();
+  shard->worker()->Post([shard, transport = std::move(transport)]() mutable {
+    auto client = std::make_shared<Client>(shard, std::move(transport));
     shard->AddClient(client);
     client->Start();
   });
@@ -191,157 +147,76 @@ void Broker::Shutdown(std::chrono::milliseconds grace) {
   }
 }
 
+namespace {
+
+// Turns the router's targets of one publish into deliveries from the publishing worker.
+class PublishDelivery final : public RouteVisitor {
+ public:
+  PublishDelivery(Shard& from, const MessagePtr& message, const AckTokenPtr& ack,
+                  RemoteDelivery* remote)
+      : from_(from), message_(message), ack_(ack), remote_(remote) {}
+
+  void ToSession(SessionTarget&& target) override {
+    OutboundMessage out{message_,
+                        target.qos,
+                        target.retain,
+                        target.shared_group,
+                        std::move(target.subscription_ids),
+                        0,
+                        nullptr};
+    if (out.qos > 0) out.ack = ack_;
+    // A persistent session on another worker: the message goes in this worker's outbox, in
+    // the same batch as the publisher's own state, until that worker has stored it.
+    if (out.qos > 0 && target.durable_client_id != nullptr && target.worker != from_.index()) {
+      from_.StageInOutbox(out, *target.durable_client_id);
+    }
+    from_.Deliver(target.worker, target.session_id, std::move(out));
+  }
+
+  void ToNode(uint32_t node) override {
+    if (remote_ != nullptr) remote_->Forward(node, message_, message_->qos > 0 ? ack_ : nullptr);
+  }
+
+ private:
+  Shard& from_;
+  const MessagePtr& message_;
+  const AckTokenPtr& ack_;
+  RemoteDelivery* const remote_;
+};
+
+}  // namespace
+
 void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) {
   Shard& from = *shards_[from_worker];
   if (message->retain) {
-    {
-      std::unique_lock lock(retained_mutex_);
-      retained_.Set(message);
-    }
+    router_.SetRetained(message);
     if (storage::Batch* batch = from.batch()) {
       if (message->payload.empty()) {
         batch->DeleteRetained(message->topic);
       } else {
-        batch->PutRetained(message->topic, ToStored(*message));
+        batch->PutRetained(message->topic, persist::ToStored(*message));
       }
       from.HoldUntilCommitted(ack);
     }
   }
-  // Reused per thread: matching allocates nothing in the steady state.
-  std::vector<Subscriber>& matches = PublishMatches();
-  thread_local std::vector<std::pair<uint64_t, SharedGroups::Member>> shared_picks;
-  matches.clear();
-  shared_picks.clear();
-  {
-    std::shared_lock lock(subscriptions_mutex_);
-    subscriptions_.Match(message->topic, [&matches](const Subscriber& s) {
-      if ((s.session_id & kSharedGroupBit) == 0) {
-        matches.push_back(s);
-      } else {
-        shared_picks.push_back({s.session_id, {}});
-      }
-    });
-    // Each group resolves to one member while its membership cannot change.
-    for (auto& [group, member] : shared_picks) {
-      auto picked = shared_groups_.Select(group, options_.share_strategy, message->publisher_id,
-                                          message->topic);
-      if (picked) member = std::move(*picked);
-    }
-  }
-  DeliverToSessions(from, message, ack);
-  for (auto& [group, member] : shared_picks) {
-    if (member.session_id == 0) continue;
-    OutboundMessage out{message, std::min(message->qos, member.qos), false, group, {}, 0, ack};
-    if (member.subscription_id != 0) out.subscription_ids.push_back(member.subscription_id);
-    if (out.qos > 0 && member.durable_client_id != nullptr && member.worker != from.index()) {
-      from.StageInOutbox(out, *member.durable_client_id);
-    }
-    from.Deliver(member.worker, member.session_id, std::move(out));
-  }
-}
-
-// One copy per session, at the highest QoS granted among its matching filters, carrying the
-// subscription identifiers of all of them [MQTT-3.3.4-3], [MQTT-3.3.4-5].
-void Broker::DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack) {
-  std::vector<Subscriber>& matches = PublishMatches();
-  // Copies of durable_client_id made under the lock keep the strings alive after it.
-  if (matches.size() > 1) {
-    std::sort(matches.begin(), matches.end(),
-              [](const Subscriber& a, const Subscriber& b) { return a.session_id < b.session_id; });
-  }
-  for (size_t i = 0; i < matches.size();) {
-    const Subscriber& first = matches[i];
-    OutboundMessage out{message, 0, false, 0, {}, 0, nullptr};
-    uint8_t granted = 0;
-    bool retain_as_published = false;
-    bool matched = false;
-    const std::string* durable_client_id = nullptr;
-    size_t j = i;
-    for (; j < matches.size() && matches[j].session_id == first.session_id; ++j) {
-      const Subscriber& s = matches[j];
-      // No Local: this subscription does not match the session's own messages
-      // [MQTT-3.8.3-3]; its other subscriptions still may.
-      if (s.no_local && s.session_id == message->publisher_session_id) continue;
-      matched = true;
-      if (s.durable_client_id != nullptr) durable_client_id = s.durable_client_id.get();
-      granted = std::max(granted, s.qos);
-      retain_as_published |= s.retain_as_published;
-      if (s.subscription_id != 0) out.subscription_ids.push_back(s.subscription_id);
-    }
-    i = j;
-    if (!matched) continue;
-    out.qos = std::min(message->qos, granted);            // [MQTT-3.8.4-6]
-    out.retain = retain_as_published && message->retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
-    if (out.qos > 0) out.ack = ack;
-    // A persistent session on another worker: the message goes in this worker's outbox, in the
-    // same batch as the publisher's own state, until that worker has stored it.
-    if (out.qos > 0 && durable_client_id != nullptr && first.worker != from.index()) {
-      from.StageInOutbox(out, *durable_client_id);
-    }
-    from.Deliver(first.worker, first.session_id, std::move(out));
-  }
+  PublishDelivery delivery(from, message, ack, remote_);
+  router_.Route(*message, delivery);
 }
 
 bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
                           uint64_t from_session) {
-  std::optional<SharedGroups::Member> member;
-  {
-    std::shared_lock lock(subscriptions_mutex_);
-    member =
-        shared_groups_.Select(message.shared_group, options_.share_strategy,
-                              message.message->publisher_id, message.message->topic, from_session);
-  }
-  if (!member || member->session_id == from_session) return false;
+  std::optional<SessionTarget> target =
+      router_.Redistribute(*message.message, message.shared_group, from_session);
+  if (!target) return false;
   OutboundMessage out{message.message,
-                      std::min(message.message->qos, member->qos),
+                      target->qos,
                       false,
                       message.shared_group,
-                      {},
+                      std::move(target->subscription_ids),
                       0,
                       nullptr};
-  if (member->subscription_id != 0) out.subscription_ids.push_back(member->subscription_id);
-  shards_[from_worker]->Deliver(member->worker, member->session_id, std::move(out));
+  shards_[from_worker]->Deliver(target->worker, target->session_id, std::move(out));
   return true;
-}
-
-void Broker::AddSubscription(std::string_view filter, const Subscriber& subscriber,
-                             std::shared_ptr<const std::atomic<bool>> online) {
-  std::unique_lock lock(subscriptions_mutex_);
-  auto shared = ParseSharedFilter(filter);
-  if (!shared.ok() || !shared->has_value()) {
-    subscriptions_.Subscribe(filter, subscriber);
-    return;
-  }
-  const SharedFilter& share = **shared;
-  bool created = false;
-  uint64_t group = shared_groups_.Join(
-      share.group, share.filter,
-      {subscriber.session_id, subscriber.worker, subscriber.qos, subscriber.subscription_id,
-       subscriber.durable_client_id, std::move(online)},
-      &created);
-  if (created) {
-    subscriptions_.Subscribe(share.filter, Subscriber{group, 0, 2, false, false, 0, nullptr});
-  }
-}
-
-void Broker::RemoveSubscription(std::string_view filter, uint64_t session_id) {
-  std::unique_lock lock(subscriptions_mutex_);
-  auto shared = ParseSharedFilter(filter);
-  if (!shared.ok() || !shared->has_value()) {
-    subscriptions_.Unsubscribe(filter, session_id);
-    return;
-  }
-  const SharedFilter& share = **shared;
-  if (uint64_t empty_group = shared_groups_.Leave(share.group, share.filter, session_id)) {
-    subscriptions_.Unsubscribe(share.filter, empty_group);
-  }
-}
-
-std::vector<MessagePtr> Broker::RetainedMatching(std::string_view filter) const {
-  std::vector<MessagePtr> result;
-  std::shared_lock lock(retained_mutex_);
-  retained_.Match(filter, [&result](const MessagePtr& message) { result.push_back(message); });
-  return result;
 }
 
 }  // namespace mqtt

@@ -5,9 +5,9 @@
 // - Each worker (net::IoWorker) has a Shard: the sessions whose client id hashes to it and the
 //   connections it runs. A connection is accepted on any worker; after CONNECT its socket moves
 //   to the session's home worker, so takeover and delivery to a session never need a lock.
-// - The subscription trie and the retained store are shared by all workers behind
-//   reader/writer locks: every publish reads them, only (un)subscribes and retained publishes
-//   write.
+// - Routing (subscriptions, shared groups, retained messages, remote routes) is the Router's
+//   (node/router/router.h), shared by all workers: every publish reads it, only (un)subscribes
+//   and retained publishes write.
 // - A message for a session on another worker is appended to that worker's inbox in a batch at
 //   the end of the sender's loop turn: one lock and one wake-up per batch, not per message.
 //   Messages from one publisher reach a subscriber in order: one FIFO per (sender, receiver).
@@ -19,41 +19,35 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
-#include "boost/asio/ip/tcp.hpp"
 #include "node/auth/enhanced_auth.h"
 #include "node/net/io_worker.h"
+#include "node/net/transport.h"
 #include "node/protocol/message.h"
-#include "node/router/retained_store.h"
-#include "node/router/shared_subscriptions.h"
-#include "node/router/topic_tree.h"
-#include "node/session/ack_token.h"
+#include "node/router/ack_token.h"
+#include "node/router/router.h"
+#include "node/session/node_context.h"
 #include "node/session/session.h"
+#include "node/session/shard.h"
 #include "storage/store.h"
 
 namespace mqtt {
 
-class Shard;
+// The delivery path to other nodes of the cluster (implemented by cluster/). A QoS 1/2 message
+// comes with the publisher's acknowledgement token: the implementation holds it until the
+// remote node has made the message durable (or drops it at once when nothing there persists).
+// Called on the publishing worker's thread; must not block.
+class RemoteDelivery {
+ public:
+  virtual void Forward(uint32_t node, const MessagePtr& message, AckTokenPtr ack) = 0;
 
-// The application message a will becomes when it is published (the will delay is not part of it).
-MessagePtr WillMessage(Will will, std::string_view client_id);
-
-struct BrokerOptions {
-  SessionLimits session_limits;
-  uint32_t max_packet_size = 1024 * 1024;
-  uint32_t connect_timeout_seconds = 10;
-  uint16_t receive_maximum = 1024;    // inbound QoS 1/2 unacknowledged, advertised to 5.0
-  uint16_t topic_alias_maximum = 64;  // inbound topic aliases per 5.0 connection
-  uint16_t max_keep_alive = 65535;    // 5.0 Server Keep Alive caps the client's value
-  ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
-  // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
-  std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
+ protected:
+  ~RemoteDelivery() = default;
 };
 
-class Broker {
+class Broker final : public NodeContext {
  public:
   // `store` may be null: then nothing is persisted (sessions and retained messages live in
   // memory only). Otherwise it must outlive the broker.
@@ -71,48 +65,36 @@ class Broker {
   // Starts the per-worker timers (keep-alive, connect timeout). Call before accepting.
   void Start();
 
-  // Takes a freshly accepted socket bound to `worker`'s io_context. Any thread.
-  void Accept(net::IoWorker* worker, boost::asio::ip::tcp::socket socket);
+  // Takes a freshly accepted connection bound to its worker (not started yet). Any thread.
+  void Accept(std::shared_ptr<net::Transport> transport);
 
   // Closes every connection (5.0 clients get DISCONNECT 0x8B), waits up to `grace` for output
   // to drain, and stops the timers. Any thread but a worker's. Wills are not published.
   void Shutdown(std::chrono::milliseconds grace);
 
-  const BrokerOptions& options() const { return options_; }
-  // The enhanced authentication method called `name`, or null.
-  const auth::AuthMethod* FindAuthMethod(std::string_view name) const;
-  size_t worker_count() const { return shards_.size(); }
-  Shard& shard(uint32_t worker) { return *shards_[worker]; }
-  uint32_t HomeWorker(std::string_view client_id) const;
-  uint64_t NewSessionId() { return next_session_id_.fetch_add(1, std::memory_order_relaxed); }
-  bool shutting_down() const { return shutting_down_.load(std::memory_order_relaxed); }
+  // NodeContext (node_context.h).
+  const BrokerOptions& options() const override { return options_; }
+  Router& router() override { return router_; }
+  void Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) override;
+  bool Redistribute(uint32_t from_worker, const OutboundMessage& message,
+                    uint64_t from_session) override;
+  uint32_t HomeWorker(std::string_view client_id) const override;
+  Shard& shard(uint32_t worker) override { return *shards_[worker]; }
+  size_t worker_count() const override { return shards_.size(); }
+  uint64_t NewSessionId() override {
+    return next_session_id_.fetch_add(1, std::memory_order_relaxed);
+  }
+  const auth::AuthMethod* FindAuthMethod(std::string_view name) const override;
+  bool shutting_down() const override { return shutting_down_.load(std::memory_order_relaxed); }
+  storage::Store* store() const override { return store_; }
+  // Logged once, then the node stops (SIGTERM to itself). Any thread.
+  void StorageFailed(const absl::Status& status) override;
 
-  // Routes a message published on worker `from_worker` (and stores it if retained). `ack`, if
-  // given, is held by every batch that persists the message (see ack_token.h).
-  void Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack = nullptr);
-
-  // Persistence helpers shared by the shards.
-  storage::Store* store() const { return store_; }
-  // A storage error: logged, and the node stops (SIGTERM to itself) rather than acknowledge
-  // what it cannot keep. Any thread.
-  void StorageFailed(const absl::Status& status);
-  storage::v1::MessageRecord ToStored(const Message& message) const;
-  MessagePtr FromStored(uint64_t id, const storage::v1::MessageRecord& record) const;
-
-  // Sends a shared-subscription message that session `from_session` did not acknowledge to
-  // another member of its group. Returns false, doing nothing, when there is no other member.
-  bool Redistribute(uint32_t from_worker, const OutboundMessage& message, uint64_t from_session);
-
-  // The shared subscription trie. Callers on any worker. `filter` may be a shared filter
-  // ($share/group/filter, $queue/filter), already validated.
-  void AddSubscription(std::string_view filter, const Subscriber& subscriber,
-                       std::shared_ptr<const std::atomic<bool>> online);
-  void RemoveSubscription(std::string_view filter, uint64_t session_id);
-  // Retained messages matching `filter`.
-  std::vector<MessagePtr> RetainedMatching(std::string_view filter) const;
+  // Where messages for remote nodes go (the cluster's forwarder); null on a single node. Set
+  // before Start().
+  void set_remote_delivery(RemoteDelivery* remote) { remote_ = remote; }
 
  private:
-  void DeliverToSessions(Shard& from, const MessagePtr& message, const AckTokenPtr& ack);
   absl::Status RecoverOutboxes();
 
   const BrokerOptions options_;
@@ -122,12 +104,8 @@ class Broker {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> next_session_id_{1};
   std::atomic<bool> shutting_down_{false};
-
-  mutable std::shared_mutex subscriptions_mutex_;
-  TopicTree subscriptions_;     // guarded by subscriptions_mutex_
-  SharedGroups shared_groups_;  // guarded by subscriptions_mutex_ (Select: shared is enough)
-  mutable std::shared_mutex retained_mutex_;
-  RetainedStore retained_;  // guarded by retained_mutex_
+  Router router_;
+  RemoteDelivery* remote_ = nullptr;
 };
 
 }  // namespace mqtt

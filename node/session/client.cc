@@ -11,8 +11,6 @@
 #include "node/protocol/utf8.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/router/topic.h"
-#include "node/session/broker.h"
-#include "node/session/shard.h"
 
 namespace mqtt {
 namespace {
@@ -52,17 +50,17 @@ PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
 
 }  // namespace
 
-Client::Client(Shard* shard, boost::asio::ip::tcp::socket socket)
-    : net::Connection(shard->worker(), std::move(socket)),
-      shard_(shard),
-      broker_(shard->broker()),
+Client::Client(ClientHost* host, std::shared_ptr<net::Transport> transport)
+    : host_(host),
+      node_(&host->node()),
+      transport_(std::move(transport)),
       last_activity_(Clock::now()) {}
 
 Client::~Client() = default;
 
 size_t Client::OnInput(std::string_view data) {
   last_activity_ = Clock::now();
-  const uint32_t max_packet_size = broker_->options().max_packet_size;
+  const uint32_t max_packet_size = node_->options().max_packet_size;
   size_t consumed = 0;
   while (phase_ != Phase::kDone && !closing()) {
     FrameHeader header;
@@ -160,7 +158,7 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     return WithReason(ProtocolError("invalid will topic"), rc::kTopicNameInvalid);
   }
   if (const auto& method = connect->properties.authentication_method) {
-    const auth::AuthMethod* found = broker_->FindAuthMethod(*method);
+    const auth::AuthMethod* found = node_->FindAuthMethod(*method);
     if (found == nullptr) {
       SendConnackAndClose(rc::kBadAuthenticationMethod, version_);  // [MQTT-4.12.0-1]
       return absl::OkStatus();
@@ -196,19 +194,18 @@ absl::Status Client::ContinueConnectAuth(auth::AuthStep step, Connect connect,
 }
 
 absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
-  uint32_t home = broker_->HomeWorker(connect.client_id);
-  if (home == shard_->index()) return AcceptConnect(std::move(connect));
+  uint32_t home = node_->HomeWorker(connect.client_id);
+  if (home == host_->index()) return AcceptConnect(std::move(connect));
 
-  // Move the socket to the session's home worker, with the bytes already read behind CONNECT.
-  bool is_v6 = false;
-  int fd = ReleaseSocket(&is_v6);
+  // Move the connection to the session's home worker, with the bytes already read behind
+  // CONNECT.
+  std::shared_ptr<net::DetachedTransport> detached = transport_->Detach();
+  if (detached == nullptr) {
+    return absl::UnavailableError("connection could not move to its session's worker");
+  }
   phase_ = Phase::kDone;
-  Shard* home_shard = &broker_->shard(home);
-  home_shard->worker()->Post(
-      [home_shard, fd, is_v6, c = std::move(connect), leftover = std::string(rest)]() mutable {
-        home_shard->AdoptConnection(fd, is_v6, std::move(c), std::move(leftover));
-      });
-  shard_->RemoveClient(this);
+  host_->HandOver(home, std::move(detached), std::move(connect), std::string(rest));
+  host_->RemoveClient(this);
   return absl::OkStatus();
 }
 
@@ -232,7 +229,7 @@ absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
   }
   auth::AuthStep step;
   if (packet->reason_code == rc::kReauthenticate) {
-    auth_ = broker_->FindAuthMethod(auth_method_)->NewExchange();
+    auth_ = node_->FindAuthMethod(auth_method_)->NewExchange();
     step = auth_->Start(client_id_, data);
   } else if (packet->reason_code == rc::kContinueAuthentication && auth_ != nullptr) {
     step = auth_->Continue(data);
@@ -272,11 +269,11 @@ void Client::ResumeConnect(Connect connect, std::string leftover_input) {
     Fail(status);
     return;
   }
-  Start(std::move(leftover_input));
+  transport_->Start(this, std::move(leftover_input));
 }
 
 absl::Status Client::AcceptConnect(Connect connect) {
-  const BrokerOptions& options = broker_->options();
+  const BrokerOptions& options = node_->options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
   auth_method_ = connect.properties.authentication_method.value_or("");
@@ -288,7 +285,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   connect_expiry_was_zero_ = expiry == 0;
 
   bool session_present = false;
-  session_ = shard_->OpenSession(client_id_, connect.clean_start, &session_present);
+  session_ = host_->OpenSession(client_id_, connect.clean_start, &session_present);
   // 3.x: clean session = 0 keeps the session until the client cleans it. 5.0: the Session
   // Expiry Interval says how long it outlives the connection [MQTT-3.1.2-23].
   session_->set_expiry_interval(version_ == Version::kV5 ? expiry
@@ -351,7 +348,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   const uint16_t packet_id = publish->packet_id;
   const uint8_t qos = publish->qos;
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
-      session_->inbound_qos2_count() >= broker_->options().receive_maximum) {
+      session_->inbound_qos2_count() >= node_->options().receive_maximum) {
     return WithReason(ProtocolError("more unacknowledged QoS 2 messages than Receive Maximum"),
                       rc::kReceiveMaximumExceeded);  // [MQTT-3.3.4-9]
   }
@@ -371,7 +368,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   if (deliver) {
     if (qos == 2) {
       session_->AddInboundQos2(packet_id);
-      if (session_->persistent()) shard_->HoldUntilCommitted(token);
+      if (session_->persistent()) host_->HoldUntilCommitted(token);
     }
     auto message = std::make_shared<Message>();
     message->topic = std::move(publish->topic);
@@ -388,7 +385,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
         message->properties = std::make_shared<const Properties>(std::move(properties));
       }
     }
-    broker_->Publish(shard_->index(), std::move(message), std::move(token));
+    node_->Publish(host_->index(), std::move(message), std::move(token));
   }
   return absl::OkStatus();
 }
@@ -399,14 +396,13 @@ void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
   const uint64_t seq = next_ack_seq_++;
   pending_acks_.push_back({seq, std::move(ack), token == nullptr});
   if (token != nullptr) {
-    *token = std::make_shared<AckToken>(
-        worker(), std::weak_ptr<Client>(std::static_pointer_cast<Client>(shared_from_this())), seq);
+    *token = std::make_shared<AckToken>(host_->executor(), weak_from_this(), seq);
   } else {
     SendReadyAcks();
   }
 }
 
-void Client::AckReady(uint64_t ack_seq) {
+void Client::OnDurable(uint64_t ack_seq) {
   for (PendingAck& pending : pending_acks_) {
     if (pending.seq == ack_seq) {
       pending.ready = true;
@@ -432,7 +428,7 @@ void Client::SendReadyAcks() {
 absl::Status Client::ResolveTopicAlias(Publish& publish) {
   if (!publish.properties.topic_alias) return absl::OkStatus();
   uint16_t alias = *publish.properties.topic_alias;
-  if (alias == 0 || alias > broker_->options().topic_alias_maximum) {
+  if (alias == 0 || alias > node_->options().topic_alias_maximum) {
     return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
   }
   if (!publish.topic.empty()) {
@@ -506,7 +502,7 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
   for (const auto& [filter, granted] : retained) {
-    for (const MessagePtr& message : broker_->RetainedMatching(filter)) {
+    for (const MessagePtr& message : node_->router().RetainedMatching(filter)) {
       // [MQTT-3.3.1-8]
       OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}, 0, nullptr};
       if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
@@ -529,9 +525,9 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   auto [it, inserted] = session_->subscriptions().insert_or_assign(
       topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
                                         topic.retain_handling, subscription_id});
-  broker_->AddSubscription(
+  node_->router().Subscribe(
       topic.filter,
-      Subscriber{session_->id(), shard_->index(), topic.qos, topic.no_local,
+      Subscriber{session_->id(), host_->index(), topic.qos, topic.no_local,
                  topic.retain_as_published, subscription_id, session_->durable_client_id()},
       is_shared ? session_->online_flag() : nullptr);
   // Shared subscriptions get no retained messages (5.0 section 4.8.2). Otherwise
@@ -550,7 +546,7 @@ absl::Status Client::HandleUnsubscribe(std::string_view body) {
   unsuback.packet_id = unsubscribe->packet_id;
   for (const std::string& filter : unsubscribe->filters) {
     bool existed = session_->subscriptions().erase(filter) > 0;
-    if (existed) broker_->RemoveSubscription(filter, session_->id());
+    if (existed) node_->router().Unsubscribe(filter, session_->id());
     unsuback.reason_codes.push_back(existed ? rc::kSuccess : rc::kNoSubscriptionExisted);
   }
   if (session_->persistent()) session_->SaveRecord(will_.get());
@@ -631,6 +627,12 @@ void Client::SendPubrel(uint16_t packet_id) {
   RequestFlush();
 }
 
+void Client::TakenOver(bool resumed) {
+  session_ = nullptr;
+  taken_over_by_resume_ = resumed;
+  Disconnect(rc::kSessionTakenOver);  // [MQTT-3.1.4-2]
+}
+
 void Client::Disconnect(uint8_t reason_code) {
   if (closing()) return;
   if (version_ == Version::kV5 && phase_ == Phase::kConnected) {
@@ -646,7 +648,7 @@ void Client::EndSession() {
   if (session_ == nullptr) return;
   Session* session = session_;
   session_ = nullptr;
-  shard_->SessionDetached(session);
+  host_->SessionDetached(session);
 }
 
 void Client::SendConnackAndClose(uint8_t code, Version version) {
@@ -683,9 +685,9 @@ void Client::Fail(const absl::Status& status) {
 }
 
 bool Client::TimedOut(Clock::time_point now) const {
-  if (closing()) return now - close_started() > kCloseDrainLimit;
+  if (closing()) return now - transport_->close_started() > kCloseDrainLimit;
   if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
-    return now - last_activity_ > std::chrono::seconds(broker_->options().connect_timeout_seconds);
+    return now - last_activity_ > std::chrono::seconds(node_->options().connect_timeout_seconds);
   }
   // The server allows one and a half times the keep alive [MQTT-3.1.2-24].
   return phase_ == Phase::kConnected && keep_alive_ > 0 &&
@@ -694,7 +696,7 @@ bool Client::TimedOut(Clock::time_point now) const {
 
 void Client::OnTimeout() {
   if (closing() || phase_ != Phase::kConnected) {
-    Abort();
+    transport_->Abort();
     return;
   }
   MQTT_LOG_INFO("client %s (%s): keep alive of %ds expired", client_id_, peer(), keep_alive_);
@@ -703,10 +705,10 @@ void Client::OnTimeout() {
 }
 
 void Client::OnClosed() {
-  if (phase_ == Phase::kConnected && will_ && !broker_->shutting_down()) PublishWill();
+  if (phase_ == Phase::kConnected && will_ && !node_->shutting_down()) PublishWill();
   phase_ = Phase::kDone;
   EndSession();
-  shard_->RemoveClient(this);
+  host_->RemoveClient(this);
 }
 
 // Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that
@@ -717,10 +719,10 @@ void Client::PublishWill() {
   will_.reset();
   if (delay > 0 && taken_over_by_resume_) return;
   if (delay > 0 && session_ != nullptr && !session_->ends_with_connection()) {
-    shard_->DelayWill(client_id_, std::move(message), delay);
+    host_->DelayWill(client_id_, std::move(message), delay);
     return;
   }
-  broker_->Publish(shard_->index(), std::move(message));
+  node_->Publish(host_->index(), std::move(message), nullptr);
 }
 
 }  // namespace mqtt

@@ -15,29 +15,66 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "node/auth/enhanced_auth.h"
-#include "node/net/connection.h"
+#include "node/net/transport.h"
 #include "node/protocol/codec.h"
 #include "node/protocol/packets.h"
-#include "node/session/ack_token.h"
+#include "node/router/ack_token.h"
+#include "node/session/node_context.h"
 #include "node/session/session.h"
 
 namespace mqtt {
 
-class Broker;
-class Shard;
+class Client;
 
-class Client : public net::Connection {
+// What a Client needs from the worker it runs on (implemented by Shard).
+class ClientHost {
  public:
-  Client(Shard* shard, boost::asio::ip::tcp::socket socket);
-  ~Client() override;
+  virtual NodeContext& node() = 0;
+  virtual uint32_t index() const = 0;  // of this worker
+  virtual Executor* executor() = 0;    // this worker's thread, for acknowledgement tokens
+  // Finds or creates the session for a CONNECT on this (its home) worker, taking it over from
+  // a connected client [MQTT-3.1.4-2]; sets *session_present.
+  virtual Session* OpenSession(const std::string& client_id, bool clean_start,
+                               bool* session_present) = 0;
+  // The client of `session` went away: ends the session if it ends with its connection.
+  virtual void SessionDetached(Session* session) = 0;
+  // Publishes `will` when the delay passes or the session ends, unless it is resumed first.
+  virtual void DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds) = 0;
+  // Keeps `token` until this turn's storage batch is written.
+  virtual void HoldUntilCommitted(AckTokenPtr token) = 0;
+  // Moves a connection whose CONNECT was decoded here to worker `home`, which continues it.
+  virtual void HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> transport,
+                        Connect connect, std::string leftover_input) = 0;
+  // Forgets `client`; it stays alive until the end of the loop turn.
+  virtual void RemoveClient(Client* client) = 0;
+
+ protected:
+  ~ClientHost() = default;
+};
+
+class Client : public net::TransportCallbacks,
+               public SessionClient,
+               public AckListener,
+               public std::enable_shared_from_this<Client> {
+ public:
+  // `transport` is on the host's worker; Start() makes this client its handler.
+  Client(ClientHost* host, std::shared_ptr<net::Transport> transport);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Starts reading the connection.
+  void Start() { transport_->Start(this); }
 
   // Continues a CONNECT decoded on another worker, after the socket moved here.
   void ResumeConnect(Connect connect, std::string leftover_input);
 
-  // Encodes a PUBLISH for this client. Returns false, sending nothing, when the packet exceeds
-  // the client's 5.0 Maximum Packet Size [MQTT-3.1.2-25].
-  bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id);
-  void SendPubrel(uint16_t packet_id);
+  // SessionClient (session_host.h).
+  bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
+  void SendPubrel(uint16_t packet_id) override;
+  size_t unsent_bytes() const override { return transport_->unsent_bytes(); }
+  void TakenOver(bool resumed) override;
+
   // Server-initiated close with a reason (sent as DISCONNECT to 5.0 clients).
   void Disconnect(uint8_t reason_code);
 
@@ -46,21 +83,20 @@ class Client : public net::Connection {
   bool TimedOut(std::chrono::steady_clock::time_point now) const;
   void OnTimeout();
 
-  // Acknowledgement `ack_seq` (see AckToken) may go: its message is durable everywhere.
-  void AckReady(uint64_t ack_seq);
+  // AckListener: acknowledgement `ack_seq` may go, its message is durable everywhere.
+  void OnDurable(uint64_t ack_seq) override;
 
-  // The session was taken over by another connection: this client no longer drives it. When the
-  // new connection resumes the session, a delayed will of this one is not sent [MQTT-3.1.3-9].
-  void DetachSession(bool resumed) {
-    session_ = nullptr;
-    taken_over_by_resume_ = resumed;
-  }
-
- protected:
+ private:
+  // net::TransportCallbacks
   size_t OnInput(std::string_view data) override;
   void OnClosed() override;
 
- private:
+  std::string* output_buffer() { return transport_->output_buffer(); }
+  void RequestFlush() { transport_->RequestFlush(); }
+  bool closing() const { return transport_->closing(); }
+  void Close() { transport_->Close(); }
+  std::string peer() const { return transport_->peer(); }
+
   enum class Phase { kAwaitConnect, kAuthenticating, kConnected, kDone };
 
   absl::Status HandlePacket(const FrameHeader& header, std::string_view body,
@@ -87,8 +123,9 @@ class Client : public net::Connection {
   void PublishWill();
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
 
-  Shard* shard_;
-  Broker* broker_;
+  ClientHost* const host_;
+  NodeContext* const node_;
+  const std::shared_ptr<net::Transport> transport_;
   Phase phase_ = Phase::kAwaitConnect;
   Version version_ = Version::kV311;
   std::string client_id_;

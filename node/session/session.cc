@@ -2,10 +2,7 @@
 
 #include <algorithm>
 
-#include "node/session/broker.h"
-#include "node/session/client.h"
-#include "node/session/shard.h"
-#include "storage/convert.h"
+#include "node/persist/convert.h"
 
 namespace mqtt {
 namespace {
@@ -22,9 +19,27 @@ storage::v1::InflightRecord::Stage ToRecordStage(uint8_t stage) {
 
 }  // namespace
 
-bool Session::persistent() const { return expiry_interval_ != 0 && shard_->store() != nullptr; }
+MessagePtr WillMessage(Will will, std::string_view client_id) {
+  auto message = std::make_shared<Message>();
+  message->topic = std::move(will.topic);
+  message->payload = std::move(will.payload);
+  message->qos = will.qos;
+  message->retain = will.retain;
+  message->publisher_id = std::string(client_id);
+  will.properties.will_delay_interval.reset();
+  if (will.properties.message_expiry_interval) {
+    message->expires_at_ms =
+        MonotonicMs() + int64_t{*will.properties.message_expiry_interval} * 1000;
+  }
+  if (will.properties != Properties{}) {
+    message->properties = std::make_shared<const Properties>(std::move(will.properties));
+  }
+  return message;
+}
 
-void Session::Attach(Client* client, uint16_t receive_maximum) {
+bool Session::persistent() const { return expiry_interval_ != 0 && storage_->store() != nullptr; }
+
+void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   client_ = client;
   expires_at_ms_ = 0;
   if (online_) online_->store(true, std::memory_order_relaxed);
@@ -59,7 +74,7 @@ void Session::Detach(const Redistribute& redistribute) {
     if (!queue_empty()) {
       std::erase_if(*queue_, [&](const OutboundMessage& out) {
         if (out.shared_group == 0 || out.qos == 0 || !redistribute(out, id_)) return false;
-        if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+        if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
         queued_bytes_ -= std::min(queued_bytes_, QueuedBytes(out));
         return true;
       });
@@ -89,7 +104,7 @@ std::shared_ptr<const std::string> Session::durable_client_id() {
 void Session::AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
                               storage::v1::QueueEntry entry) {
   entry.clear_target_client_id();
-  storage::Batch* batch = shard_->batch();
+  storage::Batch* batch = storage_->batch();
   batch->PutMessage(message_id, message);
   batch->AddQueueEntry(client_id_, next_seq_++, entry);
   ++disk_queued_;
@@ -119,7 +134,7 @@ void Session::Deliver(OutboundMessage&& out) {
   if (out.qos == 0 && offline && !(limits_.queue_qos0_offline && persistent())) return;
   const bool durable = persistent() && (out.qos > 0 || offline);
   // The publisher's acknowledgement waits for this turn's batch only if something is stored.
-  if (durable) shard_->HoldUntilCommitted(std::move(out.ack));
+  if (durable) storage_->HoldUntilCommitted(std::move(out.ack));
   out.ack.reset();
   if (CanSendNow(out.qos)) {
     SendNow(std::move(out));
@@ -147,11 +162,11 @@ void Session::Deliver(OutboundMessage&& out) {
 void Session::SendNow(OutboundMessage&& out) {
   if (Expired(out)) {
     ++dropped_;
-    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+    if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
   }
   if (out.qos == 0) {
-    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+    if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     // A client that does not read its socket loses QoS 0 messages rather than growing memory.
     if (client_->unsent_bytes() > limits_.max_outbound_buffer ||
         !client_->SendPublish(out, false, 0)) {
@@ -162,13 +177,13 @@ void Session::SendNow(OutboundMessage&& out) {
   uint16_t packet_id = NextPacketId();
   if (!client_->SendPublish(out, false, packet_id)) {
     ++dropped_;  // larger than the client's Maximum Packet Size: dropped for this client only
-    if (out.seq != 0 && persistent()) shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+    if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
   }
   if (persistent()) {
     // The in-flight record takes the place of the queue entry, in the same batch.
     if (out.seq != 0) {
-      shard_->batch()->RemoveQueueEntry(client_id_, out.seq);
+      storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     } else {
       out.seq = next_seq_++;
     }
@@ -195,13 +210,13 @@ void Session::DrainQueue() {
 // Reads the next page of the on-disk queue into queue_. The turn's batch is written first, so
 // the read sees every entry this session stored. Returns false when nothing was read.
 bool Session::LoadQueuePage() {
-  storage::Store* store = shard_->store();
-  if (store == nullptr || !shard_->CommitNow()) return false;
+  storage::Store* store = storage_->store();
+  if (store == nullptr || !storage_->CommitNow()) return false;
   while (disk_queued_ > 0 && queue_empty()) {
     absl::StatusOr<storage::QueuePage> page =
         store->ReadQueue(client_id_, disk_read_after_, kQueuePage, UnixMs());
     if (!page.ok()) {
-      shard_->broker()->StorageFailed(page.status());
+      storage_->StorageFailed(page.status());
       return false;
     }
     AppendQueuePage(*page);
@@ -214,7 +229,7 @@ void Session::AppendQueuePage(storage::QueuePage& page_ref) {
   disk_read_after_ = page->last_seq;
   for (storage::QueuedMessage& queued : page->messages) {
     if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
-    OutboundMessage out{shard_->broker()->FromStored(queued.entry.message_id(), queued.message),
+    OutboundMessage out{persist::FromStored(queued.entry.message_id(), queued.message),
                         static_cast<uint8_t>(queued.entry.qos()),
                         queued.entry.retain(),
                         0,
@@ -233,13 +248,13 @@ void Session::AppendQueuePage(storage::QueuePage& page_ref) {
 }
 
 void Session::StoreQueued(const OutboundMessage& out) {
-  uint64_t message_id = shard_->PutMessage(*out.message);
+  uint64_t message_id = storage_->PutMessage(*out.message);
   storage::v1::QueueEntry entry;
   entry.set_message_id(message_id);
   entry.set_qos(out.qos);
   entry.set_retain(out.retain);
   for (uint32_t id : out.subscription_ids) entry.add_subscription_identifiers(id);
-  shard_->batch()->AddQueueEntry(client_id_, out.seq, entry);
+  storage_->batch()->AddQueueEntry(client_id_, out.seq, entry);
 }
 
 void Session::StoreInflight(const Inflight& entry) {
@@ -248,14 +263,14 @@ void Session::StoreInflight(const Inflight& entry) {
   record.set_stage(ToRecordStage(static_cast<uint8_t>(entry.stage)));
   record.set_qos(entry.out.qos);
   record.set_retain(entry.out.retain);
-  if (entry.out.message != nullptr) record.set_message_id(shard_->PutMessage(*entry.out.message));
+  if (entry.out.message != nullptr) record.set_message_id(storage_->PutMessage(*entry.out.message));
   for (uint32_t id : entry.out.subscription_ids) record.add_subscription_identifiers(id);
-  shard_->batch()->PutInflight(client_id_, entry.out.seq, record);
+  storage_->batch()->PutInflight(client_id_, entry.out.seq, record);
 }
 
 void Session::Unstore(const Inflight& entry) {
   if (entry.out.seq != 0 && persistent())
-    shard_->batch()->RemoveInflight(client_id_, entry.out.seq);
+    storage_->batch()->RemoveInflight(client_id_, entry.out.seq);
 }
 
 // Ids increase and wrap, skipping 0 and ids still in flight; the inflight window is small, so
@@ -304,12 +319,12 @@ bool Session::OnPubcomp(uint16_t packet_id) {
 
 void Session::AddInboundQos2(uint16_t packet_id) {
   inbound_qos2_.insert(packet_id);
-  if (persistent()) shard_->batch()->AddInboundQos2(client_id_, packet_id);
+  if (persistent()) storage_->batch()->AddInboundQos2(client_id_, packet_id);
 }
 
 bool Session::ReleaseInboundQos2(uint16_t packet_id) {
   if (inbound_qos2_.erase(packet_id) == 0) return false;
-  if (persistent()) shard_->batch()->RemoveInboundQos2(client_id_, packet_id);
+  if (persistent()) storage_->batch()->RemoveInboundQos2(client_id_, packet_id);
   return true;
 }
 
@@ -321,7 +336,7 @@ void Session::SaveRecord(const Will* will) {
   }
   storage::v1::SessionRecord record;
   record.set_client_id(client_id_);
-  record.set_protocol_version(storage::ToRecord(version_));
+  record.set_protocol_version(persist::ToRecord(version_));
   record.set_session_expiry_interval_seconds(expiry_interval_);
   for (const auto& [filter, options] : subscriptions_) {
     storage::v1::Subscription* sub = record.add_subscriptions();
@@ -339,21 +354,21 @@ void Session::SaveRecord(const Will* will) {
                                           : int64_t{expiry_interval_} * 1000;
     record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
   }
-  if (will != nullptr) *record.mutable_will() = storage::ToRecord(*will);
+  if (will != nullptr) *record.mutable_will() = persist::ToRecord(*will);
   record.set_last_seen_unix_ms(UnixMs());
-  shard_->batch()->PutSession(record);
+  storage_->batch()->PutSession(record);
   stored_ = true;
 }
 
 void Session::Forget() {
-  if (stored_ && shard_->store() != nullptr) shard_->batch()->DeleteSession(client_id_);
+  if (stored_ && storage_->store() != nullptr) storage_->batch()->DeleteSession(client_id_);
   stored_ = false;
 }
 
 void Session::Restore(const storage::SessionState& state) {
   const storage::v1::SessionRecord& record = state.record;
   stored_ = true;
-  version_ = storage::FromRecord(record.protocol_version());
+  version_ = persist::FromRecord(record.protocol_version());
   expiry_interval_ = record.session_expiry_interval_seconds();
   if (std::optional<uint64_t> at = storage::SessionExpiresAt(record)) {
     int64_t left_ms = static_cast<int64_t>(*at) - static_cast<int64_t>(UnixMs());
@@ -371,7 +386,7 @@ void Session::Restore(const storage::SessionState& state) {
         OutboundMessage{
             nullptr, static_cast<uint8_t>(r.qos()), r.retain(), 0, {}, stored.seq, nullptr}};
     if (stored.message) {
-      entry.out.message = shard_->broker()->FromStored(r.message_id(), *stored.message);
+      entry.out.message = persist::FromStored(r.message_id(), *stored.message);
     } else if (entry.stage != Stage::kAwaitPubcomp) {
       continue;  // its message is gone: nothing to resend
     }

@@ -30,13 +30,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "node/protocol/message.h"
 #include "node/protocol/packets.h"
-#include "node/session/ack_token.h"
+#include "node/router/ack_token.h"
+#include "node/session/session_host.h"
 #include "storage/store.h"
 
 namespace mqtt {
-
-class Client;
-class Shard;
 
 struct SessionLimits {
   uint32_t max_inflight = 20;
@@ -71,15 +69,18 @@ struct OutboundMessage {
 
 inline constexpr uint32_t kSessionNeverExpires = 0xFFFFFFFF;
 
+// The application message a will becomes when it is published (the will delay is not part of it).
+MessagePtr WillMessage(Will will, std::string_view client_id);
+
 class Session {
  public:
   // Offers an unacknowledged shared-subscription message to another member of its group.
   // Returns false when there is no other member: the message then stays with this session.
   using Redistribute = std::function<bool(const OutboundMessage&, uint64_t from_session)>;
 
-  // `shard` gives access to this worker's storage batch (and may have no store).
-  Session(Shard* shard, std::string client_id, uint64_t id, const SessionLimits& limits)
-      : shard_(shard), client_id_(std::move(client_id)), id_(id), limits_(limits) {}
+  // `storage` is this worker's (it may have no store); `limits` must outlive the session.
+  Session(SessionStorage* storage, std::string client_id, uint64_t id, const SessionLimits& limits)
+      : storage_(storage), client_id_(std::move(client_id)), id_(id), limits_(limits) {}
 
   const std::string& client_id() const { return client_id_; }
   // The client id for routing entries when persistent (see Subscriber::durable_client_id).
@@ -109,13 +110,13 @@ class Session {
   // Monotonic ms when an offline session expires; 0 while connected or never expiring.
   int64_t expires_at_ms() const { return expires_at_ms_; }
 
-  Client* client() const { return client_; }
+  SessionClient* client() const { return client_; }
   // Shared with the groups of the session's shared subscriptions, created on first use: most
   // sessions have none.
   std::shared_ptr<const std::atomic<bool>> online_flag();
   // Attaches a connected client (CONNACK already sent) and resends what was unacknowledged.
   // `receive_maximum` is the client's 5.0 Receive Maximum (65535 for 3.x).
-  void Attach(Client* client, uint16_t receive_maximum);
+  void Attach(SessionClient* client, uint16_t receive_maximum);
   // The client is gone. Shared-subscription messages not yet acknowledged go to `redistribute`.
   void Detach(const Redistribute& redistribute);
 
@@ -163,13 +164,13 @@ class Session {
   bool LoadQueuePage();
   void AppendQueuePage(storage::QueuePage& page);
 
-  Shard* const shard_;
+  SessionStorage* const storage_;
   const std::string client_id_;
   const uint64_t id_;
   const SessionLimits& limits_;  // the broker's, which outlives every session
   uint32_t expiry_interval_ = 0;
   int64_t expires_at_ms_ = 0;
-  Client* client_ = nullptr;
+  SessionClient* client_ = nullptr;
   uint32_t send_window_ = 0;                   // min(max_inflight, client's Receive Maximum)
   std::shared_ptr<std::atomic<bool>> online_;  // null until online_flag() is called
   std::shared_ptr<const std::string> durable_client_id_;  // made on first use

@@ -2,18 +2,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/log.h"
+#include "node/persist/convert.h"
 #include "node/protocol/reason_codes.h"
 #include "node/router/shared_subscriptions.h"
-#include "node/session/broker.h"
-#include "node/session/client.h"
 
 namespace mqtt {
 
-Shard::Shard(Broker* broker, net::IoWorker* worker)
-    : broker_(broker),
-      worker_(worker),
-      outboxes_(broker->worker_count()),
-      sweep_timer_(worker->io()) {}
+Shard::Shard(NodeContext* node, net::IoWorker* worker)
+    : node_(node), worker_(worker), outboxes_(node->worker_count()), sweep_timer_(worker->io()) {}
 
 Shard::~Shard() = default;
 
@@ -36,16 +32,20 @@ void Shard::RemoveClient(Client* client) {
   live_clients_.store(clients_.size());
 }
 
-void Shard::AdoptConnection(int fd, bool is_v6, Connect connect, std::string leftover_input) {
-  boost::asio::ip::tcp::socket socket(worker_->io());
-  boost::system::error_code ec;
-  socket.assign(is_v6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), fd, ec);
-  if (ec) {
-    MQTT_LOG_WARN("adopting a connection failed: %s", ec.message());
-    ::close(fd);
-    return;
-  }
-  auto client = std::make_shared<Client>(this, std::move(socket));
+void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> transport,
+                     Connect connect, std::string leftover_input) {
+  Shard* target = &node_->shard(home);
+  target->worker()->Post([target, transport = std::move(transport), c = std::move(connect),
+                          leftover = std::move(leftover_input)]() mutable {
+    target->AdoptConnection(std::move(transport), std::move(c), std::move(leftover));
+  });
+}
+
+void Shard::AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
+                            std::string leftover_input) {
+  std::shared_ptr<net::Transport> transport = detached->Attach(worker_);
+  if (transport == nullptr) return;  // logged by the transport; the connection is closed
+  auto client = std::make_shared<Client>(this, std::move(transport));
   AddClient(client);
   client->ResumeConnect(std::move(connect), std::move(leftover_input));
 }
@@ -63,16 +63,15 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start, bool
   if (it != sessions_.end()) {
     Session* session = it->second.get();
     const bool resume = !clean_start && !session->ends_with_connection();
-    if (Client* previous = session->client()) {
+    if (SessionClient* previous = session->client()) {
       MQTT_LOG_INFO("client %s: session taken over by a new connection", client_id);
-      previous->DetachSession(resume);
+      previous->TakenOver(resume);
       // A resumed session keeps its unacknowledged messages for the new connection.
       if (resume) {
         session->Detach(nullptr);
       } else {
         DetachAndRedistribute(session);
       }
-      previous->Disconnect(rc::kSessionTakenOver);  // [MQTT-3.1.4-2]
     }
     if (resume) {
       pending_wills_.erase(client_id);  // resumed in time: no will [MQTT-3.1.3-9]
@@ -81,8 +80,8 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start, bool
     }
     DestroySession(session);
   }
-  auto session = std::make_unique<Session>(this, client_id, broker_->NewSessionId(),
-                                           broker_->options().session_limits);
+  auto session = std::make_unique<Session>(this, client_id, node_->NewSessionId(),
+                                           node_->options().session_limits);
   Session* raw = session.get();
   sessions_by_id_[raw->id()] = raw;
   sessions_[client_id] = std::move(session);
@@ -101,7 +100,7 @@ void Shard::SessionDetached(Session* session) {
 // Detaches and hands unacknowledged shared-subscription messages to other group members.
 void Shard::DetachAndRedistribute(Session* session) {
   session->Detach([this](const OutboundMessage& out, uint64_t from_session) {
-    return broker_->Redistribute(index(), out, from_session);
+    return node_->Redistribute(index(), out, from_session);
   });
 }
 
@@ -110,10 +109,10 @@ void Shard::DestroySession(Session* session) {
   if (will != pending_wills_.end()) {
     MessagePtr message = std::move(will->second.message);
     pending_wills_.erase(will);
-    broker_->Publish(index(), std::move(message));  // the session ends first [MQTT-3.1.3-9]
+    node_->Publish(index(), std::move(message), nullptr);  // the session ends first [MQTT-3.1.3-9]
   }
   for (const auto& [filter, options] : session->subscriptions()) {
-    broker_->RemoveSubscription(filter, session->id());
+    node_->router().Unsubscribe(filter, session->id());
   }
   session->Forget();
   sessions_by_id_.erase(session->id());
@@ -122,15 +121,15 @@ void Shard::DestroySession(Session* session) {
 
 Session* Shard::RestoreSession(const storage::SessionState& state) {
   const std::string& client_id = state.record.client_id();
-  auto session = std::make_unique<Session>(this, client_id, broker_->NewSessionId(),
-                                           broker_->options().session_limits);
+  auto session = std::make_unique<Session>(this, client_id, node_->NewSessionId(),
+                                           node_->options().session_limits);
   Session* raw = session.get();
   raw->Restore(state);
   // A stored will is published by the broker after recovery; forget it so that a second crash
   // does not publish it again.
   if (state.record.has_will()) raw->SaveRecord(nullptr);
   for (const auto& [filter, options] : raw->subscriptions()) {
-    broker_->AddSubscription(
+    node_->router().Subscribe(
         filter,
         Subscriber{raw->id(), index(), options.qos, options.no_local, options.retain_as_published,
                    options.subscription_id, raw->durable_client_id()},
@@ -169,7 +168,7 @@ void Shard::EndOfTurn() {
   FlushOutboxes();
 }
 
-storage::Store* Shard::store() const { return broker_->store(); }
+storage::Store* Shard::store() const { return node_->store(); }
 
 storage::Batch* Shard::batch() {
   if (store() == nullptr) return nullptr;
@@ -182,13 +181,13 @@ uint64_t Shard::PutMessage(const Message& message) {
   if (id == 0) {
     absl::StatusOr<uint64_t> fresh = store()->NewMessageId();
     if (!fresh.ok()) {
-      broker_->StorageFailed(fresh.status());
+      node_->StorageFailed(fresh.status());
       return 0;
     }
     uint64_t expected = 0;
     id = message.stored_id.value.compare_exchange_strong(expected, *fresh) ? *fresh : expected;
   }
-  if (batch_messages_.insert(id).second) batch()->PutMessage(id, broker_->ToStored(message));
+  if (batch_messages_.insert(id).second) batch()->PutMessage(id, persist::ToStored(message));
   return id;
 }
 
@@ -205,7 +204,7 @@ bool Shard::CommitNow() {
     absl::Status status = store()->Write(std::move(batch_));
     batch_.Clear();
     if (!status.ok()) {
-      broker_->StorageFailed(status);
+      node_->StorageFailed(status);
       ok = false;
     }
   }
@@ -258,14 +257,14 @@ Session* Shard::FindSession(const std::string& client_id) {
 
 void Shard::FlushOutboxes() {
   for (size_t target = 0; target < outboxes_.size(); ++target) {
-    if (!outboxes_[target].empty()) broker_->shard(target).Enqueue(&outboxes_[target]);
+    if (!outboxes_[target].empty()) node_->shard(target).Enqueue(&outboxes_[target]);
   }
 }
 
 void Shard::Enqueue(std::vector<Delivery>* batch) {
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    absl::MutexLock lock(&inbox_mutex_);
     wake = inbox_.empty();
     if (wake) {
       inbox_.swap(*batch);
@@ -281,7 +280,7 @@ void Shard::Enqueue(std::vector<Delivery>* batch) {
 void Shard::DrainInbox() {
   std::vector<Delivery> batch;
   {
-    std::lock_guard<std::mutex> lock(inbox_mutex_);
+    absl::MutexLock lock(&inbox_mutex_);
     batch.swap(inbox_);
   }
   for (Delivery& delivery : batch) DeliverLocal(std::move(delivery));
@@ -319,7 +318,7 @@ void Shard::PublishDueWills(int64_t now_ms) {
       ++it;
     }
   }
-  for (MessagePtr& will : due) broker_->Publish(index(), std::move(will));
+  for (MessagePtr& will : due) node_->Publish(index(), std::move(will), nullptr);
 }
 
 // Offline sessions past their 5.0 Session Expiry Interval end [MQTT-3.1.2-23].

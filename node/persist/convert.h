@@ -1,5 +1,6 @@
-// Conversions between the broker's protocol values (node/protocol) and storage records, so the
-// session layer never assembles protobufs by hand. Only the properties an application message
+// Conversions between the broker's protocol values (node/protocol) and the storage records of
+// proto/storage.proto, on the node side: storage/ knows records only, and the session layer never
+// assembles protobufs by hand. Only the properties an application message
 // carries are kept (payload format, message expiry, content type, response topic, correlation
 // data, user properties); the will delay is stored beside the will.
 // Thread-safety: pure functions.
@@ -11,7 +12,9 @@
 #include "node/protocol/packets.h"
 #include "proto/storage.pb.h"
 
-namespace mqtt::storage {
+namespace mqtt::persist {
+
+namespace v1 = ::mqtt::storage::v1;
 
 v1::MessageProperties ToRecord(const Properties& properties);
 Properties FromRecord(const v1::MessageProperties& record);
@@ -30,4 +33,11 @@ Will FromRecord(const v1::Will& record);
 v1::ProtocolVersion ToRecord(Version version);
 Version FromRecord(v1::ProtocolVersion version);  // UNSPECIFIED reads as 3.1.1
 
-}  // namespace mqtt::storage
+// A message as stored: its message expiry (a steady-clock deadline in memory) becomes wall-clock
+// time, so that it still means the same after a restart.
+v1::MessageRecord ToStored(const Message& message);
+// The message of a stored record with stored id `id` (0: not stored by reference, e.g. retained);
+// an expiry in the past becomes one 1 ms ahead, so it expires at the next check.
+MessagePtr FromStored(uint64_t id, const v1::MessageRecord& record);
+
+}  // namespace mqtt::persist

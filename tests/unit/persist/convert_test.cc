@@ -1,12 +1,12 @@
 // Broker values <-> storage records: everything a stored message or will carries comes back
 // equal, including after a trip through the wire format of the record.
-#include "storage/convert.h"
+#include "node/persist/convert.h"
 
 #include <memory>
 
 #include "gtest/gtest.h"
 
-namespace mqtt::storage {
+namespace mqtt::persist {
 namespace {
 
 Properties MessageProperties() {
@@ -27,7 +27,7 @@ Record ThroughBytes(const Record& record) {
   return out;
 }
 
-TEST(StorageConvertTest, MessageWithPropertiesRoundTrips) {
+TEST(PersistConvertTest, MessageWithPropertiesRoundTrips) {
   Message m;
   m.topic = "a/b";
   m.payload = std::string("\x00\xff", 2);
@@ -47,7 +47,7 @@ TEST(StorageConvertTest, MessageWithPropertiesRoundTrips) {
   EXPECT_EQ(*back.properties, MessageProperties());
 }
 
-TEST(StorageConvertTest, MessageWithoutPropertiesHasNullPropertiesAndNoExpiry) {
+TEST(PersistConvertTest, MessageWithoutPropertiesHasNullPropertiesAndNoExpiry) {
   Message m;
   m.topic = "t";
   const v1::MessageRecord record = ThroughBytes(ToRecord(m, 5));
@@ -55,7 +55,7 @@ TEST(StorageConvertTest, MessageWithoutPropertiesHasNullPropertiesAndNoExpiry) {
   EXPECT_EQ(FromRecord(record).properties, nullptr);
 }
 
-TEST(StorageConvertTest, OnlyMessagePropertiesAreKept) {
+TEST(PersistConvertTest, OnlyMessagePropertiesAreKept) {
   Properties p;
   p.topic_alias = 3;                    // per connection, not per message
   p.subscription_identifiers = {1, 2};  // per subscriber, set when sending
@@ -65,7 +65,7 @@ TEST(StorageConvertTest, OnlyMessagePropertiesAreKept) {
   EXPECT_EQ(FromRecord(ThroughBytes(ToRecord(p))), expected);
 }
 
-TEST(StorageConvertTest, RemainingExpiryRoundsUpAndStopsAtZero) {
+TEST(PersistConvertTest, RemainingExpiryRoundsUpAndStopsAtZero) {
   v1::MessageRecord r;
   r.set_expires_at_unix_ms(10'500);
   EXPECT_EQ(RemainingExpirySeconds(r, 10'000), 1u);
@@ -74,7 +74,7 @@ TEST(StorageConvertTest, RemainingExpiryRoundsUpAndStopsAtZero) {
   EXPECT_EQ(RemainingExpirySeconds(r, 20'000), 0u);
 }
 
-TEST(StorageConvertTest, WillRoundTripsWithDelay) {
+TEST(PersistConvertTest, WillRoundTripsWithDelay) {
   Will w;
   w.topic = "clients/1";
   w.payload = "gone";
@@ -87,7 +87,7 @@ TEST(StorageConvertTest, WillRoundTripsWithDelay) {
   EXPECT_EQ(FromRecord(ThroughBytes(ToRecord(w))), w);
 }
 
-TEST(StorageConvertTest, ProtocolVersionRoundTrips) {
+TEST(PersistConvertTest, ProtocolVersionRoundTrips) {
   for (Version v : {Version::kV31, Version::kV311, Version::kV5}) {
     EXPECT_EQ(FromRecord(ToRecord(v)), v);
   }
@@ -95,4 +95,4 @@ TEST(StorageConvertTest, ProtocolVersionRoundTrips) {
 }
 
 }  // namespace
-}  // namespace mqtt::storage
+}  // namespace mqtt::persist

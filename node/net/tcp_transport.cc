@@ -1,4 +1,8 @@
-#include "node/net/connection.h"
+#include "node/net/tcp_transport.h"
+
+#include <unistd.h>
+
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "node/base/log.h"
@@ -18,7 +22,7 @@ constexpr int kMaxReadsPerWakeup = 4;
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
 }  // namespace
 
-Connection::Connection(IoWorker* worker, tcp::socket socket)
+TcpTransport::TcpTransport(IoWorker* worker, tcp::socket socket)
     : worker_(worker), socket_(std::move(socket)) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -26,22 +30,30 @@ Connection::Connection(IoWorker* worker, tcp::socket socket)
 }
 
 // Formatted on demand rather than stored: an idle connection should cost as little as possible.
-std::string Connection::peer() const {
+std::string TcpTransport::peer() const {
   boost::system::error_code ec;
   tcp::endpoint remote = socket_.remote_endpoint(ec);
   if (ec) return "-";
   return absl::StrCat(remote.address().to_string(), ":", remote.port());
 }
 
-Connection::~Connection() = default;
+TcpTransport::~TcpTransport() = default;
 
-void Connection::Start(std::string initial_input) {
+void TcpTransport::Start(TransportCallbacks* callbacks, std::string initial_input) {
+  callbacks_ = callbacks;
   if (!initial_input.empty()) ProcessInput(initial_input);
   WaitReadable();
 }
 
-void Connection::WaitReadable() {
-  if (state_ != State::kOpen || reading_) return;
+void TcpTransport::PauseReading() { paused_by_owner_ = true; }
+
+void TcpTransport::ResumeReading() {
+  paused_by_owner_ = false;
+  WaitReadable();
+}
+
+void TcpTransport::WaitReadable() {
+  if (state_ != State::kOpen || reading_ || paused_by_owner_) return;
   if (unsent_bytes() > kPauseReadingAbove) {
     read_paused_ = true;  // resumed by FlushOutput once the output is written
     return;
@@ -56,8 +68,8 @@ void Connection::WaitReadable() {
                      });
 }
 
-void Connection::OnReadable() {
-  for (int i = 0; i < kMaxReadsPerWakeup && state_ == State::kOpen; ++i) {
+void TcpTransport::OnReadable() {
+  for (int i = 0; i < kMaxReadsPerWakeup && state_ == State::kOpen && !paused_by_owner_; ++i) {
     boost::system::error_code ec;
     size_t n = socket_.read_some(
         boost::asio::buffer(worker_->read_scratch(), worker_->read_scratch_size()), ec);
@@ -77,38 +89,32 @@ void Connection::OnReadable() {
 
 // Parses straight from the scratch buffer when nothing is pending, so the common case copies
 // only the tail of an incomplete packet.
-void Connection::ProcessInput(std::string_view fresh) {
+void TcpTransport::ProcessInput(std::string_view fresh) {
   if (in_ == nullptr) {
-    size_t consumed = OnInput(fresh);
+    size_t consumed = callbacks_->OnInput(fresh);
     if (state_ == State::kOpen && consumed < fresh.size()) {
       in_ = std::make_unique<std::string>(fresh.substr(consumed));
     }
     return;
   }
   in_->append(fresh);
-  size_t consumed = OnInput(*in_);
+  size_t consumed = callbacks_->OnInput(*in_);
   if (state_ != State::kOpen) return;
   in_->erase(0, consumed);
   if (in_->empty()) in_.reset();
 }
 
-void Connection::Send(std::string_view bytes) {
-  if (state_ != State::kOpen) return;
-  out_.append(bytes);
-  RequestFlush();
-}
-
-void Connection::RequestFlush() {
-  if (flush_requested_ || writing_ || state_ == State::kClosed || state_ == State::kReleased) {
+void TcpTransport::RequestFlush() {
+  if (flush_requested_ || writing_ || state_ == State::kClosed || state_ == State::kDetached) {
     return;
   }
   flush_requested_ = true;
   worker_->ScheduleFlush(shared_from_this());
 }
 
-void Connection::FlushOutput() {
+void TcpTransport::FlushOutput() {
   flush_requested_ = false;
-  if (state_ == State::kClosed || state_ == State::kReleased || writing_) return;
+  if (state_ == State::kClosed || state_ == State::kDetached || writing_) return;
   while (out_sent_ < out_.size()) {
     boost::system::error_code ec;
     size_t n = socket_.write_some(
@@ -137,7 +143,7 @@ void Connection::FlushOutput() {
   }
 }
 
-void Connection::WaitWritable() {
+void TcpTransport::WaitWritable() {
   writing_ = true;
   // The rest is written at the end of a turn like any output: after the turn's storage batch,
   // so no acknowledgement leaves before what it acknowledges is durable.
@@ -149,7 +155,7 @@ void Connection::WaitWritable() {
                      });
 }
 
-void Connection::Close() {
+void TcpTransport::Close() {
   if (state_ != State::kOpen) return;
   // A pending read wait sees the state and stops; a pending write wait finishes the flush and
   // then shuts down. A peer that never reads is aborted by its owner's close deadline.
@@ -158,31 +164,68 @@ void Connection::Close() {
   RequestFlush();  // at the end of the turn, like any output; then the socket closes
 }
 
-void Connection::Abort() {
-  if (state_ == State::kClosed || state_ == State::kReleased) return;
+void TcpTransport::Abort() {
+  if (state_ == State::kClosed || state_ == State::kDetached) return;
   out_.clear();
   out_sent_ = 0;
   Shutdown();
 }
 
-void Connection::Shutdown() {
+void TcpTransport::Shutdown() {
   state_ = State::kClosed;
   boost::system::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   in_.reset();
   std::string().swap(out_);
-  OnClosed();
+  TransportCallbacks* callbacks = std::exchange(callbacks_, nullptr);
+  if (callbacks != nullptr) callbacks->OnClosed();
 }
 
-int Connection::ReleaseSocket(bool* is_v6) {
-  if (state_ != State::kOpen) return -1;
-  state_ = State::kReleased;
+namespace {
+
+// A TCP socket between two workers: the file descriptor and its address family.
+class DetachedTcp final : public DetachedTransport {
+ public:
+  DetachedTcp(int fd, bool is_v6) : fd_(fd), is_v6_(is_v6) {}
+  ~DetachedTcp() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  std::shared_ptr<Transport> Attach(IoWorker* worker) override {
+    tcp::socket socket(worker->io());
+    boost::system::error_code ec;
+    socket.assign(is_v6_ ? tcp::v6() : tcp::v4(), fd_, ec);
+    if (ec) {
+      MQTT_LOG_WARN("adopting a connection failed: %s", ec.message());
+      return nullptr;  // the destructor closes fd_
+    }
+    fd_ = -1;
+    return std::make_shared<TcpTransport>(worker, std::move(socket));
+  }
+
+ private:
+  int fd_;
+  const bool is_v6_;
+};
+
+}  // namespace
+
+std::unique_ptr<DetachedTransport> TcpTransport::Detach() {
+  if (state_ != State::kOpen || unsent_bytes() != 0) return nullptr;
+  state_ = State::kDetached;
+  callbacks_ = nullptr;
+  in_.reset();
   boost::system::error_code ec;
   tcp::endpoint local = socket_.local_endpoint(ec);
-  *is_v6 = !ec && local.address().is_v6();
+  const bool is_v6 = !ec && local.address().is_v6();
   socket_.cancel(ec);
-  return socket_.release(ec);
+  const int fd = socket_.release(ec);
+  if (ec || fd < 0) {
+    Shutdown();  // the callbacks are already gone: nobody is told
+    return nullptr;
+  }
+  return std::make_unique<DetachedTcp>(fd, is_v6);
 }
 
 }  // namespace mqtt::net

@@ -1,8 +1,9 @@
-#include "storage/convert.h"
+#include "node/persist/convert.h"
 
+#include <algorithm>
 #include <memory>
 
-namespace mqtt::storage {
+namespace mqtt::persist {
 
 v1::MessageProperties ToRecord(const Properties& p) {
   v1::MessageProperties r;
@@ -119,4 +120,25 @@ Version FromRecord(v1::ProtocolVersion version) {
   }
 }
 
-}  // namespace mqtt::storage
+v1::MessageRecord ToStored(const Message& message) {
+  v1::MessageRecord record = ToRecord(message, 0);
+  record.set_expires_at_unix_ms(0);
+  if (message.expires_at_ms != 0) {
+    int64_t left_ms = std::max<int64_t>(message.expires_at_ms - MonotonicMs(), 0);
+    record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
+  }
+  return record;
+}
+
+MessagePtr FromStored(uint64_t id, const v1::MessageRecord& record) {
+  auto message = std::make_shared<Message>(FromRecord(record));
+  message->stored_id.value.store(id);
+  if (record.expires_at_unix_ms() != 0) {
+    int64_t left_ms =
+        static_cast<int64_t>(record.expires_at_unix_ms()) - static_cast<int64_t>(UnixMs());
+    message->expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 1);
+  }
+  return message;
+}
+
+}  // namespace mqtt::persist

@@ -1,0 +1,68 @@
+// TcpTransport: Transport over a non-blocking TCP socket. Reads go into the worker's scratch
+// buffer (an idle connection holds no read buffer), many packets per read; output is written
+// once per loop turn; reading pauses while more than 1 MiB of output is unwritten.
+//
+// Threading: as Transport (transport.h): every method on the worker's thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "boost/asio/ip/tcp.hpp"
+#include "node/net/io_worker.h"
+#include "node/net/transport.h"
+
+namespace mqtt::net {
+
+class TcpTransport final : public Transport, public std::enable_shared_from_this<TcpTransport> {
+ public:
+  // `socket` must be bound to worker's io_context. Sets TCP_NODELAY: we coalesce writes
+  // ourselves, and Nagle would delay small acknowledgements.
+  TcpTransport(IoWorker* worker, boost::asio::ip::tcp::socket socket);
+  ~TcpTransport() override;
+  TcpTransport(const TcpTransport&) = delete;
+  TcpTransport& operator=(const TcpTransport&) = delete;
+
+  void Start(TransportCallbacks* callbacks, std::string initial_input) override;
+  std::string* output_buffer() override { return &out_; }
+  void RequestFlush() override;
+  size_t unsent_bytes() const override { return out_.size() - out_sent_; }
+  void PauseReading() override;
+  void ResumeReading() override;
+  void Close() override;
+  void Abort() override;
+  bool closing() const override { return state_ != State::kOpen; }
+  std::chrono::steady_clock::time_point close_started() const override { return close_started_; }
+  std::unique_ptr<DetachedTransport> Detach() override;
+  IoWorker* worker() const override { return worker_; }
+  std::string peer() const override;
+  void FlushOutput() override;
+
+ private:
+  enum class State { kOpen, kClosing, kClosed, kDetached };
+
+  void WaitReadable();
+  void OnReadable();
+  void ProcessInput(std::string_view fresh);
+  void WaitWritable();
+  void Shutdown();
+
+  IoWorker* const worker_;
+  boost::asio::ip::tcp::socket socket_;
+  TransportCallbacks* callbacks_ = nullptr;
+  State state_ = State::kOpen;
+  bool reading_ = false;
+  bool read_paused_ = false;         // not reading until the output drains
+  bool paused_by_owner_ = false;     // PauseReading() without ResumeReading()
+  bool writing_ = false;             // waiting for the socket to become writable
+  bool flush_requested_ = false;     // queued in the worker's flush list
+  std::unique_ptr<std::string> in_;  // bytes of an incomplete packet; null when idle
+  std::string out_;
+  size_t out_sent_ = 0;
+  std::chrono::steady_clock::time_point close_started_{};
+};
+
+}  // namespace mqtt::net

@@ -1,0 +1,67 @@
+// NodeContext: what the parts of a node's session layer (Shard, Client) need from the node as a
+// whole, implemented by Broker. It keeps the include graph of node/session one way
+// (session <- client <- shard <- broker) and lets tests stand in for the node.
+//
+// Threading: every method may be called from any worker thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "node/auth/enhanced_auth.h"
+#include "node/protocol/message.h"
+#include "node/router/ack_token.h"
+#include "node/router/router.h"
+#include "node/session/session.h"
+#include "storage/store.h"
+
+namespace mqtt {
+
+class Shard;
+
+struct BrokerOptions {
+  SessionLimits session_limits;
+  uint32_t max_packet_size = 1024 * 1024;
+  uint32_t connect_timeout_seconds = 10;
+  uint16_t receive_maximum = 1024;    // inbound QoS 1/2 unacknowledged, advertised to 5.0
+  uint16_t topic_alias_maximum = 64;  // inbound topic aliases per 5.0 connection
+  uint16_t max_keep_alive = 65535;    // 5.0 Server Keep Alive caps the client's value
+  ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
+  // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
+  std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
+};
+
+class NodeContext {
+ public:
+  virtual const BrokerOptions& options() const = 0;
+  // Subscriptions, shared groups, retained messages and remote routes.
+  virtual Router& router() = 0;
+  // Routes a message published on worker `from_worker` (and stores it if retained). `ack`, if
+  // not null, is held by every batch that persists the message (router/ack_token.h).
+  virtual void Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) = 0;
+  // Sends a shared-subscription message that session `from_session` did not acknowledge to
+  // another member of its group. False, doing nothing, when there is no other member.
+  virtual bool Redistribute(uint32_t from_worker, const OutboundMessage& message,
+                            uint64_t from_session) = 0;
+  // The worker that owns the session of `client_id`.
+  virtual uint32_t HomeWorker(std::string_view client_id) const = 0;
+  virtual Shard& shard(uint32_t worker) = 0;
+  virtual size_t worker_count() const = 0;
+  virtual uint64_t NewSessionId() = 0;
+  // The enhanced authentication method called `name`, or null.
+  virtual const auth::AuthMethod* FindAuthMethod(std::string_view name) const = 0;
+  virtual bool shutting_down() const = 0;
+  // Null when nothing is persisted.
+  virtual storage::Store* store() const = 0;
+  // A storage error: logged, and the node stops rather than acknowledge what it cannot keep.
+  virtual void StorageFailed(const absl::Status& status) = 0;
+
+ protected:
+  ~NodeContext() = default;
+};
+
+}  // namespace mqtt

@@ -1,0 +1,60 @@
+// What a Session needs from the outside, as two narrow interfaces, so that a session is built
+// and tested without a broker, a worker or a socket (tests/unit/session/ uses fakes):
+// - SessionStorage: this loop turn's storage batch and the rules around it (implemented by the
+//   worker's Shard);
+// - SessionClient: the client connected to the session, if any (implemented by Client).
+//
+// Threading: both are called only on the session's home worker.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "node/protocol/message.h"
+#include "node/router/ack_token.h"
+#include "storage/store.h"
+
+namespace mqtt {
+
+struct OutboundMessage;
+
+class SessionStorage {
+ public:
+  // Null when nothing is persisted (then batch() is null too).
+  virtual storage::Store* store() const = 0;
+  // This turn's batch; written at the end of the turn, before messages go to other workers and
+  // before any output is written, so nothing leaves the node that a crash could take back.
+  virtual storage::Batch* batch() = 0;
+  // Puts `message` in this turn's batch unless already there; returns its stored id (0 after a
+  // storage failure).
+  virtual uint64_t PutMessage(const Message& message) = 0;
+  // Keeps `token` until this turn's batch is written (a publisher's acknowledgement waits).
+  virtual void HoldUntilCommitted(AckTokenPtr token) = 0;
+  // Writes the batch now, because a read is about to need what it holds. False on an error.
+  virtual bool CommitNow() = 0;
+  // A read or write failed: the node stops rather than acknowledge what it cannot keep.
+  virtual void StorageFailed(const absl::Status& status) = 0;
+
+ protected:
+  ~SessionStorage() = default;
+};
+
+class SessionClient {
+ public:
+  // Encodes a PUBLISH. False, sending nothing, when it exceeds the client's 5.0 Maximum Packet
+  // Size [MQTT-3.1.2-25].
+  virtual bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) = 0;
+  virtual void SendPubrel(uint16_t packet_id) = 0;
+  // Output not yet written (QoS 0 is dropped above the outbound buffer limit).
+  virtual size_t unsent_bytes() const = 0;
+  // Another connection took the session over [MQTT-3.1.4-2]: stop driving it and close (5.0:
+  // DISCONNECT 0x8E). `resumed`: the new connection continues the session, so a delayed will of
+  // this one is not sent [MQTT-3.1.3-9].
+  virtual void TakenOver(bool resumed) = 0;
+
+ protected:
+  ~SessionClient() = default;
+};
+
+}  // namespace mqtt
