@@ -456,10 +456,9 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
       session_->OnPuback(ack->packet_id);
       break;
     case PacketType::kPubrec:
-      // A 5.0 PUBREC with an error reason ends the exchange [MQTT-4.3.3-4]... as a PUBCOMP would.
+      // A 5.0 PUBREC with an error reason ends the exchange: no PUBREL follows (4.3.3).
       if (version_ == Version::kV5 && ack->reason_code >= 0x80) {
-        session_->OnPubrec(ack->packet_id);
-        session_->OnPubcomp(ack->packet_id);
+        session_->OnPubrecError(ack->packet_id);
         break;
       }
       // A PUBREC for an unknown id still gets its PUBREL so the client can finish.

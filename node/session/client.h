@@ -52,10 +52,10 @@ class ClientHost {
   ~ClientHost() = default;
 };
 
-class Client : public net::TransportCallbacks,
-               public SessionClient,
-               public AckListener,
-               public std::enable_shared_from_this<Client> {
+class Client final : public net::TransportCallbacks,
+                     public SessionClient,
+                     public AckListener,
+                     public std::enable_shared_from_this<Client> {
  public:
   // `transport` is on the host's worker; Start() makes this client its handler.
   Client(ClientHost* host, std::shared_ptr<net::Transport> transport);

@@ -44,13 +44,18 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   expires_at_ms_ = 0;
   if (online_) online_->store(true, std::memory_order_relaxed);
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
-  for (Inflight& entry : inflight_) {
+  // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
+  // discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does not hold the window.
+  std::erase_if(inflight_, [this](const Inflight& entry) {
     if (entry.stage == Stage::kAwaitPubcomp) {
       client_->SendPubrel(entry.packet_id);
-    } else {
-      client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id);
+      return false;
     }
-  }
+    if (client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id)) return false;
+    ++dropped_;
+    Unstore(entry);
+    return true;
+  });
   DrainQueue();
 }
 
@@ -305,6 +310,15 @@ bool Session::OnPubrec(uint16_t packet_id) {
   it->out.subscription_ids.clear();
   if (it->out.seq != 0 && persistent()) StoreInflight(*it);
   if (client_ != nullptr) client_->SendPubrel(packet_id);
+  return true;
+}
+
+bool Session::OnPubrecError(uint16_t packet_id) {
+  auto it = FindInflight(packet_id);
+  if (it == inflight_.end() || it->stage == Stage::kAwaitPuback) return false;
+  Unstore(*it);
+  inflight_.erase(it);
+  DrainQueue();
   return true;
 }
 

@@ -125,6 +125,8 @@ class Session {
   // Acknowledgements from the client. Unknown packet ids are ignored (returns false).
   bool OnPuback(uint16_t packet_id);
   bool OnPubrec(uint16_t packet_id);  // then PUBREL is sent
+  // A 5.0 PUBREC with a reason code >= 0x80: the exchange ends there, no PUBREL (4.3.3).
+  bool OnPubrecError(uint16_t packet_id);
   bool OnPubcomp(uint16_t packet_id);
 
   // Inbound QoS 2: true if this packet id was already received and not yet released, i.e. a
