@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cluster/node.h"
 #include "node/base/log.h"
 #include "node/config/config.h"
 #include "node/net/io_worker.h"
@@ -39,6 +42,34 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
     options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));
   }
   return options;
+}
+
+// Joins the cluster when --cluster-listen is given (null otherwise). A restart comes back with a
+// higher incarnation than any this node announced before, kept in the store's node record, so
+// that the members' old news about it (suspect, dead) is refuted.
+absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
+    const mqtt::Config& config, mqtt::storage::Store* store) {
+  if (config.cluster_listen.empty()) return nullptr;
+  mqtt::cluster::ClusterOptions options;
+  options.node_id = config.node_id;
+  options.listen = config.cluster_listen;
+  options.advertise = config.cluster_advertise;
+  options.seeds = config.join;
+  options.join_dns = config.join_dns;
+  options.remove_after = absl::Seconds(config.cluster_remove_after);
+  options.probe_interval = absl::Milliseconds(config.cluster_probe_interval_ms);
+  options.suspect_timeout = absl::Milliseconds(config.cluster_suspect_timeout_ms);
+  if (store != nullptr) {
+    options.start_incarnation = store->node_meta().incarnation() + 1;
+    if (absl::Status s = store->SetNodeIdentity(config.node_id, options.start_incarnation);
+        !s.ok()) {
+      return s;
+    }
+  } else {
+    // Nothing remembered between runs: a clock-based incarnation still grows across restarts.
+    options.start_incarnation = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  }
+  return mqtt::cluster::ClusterNode::Start(options);
 }
 
 int Run(const mqtt::Config& config) {
@@ -88,10 +119,17 @@ int Run(const mqtt::Config& config) {
 
   std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
   std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");
+  absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
+      StartCluster(config, store.get());
+  if (!cluster.ok()) {
+    MQTT_LOG_ERROR("%s", cluster.status().message());
+    return 1;
+  }
+  if (*cluster != nullptr) absl::StrAppend(&ready, " cluster=", (*cluster)->listen_address());
   for (const mqtt::ListenAddress& address : config.listeners) {
     auto listener = mqtt::net::Listener::Bind(
         worker_ptrs[0], worker_ptrs, address.host, address.port,
-        [&broker](mqtt::net::IoWorker* worker, boost::asio::ip::tcp::socket socket) {
+        [&broker](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
           broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, std::move(socket)));
         });
     if (!listener.ok()) {
@@ -119,6 +157,7 @@ int Run(const mqtt::Config& config) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+  if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
   broker.Shutdown(std::chrono::seconds(3));
   for (auto& worker : workers) worker->Stop();
   MQTT_LOG_INFO("stopped");

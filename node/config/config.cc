@@ -69,6 +69,18 @@ absl::Status ParseListen(absl::string_view value, Config* config) {
   return absl::OkStatus();
 }
 
+// HOST:PORT with a non-empty host and a port in [min_port, 65535].
+absl::Status ParseHostPort(absl::string_view value, uint32_t min_port, std::string* out) {
+  size_t colon = value.rfind(':');
+  uint32_t port = 0;
+  if (colon == absl::string_view::npos || colon == 0 ||
+      !ParseUint(value.substr(colon + 1), min_port, 65535, &port).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT"));
+  }
+  *out = std::string(value);
+  return absl::OkStatus();
+}
+
 const std::vector<Option>& Options() {
   static const std::vector<Option> options = {
       {"config", "FILE", "read options from FILE (lines 'name value'; '#' comments)", nullptr},
@@ -166,6 +178,41 @@ const std::vector<Option>& Options() {
        "a few times this (about once, measured), and a restart replays at most this much log "
        "(default 67108864)",
        UintSetter(&Config::storage_wal_budget, 4u << 20, 4'000'000'000u)},
+      {"cluster-listen", "HOST:PORT",
+       "gRPC address for peer nodes and mqttctl; without it the node runs alone (port 0 picks "
+       "a free port)",
+       [](absl::string_view v, Config* c) { return ParseHostPort(v, 0, &c->cluster_listen); }},
+      {"cluster-advertise", "HOST:PORT",
+       "address peers use to reach this node (NAT, Kubernetes); default: the cluster-listen "
+       "address",
+       [](absl::string_view v, Config* c) { return ParseHostPort(v, 1, &c->cluster_advertise); }},
+      {"join", "HOST:PORT,...", "seed nodes to join, retried with backoff until one answers",
+       [](absl::string_view v, Config* c) {
+         c->join.clear();
+         for (absl::string_view seed : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           std::string parsed;
+           if (absl::Status s = ParseHostPort(absl::StripAsciiWhitespace(seed), 1, &parsed);
+               !s.ok()) {
+             return s;
+           }
+           c->join.push_back(parsed);
+         }
+         if (c->join.empty()) return absl::InvalidArgumentError("no seed given");
+         return absl::OkStatus();
+       }},
+      {"join-dns", "NAME:PORT",
+       "every address NAME resolves to is a seed (a Kubernetes headless Service)",
+       [](absl::string_view v, Config* c) { return ParseHostPort(v, 1, &c->join_dns); }},
+      {"cluster-remove-after", "SECONDS",
+       "a dead member is forgotten after this long (default 3600)",
+       UintSetter(&Config::cluster_remove_after, 1, 30 * 24 * 3600)},
+      {"cluster-probe-interval", "MS",
+       "membership: one member is probed per interval (default 1000)",
+       UintSetter(&Config::cluster_probe_interval_ms, 10, 60000)},
+      {"cluster-suspect-timeout", "MS",
+       "membership: a suspected member not heard from within this is declared dead (default "
+       "5000)",
+       UintSetter(&Config::cluster_suspect_timeout_ms, 50, 600000)},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

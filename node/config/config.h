@@ -43,6 +43,14 @@ struct Config {
   bool fsync = false;            // fsync each storage write (power-loss durability)
   bool persistence = true;       // keep persistent sessions and retained messages in RocksDB
   uint32_t storage_wal_budget = 64 * 1024 * 1024;  // bytes of RocksDB WAL (and memtables)
+  // Cluster (issue 11). Without cluster_listen the node runs alone.
+  std::string cluster_listen;                 // HOST:PORT of the cluster gRPC server
+  std::string cluster_advertise;              // HOST:PORT peers dial; default: cluster_listen
+  std::vector<std::string> join;              // seeds HOST:PORT
+  std::string join_dns;                       // NAME:PORT: every address NAME resolves to is a seed
+  uint32_t cluster_remove_after = 3600;       // seconds a dead member is remembered
+  uint32_t cluster_probe_interval_ms = 1000;  // one member probed per interval
+  uint32_t cluster_suspect_timeout_ms = 5000;  // an unrefuted suspect is then dead
   bool help = false;
 };
 

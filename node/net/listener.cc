@@ -49,7 +49,7 @@ void Listener::Stop() {
 void Listener::AcceptNext() {
   IoWorker* worker = workers_[next_worker_++ % workers_.size()];
   acceptor_.async_accept(
-      worker->io(), [this, worker](const boost::system::error_code& ec, tcp::socket socket) {
+      worker->io(), [this, worker](const boost::system::error_code& ec, TcpSocket socket) {
         if (ec == boost::asio::error::operation_aborted) return;
         if (ec) {
           // Out of file descriptors and the like: log once per retry and back off briefly rather

@@ -12,12 +12,13 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "node/net/io_worker.h"
+#include "node/net/tcp_transport.h"
 
 namespace mqtt::net {
 
 class Listener {
  public:
-  using AcceptFn = std::function<void(IoWorker* worker, boost::asio::ip::tcp::socket socket)>;
+  using AcceptFn = std::function<void(IoWorker* worker, TcpSocket socket)>;
 
   // Binds and listens; returns the error (address in use, bad address) without throwing.
   static absl::StatusOr<std::unique_ptr<Listener>> Bind(IoWorker* accept_worker,

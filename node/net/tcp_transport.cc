@@ -14,6 +14,9 @@ using boost::asio::ip::tcp;
 // Output buffers grown beyond this are released once written, so a connection that once
 // received a burst does not keep its peak buffer while idle.
 constexpr size_t kKeepOutputCapacity = 64 * 1024;
+// Written output is cut from the buffer's front beyond this, so that the 32-bit write offset
+// cannot overflow however much a slow reader is owed.
+constexpr uint32_t kCompactOutputAbove = 1u << 30;
 // Reads per readiness event before yielding to other connections.
 constexpr int kMaxReadsPerWakeup = 4;
 // A peer that sends faster than it reads our replies (e.g. QoS 1 PUBLISH without reading the
@@ -22,7 +25,7 @@ constexpr int kMaxReadsPerWakeup = 4;
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
 }  // namespace
 
-TcpTransport::TcpTransport(IoWorker* worker, tcp::socket socket)
+TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket)
     : worker_(worker), socket_(std::move(socket)) {
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -128,7 +131,11 @@ void TcpTransport::FlushOutput() {
       Abort();
       return;
     }
-    out_sent_ += n;
+    out_sent_ += static_cast<uint32_t>(n);  // a write never exceeds 2 GiB (Linux caps it)
+    if (out_sent_ > kCompactOutputAbove) {  // keeps out_sent_ far from 4 GiB
+      out_.erase(0, out_sent_);
+      out_sent_ = 0;
+    }
   }
   out_sent_ = 0;
   if (out_.capacity() > kKeepOutputCapacity) {
@@ -193,7 +200,7 @@ class DetachedTcp final : public DetachedTransport {
   }
 
   std::shared_ptr<Transport> Attach(IoWorker* worker) override {
-    tcp::socket socket(worker->io());
+    TcpSocket socket(worker->io());
     boost::system::error_code ec;
     socket.assign(is_v6_ ? tcp::v6() : tcp::v4(), fd_, ec);
     if (ec) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,11 +18,16 @@
 
 namespace mqtt::net {
 
+// A TCP socket bound to one worker's io_context. Its executor type is the io_context's own, not
+// the type-erased any_io_executor of tcp::socket: 48 bytes instead of 80 per connection.
+using TcpSocket =
+    boost::asio::basic_stream_socket<boost::asio::ip::tcp, boost::asio::io_context::executor_type>;
+
 class TcpTransport final : public Transport, public std::enable_shared_from_this<TcpTransport> {
  public:
   // `socket` must be bound to worker's io_context. Sets TCP_NODELAY: we coalesce writes
   // ourselves, and Nagle would delay small acknowledgements.
-  TcpTransport(IoWorker* worker, boost::asio::ip::tcp::socket socket);
+  TcpTransport(IoWorker* worker, TcpSocket socket);
   ~TcpTransport() override;
   TcpTransport(const TcpTransport&) = delete;
   TcpTransport& operator=(const TcpTransport&) = delete;
@@ -42,7 +48,7 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   void FlushOutput() override;
 
  private:
-  enum class State { kOpen, kClosing, kClosed, kDetached };
+  enum class State : uint8_t { kOpen, kClosing, kClosed, kDetached };
 
   void WaitReadable();
   void OnReadable();
@@ -51,17 +57,19 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   void Shutdown();
 
   IoWorker* const worker_;
-  boost::asio::ip::tcp::socket socket_;
+  TcpSocket socket_;
   TransportCallbacks* callbacks_ = nullptr;
+  // The state, flags and write offset share one 8-byte slot: the size decides the allocator
+  // class of every connection.
   State state_ = State::kOpen;
-  bool reading_ = false;
-  bool read_paused_ = false;         // not reading until the output drains
-  bool paused_by_owner_ = false;     // PauseReading() without ResumeReading()
-  bool writing_ = false;             // waiting for the socket to become writable
-  bool flush_requested_ = false;     // queued in the worker's flush list
-  std::unique_ptr<std::string> in_;  // bytes of an incomplete packet; null when idle
+  bool reading_ : 1 = false;
+  bool read_paused_ : 1 = false;      // not reading until the output drains
+  bool paused_by_owner_ : 1 = false;  // PauseReading() without ResumeReading()
+  bool writing_ : 1 = false;          // waiting for the socket to become writable
+  bool flush_requested_ : 1 = false;  // queued in the worker's flush list
+  uint32_t out_sent_ = 0;             // bytes of out_ written (output is bounded far below 4 GiB)
+  std::unique_ptr<std::string> in_;   // bytes of an incomplete packet; null when idle
   std::string out_;
-  size_t out_sent_ = 0;
   std::chrono::steady_clock::time_point close_started_{};
 };
 

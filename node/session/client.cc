@@ -51,16 +51,23 @@ PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
 }  // namespace
 
 Client::Client(ClientHost* host, std::shared_ptr<net::Transport> transport)
-    : host_(host),
-      node_(&host->node()),
-      transport_(std::move(transport)),
-      last_activity_(Clock::now()) {}
+    : host_(host), transport_(std::move(transport)), last_activity_(Clock::now()) {}
 
 Client::~Client() = default;
 
+Client::Extras& Client::extras() {
+  if (extras_ == nullptr) extras_ = std::make_unique<Extras>();
+  return *extras_;
+}
+
+const std::string& Client::auth_method() const {
+  static const std::string kNone;
+  return extras_ == nullptr ? kNone : extras_->auth_method;
+}
+
 size_t Client::OnInput(std::string_view data) {
   last_activity_ = Clock::now();
-  const uint32_t max_packet_size = node_->options().max_packet_size;
+  const uint32_t max_packet_size = node().options().max_packet_size;
   size_t consumed = 0;
   while (phase_ != Phase::kDone && !closing()) {
     FrameHeader header;
@@ -158,15 +165,15 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     return WithReason(ProtocolError("invalid will topic"), rc::kTopicNameInvalid);
   }
   if (const auto& method = connect->properties.authentication_method) {
-    const auth::AuthMethod* found = node_->FindAuthMethod(*method);
+    const auth::AuthMethod* found = node().FindAuthMethod(*method);
     if (found == nullptr) {
       SendConnackAndClose(rc::kBadAuthenticationMethod, version_);  // [MQTT-4.12.0-1]
       return absl::OkStatus();
     }
-    auth_method_ = *method;
-    auth_ = found->NewExchange();
-    auth::AuthStep step =
-        auth_->Start(connect->client_id, connect->properties.authentication_data.value_or(""));
+    extras().auth_method = *method;
+    extras().auth_exchange = found->NewExchange();
+    auth::AuthStep step = extras().auth_exchange->Start(
+        connect->client_id, connect->properties.authentication_data.value_or(""));
     return ContinueConnectAuth(std::move(step), std::move(*connect), rest);
   }
   return FinishConnect(std::move(*connect), rest);
@@ -176,25 +183,25 @@ absl::Status Client::ContinueConnectAuth(auth::AuthStep step, Connect connect,
                                          std::string_view rest) {
   switch (step.outcome) {
     case auth::AuthStep::Outcome::kFailure:
-      MQTT_LOG_INFO("connection %s: authentication with %s failed", peer(), auth_method_);
+      MQTT_LOG_INFO("connection %s: authentication with %s failed", peer(), auth_method());
       SendConnackAndClose(rc::kNotAuthorized, version_);
       return absl::OkStatus();
     case auth::AuthStep::Outcome::kContinue:
-      pending_connect_ = std::make_unique<Connect>(std::move(connect));
+      extras().pending_connect = std::make_unique<Connect>(std::move(connect));
       phase_ = Phase::kAuthenticating;
       SendAuth(rc::kContinueAuthentication, std::move(step.data));
       return absl::OkStatus();
     case auth::AuthStep::Outcome::kSuccess:
       break;
   }
-  auth_.reset();
+  extras().auth_exchange.reset();
   connect.properties.authentication_data.reset();
   if (!step.data.empty()) connect.properties.authentication_data = std::move(step.data);
   return FinishConnect(std::move(connect), rest);
 }
 
 absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
-  uint32_t home = node_->HomeWorker(connect.client_id);
+  uint32_t home = node().HomeWorker(connect.client_id);
   if (home == host_->index()) return AcceptConnect(std::move(connect));
 
   // Move the connection to the session's home worker, with the bytes already read behind
@@ -214,7 +221,7 @@ absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
 absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
   absl::StatusOr<Auth> packet = DecodeAuth(body, version_);
   if (!packet.ok()) return packet.status();
-  if (auth_method_.empty() || packet->properties.authentication_method != auth_method_) {
+  if (auth_method().empty() || packet->properties.authentication_method != auth_method()) {
     return ProtocolError("AUTH without, or with another, authentication method");
   }
   const std::string data = packet->properties.authentication_data.value_or("");
@@ -222,17 +229,18 @@ absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
     if (packet->reason_code != rc::kContinueAuthentication) {
       return ProtocolError("AUTH during CONNECT must continue the authentication");
     }
-    Connect connect = std::move(*pending_connect_);
-    pending_connect_.reset();
+    Connect connect = std::move(*extras().pending_connect);
+    extras().pending_connect.reset();
     phase_ = Phase::kAwaitConnect;
-    return ContinueConnectAuth(auth_->Continue(data), std::move(connect), rest);
+    return ContinueConnectAuth(extras().auth_exchange->Continue(data), std::move(connect), rest);
   }
   auth::AuthStep step;
   if (packet->reason_code == rc::kReauthenticate) {
-    auth_ = node_->FindAuthMethod(auth_method_)->NewExchange();
-    step = auth_->Start(client_id_, data);
-  } else if (packet->reason_code == rc::kContinueAuthentication && auth_ != nullptr) {
-    step = auth_->Continue(data);
+    extras().auth_exchange = node().FindAuthMethod(auth_method())->NewExchange();
+    step = extras().auth_exchange->Start(client_id_, data);
+  } else if (packet->reason_code == rc::kContinueAuthentication &&
+             extras().auth_exchange != nullptr) {
+    step = extras().auth_exchange->Continue(data);
   } else {
     return ProtocolError("unexpected AUTH reason code");
   }
@@ -241,11 +249,11 @@ absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
       SendAuth(rc::kContinueAuthentication, std::move(step.data));
       break;
     case auth::AuthStep::Outcome::kSuccess:
-      auth_.reset();
+      extras().auth_exchange.reset();
       SendAuth(rc::kSuccess, std::move(step.data));
       break;
     case auth::AuthStep::Outcome::kFailure:
-      auth_.reset();
+      extras().auth_exchange.reset();
       MQTT_LOG_INFO("client %s: re-authentication failed", client_id_);
       Disconnect(rc::kNotAuthorized);  // [MQTT-4.12.1-2]
       break;
@@ -256,7 +264,7 @@ absl::Status Client::HandleAuth(std::string_view body, std::string_view rest) {
 void Client::SendAuth(uint8_t reason, std::string data) {
   Auth packet;
   packet.reason_code = reason;
-  packet.properties.authentication_method = auth_method_;
+  packet.properties.authentication_method = auth_method();
   if (!data.empty()) packet.properties.authentication_data = std::move(data);
   EncodeAuth(packet, output_buffer());
   RequestFlush();
@@ -273,10 +281,12 @@ void Client::ResumeConnect(Connect connect, std::string leftover_input) {
 }
 
 absl::Status Client::AcceptConnect(Connect connect) {
-  const BrokerOptions& options = node_->options();
+  const BrokerOptions& options = node().options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
-  auth_method_ = connect.properties.authentication_method.value_or("");
+  if (connect.properties.authentication_method) {
+    extras().auth_method = *connect.properties.authentication_method;
+  }
   if (connect.will) will_ = std::make_unique<Will>(std::move(*connect.will));
   const Properties& requested = connect.properties;
   client_max_packet_size_ = requested.maximum_packet_size.value_or(0);
@@ -348,7 +358,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   const uint16_t packet_id = publish->packet_id;
   const uint8_t qos = publish->qos;
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
-      session_->inbound_qos2_count() >= node_->options().receive_maximum) {
+      session_->inbound_qos2_count() >= node().options().receive_maximum) {
     return WithReason(ProtocolError("more unacknowledged QoS 2 messages than Receive Maximum"),
                       rc::kReceiveMaximumExceeded);  // [MQTT-3.3.4-9]
   }
@@ -385,7 +395,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
         message->properties = std::make_shared<const Properties>(std::move(properties));
       }
     }
-    node_->Publish(host_->index(), std::move(message), std::move(token));
+    node().Publish(host_->index(), std::move(message), std::move(token));
   }
   return absl::OkStatus();
 }
@@ -393,8 +403,8 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
 // Queues an acknowledgement. With `token`, it waits until the token is released (the message
 // is durable); without, it is ready at once.
 void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
-  const uint64_t seq = next_ack_seq_++;
-  pending_acks_.push_back({seq, std::move(ack), token == nullptr});
+  const uint32_t seq = next_ack_seq_++;
+  pending_acks_.push_back({seq, token == nullptr, std::move(ack)});
   if (token != nullptr) {
     *token = std::make_shared<AckToken>(host_->executor(), weak_from_this(), seq);
   } else {
@@ -428,24 +438,19 @@ void Client::SendReadyAcks() {
 absl::Status Client::ResolveTopicAlias(Publish& publish) {
   if (!publish.properties.topic_alias) return absl::OkStatus();
   uint16_t alias = *publish.properties.topic_alias;
-  if (alias == 0 || alias > node_->options().topic_alias_maximum) {
+  if (alias == 0 || alias > node().options().topic_alias_maximum) {
     return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
   }
   if (!publish.topic.empty()) {
-    aliases().inbound[alias] = publish.topic;
+    extras().inbound_aliases[alias] = publish.topic;
     return absl::OkStatus();
   }
-  auto it = aliases().inbound.find(alias);
-  if (it == aliases().inbound.end()) {
+  auto it = extras().inbound_aliases.find(alias);
+  if (it == extras().inbound_aliases.end()) {
     return ProtocolError("topic alias used before it was set");
   }
   publish.topic = it->second;
   return absl::OkStatus();
-}
-
-Client::TopicAliases& Client::aliases() {
-  if (aliases_ == nullptr) aliases_ = std::make_unique<TopicAliases>();
-  return *aliases_;
 }
 
 absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view body) {
@@ -501,7 +506,7 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
   for (const auto& [filter, granted] : retained) {
-    for (const MessagePtr& message : node_->router().RetainedMatching(filter)) {
+    for (const MessagePtr& message : node().router().RetainedMatching(filter)) {
       // [MQTT-3.3.1-8]
       OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}, 0, nullptr};
       if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
@@ -524,7 +529,7 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   auto [it, inserted] = session_->subscriptions().insert_or_assign(
       topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
                                         topic.retain_handling, subscription_id});
-  node_->router().Subscribe(
+  node().router().Subscribe(
       topic.filter,
       Subscriber{session_->id(), host_->index(), topic.qos, topic.no_local,
                  topic.retain_as_published, subscription_id, session_->durable_client_id()},
@@ -545,7 +550,7 @@ absl::Status Client::HandleUnsubscribe(std::string_view body) {
   unsuback.packet_id = unsubscribe->packet_id;
   for (const std::string& filter : unsubscribe->filters) {
     bool existed = session_->subscriptions().erase(filter) > 0;
-    if (existed) node_->router().Unsubscribe(filter, session_->id());
+    if (existed) node().router().Unsubscribe(filter, session_->id());
     unsuback.reason_codes.push_back(existed ? rc::kSuccess : rc::kNoSubscriptionExisted);
   }
   if (session_->persistent()) session_->SaveRecord(will_.get());
@@ -591,7 +596,7 @@ const Properties* Client::OutboundProperties(const OutboundMessage& out, std::st
         static_cast<uint32_t>(std::max<int64_t>(1, (left_ms + 999) / 1000));  // [MQTT-3.3.2-6]
   }
   if (alias_possible) {
-    auto& outbound = aliases().outbound;
+    auto& outbound = extras().outbound_aliases;
     auto it = outbound.find(message.topic);
     if (it != outbound.end()) {
       scratch.topic_alias = it->second;
@@ -686,7 +691,7 @@ void Client::Fail(const absl::Status& status) {
 bool Client::TimedOut(Clock::time_point now) const {
   if (closing()) return now - transport_->close_started() > kCloseDrainLimit;
   if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
-    return now - last_activity_ > std::chrono::seconds(node_->options().connect_timeout_seconds);
+    return now - last_activity_ > std::chrono::seconds(node().options().connect_timeout_seconds);
   }
   // The server allows one and a half times the keep alive [MQTT-3.1.2-24].
   return phase_ == Phase::kConnected && keep_alive_ > 0 &&
@@ -704,7 +709,7 @@ void Client::OnTimeout() {
 }
 
 void Client::OnClosed() {
-  if (phase_ == Phase::kConnected && will_ && !node_->shutting_down()) PublishWill();
+  if (phase_ == Phase::kConnected && will_ && !node().shutting_down()) PublishWill();
   phase_ = Phase::kDone;
   EndSession();
   host_->RemoveClient(this);
@@ -721,7 +726,7 @@ void Client::PublishWill() {
     host_->DelayWill(client_id_, std::move(message), delay);
     return;
   }
-  node_->Publish(host_->index(), std::move(message), nullptr);
+  node().Publish(host_->index(), std::move(message), nullptr);
 }
 
 }  // namespace mqtt

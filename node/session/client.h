@@ -96,8 +96,9 @@ class Client final : public net::TransportCallbacks,
   bool closing() const { return transport_->closing(); }
   void Close() { transport_->Close(); }
   std::string peer() const { return transport_->peer(); }
+  NodeContext& node() const { return host_->node(); }
 
-  enum class Phase { kAwaitConnect, kAuthenticating, kConnected, kDone };
+  enum class Phase : uint8_t { kAwaitConnect, kAuthenticating, kConnected, kDone };
 
   absl::Status HandlePacket(const FrameHeader& header, std::string_view body,
                             std::string_view rest);
@@ -123,48 +124,47 @@ class Client final : public net::TransportCallbacks,
   void PublishWill();
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
 
+  // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
+  // goes once it and all before it are ready. Sequence numbers wrap; only equality is used.
+  struct PendingAck {
+    uint32_t seq;
+    bool ready;
+    PubAck ack;
+  };
+  void QueueAck(PubAck ack, AckTokenPtr* token);
+  void SendReadyAcks();
+
+  // State most connections never use, allocated on first use so that an idle connection stays
+  // small: 5.0 enhanced authentication (the method named in CONNECT, the exchange under way, the
+  // CONNECT waiting for it) and 5.0 topic aliases, inbound (alias -> topic) and outbound.
+  struct Extras {
+    std::string auth_method;
+    std::unique_ptr<auth::AuthExchange> auth_exchange;
+    std::unique_ptr<Connect> pending_connect;
+    absl::flat_hash_map<uint16_t, std::string> inbound_aliases;
+    absl::flat_hash_map<std::string, uint16_t> outbound_aliases;
+  };
+  Extras& extras();
+  const std::string& auth_method() const;
+
+  // Fields ordered to leave no padding: the size decides the allocator class of every
+  // connection.
   ClientHost* const host_;
-  NodeContext* const node_;
   const std::shared_ptr<net::Transport> transport_;
   Phase phase_ = Phase::kAwaitConnect;
   Version version_ = Version::kV311;
-  std::string client_id_;
+  bool taken_over_by_resume_ = false;
+  bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0
+  uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
   uint16_t keep_alive_ = 0;
+  uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT
+  uint32_t next_ack_seq_ = 0;
+  std::string client_id_;
   std::unique_ptr<Will> will_;  // a pointer: most connections have none, and a Will is large
   Session* session_ = nullptr;
-  bool taken_over_by_resume_ = false;
   std::chrono::steady_clock::time_point last_activity_;
-
-  // 5.0 limits the client announced in CONNECT.
-  uint32_t client_max_packet_size_ = 0;  // 0: no limit
-  uint16_t client_topic_alias_max_ = 0;
-  bool connect_expiry_was_zero_ = true;
-
-  // 5.0 enhanced authentication: the method named in CONNECT, the exchange under way (CONNECT
-  // or re-authentication) and the CONNECT waiting for it to finish.
-  std::string auth_method_;
-  std::unique_ptr<auth::AuthExchange> auth_;
-  std::unique_ptr<Connect> pending_connect_;
-
-  // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
-  // goes once it and all before it are ready.
-  struct PendingAck {
-    uint64_t seq;
-    PubAck ack;
-    bool ready;
-  };
+  std::unique_ptr<Extras> extras_;
   std::vector<PendingAck> pending_acks_;
-  uint64_t next_ack_seq_ = 0;
-  void QueueAck(PubAck ack, AckTokenPtr* token);
-  void SendReadyAcks();
-  // 5.0 topic aliases, inbound (alias -> topic) and outbound (topic -> alias); allocated on first
-  // use so that connections without aliases stay small.
-  struct TopicAliases {
-    absl::flat_hash_map<uint16_t, std::string> inbound;
-    absl::flat_hash_map<std::string, uint16_t> outbound;
-  };
-  TopicAliases& aliases();
-  std::unique_ptr<TopicAliases> aliases_;
 };
 
 }  // namespace mqtt

@@ -37,8 +37,6 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
   return message;
 }
 
-bool Session::persistent() const { return expiry_interval_ != 0 && storage_->store() != nullptr; }
-
 void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   client_ = client;
   expires_at_ms_ = 0;

@@ -80,7 +80,11 @@ class Session {
 
   // `storage` is this worker's (it may have no store); `limits` must outlive the session.
   Session(SessionStorage* storage, std::string client_id, uint64_t id, const SessionLimits& limits)
-      : storage_(storage), client_id_(std::move(client_id)), id_(id), limits_(limits) {}
+      : storage_(storage),
+        has_store_(storage->store() != nullptr),
+        client_id_(std::move(client_id)),
+        id_(id),
+        limits_(limits) {}
 
   const std::string& client_id() const { return client_id_; }
   // The client id for routing entries when persistent (see Subscriber::durable_client_id).
@@ -94,7 +98,7 @@ class Session {
   bool ends_with_connection() const { return expiry_interval_ == 0; }
   // Persistent sessions keep their state in the store: every QoS 1/2 message routed to them is
   // written (queue entry or in-flight record) before the publisher is acknowledged.
-  bool persistent() const;
+  bool persistent() const { return expiry_interval_ != 0 && has_store_; }
   void set_version(Version version) { version_ = version; }
 
   // Writes the session record (subscriptions, expiry, will) to this turn's batch. `will` is the
@@ -167,6 +171,7 @@ class Session {
   void AppendQueuePage(storage::QueuePage& page);
 
   SessionStorage* const storage_;
+  const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
   const std::string client_id_;
   const uint64_t id_;
   const SessionLimits& limits_;  // the broker's, which outlives every session

@@ -9,7 +9,11 @@
 namespace mqtt {
 
 Shard::Shard(NodeContext* node, net::IoWorker* worker)
-    : node_(node), worker_(worker), outboxes_(node->worker_count()), sweep_timer_(worker->io()) {}
+    : node_(node),
+      store_(node->store()),
+      worker_(worker),
+      outboxes_(node->worker_count()),
+      sweep_timer_(worker->io()) {}
 
 Shard::~Shard() = default;
 
@@ -168,7 +172,7 @@ void Shard::EndOfTurn() {
   FlushOutboxes();
 }
 
-storage::Store* Shard::store() const { return node_->store(); }
+storage::Store* Shard::store() const { return store_; }
 
 storage::Batch* Shard::batch() {
   if (store() == nullptr) return nullptr;

@@ -111,6 +111,7 @@ class Shard final : public SessionStorage, public ClientHost {
   void ExpireSessions(int64_t now_ms);
 
   NodeContext* const node_;
+  storage::Store* const store_;  // node_->store(), asked once: it is on the delivery path
   net::IoWorker* const worker_;
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;

@@ -1,0 +1,105 @@
+#include "cluster/node.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "node/base/log.h"
+
+namespace mqtt::cluster {
+namespace {
+
+std::string HostOf(const std::string& host_port) {
+  return host_port.substr(0, host_port.rfind(':'));
+}
+
+}  // namespace
+
+std::vector<std::string> ResolveSeeds(const std::string& name_port) {
+  std::vector<std::string> seeds;
+  const size_t colon = name_port.rfind(':');
+  if (colon == std::string::npos) return seeds;
+  const std::string name = name_port.substr(0, colon);
+  const std::string port = name_port.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(name.c_str(), port.c_str(), &hints, &found) != 0) return seeds;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char host[NI_MAXHOST];
+    if (getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) !=
+        0) {
+      continue;
+    }
+    std::string seed = a->ai_family == AF_INET6 ? absl::StrCat("[", host, "]:", port)
+                                                : absl::StrCat(host, ":", port);
+    if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) seeds.push_back(seed);
+  }
+  freeaddrinfo(found);
+  return seeds;
+}
+
+absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options) {
+  std::unique_ptr<ClusterNode> node(new ClusterNode());
+  MembershipOptions m;
+  m.node_id = options.node_id;
+  m.seeds = options.seeds;
+  if (!options.join_dns.empty()) {
+    std::vector<std::string> resolved = ResolveSeeds(options.join_dns);
+    if (resolved.empty()) {
+      MQTT_LOG_WARN("cluster: join-dns %s resolves to nothing yet", options.join_dns);
+    }
+    m.seeds.insert(m.seeds.end(), resolved.begin(), resolved.end());
+  }
+  m.start_incarnation = options.start_incarnation;
+  m.remove_after = options.remove_after;
+  m.probe_interval = options.probe_interval;
+  m.probe_timeout = std::min(options.probe_interval / 2, absl::Milliseconds(500));
+  m.suspect_timeout = options.suspect_timeout;
+  node->membership_ = std::make_unique<Membership>(std::move(m));
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(node->membership_->service());
+  node->server_ = builder.BuildAndStart();
+  if (node->server_ == nullptr || port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cluster: cannot listen on ", options.listen, " (address in use or invalid)"));
+  }
+  node->listen_address_ = absl::StrCat(HostOf(options.listen), ":", port);
+  node->advertise_address_ = options.advertise;
+  if (node->advertise_address_.empty()) {
+    std::string host = HostOf(options.listen);
+    if (host == "0.0.0.0" || host == "[::]" || host == "::") {
+      char name[256] = {};
+      gethostname(name, sizeof(name) - 1);
+      host = name;
+    }
+    node->advertise_address_ = absl::StrCat(host, ":", port);
+  }
+  if (absl::Status s = node->membership_->Start(node->advertise_address_); !s.ok()) {
+    node->server_->Shutdown();
+    return s;
+  }
+  return node;
+}
+
+void ClusterNode::Shutdown(absl::Duration leave_timeout) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (absl::Status s = membership_->Leave(leave_timeout); !s.ok()) {
+    MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
+  }
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  membership_->Stop();
+}
+
+ClusterNode::~ClusterNode() { Shutdown(absl::ZeroDuration()); }
+
+}  // namespace mqtt::cluster

@@ -1,0 +1,64 @@
+// ClusterNode: this node's presence in the cluster. It owns the gRPC server on --cluster-listen,
+// which hosts every cluster service (membership today; routes, forwarding and admin next, so
+// that one port serves peers and mqttctl), and the Membership. mqttd starts one when
+// --cluster-listen is given; without it nothing of this runs and the node is alone.
+//
+// Threading: Start and Shutdown from the main thread; the accessors from any thread. Shutdown
+// must be called before destruction.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "cluster/membership.h"
+#include "grpcpp/server.h"
+
+namespace mqtt::cluster {
+
+struct ClusterOptions {
+  std::string node_id;
+  std::string listen;     // HOST:PORT; port 0 picks a free port
+  std::string advertise;  // HOST:PORT peers dial; empty: the listen address (its host must then
+                          // be concrete, or the host name is used for 0.0.0.0 / ::)
+  std::vector<std::string> seeds;  // HOST:PORT
+  std::string join_dns;            // NAME:PORT: every address NAME resolves to is a seed
+  uint64_t start_incarnation = 1;  // the stored incarnation + 1
+  absl::Duration remove_after = absl::Hours(1);
+  absl::Duration probe_interval = absl::Seconds(1);
+  absl::Duration suspect_timeout = absl::Seconds(5);
+};
+
+class ClusterNode {
+ public:
+  // Binds the server, starts it and the membership (which joins the seeds in the background).
+  // Errors: a bad or busy listen address (InvalidArgument / Unavailable, naming it).
+  static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(const ClusterOptions& options);
+  ~ClusterNode();
+
+  // Tells the other members this node leaves (waiting at most `leave_timeout`), then stops the
+  // membership and the server. Idempotent.
+  void Shutdown(absl::Duration leave_timeout);
+
+  const std::string& listen_address() const { return listen_address_; }  // with the real port
+  const std::string& advertise_address() const { return advertise_address_; }
+  Membership& membership() { return *membership_; }
+
+ private:
+  ClusterNode() = default;
+
+  std::unique_ptr<Membership> membership_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string listen_address_;
+  std::string advertise_address_;
+  bool shut_down_ = false;
+};
+
+// Every address `name_port` (NAME:PORT) resolves to, as HOST:PORT (IPv6 in brackets); empty if
+// it does not resolve (yet).
+std::vector<std::string> ResolveSeeds(const std::string& name_port);
+
+}  // namespace mqtt::cluster

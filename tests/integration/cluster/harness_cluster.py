@@ -1,0 +1,63 @@
+"""Several real mqttd processes forming one cluster on loopback (issue 11).
+
+ClusterNode wraps harness_persist.Node (one process, restartable on the same ports and data
+dir) with a cluster gRPC port and the flags that join it to the others; wait_log() waits, with
+a deadline, for a line of its log. Timings are short (probe 100 ms, suspect 500 ms) so that a
+kill is noticed within a second or two.
+"""
+
+import os
+import re
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "persistence"))
+
+from harness_persist import Node, free_port, unique  # noqa: E402,F401
+
+PROBE_MS = 100
+SUSPECT_MS = 500
+
+
+class ClusterNode(Node):
+    def __init__(self, name, seeds=(), extra_args=()):
+        self.name = name
+        self.cluster_port = free_port()
+        self.seeds = list(seeds)
+        args = ["--cluster-listen", "127.0.0.1:%d" % self.cluster_port,
+                "--cluster-probe-interval", str(PROBE_MS),
+                "--cluster-suspect-timeout", str(SUSPECT_MS)]
+        if self.seeds:
+            args += ["--join", ",".join(self.seeds)]
+        super().__init__(extra_args=args + list(extra_args), node_id=name)
+
+    @property
+    def cluster_address(self):
+        return "127.0.0.1:%d" % self.cluster_port
+
+    def ready_line(self):
+        lines = [line for line in self._stdout if " ready " in line]
+        return lines[-1] if lines else ""
+
+    def wait_log(self, pattern, timeout, since=0):
+        """The first log line (from character offset `since` of the whole log) that matches
+        `pattern`, waiting at most `timeout` seconds. Raises AssertionError with the log tail."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.logs[since:].splitlines():
+                if regex.search(line):
+                    return line
+            if time.monotonic() >= deadline:
+                raise AssertionError("%s: no log line matching %r within %.1fs; log tail:\n%s"
+                                     % (self.name, pattern, timeout, self.log_tail(30)))
+            time.sleep(0.05)  # polling a log file, not synchronisation between nodes
+
+    def log_mark(self):
+        return len(self.logs)
+
+
+def incarnation_of(line):
+    m = re.search(r"incarnation (\d+)", line)
+    return int(m.group(1)) if m else -1
