@@ -13,6 +13,7 @@ struct RouteScratch {
   std::vector<Subscriber> sessions;
   std::vector<std::pair<uint64_t, SharedGroups::Member>> shared;  // group id, picked member
   std::vector<uint32_t> nodes;
+  SessionTarget target;  // reused for every session: its id vector keeps its capacity
 };
 
 RouteScratch& ThreadScratch() {
@@ -23,7 +24,7 @@ RouteScratch& ThreadScratch() {
 bool IsNodeRoute(uint64_t id) { return (id & kNodeRouteBit) != 0 && (id & kSharedGroupBit) == 0; }
 
 // Emits one target per session from `matches` sorted by session id.
-void VisitSessions(const Message& message, std::vector<Subscriber>& matches,
+void VisitSessions(const Message& message, std::vector<Subscriber>& matches, SessionTarget& target,
                    RouteVisitor& visitor) {
   if (matches.size() > 1) {
     std::sort(matches.begin(), matches.end(),
@@ -31,9 +32,11 @@ void VisitSessions(const Message& message, std::vector<Subscriber>& matches,
   }
   for (size_t i = 0; i < matches.size();) {
     const Subscriber& first = matches[i];
-    SessionTarget target;
     target.worker = first.worker;
     target.session_id = first.session_id;
+    target.shared_group = 0;
+    target.subscription_ids.clear();
+    target.durable_client_id = nullptr;
     uint8_t granted = 0;
     bool retain_as_published = false;
     bool matched = false;
@@ -53,7 +56,7 @@ void VisitSessions(const Message& message, std::vector<Subscriber>& matches,
     if (!matched) continue;
     target.qos = std::min(message.qos, granted);            // [MQTT-3.8.4-6]
     target.retain = retain_as_published && message.retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
-    visitor.ToSession(std::move(target));
+    visitor.ToSession(target);
   }
 }
 
@@ -126,7 +129,7 @@ void Router::Route(const Message& message, RouteVisitor& visitor) const {
       if (picked) member = std::move(*picked);
     }
   }
-  VisitSessions(message, scratch.sessions, visitor);
+  VisitSessions(message, scratch.sessions, scratch.target, visitor);
   for (const auto& [group, member] : scratch.shared) {
     if (member.session_id == 0) continue;
     visitor.ToSession(MemberTarget(message, group, member));

@@ -45,10 +45,11 @@ struct SessionTarget {
   const std::string* durable_client_id = nullptr;
 };
 
-// Receives the targets of one publish, after the router's locks are released.
+// Receives the targets of one publish, after the router's locks are released. A target is
+// valid during the call only (the router reuses it for the next one).
 class RouteVisitor {
  public:
-  virtual void ToSession(SessionTarget&& target) = 0;
+  virtual void ToSession(const SessionTarget& target) = 0;
   // A remote node with at least one matching route: it gets one copy.
   virtual void ToNode(uint32_t node) = 0;
 

@@ -156,14 +156,10 @@ class PublishDelivery final : public RouteVisitor {
                   RemoteDelivery* remote)
       : from_(from), message_(message), ack_(ack), remote_(remote) {}
 
-  void ToSession(SessionTarget&& target) override {
-    OutboundMessage out{message_,
-                        target.qos,
-                        target.retain,
-                        target.shared_group,
-                        std::move(target.subscription_ids),
-                        0,
-                        nullptr};
+  void ToSession(const SessionTarget& target) override {
+    OutboundMessage out{message_, target.qos, target.retain, target.shared_group, {}, 0, nullptr};
+    // Most deliveries carry no subscription identifier: skip even an empty vector's copy.
+    if (!target.subscription_ids.empty()) out.subscription_ids = target.subscription_ids;
     if (out.qos > 0) out.ack = ack_;
     // A persistent session on another worker: the message goes in this worker's outbox, in
     // the same batch as the publisher's own state, until that worker has stored it.

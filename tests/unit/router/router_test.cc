@@ -16,7 +16,7 @@ using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 
 struct Recorder final : RouteVisitor {
-  void ToSession(SessionTarget&& target) override { sessions.push_back(std::move(target)); }
+  void ToSession(const SessionTarget& target) override { sessions.push_back(target); }
   void ToNode(uint32_t node) override { nodes.push_back(node); }
   std::vector<SessionTarget> sessions;
   std::vector<uint32_t> nodes;
@@ -147,7 +147,7 @@ TEST(RouterTest, VisitorMayRouteAgainFromInsideAVisit) {
   struct Nested final : RouteVisitor {
     const Router* router;
     std::vector<uint64_t> seen;
-    void ToSession(SessionTarget&& t) override {
+    void ToSession(const SessionTarget& t) override {
       seen.push_back(t.session_id);
       if (t.session_id == 1) {
         Recorder inner;
