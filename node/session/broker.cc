@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <mutex>
 #include <thread>
 
 #include "node/base/log.h"
@@ -13,7 +12,6 @@
 #include "node/session/client.h"
 
 namespace mqtt {
-namespace {}  // namespace
 
 Broker::Broker(const BrokerOptions& options, std::vector<net::IoWorker*> workers,
                storage::Store* store)
