@@ -32,6 +32,31 @@ TEST(ConfigTest, RepeatedListenFlagsAllApply) {
   EXPECT_EQ(config->listeners[1].port, 1884);
 }
 
+TEST(ConfigTest, ClusterOptionsParse) {
+  auto config = Parse({"--cluster-listen", "0.0.0.0:7946", "--cluster-advertise", "n1.svc:7946",
+                       "--join", "a:7946, b:7946", "--join-dns", "peers.svc:7946",
+                       "--cluster-remove-after", "60", "--storage-wal-budget", "8388608"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->cluster_listen, "0.0.0.0:7946");
+  EXPECT_EQ(config->cluster_advertise, "n1.svc:7946");
+  EXPECT_EQ(config->join, (std::vector<std::string>{"a:7946", "b:7946"}));
+  EXPECT_EQ(config->join_dns, "peers.svc:7946");
+  EXPECT_EQ(config->cluster_remove_after, 60u);
+  EXPECT_EQ(config->storage_wal_budget, 8388608u);
+  EXPECT_TRUE(Parse({})->cluster_listen.empty());  // alone unless asked
+}
+
+TEST(ConfigTest, BadClusterAddressesAreNamed) {
+  for (const char* bad : {"7946", ":7946", "host:", "host:70000"}) {
+    auto config = Parse({"--join", bad});
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_NE(config.status().message().find("'join'"), absl::string_view::npos) << config.status();
+  }
+  auto budget = Parse({"--storage-wal-budget", "1024"});  // below the 4 MiB minimum
+  ASSERT_FALSE(budget.ok());
+  EXPECT_NE(budget.status().message().find("'storage-wal-budget'"), absl::string_view::npos);
+}
+
 TEST(ConfigTest, UnknownFlagIsNamed) {
   auto config = Parse({"--no-such-flag", "1"});
   ASSERT_FALSE(config.ok());
