@@ -44,7 +44,8 @@ std::vector<std::string> ResolveSeeds(const std::string& name_port) {
   return seeds;
 }
 
-absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options) {
+absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options,
+                                                                Router* router) {
   std::unique_ptr<ClusterNode> node(new ClusterNode());
   MembershipOptions m;
   m.node_id = options.node_id;
@@ -62,11 +63,22 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   m.probe_timeout = std::min(options.probe_interval / 2, absl::Milliseconds(500));
   m.suspect_timeout = options.suspect_timeout;
   node->membership_ = std::make_unique<Membership>(std::move(m));
+  if (router != nullptr) {
+    node->link_ = std::make_unique<RouterLink>(router);
+    RouteTableOptions r;
+    r.node_id = options.node_id;
+    node->routes_ = std::make_unique<RouteTable>(std::move(r), node->link_.get());
+    RouteTable* table = node->routes_.get();
+    node->membership_->Subscribe([table](const MemberInfo& member, MemberChange change) {
+      table->OnMemberChange(member, change);
+    });
+  }
 
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(node->membership_->service());
+  if (node->routes_ != nullptr) builder.RegisterService(node->routes_->service());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
     return absl::UnavailableError(
@@ -83,7 +95,15 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     }
     node->advertise_address_ = absl::StrCat(host, ":", port);
   }
+  if (node->routes_ != nullptr) {
+    if (absl::Status s = node->routes_->Start(node->advertise_address_); !s.ok()) {
+      node->server_->Shutdown();
+      return s;
+    }
+    node->link_->Attach(node->routes_.get());
+  }
   if (absl::Status s = node->membership_->Start(node->advertise_address_); !s.ok()) {
+    if (node->link_ != nullptr) node->link_->Detach();
     node->server_->Shutdown();
     return s;
   }
@@ -93,10 +113,12 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
 void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   if (shut_down_) return;
   shut_down_ = true;
+  if (link_ != nullptr) link_->Detach();  // the router stops calling the table
   if (absl::Status s = membership_->Leave(leave_timeout); !s.ok()) {
     MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
   }
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (routes_ != nullptr) routes_->Stop();
   membership_->Stop();
 }
 

@@ -15,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cluster/membership.h"
+#include "cluster/router_link.h"
+#include "cluster/routes.h"
 #include "grpcpp/server.h"
 
 namespace mqtt::cluster {
@@ -34,9 +36,11 @@ struct ClusterOptions {
 
 class ClusterNode {
  public:
-  // Binds the server, starts it and the membership (which joins the seeds in the background).
-  // Errors: a bad or busy listen address (InvalidArgument / Unavailable, naming it).
-  static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(const ClusterOptions& options);
+  // Binds the server, starts it, the membership (which joins the seeds in the background) and,
+  // with a `router`, the route table linked to it (which must outlive this ClusterNode).
+  // Errors: a bad or busy listen address (Unavailable, naming it), bad options.
+  static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(const ClusterOptions& options,
+                                                            Router* router = nullptr);
   ~ClusterNode();
 
   // Tells the other members this node leaves (waiting at most `leave_timeout`), then stops the
@@ -46,11 +50,14 @@ class ClusterNode {
   const std::string& listen_address() const { return listen_address_; }  // with the real port
   const std::string& advertise_address() const { return advertise_address_; }
   Membership& membership() { return *membership_; }
+  RouteTable* routes() { return routes_.get(); }  // null without a router
 
  private:
   ClusterNode() = default;
 
   std::unique_ptr<Membership> membership_;
+  std::unique_ptr<RouterLink> link_;
+  std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;
   std::string advertise_address_;

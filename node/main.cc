@@ -49,7 +49,7 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
 // higher incarnation than any this node announced before, kept in the store's node record, so
 // that the members' old news about it (suspect, dead) is refuted.
 absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
-    const mqtt::Config& config, mqtt::storage::Store* store) {
+    const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Router* router) {
   if (config.cluster_listen.empty()) return nullptr;
   mqtt::cluster::ClusterOptions options;
   options.node_id = config.node_id;
@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     // Nothing remembered between runs: a clock-based incarnation still grows across restarts.
     options.start_incarnation = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   }
-  return mqtt::cluster::ClusterNode::Start(options);
+  return mqtt::cluster::ClusterNode::Start(options, router);
 }
 
 int Run(const mqtt::Config& config) {
@@ -113,6 +113,14 @@ int Run(const mqtt::Config& config) {
     worker_ptrs.push_back(workers.back().get());
   }
   mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
+  // The cluster starts before recovery, so that the subscriptions of recovered sessions are
+  // announced as this node's routes like any others.
+  absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
+      StartCluster(config, store.get(), &broker.router());
+  if (!cluster.ok()) {
+    MQTT_LOG_ERROR("%s", cluster.status().message());
+    return 1;
+  }
   if (absl::Status recovered = broker.Recover(); !recovered.ok()) {
     MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir, recovered.message());
     return 1;
@@ -120,12 +128,6 @@ int Run(const mqtt::Config& config) {
 
   std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
   std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");
-  absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
-      StartCluster(config, store.get());
-  if (!cluster.ok()) {
-    MQTT_LOG_ERROR("%s", cluster.status().message());
-    return 1;
-  }
   if (*cluster != nullptr) absl::StrAppend(&ready, " cluster=", (*cluster)->listen_address());
   for (const mqtt::ListenAddress& address : config.listeners) {
     auto listener = mqtt::net::Listener::Bind(

@@ -67,7 +67,9 @@ void Router::Subscribe(std::string_view filter, const Subscriber& subscriber,
   absl::MutexLock lock(&mu_);
   auto shared = ParseSharedFilter(filter);
   if (!shared.ok() || !shared->has_value()) {
-    subscriptions_.Subscribe(filter, subscriber);
+    if (subscriptions_.Subscribe(filter, subscriber) && local_route_listener_) {
+      local_route_listener_(filter, subscriber.durable_client_id != nullptr, /*added=*/true);
+    }
     return;
   }
   const SharedFilter& share = **shared;
@@ -86,13 +88,21 @@ void Router::Unsubscribe(std::string_view filter, uint64_t session_id) {
   absl::MutexLock lock(&mu_);
   auto shared = ParseSharedFilter(filter);
   if (!shared.ok() || !shared->has_value()) {
-    subscriptions_.Unsubscribe(filter, session_id);
+    Subscriber removed;
+    if (subscriptions_.Unsubscribe(filter, session_id, &removed) && local_route_listener_) {
+      local_route_listener_(filter, removed.durable_client_id != nullptr, /*added=*/false);
+    }
     return;
   }
   const SharedFilter& share = **shared;
   if (uint64_t empty_group = shared_groups_.Leave(share.group, share.filter, session_id)) {
     subscriptions_.Unsubscribe(share.filter, empty_group);
   }
+}
+
+void Router::SetLocalRouteListener(LocalRouteListener listener) {
+  absl::MutexLock lock(&mu_);
+  local_route_listener_ = std::move(listener);
 }
 
 bool Router::AddNodeRoute(std::string_view filter, uint32_t node) {

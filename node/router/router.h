@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,14 @@ class Router {
                  std::shared_ptr<const std::atomic<bool>> online) ABSL_LOCKS_EXCLUDED(mu_);
   void Unsubscribe(std::string_view filter, uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Told, under the router's writer lock (so calls for one filter arrive in order), when a plain
+  // (not shared) local subscription is added or removed, with its session's persistence: the
+  // cluster turns these into this node's routes. Must be quick and must not call the router.
+  // Replacing the options of an existing subscription is not reported. Null: no listener.
+  using LocalRouteListener =
+      std::function<void(std::string_view filter, bool persistent, bool added)>;
+  void SetLocalRouteListener(LocalRouteListener listener) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Routes of remote node `node` (> 0, < 2^32): one entry per (filter, node); the cluster layer
   // aggregates its own subscribers' filters before calling. Returns false if nothing changed.
   bool AddNodeRoute(std::string_view filter, uint32_t node) ABSL_LOCKS_EXCLUDED(mu_);
@@ -104,6 +113,7 @@ class Router {
   TopicTree subscriptions_ ABSL_GUARDED_BY(mu_);
   // Select() only reads membership and updates atomics: a reader lock is enough for it.
   SharedGroups shared_groups_ ABSL_GUARDED_BY(mu_);
+  LocalRouteListener local_route_listener_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex retained_mu_;
   RetainedStore retained_ ABSL_GUARDED_BY(retained_mu_);
 };

@@ -42,9 +42,10 @@ class SubscriberList {
   }
 
   // Removes the entry of `session_id`. Returns false if there was none.
-  bool Remove(uint64_t session_id) {
+  bool Remove(uint64_t session_id, Subscriber* removed) {
     Subscriber* entry = Find(session_id);
     if (entry == nullptr) return false;
+    if (removed != nullptr) *removed = *entry;
     const size_t pos = static_cast<size_t>(entry - subscribers_.data());
     if (pos + 1 != subscribers_.size()) {
       *entry = subscribers_.back();
@@ -186,7 +187,7 @@ bool TopicTree::Subscribe(std::string_view filter, const Subscriber& subscriber)
   return added;
 }
 
-bool TopicTree::Unsubscribe(std::string_view filter, uint64_t session_id) {
+bool TopicTree::Unsubscribe(std::string_view filter, uint64_t session_id, Subscriber* removed) {
   // The nodes walked through, with the level leading out of each, to prune bottom-up.
   std::vector<std::pair<Node*, std::string_view>> path;
   Node* node = root_.get();
@@ -204,7 +205,7 @@ bool TopicTree::Unsubscribe(std::string_view filter, uint64_t session_id) {
     node = child;
     list = &node->exact;
   }
-  if (!list->Remove(session_id)) return false;
+  if (!list->Remove(session_id, removed)) return false;
   --size_;
   // Remove the nodes left empty, deepest first; the root always stays.
   for (auto it = path.rbegin(); it != path.rend() && node->empty(); ++it) {

@@ -42,8 +42,9 @@ class TopicTree {
   // (filter, session_id). Returns true if it was new. `filter` must be valid.
   bool Subscribe(std::string_view filter, const Subscriber& subscriber);
 
-  // Removes (filter, session_id). Returns false if there was no such subscription.
-  bool Unsubscribe(std::string_view filter, uint64_t session_id);
+  // Removes (filter, session_id), copying the entry to *removed if given. Returns false if there
+  // was no such subscription.
+  bool Unsubscribe(std::string_view filter, uint64_t session_id, Subscriber* removed = nullptr);
 
   // Calls visit(subscriber) for each subscription whose filter matches `topic`.
   void Match(std::string_view topic, const std::function<void(const Subscriber&)>& visit) const;

@@ -162,6 +162,28 @@ TEST(RouterTest, VisitorMayRouteAgainFromInsideAVisit) {
   EXPECT_THAT(nested.seen, ElementsAre(1u, 3u, 2u));
 }
 
+TEST(RouterTest, LocalRouteListenerSeesPlainSubscriptionsWithTheirPersistence) {
+  Router router(ShareStrategy::kRoundRobin);
+  std::vector<std::string> seen;
+  router.SetLocalRouteListener([&seen](std::string_view filter, bool persistent, bool added) {
+    seen.push_back(std::string(added ? "+" : "-") + std::string(filter) + (persistent ? " p" : ""));
+  });
+  Subscriber durable = Sub(1, 1);
+  durable.durable_client_id = std::make_shared<const std::string>("c1");
+  router.Subscribe("a/#", durable, nullptr);
+  router.Subscribe("a/#", Sub(2, 0), nullptr);
+  router.Subscribe("a/#", Sub(2, 1), nullptr);           // options replaced: not a new subscription
+  router.Subscribe("$share/g/a/#", Sub(3, 1), nullptr);  // shared: not reported (yet)
+  router.AddNodeRoute("a/#", 9);                         // a remote route: not local
+  router.Unsubscribe("a/#", 1);
+  router.Unsubscribe("a/#", 1);  // gone already
+  router.Unsubscribe("a/#", 2);
+  EXPECT_THAT(seen, ElementsAre("+a/# p", "+a/#", "-a/# p", "-a/#"));
+  router.SetLocalRouteListener(nullptr);
+  router.Subscribe("b", Sub(4, 0), nullptr);
+  EXPECT_EQ(seen.size(), 4u);
+}
+
 TEST(RouterTest, RetainedMessagesMatchByFilterAndEmptyPayloadDeletes) {
   Router router(ShareStrategy::kRoundRobin);
   auto retained = std::make_shared<Message>(Msg("r/1", 1, true));

@@ -1,0 +1,88 @@
+// RouterLink + ClusterNode: two nodes in one process, each with its own Router, real gRPC on
+// 127.0.0.1. A local subscription on one node becomes a route of kind "node" in the other's
+// Router; unsubscribing and leaving take it away again.
+#include "cluster/router_link.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/node.h"
+#include "gtest/gtest.h"
+
+namespace mqtt::cluster {
+namespace {
+
+struct NodeTargets final : RouteVisitor {
+  void ToSession(const SessionTarget&) override {}
+  void ToNode(uint32_t node) override { nodes.push_back(node); }
+  std::vector<uint32_t> nodes;
+};
+
+std::vector<uint32_t> NodesFor(const Router& router, const std::string& topic) {
+  Message message;
+  message.topic = topic;
+  NodeTargets targets;
+  router.Route(message, targets);
+  return targets.nodes;
+}
+
+// Polls `condition` until it holds or `timeout` passes.
+template <typename Condition>
+bool WaitFor(Condition condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+ClusterOptions Options(const std::string& id, std::vector<std::string> seeds) {
+  ClusterOptions o;
+  o.node_id = id;
+  o.listen = "127.0.0.1:0";
+  o.seeds = std::move(seeds);
+  o.probe_interval = absl::Milliseconds(100);
+  o.suspect_timeout = absl::Milliseconds(500);
+  return o;
+}
+
+TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
+  Router router_a(ShareStrategy::kRoundRobin);
+  Router router_b(ShareStrategy::kRoundRobin);
+  auto a = ClusterNode::Start(Options("link-a", {}), &router_a);
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), &router_b);
+  ASSERT_TRUE(b.ok()) << b.status();
+  const uint32_t a_on_b = (*b)->routes()->NodeIndex("link-a");
+
+  Subscriber sub;
+  sub.session_id = 1;
+  sub.qos = 1;
+  sub.durable_client_id = std::make_shared<const std::string>("c1");
+  router_a.Subscribe("sensors/+/temp", sub, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return NodesFor(router_b, "sensors/7/temp").size() == 1; },
+                      std::chrono::seconds(10)));
+  EXPECT_EQ(NodesFor(router_b, "sensors/7/temp")[0], a_on_b);
+  EXPECT_TRUE(NodesFor(router_b, "sensors/7/humidity").empty());
+  EXPECT_TRUE(NodesFor(router_a, "sensors/7/temp").empty());  // its own route is not a node
+
+  router_a.Unsubscribe("sensors/+/temp", 1);
+  ASSERT_TRUE(WaitFor([&] { return NodesFor(router_b, "sensors/7/temp").empty(); },
+                      std::chrono::seconds(10)));
+
+  router_a.Subscribe("again/#", sub, nullptr);
+  ASSERT_TRUE(
+      WaitFor([&] { return NodesFor(router_b, "again/x").size() == 1; }, std::chrono::seconds(10)));
+  (*a)->Shutdown(absl::Seconds(2));  // leaves: its routes go everywhere
+  EXPECT_TRUE(
+      WaitFor([&] { return NodesFor(router_b, "again/x").empty(); }, std::chrono::seconds(10)));
+  router_a.Subscribe("after/leave", sub, nullptr);  // the link is detached: nothing is called
+  (*b)->Shutdown(absl::Seconds(1));
+}
+
+}  // namespace
+}  // namespace mqtt::cluster
