@@ -79,6 +79,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(node->membership_->service());
   if (node->routes_ != nullptr) builder.RegisterService(node->routes_->service());
+  node->admin_ = std::make_unique<AdminService>(node->membership_.get(), node->routes_.get());
+  builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
     return absl::UnavailableError(

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "cluster/admin.h"
 #include "cluster/membership.h"
 #include "cluster/router_link.h"
 #include "cluster/routes.h"
@@ -58,6 +59,7 @@ class ClusterNode {
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<RouterLink> link_;
   std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;
   std::string advertise_address_;
