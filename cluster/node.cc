@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
+    node->shut_down_ = true;  // nothing started: nothing to stop
     return absl::UnavailableError(
         absl::StrCat("cluster: cannot listen on ", options.listen, " (address in use or invalid)"));
   }
@@ -100,6 +101,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   if (node->routes_ != nullptr) {
     if (absl::Status s = node->routes_->Start(node->advertise_address_); !s.ok()) {
       node->server_->Shutdown();
+      node->shut_down_ = true;
       return s;
     }
     node->link_->Attach(node->routes_.get());
@@ -107,6 +109,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   if (absl::Status s = node->membership_->Start(node->advertise_address_); !s.ok()) {
     if (node->link_ != nullptr) node->link_->Detach();
     node->server_->Shutdown();
+    if (node->routes_ != nullptr) node->routes_->Stop();
+    node->shut_down_ = true;
     return s;
   }
   return node;

@@ -8,8 +8,11 @@ with a higher incarnation; a node stopped with SIGTERM is seen as having left; a
 import signal
 import unittest
 
+import socket
+import tempfile
+
 from harness_cluster import SUSPECT_MS, ClusterNode, Node, incarnation_of, unique
-from harness_persist import skip_under_mosquitto
+from harness_persist import mqttd_command, run_expect_refusal, skip_under_mosquitto
 
 JOIN_S = 10.0
 # Detection (a few probe periods) + the suspect timeout + slack for a loaded CI machine.
@@ -64,6 +67,16 @@ class Membership(unittest.TestCase):
         mark = a.log_mark()
         self.assertEqual(b.stop(), 0)
         a.wait_log(r"sees %s left" % b.name, JOIN_S, since=mark)
+
+    def test_busy_cluster_port_stops_start_up_with_a_clear_error(self):
+        with socket.socket() as busy, tempfile.TemporaryDirectory() as data_dir:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            address = "127.0.0.1:%d" % busy.getsockname()[1]
+            rc, _, err = run_expect_refusal(
+                mqttd_command(data_dir, extra=["--cluster-listen", address]))
+        self.assertEqual(rc, 1)
+        self.assertIn("cluster: cannot listen on %s" % address, err)
 
     def test_node_without_cluster_listen_runs_alone(self):
         node = Node(node_id=unique("alone"))
