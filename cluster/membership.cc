@@ -122,7 +122,10 @@ Membership::Membership(MembershipOptions options)
     : options_(std::move(options)),
       handler_(std::make_unique<Handler>(this)),
       table_(SelfInfo(options_), options_.retransmit_mult),
-      rng_(std::random_device{}()) {}
+      rng_(std::random_device{}()),
+      // Reconnect within a probe period or two: a restarted peer must be reachable again soon.
+      stubs_(static_cast<int>(
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.probe_interval), 100, 1000))) {}
 
 Membership::~Membership() { Stop(); }
 
@@ -170,11 +173,11 @@ absl::Status Membership::Leave(absl::Duration timeout) {
     call->req = request;
     SetDeadline(&call->ctx, timeout);
     CallStarted();
-    StubFor(address)->async()->Leave(&call->ctx, &call->req, &call->resp,
-                                     [this, call, fanout](grpc::Status s) {
-                                       fanout->Finish(s.ok());
-                                       CallDone();
-                                     });
+    stubs_.Get(address)->async()->Leave(&call->ctx, &call->req, &call->resp,
+                                        [this, call, fanout](grpc::Status s) {
+                                          fanout->Finish(s.ok());
+                                          CallDone();
+                                        });
   }
   const int confirmed = fanout->Wait();
   const int failed = static_cast<int>(addresses.size()) - confirmed;
@@ -237,31 +240,6 @@ void Membership::CallDone() {
   --calls_in_flight_;
 }
 
-std::shared_ptr<Membership::Stub> Membership::StubFor(const std::string& address) {
-  absl::MutexLock lock(&stubs_mu_);
-  std::shared_ptr<Stub>& stub = stubs_[address];
-  if (stub == nullptr) {
-    // A channel of its own per peer (no shared subchannel pool), reconnecting quickly: a peer
-    // that restarts on the same address must be reachable again within a probe period or two.
-    const int backoff_ms = static_cast<int>(
-        std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.probe_interval), 100, 1000));
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, backoff_ms);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(backoff_ms, 1000));
-    // TODO(security issue): TLS credentials.
-    stub = v1::Membership::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-  }
-  return stub;
-}
-
-void Membership::DropStub(const std::string& address) {
-  absl::MutexLock lock(&stubs_mu_);
-  stubs_.erase(address);
-}
-
 void Membership::AddUpdates(RepeatedPtrField<v1::Member>* out) {
   for (v1::Member& record : table_.TakeUpdates(options_.max_updates_per_message)) {
     *out->Add() = std::move(record);
@@ -289,7 +267,7 @@ void Membership::Publish(std::vector<MemberEvent> events) {
                   MemberChangeName(event.change), m.address, m.incarnation);
     if (event.change != MemberChange::kSuspect) {
       // A member that comes back may be a new process: do not reuse a channel in backoff.
-      DropStub(m.address);
+      stubs_.Drop(m.address);
     }
     events_.push_back(std::move(event));
   }
@@ -362,7 +340,7 @@ void Membership::TryJoin() {
       return;
     }
     MQTT_LOG_DEBUG("cluster: join through %s failed: %s", seed, s.ToString());
-    DropStub(seed);  // next attempt on a fresh channel, not one in reconnect backoff
+    stubs_.Drop(seed);  // next attempt on a fresh channel, not one in reconnect backoff
   }
 }
 
@@ -376,7 +354,7 @@ absl::Status Membership::SyncWith(const std::string& address) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, std::max(options_.probe_interval, absl::Seconds(1)));
   v1::SyncResponse response;
-  grpc::Status s = StubFor(address)->Sync(&ctx, request, &response);
+  grpc::Status s = stubs_.Get(address)->Sync(&ctx, request, &response);
   if (!s.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cluster: sync with ", address, ": ", s.error_message()));
@@ -427,7 +405,7 @@ void Membership::ProbeOne() {
     grpc::ClientContext ctx;
     SetDeadline(&ctx, options_.probe_timeout);
     v1::PingResponse response;
-    grpc::Status s = StubFor(address)->Ping(&ctx, request, &response);
+    grpc::Status s = stubs_.Get(address)->Ping(&ctx, request, &response);
     if (s.ok()) {
       Merge(response.updates());
       acked = response.node_id() == id;
@@ -477,12 +455,12 @@ bool Membership::ProbeIndirect(const std::string& target_id, const std::string& 
     call->req = request;
     SetDeadline(&call->ctx, wait);
     CallStarted();
-    StubFor(helper)->async()->PingReq(&call->ctx, &call->req, &call->resp,
-                                      [this, call, fanout](grpc::Status s) {
-                                        if (s.ok()) Merge(call->resp.updates());
-                                        fanout->Finish(s.ok() && call->resp.acked());
-                                        CallDone();
-                                      });
+    stubs_.Get(helper)->async()->PingReq(&call->ctx, &call->req, &call->resp,
+                                         [this, call, fanout](grpc::Status s) {
+                                           if (s.ok()) Merge(call->resp.updates());
+                                           fanout->Finish(s.ok() && call->resp.acked());
+                                           CallDone();
+                                         });
   }
   return fanout->Wait() > 0;
 }
@@ -523,7 +501,7 @@ void Membership::HandlePingReq(const v1::PingReqRequest& request, v1::PingReqRes
   SetDeadline(&call->ctx, timeout);
   CallStarted();
   // Answered from the callback: no gRPC thread waits for the target.
-  StubFor(request.target_address())
+  stubs_.Get(request.target_address())
       ->async()
       ->Ping(&call->ctx, &call->req, &call->resp,
              [this, call, response, done = std::move(done)](grpc::Status s) {

@@ -33,6 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cluster/member_table.h"
+#include "cluster/stub_cache.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace mqtt::cluster {
@@ -96,7 +97,6 @@ class Membership {
 
  private:
   class Handler;  // the gRPC service, membership.cc
-  using Stub = v1::Membership::Stub;
 
   void ProtocolLoop();
   void EventLoop();
@@ -109,8 +109,6 @@ class Membership {
   void Merge(const google::protobuf::RepeatedPtrField<v1::Member>& records,
              const v1::Member* sender = nullptr) ABSL_LOCKS_EXCLUDED(mu_);
   void Publish(std::vector<MemberEvent> events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::shared_ptr<Stub> StubFor(const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
-  void DropStub(const std::string& address) ABSL_LOCKS_EXCLUDED(stubs_mu_);
   void AddUpdates(google::protobuf::RepeatedPtrField<v1::Member>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool Running() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -138,8 +136,7 @@ class Membership {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   std::vector<Listener> listeners_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex stubs_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<Stub>> stubs_ ABSL_GUARDED_BY(stubs_mu_);
+  StubCache<v1::Membership> stubs_;
 
   std::thread protocol_thread_;
   std::thread event_thread_;

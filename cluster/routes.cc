@@ -149,7 +149,7 @@ void RouteTable::PeerAlive(const std::string& node_id, const std::string& addres
     if (remote_.MarkAlive(node_id)) QueueFetch(node_id, address);
     wake_ = true;
   }
-  if (!old_address.empty()) DropStub(old_address);
+  if (!old_address.empty()) stubs_.Drop(old_address);
 }
 
 void RouteTable::PeerDead(const std::string& node_id) {
@@ -358,7 +358,7 @@ void RouteTable::SendPush(PendingPush push) {
   };
   auto call = std::make_shared<Call>();
   SetDeadline(&call->ctx, options_.rpc_timeout);
-  std::shared_ptr<Stub> stub = StubFor(push.address);
+  auto stub = stubs_.Get(push.address);
   stub->async()->Push(
       &call->ctx, push.request.get(), &call->resp,
       [this, call, peer = std::move(push.peer), address = push.address,
@@ -366,7 +366,7 @@ void RouteTable::SendPush(PendingPush push) {
         if (!s.ok()) {
           // The deltas are lost for this peer: its next one shows a gap and it fetches.
           MQTT_LOG_DEBUG("cluster: route push to %s failed: %s", peer, s.error_message());
-          DropStub(address);  // next call on a fresh channel, not one in reconnect backoff
+          stubs_.Drop(address);  // next call on a fresh channel, not one in reconnect backoff
         }
         {
           absl::MutexLock lock(&mu_);
@@ -386,14 +386,14 @@ void RouteTable::SendFetch(PendingFetch fetch) {
   auto call = std::make_shared<Call>();
   call->req.set_origin(fetch.origin);
   SetDeadline(&call->ctx, options_.rpc_timeout);
-  StubFor(fetch.address)
+  stubs_.Get(fetch.address)
       ->async()
       ->Fetch(&call->ctx, &call->req, &call->resp,
               [this, call, fetch = std::move(fetch)](grpc::Status s) {
                 if (!s.ok()) {
                   MQTT_LOG_DEBUG("cluster: route fetch of %s from %s failed: %s", fetch.origin,
                                  fetch.address, s.error_message());
-                  if (s.error_code() != grpc::StatusCode::NOT_FOUND) DropStub(fetch.address);
+                  if (s.error_code() != grpc::StatusCode::NOT_FOUND) stubs_.Drop(fetch.address);
                 }
                 absl::MutexLock lock(&mu_);
                 --calls_in_flight_;
@@ -442,12 +442,12 @@ void RouteTable::SendDigest(std::string peer, std::string address) {
     for (v1::RouteVersion& v : remote_.Digest()) *call->req.add_versions() = std::move(v);
   }
   SetDeadline(&call->ctx, options_.rpc_timeout);
-  StubFor(address)->async()->Digest(
+  stubs_.Get(address)->async()->Digest(
       &call->ctx, &call->req, &call->resp,
       [this, call, peer = std::move(peer), address](grpc::Status s) {
         if (!s.ok()) {
           MQTT_LOG_DEBUG("cluster: route digest with %s failed: %s", peer, s.error_message());
-          DropStub(address);
+          stubs_.Drop(address);
         }
         absl::MutexLock lock(&mu_);
         --calls_in_flight_;
@@ -460,30 +460,6 @@ void RouteTable::SendDigest(std::string peer, std::string address) {
           QueueFetch(v.origin(), address);
         }
       });
-}
-
-std::shared_ptr<RouteTable::Stub> RouteTable::StubFor(const std::string& address) {
-  absl::MutexLock lock(&stubs_mu_);
-  std::shared_ptr<Stub>& stub = stubs_[address];
-  if (stub == nullptr) {
-    // A channel of its own per peer, reconnecting quickly (a restarted peer must get deltas
-    // again soon), and no receive limit: a full state of 100,000 routes exceeds gRPC's 4 MB.
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    args.SetMaxReceiveMessageSize(-1);
-    // TODO(security issue): TLS credentials.
-    stub = v1::Routes::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
-  }
-  return stub;
-}
-
-void RouteTable::DropStub(const std::string& address) {
-  absl::MutexLock lock(&stubs_mu_);
-  stubs_.erase(address);
 }
 
 grpc::Status RouteTable::HandlePush(const v1::RoutePushRequest& request) {

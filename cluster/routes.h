@@ -43,6 +43,7 @@
 #include "absl/time/time.h"
 #include "cluster/member_table.h"
 #include "cluster/route_state.h"
+#include "cluster/stub_cache.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace mqtt::cluster {
@@ -124,7 +125,6 @@ class RouteTable {
 
  private:
   class Handler;  // the gRPC service, routes.cc
-  using Stub = v1::Routes::Stub;
 
   struct Peer {
     std::string address;
@@ -154,8 +154,6 @@ class RouteTable {
   void SendPush(PendingPush push) ABSL_LOCKS_EXCLUDED(mu_);
   void SendFetch(PendingFetch fetch) ABSL_LOCKS_EXCLUDED(mu_);
   void SendDigest(std::string peer, std::string address) ABSL_LOCKS_EXCLUDED(mu_);
-  std::shared_ptr<Stub> StubFor(const std::string& address) ABSL_LOCKS_EXCLUDED(stubs_mu_);
-  void DropStub(const std::string& address) ABSL_LOCKS_EXCLUDED(stubs_mu_);
   std::string AddressOf(const std::string& node_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // gRPC handlers (Handler forwards here); in-memory work only.
@@ -187,8 +185,7 @@ class RouteTable {
   absl::Mutex index_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_map<std::string, uint32_t> index_ ABSL_GUARDED_BY(index_mu_);
 
-  absl::Mutex stubs_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  absl::flat_hash_map<std::string, std::shared_ptr<Stub>> stubs_ ABSL_GUARDED_BY(stubs_mu_);
+  StubCache<v1::Routes> stubs_{/*reconnect_backoff_ms=*/100};
 
   std::thread thread_;
 };

@@ -84,5 +84,17 @@ TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   (*b)->Shutdown(absl::Seconds(1));
 }
 
+// --join-dns: every address the name resolves to is a seed, with the port kept; a name that
+// does not resolve (yet) gives no seed rather than an error.
+TEST(ResolveSeedsTest, EveryAddressOfTheNameWithItsPort) {
+  std::vector<std::string> seeds = ResolveSeeds("localhost:7946");
+  ASSERT_FALSE(seeds.empty());
+  for (const std::string& seed : seeds) {
+    EXPECT_TRUE(seed == "127.0.0.1:7946" || seed == "[::1]:7946") << seed;
+  }
+  EXPECT_TRUE(ResolveSeeds("no-such-host.invalid:7946").empty());
+  EXPECT_TRUE(ResolveSeeds("no-port").empty());
+}
+
 }  // namespace
 }  // namespace mqtt::cluster
