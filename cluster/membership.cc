@@ -299,6 +299,7 @@ void Membership::ProtocolLoop() {
   absl::Time next_join = absl::Now();
   absl::Time next_sync = absl::Now() + options_.sync_interval;
   while (Running()) {
+    stubs_.ReleaseRetired();  // here, off gRPC's callback threads (stub_cache.h)
     const absl::Time tick = absl::Now();
     if (!joined() && tick >= next_join) {
       TryJoin();

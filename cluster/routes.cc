@@ -284,6 +284,7 @@ void RouteTable::Emit(std::vector<RouteEvent> events) {
 void RouteTable::Loop() {
   absl::Time next_digest = absl::Now() + options_.digest_interval;
   for (;;) {
+    stubs_.ReleaseRetired();  // here, off gRPC's callback threads (stub_cache.h)
     std::vector<RouteEvent> events;
     std::vector<PendingPush> pushes;
     std::vector<PendingFetch> fetches;
