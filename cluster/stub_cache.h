@@ -19,11 +19,11 @@
 
 namespace mqtt::cluster {
 
-// gRPC shuts its core down when its last object goes, on a thread of its own; at process exit
-// that thread races with static destructors (ASan caught a double free there, about one run in
-// 30 of a test that restarts a node). One library reference held for the life of the process
-// keeps that shutdown out of exit. Every cluster client and service owns a StubCache, so it is
-// taken before any of them talks gRPC.
+// gRPC shuts its core down when its last object goes, possibly on a thread of its own, which
+// can then run during process exit. One library reference held for the life of the process
+// keeps that shutdown out of exit. (A precaution: the double free ASan caught in the cluster
+// tests turned out to be a channel dying on its own callback thread, see Drop.) Every cluster
+// client and service owns a StubCache, so it is taken before any of them talks gRPC.
 inline void HoldGrpcForProcessLifetime() {
   static const bool held = [] {
     grpc_init();
