@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "node/base/log.h"
@@ -16,6 +19,36 @@ namespace {
 
 std::string HostOf(const std::string& host_port) {
   return host_port.substr(0, host_port.rfind(':'));
+}
+
+constexpr std::string_view kMembersKey = "cluster/members";
+
+std::vector<std::string> RememberedMembers(storage::Store* store) {
+  if (store == nullptr) return {};
+  absl::StatusOr<std::string> value = store->GetNodeValue(kMembersKey);
+  if (!value.ok()) {
+    MQTT_LOG_WARN("cluster: cannot read the members known before: %s", value.status().message());
+    return {};
+  }
+  return absl::StrSplit(*value, '\n', absl::SkipEmpty());
+}
+
+// Keeps the addresses of the members seen alive (and not gone) in the store. On the membership's
+// event thread: changes arrive one at a time.
+void RememberMember(storage::Store* store, std::set<std::string>* known, const MemberInfo& member,
+                    MemberChange change) {
+  bool changed = false;
+  if (change == MemberChange::kJoined || change == MemberChange::kAlive) {
+    changed = known->insert(member.address).second;
+  } else if (change == MemberChange::kLeft || change == MemberChange::kRemoved) {
+    changed = known->erase(member.address) > 0;
+  }
+  if (!changed) return;
+  storage::Batch batch;
+  batch.PutNodeValue(kMembersKey, absl::StrJoin(*known, "\n"));
+  if (absl::Status s = store->Write(std::move(batch)); !s.ok()) {
+    MQTT_LOG_WARN("cluster: cannot remember the members: %s", s.message());
+  }
 }
 
 }  // namespace
@@ -45,7 +78,8 @@ std::vector<std::string> ResolveSeeds(const std::string& name_port) {
 }
 
 absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options,
-                                                                Router* router) {
+                                                                NodeParts parts) {
+  Router* const router = parts.router;
   std::unique_ptr<ClusterNode> node(new ClusterNode());
   MembershipOptions m;
   m.node_id = options.node_id;
@@ -57,12 +91,28 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     }
     m.seeds.insert(m.seeds.end(), resolved.begin(), resolved.end());
   }
+  // The members this node knew when it last ran are seeds too: a restarted node finds its
+  // cluster even when it was started without seeds (the first node) or its seeds moved.
+  const std::vector<std::string> remembered = RememberedMembers(parts.store);
+  for (const std::string& address : remembered) {
+    if (std::find(m.seeds.begin(), m.seeds.end(), address) == m.seeds.end()) {
+      m.seeds.push_back(address);
+    }
+  }
   m.start_incarnation = options.start_incarnation;
   m.remove_after = options.remove_after;
   m.probe_interval = options.probe_interval;
   m.probe_timeout = std::min(options.probe_interval / 2, absl::Milliseconds(500));
   m.suspect_timeout = options.suspect_timeout;
   node->membership_ = std::make_unique<Membership>(std::move(m));
+  if (parts.store != nullptr) {
+    auto known = std::make_shared<std::set<std::string>>(remembered.begin(), remembered.end());
+    storage::Store* store = parts.store;
+    node->membership_->Subscribe(
+        [known, store, self = options.node_id](const MemberInfo& member, MemberChange change) {
+          if (member.node_id != self) RememberMember(store, known.get(), member, change);
+        });
+  }
   if (router != nullptr) {
     node->link_ = std::make_unique<RouterLink>(router);
     RouteTableOptions r;
@@ -72,6 +122,15 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     node->membership_->Subscribe([table](const MemberInfo& member, MemberChange change) {
       table->OnMemberChange(member, change);
     });
+    if (parts.local != nullptr) {
+      ForwarderOptions f = options.forward;
+      f.node_id = options.node_id;
+      node->forwarder_ = std::make_unique<Forwarder>(std::move(f), parts.store, table);
+      Forwarder* forwarder = node->forwarder_.get();
+      node->membership_->Subscribe([forwarder](const MemberInfo& member, MemberChange change) {
+        forwarder->OnMemberChange(member, change);
+      });
+    }
   }
 
   grpc::ServerBuilder builder;
@@ -79,6 +138,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(node->membership_->service());
   if (node->routes_ != nullptr) builder.RegisterService(node->routes_->service());
+  if (node->forwarder_ != nullptr) builder.RegisterService(node->forwarder_->service());
   node->admin_ = std::make_unique<AdminService>(node->membership_.get(), node->routes_.get());
   builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
@@ -97,6 +157,13 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
       host = name;
     }
     node->advertise_address_ = absl::StrCat(host, ":", port);
+  }
+  if (node->forwarder_ != nullptr) {
+    if (absl::Status s = node->forwarder_->Start(parts.local); !s.ok()) {
+      node->server_->Shutdown();
+      node->shut_down_ = true;
+      return s;
+    }
   }
   if (node->routes_ != nullptr) {
     if (absl::Status s = node->routes_->Start(node->advertise_address_); !s.ok()) {
@@ -124,8 +191,26 @@ void ClusterNode::Shutdown(absl::Duration leave_timeout) {
     MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
   }
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (forwarder_ != nullptr) forwarder_->Stop();
   if (routes_ != nullptr) routes_->Stop();
   membership_->Stop();
+}
+
+bool ClusterNode::WaitUntilSynced(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    bool synced = membership_->joined();
+    if (synced && routes_ != nullptr) {
+      const std::vector<MemberInfo> members = membership_->Members();  // this node first
+      for (size_t i = 1; i < members.size() && synced; ++i) {
+        synced =
+            members[i].state != MemberState::kAlive || routes_->HoldsRoutesOf(members[i].node_id);
+      }
+    }
+    if (synced) return true;
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));  // start-up only: polling is simpler than events
+  }
 }
 
 ClusterNode::~ClusterNode() { Shutdown(absl::ZeroDuration()); }

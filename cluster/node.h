@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cluster/admin.h"
+#include "cluster/forward.h"
 #include "cluster/membership.h"
 #include "cluster/router_link.h"
 #include "cluster/routes.h"
@@ -33,25 +34,41 @@ struct ClusterOptions {
   absl::Duration remove_after = absl::Hours(1);
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration suspect_timeout = absl::Seconds(5);
+  ForwarderOptions forward;  // node_id is filled in from above
+};
+
+// What of the node the cluster works with. All may be null (membership only, for tests);
+// forwarding needs `router` and `local`. They must outlive the ClusterNode.
+struct NodeParts {
+  Router* router = nullptr;
+  storage::Store* store = nullptr;
+  ForwardedDelivery* local = nullptr;
 };
 
 class ClusterNode {
  public:
-  // Binds the server, starts it, the membership (which joins the seeds in the background) and,
-  // with a `router`, the route table linked to it (which must outlive this ClusterNode).
-  // Errors: a bad or busy listen address (Unavailable, naming it), bad options.
+  // Binds the server, starts it, the membership (which joins the seeds in the background),
+  // with a router the route table linked to it, and with `local` too the forwarder (which reads
+  // its durable outboxes back from the store first).
+  // Errors: a bad or busy listen address (Unavailable, naming it), bad options, a storage error.
   static absl::StatusOr<std::unique_ptr<ClusterNode>> Start(const ClusterOptions& options,
-                                                            Router* router = nullptr);
+                                                            NodeParts parts = {});
   ~ClusterNode();
 
   // Tells the other members this node leaves (waiting at most `leave_timeout`), then stops the
   // membership and the server. Idempotent.
   void Shutdown(absl::Duration leave_timeout);
 
+  // Waits (at most `timeout`) until this node has joined through a seed and holds the full
+  // route set of every member it sees alive, so that the publishes it takes next reach every
+  // subscriber. True if it got there in time.
+  bool WaitUntilSynced(absl::Duration timeout);
+
   const std::string& listen_address() const { return listen_address_; }  // with the real port
   const std::string& advertise_address() const { return advertise_address_; }
   Membership& membership() { return *membership_; }
-  RouteTable* routes() { return routes_.get(); }  // null without a router
+  RouteTable* routes() { return routes_.get(); }       // null without a router
+  Forwarder* forwarder() { return forwarder_.get(); }  // null without a router and `local`
 
  private:
   ClusterNode() = default;
@@ -59,6 +76,7 @@ class ClusterNode {
   std::unique_ptr<Membership> membership_;
   std::unique_ptr<RouterLink> link_;
   std::unique_ptr<RouteTable> routes_;
+  std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;

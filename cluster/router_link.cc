@@ -17,18 +17,19 @@ void RouterLink::Detach() { router_->SetLocalRouteListener(nullptr); }
 void RouterLink::Added(const std::string&, uint32_t origin_index, const Route& route) {
   if (!route.shared_group.empty()) return;  // not exchanged yet (see the header)
   absl::MutexLock lock(&mu_);
-  if (++counts_[{origin_index, route.filter}] == 1)
-    router_->AddNodeRoute(route.filter, origin_index);
+  if (++counts_[{origin_index, route.filter, route.persistent}] == 1) {
+    router_->AddNodeRoute(route.filter, origin_index, route.persistent);
+  }
 }
 
 void RouterLink::Removed(const std::string&, uint32_t origin_index, const Route& route) {
   if (!route.shared_group.empty()) return;
   absl::MutexLock lock(&mu_);
-  auto it = counts_.find(std::make_pair(origin_index, route.filter));
+  auto it = counts_.find(std::make_tuple(origin_index, route.filter, route.persistent));
   if (it == counts_.end()) return;
   if (--it->second == 0) {
     counts_.erase(it);
-    router_->RemoveNodeRoute(route.filter, origin_index);
+    router_->RemoveNodeRoute(route.filter, origin_index, route.persistent);
   }
 }
 

@@ -1,8 +1,9 @@
 // RouterLink: joins the node's Router (node/router/router.h) and the cluster's RouteTable.
 // - Local plain subscriptions become this node's routes: the Router's local route listener calls
 //   RouteTable::AddLocal/RemoveLocal once per subscription (the table counts them).
-// - Remote routes become Router entries of kind "node": one per (origin, filter), however many
-//   routes (persistent or not) the origin holds for that filter.
+// - Remote routes become Router entries of kind "node": one per (origin, filter, persistent),
+//   however many routes the origin holds for that filter (the persistent ones tell the
+//   forwarder that a message must survive the loss of a node).
 // Shared-subscription routes are not exchanged yet: a $share group is served by the members on
 // the publisher's node only until forwarding brings cluster-wide groups (issue 11).
 //
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -38,8 +40,10 @@ class RouterLink final : public RouteSink {
  private:
   Router* const router_;
   absl::Mutex mu_;
-  // Remote routes per (origin index, filter): the Router holds one entry while this is > 0.
-  absl::flat_hash_map<std::pair<uint32_t, std::string>, uint32_t> counts_ ABSL_GUARDED_BY(mu_);
+  // Remote routes per (origin index, filter, persistent): the Router holds one entry while this
+  // is > 0.
+  absl::flat_hash_map<std::tuple<uint32_t, std::string, bool>, uint32_t> counts_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mqtt::cluster

@@ -195,7 +195,18 @@ uint32_t RouteTable::NodeIndex(std::string_view node_id) {
   absl::MutexLock lock(&index_mu_);
   auto [it, inserted] =
       index_.try_emplace(std::string(node_id), static_cast<uint32_t>(index_.size() + 1));
+  if (inserted) ids_.emplace_back(node_id);
   return it->second;
+}
+
+bool RouteTable::HoldsRoutesOf(const std::string& origin) const {
+  absl::MutexLock lock(&mu_);
+  return remote_.CompleteVersion(origin).has_value();
+}
+
+std::string RouteTable::NodeIdOf(uint32_t index) const {
+  absl::MutexLock lock(&index_mu_);
+  return index >= 1 && index <= ids_.size() ? ids_[index - 1] : std::string();
 }
 
 RouteVersion RouteTable::local_version() const {

@@ -115,12 +115,17 @@ class RouteTable {
   // A small stable index for Router::AddNodeRoute: 1, 2, ... in order of first sight, never
   // reused within the process. This node's own id gets one too if asked.
   uint32_t NodeIndex(std::string_view node_id);
+  // The node id of an index NodeIndex handed out; empty for any other.
+  std::string NodeIdOf(uint32_t index) const;
 
   // Introspection (tests, admin).
   RouteVersion local_version() const;
   std::vector<Route> LocalRouteSet() const;                            // sorted
   std::vector<Route> RemoteRouteSet(const std::string& origin) const;  // sorted
   size_t remote_route_count() const;
+  // Whether the whole route set of `origin` (alive) is held: a node that has just joined
+  // should not take publishes before it holds its peers' routes, or it would not forward them.
+  bool HoldsRoutesOf(const std::string& origin) const;
   uint64_t fetches() const;  // full states fetched and applied so far
 
  private:
@@ -182,8 +187,9 @@ class RouteTable {
   uint64_t fetches_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex index_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable absl::Mutex index_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_map<std::string, uint32_t> index_ ABSL_GUARDED_BY(index_mu_);
+  std::vector<std::string> ids_ ABSL_GUARDED_BY(index_mu_);  // [index - 1]
 
   StubCache<v1::Routes> stubs_{/*reconnect_backoff_ms=*/100};
 

@@ -49,7 +49,7 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
 // higher incarnation than any this node announced before, kept in the store's node record, so
 // that the members' old news about it (suspect, dead) is refuted.
 absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
-    const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Router* router) {
+    const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Broker* broker) {
   if (config.cluster_listen.empty()) return nullptr;
   mqtt::cluster::ClusterOptions options;
   options.node_id = config.node_id;
@@ -60,6 +60,8 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   options.remove_after = absl::Seconds(config.cluster_remove_after);
   options.probe_interval = absl::Milliseconds(config.cluster_probe_interval_ms);
   options.suspect_timeout = absl::Milliseconds(config.cluster_suspect_timeout_ms);
+  options.forward.max_outbox_messages = config.cluster_outbox_messages;
+  options.forward.max_outbox_bytes = config.cluster_outbox_bytes;
   if (store != nullptr) {
     options.start_incarnation = store->node_meta().incarnation() + 1;
     if (absl::Status s = store->SetNodeIdentity(config.node_id, options.start_incarnation);
@@ -70,7 +72,7 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     // Nothing remembered between runs: a clock-based incarnation still grows across restarts.
     options.start_incarnation = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   }
-  return mqtt::cluster::ClusterNode::Start(options, router);
+  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker});
 }
 
 int Run(const mqtt::Config& config) {
@@ -116,16 +118,27 @@ int Run(const mqtt::Config& config) {
   // The cluster starts before recovery, so that the subscriptions of recovered sessions are
   // announced as this node's routes like any others.
   absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
-      StartCluster(config, store.get(), &broker.router());
+      StartCluster(config, store.get(), &broker);
   if (!cluster.ok()) {
     MQTT_LOG_ERROR("%s", cluster.status().message());
     return 1;
+  }
+  if (*cluster != nullptr && (*cluster)->forwarder() != nullptr) {
+    broker.set_remote_delivery((*cluster)->forwarder());
   }
   if (absl::Status recovered = broker.Recover(); !recovered.ok()) {
     MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir, recovered.message());
     return 1;
   }
 
+  // A node that takes publishes before it holds its peers' routes would not forward them.
+  if (*cluster != nullptr &&
+      !(*cluster)->WaitUntilSynced(absl::Seconds(config.cluster_sync_timeout))) {
+    MQTT_LOG_WARN(
+        "cluster: not joined or not holding every peer's routes after %d s; serving "
+        "anyway",
+        config.cluster_sync_timeout);
+  }
   std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
   std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");
   if (*cluster != nullptr) absl::StrAppend(&ready, " cluster=", (*cluster)->listen_address());

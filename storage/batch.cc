@@ -109,9 +109,26 @@ void Batch::PutRetained(std::string_view topic, const MessageRecord& message) {
   Add(Kind::kPutRetained, std::string(topic), Serialize(record));
 }
 
+void Batch::PutRetainedRecord(std::string_view topic, const v1::RetainedRecord& record) {
+  if (topic.empty()) return Fail("empty retained topic");
+  Add(Kind::kPutRetained, std::string(topic), Serialize(record));
+}
+
 void Batch::DeleteRetained(std::string_view topic) {
   if (topic.empty()) return Fail("empty retained topic");
   Add(Kind::kDeleteRetained, std::string(topic), {});
+}
+
+void Batch::PutProgress(std::string_view name, uint64_t value) {
+  if (name.empty() || name.size() > 200) return Fail("progress name empty or too long");
+  std::string encoded;
+  keys::AppendBigEndian64(&encoded, value);
+  Add(Kind::kPutMetaValue, keys::Progress(name), std::move(encoded));
+}
+
+void Batch::PutNodeValue(std::string_view name, std::string_view value) {
+  if (name.empty() || name.size() > 200) return Fail("node value name empty or too long");
+  Add(Kind::kPutMetaValue, keys::NodeValue(name), std::string(value));
 }
 
 }  // namespace mqtt::storage

@@ -63,7 +63,18 @@ class Batch {
 
   // Retained message of `topic` (stored inline, not by message id); replaces the previous one.
   void PutRetained(std::string_view topic, const MessageRecord& message);
+  // The same with the whole record: the cluster's version (hlc, origin) or a tombstone
+  // (proto/storage.proto, RetainedRecord). Replaces the previous record.
+  void PutRetainedRecord(std::string_view topic, const v1::RetainedRecord& record);
   void DeleteRetained(std::string_view topic);
+
+  // A named progress counter of a node-level protocol (e.g. the last sequence number applied
+  // from a peer), written atomically with the rest of the batch; read with Store::GetProgress.
+  // Names are at most 200 bytes.
+  void PutProgress(std::string_view name, uint64_t value);
+  // A named node-level value (e.g. the cluster members last known), read with
+  // Store::GetNodeValue. Names are at most 200 bytes.
+  void PutNodeValue(std::string_view name, std::string_view value);
 
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty() && error_.ok(); }
@@ -87,6 +98,7 @@ class Batch {
     kRemoveInbound,
     kPutRetained,
     kDeleteRetained,
+    kPutMetaValue,
   };
   struct Op {
     Kind kind;

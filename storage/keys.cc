@@ -68,4 +68,16 @@ bool ParseMessageId(std::string_view key, uint64_t* id) {
   return true;
 }
 
+std::string NodeValue(std::string_view name) {
+  std::string key = "value/";
+  key.append(name);
+  return key;
+}
+
+std::string Progress(std::string_view name) {
+  std::string key = "progress/";
+  key.append(name);
+  return key;
+}
+
 }  // namespace mqtt::storage::keys

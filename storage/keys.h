@@ -24,6 +24,8 @@ std::string ClientEnd(std::string_view client_id);  // "client 0x01"
 std::string Sequenced(std::string_view client_id, uint64_t seq);       // queues, inflight
 std::string PacketId(std::string_view client_id, uint16_t packet_id);  // inbound_qos2
 std::string MessageId(uint64_t id);                                    // messages
+std::string Progress(std::string_view name);                           // meta: "progress/" name
+std::string NodeValue(std::string_view name);                          // meta: "value/" name
 
 // Splits a Sequenced() key; false if it is malformed.
 bool ParseSequenced(std::string_view key, std::string_view* client_id, uint64_t* seq);

@@ -73,6 +73,24 @@ absl::StatusOr<uint64_t> Store::NewMessageId() {
   return id;
 }
 
+absl::StatusOr<uint64_t> Store::GetProgress(std::string_view name) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get({}, impl_->cf(kMetaCf), ToSlice(keys::Progress(name)), &value);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok()) return FromRocks(s, "read progress");
+  if (value.size() != 8) return StoreImpl::CorruptRecord(kMetaCf, keys::Progress(name));
+  return keys::ReadBigEndian64(value);
+}
+
+absl::StatusOr<std::string> Store::GetNodeValue(std::string_view name) const {
+  std::string value;
+  rocksdb::Status s =
+      impl_->db->Get({}, impl_->cf(kMetaCf), ToSlice(keys::NodeValue(name)), &value);
+  if (s.IsNotFound()) return std::string();
+  if (!s.ok()) return FromRocks(s, "read node value");
+  return value;
+}
+
 NodeMeta Store::node_meta() const {
   absl::MutexLock lock(&impl_->meta_mu);
   return impl_->meta;

@@ -1,9 +1,11 @@
 // Offline queues and the messages they refer to: paged reads with message expiry, stats.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "storage/keys.h"
 #include "storage/store_impl.h"
@@ -106,6 +108,18 @@ QueueStats Store::queue_stats(std::string_view client_id) const {
   absl::MutexLock lock(&impl_->mu);
   auto it = impl_->queue_stats.find(AbslView(client_id));
   return it == impl_->queue_stats.end() ? QueueStats() : it->second;
+}
+
+std::vector<std::string> Store::QueueOwners(std::string_view prefix) const {
+  std::vector<std::string> owners;
+  {
+    absl::MutexLock lock(&impl_->mu);
+    for (const auto& [client, stats] : impl_->queue_stats) {
+      if (stats.count > 0 && absl::StartsWith(client, AbslView(prefix))) owners.push_back(client);
+    }
+  }
+  std::sort(owners.begin(), owners.end());
+  return owners;
 }
 
 absl::StatusOr<MessageRecord> Store::GetMessage(uint64_t id) const {

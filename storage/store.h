@@ -152,6 +152,9 @@ class Store {
                                       size_t max_entries, uint64_t now_unix_ms);
   // From memory; zeros for an unknown client. Reflects committed Writes only.
   QueueStats queue_stats(std::string_view client_id) const;
+  // Every queue owner (client id) whose id starts with `prefix` and that holds at least one
+  // entry, from memory, sorted. For the node's own queues (worker and peer outboxes).
+  std::vector<std::string> QueueOwners(std::string_view prefix) const;
   // kNotFound if message `id` is not stored (never was, or no longer referred to).
   absl::StatusOr<MessageRecord> GetMessage(uint64_t id) const;
   // References the store counts for message `id` (tests and diagnostics).
@@ -163,17 +166,29 @@ class Store {
   uint64_t SstKeysForTesting(std::string_view column_family) const;
 
   // --- Retained messages (retained.cc) ---
-  // kNotFound if `topic` has no retained message.
+  // kNotFound if `topic` has no retained message (a tombstone counts as none).
   absl::StatusOr<MessageRecord> GetRetained(std::string_view topic) const;
-  // Visits every retained message in topic order, streaming; skips and deletes (best effort)
-  // those expired at now_unix_ms and returns how many. Stops at the first non-OK status from
+  // Visits every retained message in topic order, streaming; skips tombstones, and skips those
+  // expired at now_unix_ms and returns how many. Expired records without a cluster version
+  // (hlc 0, no origin) are deleted (best effort); versioned ones stay for the cluster's
+  // replication, which turns them into tombstones. Stops at the first non-OK status from
   // `visit`. Meant for start-up: a concurrent PutRetained of an expired topic may be undone.
   absl::StatusOr<uint64_t> LoadRetained(
       uint64_t now_unix_ms,
       absl::FunctionRef<absl::Status(std::string_view topic, const MessageRecord&)> visit);
+  // As LoadRetained, for the cluster's replication: visits every record with its version,
+  // tombstones and versioned expired messages included (the caller decides what they mean).
+  // Deletes unversioned expired records as LoadRetained does and returns how many.
+  absl::StatusOr<uint64_t> LoadRetainedRecords(
+      uint64_t now_unix_ms,
+      absl::FunctionRef<absl::Status(std::string_view topic, const v1::RetainedRecord&)> visit);
 
   // --- Node metadata (meta.cc) ---
   NodeMeta node_meta() const;
+  // The value of Batch::PutProgress(name, ...) last written; 0 if never.
+  absl::StatusOr<uint64_t> GetProgress(std::string_view name) const;
+  // The value of Batch::PutNodeValue(name, ...) last written; empty if never.
+  absl::StatusOr<std::string> GetNodeValue(std::string_view name) const;
   absl::Status SetNodeIdentity(std::string_view node_id, uint64_t incarnation);
 
   const std::string& path() const;

@@ -76,6 +76,8 @@ absl::Status WriteGroup::Apply(Batch::Op& op) {
       return Check(wb_.Put(impl_.cf(kRetainedCf), key, op.value));
     case Batch::Kind::kDeleteRetained:
       return Check(wb_.Delete(impl_.cf(kRetainedCf), key));
+    case Batch::Kind::kPutMetaValue:
+      return Check(wb_.Put(impl_.cf(kMetaCf), key, op.value));
   }
   return absl::InternalError("storage: unknown batch operation");
 }

@@ -213,6 +213,18 @@ const std::vector<Option>& Options() {
        "membership: a suspected member not heard from within this is declared dead (default "
        "5000)",
        UintSetter(&Config::cluster_suspect_timeout_ms, 50, 600000)},
+      {"cluster-sync-timeout", "SECONDS",
+       "at start-up, wait at most this long to join and hold the peers' routes before taking "
+       "clients (default 10)",
+       UintSetter(&Config::cluster_sync_timeout, 0, 3600)},
+      {"cluster-outbox-messages", "N",
+       "messages forwarded to one peer and not yet acknowledged, at most; more are dropped and "
+       "logged (default 1000000)",
+       UintSetter(&Config::cluster_outbox_messages, 1, 100'000'000)},
+      {"cluster-outbox-bytes", "BYTES",
+       "bytes of messages forwarded to one peer and not yet acknowledged, at most (default "
+       "268435456)",
+       UintSetter(&Config::cluster_outbox_bytes, 4096, 4'000'000'000u)},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

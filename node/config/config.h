@@ -51,6 +51,9 @@ struct Config {
   uint32_t cluster_remove_after = 3600;       // seconds a dead member is remembered
   uint32_t cluster_probe_interval_ms = 1000;  // one member probed per interval
   uint32_t cluster_suspect_timeout_ms = 5000;  // an unrefuted suspect is then dead
+  uint32_t cluster_sync_timeout = 10;  // seconds to wait for the peers' routes before serving
+  uint32_t cluster_outbox_messages = 1'000'000;  // per peer, forwarded and not acknowledged
+  uint32_t cluster_outbox_bytes = 256 << 20;     // per peer, approximate
   bool help = false;
 };
 

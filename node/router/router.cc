@@ -12,7 +12,7 @@ namespace {
 struct RouteScratch {
   std::vector<Subscriber> sessions;
   std::vector<std::pair<uint64_t, SharedGroups::Member>> shared;  // group id, picked member
-  std::vector<uint32_t> nodes;
+  std::vector<uint64_t> nodes;                                    // node | kDurableRouteBit
   SessionTarget target;  // reused for every session: its id vector keeps its capacity
 };
 
@@ -57,6 +57,23 @@ void VisitSessions(const Message& message, std::vector<Subscriber>& matches, Ses
     target.qos = std::min(message.qos, granted);            // [MQTT-3.8.4-6]
     target.retain = retain_as_published && message.retain;  // [MQTT-3.3.1-9], [MQTT-3.3.1-12]
     visitor.ToSession(target);
+  }
+}
+
+// One visit per node, durable if any of its matching routes is.
+void VisitNodes(std::vector<uint64_t>& nodes, RouteVisitor& visitor) {
+  if (nodes.size() > 1) {
+    std::sort(nodes.begin(), nodes.end(), [](uint64_t a, uint64_t b) {
+      return static_cast<uint32_t>(a) < static_cast<uint32_t>(b);
+    });
+  }
+  for (size_t i = 0; i < nodes.size();) {
+    const uint32_t node = static_cast<uint32_t>(nodes[i]);
+    bool durable = false;
+    for (; i < nodes.size() && static_cast<uint32_t>(nodes[i]) == node; ++i) {
+      durable |= (nodes[i] & kDurableRouteBit) != 0;
+    }
+    visitor.ToNode(node, durable);
   }
 }
 
@@ -105,15 +122,23 @@ void Router::SetLocalRouteListener(LocalRouteListener listener) {
   local_route_listener_ = std::move(listener);
 }
 
-bool Router::AddNodeRoute(std::string_view filter, uint32_t node) {
-  absl::MutexLock lock(&mu_);
-  return subscriptions_.Subscribe(filter,
-                                  Subscriber{kNodeRouteBit | node, 0, 2, false, false, 0, nullptr});
+namespace {
+
+uint64_t NodeRouteId(uint32_t node, bool durable) {
+  return kNodeRouteBit | (durable ? kDurableRouteBit : 0) | node;
 }
 
-bool Router::RemoveNodeRoute(std::string_view filter, uint32_t node) {
+}  // namespace
+
+bool Router::AddNodeRoute(std::string_view filter, uint32_t node, bool durable) {
   absl::MutexLock lock(&mu_);
-  return subscriptions_.Unsubscribe(filter, kNodeRouteBit | node);
+  return subscriptions_.Subscribe(
+      filter, Subscriber{NodeRouteId(node, durable), 0, 2, false, false, 0, nullptr});
+}
+
+bool Router::RemoveNodeRoute(std::string_view filter, uint32_t node, bool durable) {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_.Unsubscribe(filter, NodeRouteId(node, durable));
 }
 
 void Router::Route(const Message& message, RouteVisitor& visitor) const {
@@ -127,7 +152,7 @@ void Router::Route(const Message& message, RouteVisitor& visitor) const {
       if ((s.session_id & kSharedGroupBit) != 0) {
         scratch.shared.push_back({s.session_id, {}});
       } else if (IsNodeRoute(s.session_id)) {
-        scratch.nodes.push_back(static_cast<uint32_t>(s.session_id));
+        scratch.nodes.push_back(s.session_id & ~kNodeRouteBit);
       } else {
         scratch.sessions.push_back(s);  // copies durable_client_id: valid after the lock
       }
@@ -144,12 +169,7 @@ void Router::Route(const Message& message, RouteVisitor& visitor) const {
     if (member.session_id == 0) continue;
     visitor.ToSession(MemberTarget(message, group, member));
   }
-  if (scratch.nodes.size() > 1) {
-    std::sort(scratch.nodes.begin(), scratch.nodes.end());
-    scratch.nodes.erase(std::unique(scratch.nodes.begin(), scratch.nodes.end()),
-                        scratch.nodes.end());
-  }
-  for (uint32_t node : scratch.nodes) visitor.ToNode(node);
+  VisitNodes(scratch.nodes, visitor);
   ThreadScratch() = std::move(scratch);
 }
 

@@ -51,16 +51,19 @@ struct SessionTarget {
 class RouteVisitor {
  public:
   virtual void ToSession(const SessionTarget& target) = 0;
-  // A remote node with at least one matching route: it gets one copy.
-  virtual void ToNode(uint32_t node) = 0;
+  // A remote node with at least one matching route: it gets one copy. `durable`: at least one
+  // of them is held by a persistent session there.
+  virtual void ToNode(uint32_t node, bool durable) = 0;
 
  protected:
   ~RouteVisitor() = default;
 };
 
 // Node ids of remote routes occupy this bit of a trie entry's id (local session ids count up
-// from 1 and never reach it; shared groups use kSharedGroupBit).
+// from 1 and never reach it; shared groups use kSharedGroupBit), with kDurableRouteBit for the
+// routes of persistent sessions.
 inline constexpr uint64_t kNodeRouteBit = uint64_t{1} << 62;
+inline constexpr uint64_t kDurableRouteBit = uint64_t{1} << 40;
 
 class Router {
  public:
@@ -83,10 +86,13 @@ class Router {
       std::function<void(std::string_view filter, bool persistent, bool added)>;
   void SetLocalRouteListener(LocalRouteListener listener) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Routes of remote node `node` (> 0, < 2^32): one entry per (filter, node); the cluster layer
-  // aggregates its own subscribers' filters before calling. Returns false if nothing changed.
-  bool AddNodeRoute(std::string_view filter, uint32_t node) ABSL_LOCKS_EXCLUDED(mu_);
-  bool RemoveNodeRoute(std::string_view filter, uint32_t node) ABSL_LOCKS_EXCLUDED(mu_);
+  // Routes of remote node `node` (> 0, < 2^32): one entry per (filter, node, durable); the
+  // cluster layer aggregates its own subscribers' filters before calling. `durable`: held by a
+  // persistent session there. Returns false if nothing changed.
+  bool AddNodeRoute(std::string_view filter, uint32_t node, bool durable = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  bool RemoveNodeRoute(std::string_view filter, uint32_t node, bool durable = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Visits every target of `message` (see the file comment).
   void Route(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);

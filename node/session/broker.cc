@@ -148,13 +148,16 @@ void Broker::Shutdown(std::chrono::milliseconds grace) {
 namespace {
 
 // Turns the router's targets of one publish into deliveries from the publishing worker.
+// `remote` null: a message forwarded by another node, for this node's sessions only.
 class PublishDelivery final : public RouteVisitor {
  public:
   PublishDelivery(Shard& from, const MessagePtr& message, const AckTokenPtr& ack,
-                  RemoteDelivery* remote)
-      : from_(from), message_(message), ack_(ack), remote_(remote) {}
+                  RemoteDelivery* remote, bool forwarded)
+      : from_(from), message_(message), ack_(ack), remote_(remote), forwarded_(forwarded) {}
 
   void ToSession(const SessionTarget& target) override {
+    // Shared groups are per node until they span the cluster: the publisher's node chose.
+    if (forwarded_ && target.shared_group != 0) return;
     OutboundMessage out{message_, target.qos, target.retain, target.shared_group, {}, 0, nullptr};
     // Most deliveries carry no subscription identifier: skip even an empty vector's copy.
     if (!target.subscription_ids.empty()) out.subscription_ids = target.subscription_ids;
@@ -167,8 +170,10 @@ class PublishDelivery final : public RouteVisitor {
     from_.Deliver(target.worker, target.session_id, std::move(out));
   }
 
-  void ToNode(uint32_t node) override {
-    if (remote_ != nullptr) remote_->Forward(node, message_, message_->qos > 0 ? ack_ : nullptr);
+  void ToNode(uint32_t node, bool durable) override {
+    if (remote_ != nullptr && !forwarded_) {
+      remote_->Forward(from_, node, durable, message_, message_->qos > 0 ? ack_ : nullptr);
+    }
   }
 
  private:
@@ -176,13 +181,16 @@ class PublishDelivery final : public RouteVisitor {
   const MessagePtr& message_;
   const AckTokenPtr& ack_;
   RemoteDelivery* const remote_;
+  const bool forwarded_;
 };
 
 }  // namespace
 
 void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) {
   Shard& from = *shards_[from_worker];
-  if (message->retain) {
+  if (message->retain && retained_ != nullptr) {
+    retained_->PublishRetained(from, message, ack);
+  } else if (message->retain) {
     router_.SetRetained(message);
     if (storage::Batch* batch = from.batch()) {
       if (message->payload.empty()) {
@@ -193,7 +201,12 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
       from.HoldUntilCommitted(ack);
     }
   }
-  PublishDelivery delivery(from, message, ack, remote_);
+  PublishDelivery delivery(from, message, ack, remote_, /*forwarded=*/false);
+  router_.Route(*message, delivery);
+}
+
+void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack) {
+  PublishDelivery delivery(*shards_[worker], message, ack, nullptr, /*forwarded=*/true);
   router_.Route(*message, delivery);
 }
 

@@ -29,25 +29,14 @@
 #include "node/router/ack_token.h"
 #include "node/router/router.h"
 #include "node/session/node_context.h"
+#include "node/session/remote.h"
 #include "node/session/session.h"
 #include "node/session/shard.h"
 #include "storage/store.h"
 
 namespace mqtt {
 
-// The delivery path to other nodes of the cluster (implemented by cluster/). A QoS 1/2 message
-// comes with the publisher's acknowledgement token: the implementation holds it until the
-// remote node has made the message durable (or drops it at once when nothing there persists).
-// Called on the publishing worker's thread; must not block.
-class RemoteDelivery {
- public:
-  virtual void Forward(uint32_t node, const MessagePtr& message, AckTokenPtr ack) = 0;
-
- protected:
-  ~RemoteDelivery() = default;
-};
-
-class Broker final : public NodeContext {
+class Broker final : public NodeContext, public ForwardedDelivery {
  public:
   // `store` may be null: then nothing is persisted (sessions and retained messages live in
   // memory only). Otherwise it must outlive the broker.
@@ -80,7 +69,7 @@ class Broker final : public NodeContext {
                     uint64_t from_session) override;
   uint32_t HomeWorker(std::string_view client_id) const override;
   Shard& shard(uint32_t worker) override { return *shards_[worker]; }
-  size_t worker_count() const override { return shards_.size(); }
+  size_t worker_count() const override { return shards_.size(); }  // also ForwardedDelivery's
   uint64_t NewSessionId() override {
     return next_session_id_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -90,9 +79,18 @@ class Broker final : public NodeContext {
   // Logged once, then the node stops (SIGTERM to itself). Any thread.
   void StorageFailed(const absl::Status& status) override;
 
+  // ForwardedDelivery (remote.h).
+  Executor& executor_of(uint32_t worker) override { return *shards_[worker]->worker(); }
+  SessionStorage& storage_of(uint32_t worker) override { return *shards_[worker]; }
+  void DeliverForwarded(uint32_t worker, const MessagePtr& message,
+                        const AckTokenPtr& ack) override;
+
   // Where messages for remote nodes go (the cluster's forwarder); null on a single node. Set
   // before Start().
   void set_remote_delivery(RemoteDelivery* remote) { remote_ = remote; }
+  // Where retained publishes go instead of the local router and store; null on a single node.
+  // Set before Start().
+  void set_retained_replication(RetainedReplication* retained) { retained_ = retained; }
 
  private:
   absl::Status RecoverOutboxes();
@@ -106,6 +104,7 @@ class Broker final : public NodeContext {
   std::atomic<bool> shutting_down_{false};
   Router router_;
   RemoteDelivery* remote_ = nullptr;
+  RetainedReplication* retained_ = nullptr;
 };
 
 }  // namespace mqtt

@@ -21,20 +21,34 @@ SUSPECT_MS = 500
 
 
 class ClusterNode(Node):
-    def __init__(self, name, seeds=(), extra_args=()):
+    """host / port / cluster_port default to 127.0.0.1 and free ports. netns: run the process
+    as `ip netns exec NETNS mqttd ...` (ip execs mqttd, so proc.pid is mqttd's; see netns.py),
+    listening on host, an address of that namespace."""
+
+    def __init__(self, name, seeds=(), extra_args=(), host=None, port=None, cluster_port=None,
+                 netns=None):
         self.name = name
-        self.cluster_port = free_port()
+        if host is not None:
+            self.host = host
+        self.netns = netns
+        self.cluster_port = cluster_port or free_port()
         self.seeds = list(seeds)
-        args = ["--cluster-listen", "127.0.0.1:%d" % self.cluster_port,
+        args = ["--cluster-listen", "%s:%d" % (self.host, self.cluster_port),
                 "--cluster-probe-interval", str(PROBE_MS),
                 "--cluster-suspect-timeout", str(SUSPECT_MS)]
         if self.seeds:
             args += ["--join", ",".join(self.seeds)]
         super().__init__(extra_args=args + list(extra_args), node_id=name)
+        if port is not None:
+            self.port = port
 
     @property
     def cluster_address(self):
-        return "127.0.0.1:%d" % self.cluster_port
+        return "%s:%d" % (self.host, self.cluster_port)
+
+    def command(self):
+        cmd = super().command()
+        return ["ip", "netns", "exec", self.netns] + cmd if self.netns else cmd
 
     def ready_line(self):
         lines = [line for line in self._stdout if " ready " in line]

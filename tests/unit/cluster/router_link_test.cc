@@ -17,7 +17,7 @@ namespace {
 
 struct NodeTargets final : RouteVisitor {
   void ToSession(const SessionTarget&) override {}
-  void ToNode(uint32_t node) override { nodes.push_back(node); }
+  void ToNode(uint32_t node, bool) override { nodes.push_back(node); }
   std::vector<uint32_t> nodes;
 };
 
@@ -53,9 +53,9 @@ ClusterOptions Options(const std::string& id, std::vector<std::string> seeds) {
 TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   Router router_a(ShareStrategy::kRoundRobin);
   Router router_b(ShareStrategy::kRoundRobin);
-  auto a = ClusterNode::Start(Options("link-a", {}), &router_a);
+  auto a = ClusterNode::Start(Options("link-a", {}), {&router_a});
   ASSERT_TRUE(a.ok()) << a.status();
-  auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), &router_b);
+  auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), {&router_b});
   ASSERT_TRUE(b.ok()) << b.status();
   const uint32_t a_on_b = (*b)->routes()->NodeIndex("link-a");
 

@@ -17,9 +17,13 @@ using ::testing::UnorderedElementsAre;
 
 struct Recorder final : RouteVisitor {
   void ToSession(const SessionTarget& target) override { sessions.push_back(target); }
-  void ToNode(uint32_t node) override { nodes.push_back(node); }
+  void ToNode(uint32_t node, bool durable) override {
+    nodes.push_back(node);
+    if (durable) durable_nodes.push_back(node);
+  }
   std::vector<SessionTarget> sessions;
   std::vector<uint32_t> nodes;
+  std::vector<uint32_t> durable_nodes;
 };
 
 Message Msg(std::string topic, uint8_t qos, bool retain = false, uint64_t publisher_session = 0) {
@@ -138,6 +142,21 @@ TEST(RouterTest, RemoteNodeGetsOneCopyWhateverItsNumberOfMatchingRoutes) {
   EXPECT_FALSE(router.RemoveNodeRoute("a/#", 3));
 }
 
+TEST(RouterTest, RemoteNodeIsDurableWhenAnyOfItsMatchingRoutesIs) {
+  Router router(ShareStrategy::kRoundRobin);
+  EXPECT_TRUE(router.AddNodeRoute("a/#", 3, /*durable=*/false));
+  EXPECT_TRUE(router.AddNodeRoute("a/b", 3, /*durable=*/true));
+  EXPECT_TRUE(router.AddNodeRoute("a/b", 3, /*durable=*/false));  // another entry
+  EXPECT_TRUE(router.AddNodeRoute("a/+", 5, /*durable=*/false));
+  Recorder r = RouteOf(router, Msg("a/b", 1));
+  EXPECT_THAT(r.nodes, ElementsAre(3u, 5u));  // still one copy per node
+  EXPECT_THAT(r.durable_nodes, ElementsAre(3u));
+  EXPECT_THAT(RouteOf(router, Msg("a/c", 1)).durable_nodes, ElementsAre());
+  EXPECT_TRUE(router.RemoveNodeRoute("a/b", 3, /*durable=*/true));
+  EXPECT_THAT(RouteOf(router, Msg("a/b", 1)).durable_nodes, ElementsAre());
+  EXPECT_THAT(RouteOf(router, Msg("a/b", 1)).nodes, ElementsAre(3u, 5u));
+}
+
 TEST(RouterTest, VisitorMayRouteAgainFromInsideAVisit) {
   // The per-thread scratch is moved out during a visit: a nested Route sees its own.
   Router router(ShareStrategy::kRoundRobin);
@@ -155,7 +174,7 @@ TEST(RouterTest, VisitorMayRouteAgainFromInsideAVisit) {
         for (const SessionTarget& s : inner.sessions) seen.push_back(s.session_id);
       }
     }
-    void ToNode(uint32_t) override {}
+    void ToNode(uint32_t, bool) override {}
   } nested;
   nested.router = &router;
   router.Route(Msg("outer", 0), nested);

@@ -28,8 +28,9 @@ struct Forwarded {
 
 class FakeRemote final : public RemoteDelivery {
  public:
-  void Forward(uint32_t node, const MessagePtr& message, AckTokenPtr ack) override {
-    forwarded.push_back({node, message, std::move(ack)});
+  void Forward(SessionStorage&, uint32_t node, bool, const MessagePtr& message,
+               const AckTokenPtr& ack) override {
+    forwarded.push_back({node, message, ack});
   }
   std::vector<Forwarded> forwarded;
 };

@@ -1,6 +1,7 @@
 // Every record kind round-trips through Write and the read API, before and after a reopen;
 // missing keys read as NotFound; invalid batches are refused whole.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -193,6 +194,67 @@ TEST_F(StorageTest, ExpiredRetainedMessagesAreSkippedAndDeletedAtLoad) {
   EXPECT_EQ(topics, (std::vector<std::string>{"forever", "new"}));
   Reopen();
   EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("old").status()));
+}
+
+// The cluster's records: versions and tombstones round-trip through LoadRetainedRecords; the
+// broker's LoadRetained and GetRetained see a tombstone as no message; an expired versioned
+// record is kept for the replication, an expired unversioned one is deleted.
+TEST_F(StorageTest, RetainedVersionsAndTombstonesRoundTrip) {
+  v1::RetainedRecord live;
+  *live.mutable_message() = Msg("a/live", "x");
+  live.set_hlc(uint64_t{1'700'000'000'000} << 16 | 3);
+  live.set_origin("node-a");
+  v1::RetainedRecord tombstone;
+  tombstone.mutable_message()->set_topic("a/gone");
+  tombstone.set_hlc(uint64_t{1'700'000'000'001} << 16);
+  tombstone.set_origin("node-b");
+  tombstone.set_tombstone(true);
+  v1::RetainedRecord expired = live;
+  *expired.mutable_message() = Msg("a/expired", "x", 1000);
+  Batch batch;
+  batch.PutRetainedRecord("a/live", live);
+  batch.PutRetainedRecord("a/gone", tombstone);
+  batch.PutRetainedRecord("a/expired", expired);
+  batch.PutRetained("a/old", Msg("a/old", "x", 1000));  // unversioned, expired
+  MustWrite(batch);
+  Reopen();
+
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("a/gone").status()));
+  std::vector<std::string> broker_topics;
+  absl::StatusOr<uint64_t> skipped =
+      store_->LoadRetained(2000, [&](std::string_view topic, const MessageRecord&) {
+        broker_topics.emplace_back(topic);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(skipped.ok());
+  EXPECT_EQ(*skipped, 2u);  // a/expired (kept) and a/old (deleted)
+  EXPECT_EQ(broker_topics, std::vector<std::string>{"a/live"});
+
+  std::vector<std::pair<std::string, v1::RetainedRecord>> records;
+  absl::StatusOr<uint64_t> deleted = store_->LoadRetainedRecords(
+      2000, [&](std::string_view topic, const v1::RetainedRecord& record) {
+        records.emplace_back(std::string(topic), record);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(deleted.ok());
+  EXPECT_EQ(*deleted, 0u);  // a/old went at the first load
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].first, "a/expired");
+  EXPECT_THAT(records[0].second, EqualsProto(expired));
+  EXPECT_EQ(records[1].first, "a/gone");
+  EXPECT_THAT(records[1].second, EqualsProto(tombstone));
+  EXPECT_EQ(records[2].first, "a/live");
+  EXPECT_THAT(records[2].second, EqualsProto(live));
+
+  // A tombstone replaced by a message, and the reverse, in one batch: the last one stays.
+  v1::RetainedRecord back = live;
+  *back.mutable_message() = Msg("a/gone", "back");
+  back.set_hlc(tombstone.hlc() + 1);
+  batch.PutRetainedRecord("a/gone", back);
+  batch.PutRetainedRecord("a/live", tombstone);
+  MustWrite(batch);
+  EXPECT_EQ(store_->GetRetained("a/gone")->payload(), "back");
+  EXPECT_TRUE(absl::IsNotFound(store_->GetRetained("a/live").status()));
 }
 
 TEST_F(StorageTest, NodeMetaRoundTripsAcrossReopen) {
