@@ -225,4 +225,12 @@ std::vector<std::string> MemberTable::Reachable() const {
   return out;
 }
 
+std::vector<std::string> MemberTable::Dead() const {
+  std::vector<std::string> out;
+  for (const auto& [id, m] : members_) {
+    if (m.state == MemberState::kDead) out.push_back(id);
+  }
+  return out;
+}
+
 }  // namespace mqtt::cluster

@@ -78,6 +78,9 @@ class MemberTable {
   std::vector<MemberInfo> Snapshot() const;  // this node first, then by node id
   // Ids of other members in state ALIVE or SUSPECT: who is probed and who may probe for us.
   std::vector<std::string> Reachable() const;
+  // Ids of other members in state DEAD (not LEFT): tried now and then, since a partition heals
+  // without anyone probing across it.
+  std::vector<std::string> Dead() const;
   size_t pending_updates() const { return queue_.size(); }
   uint64_t refutations() const { return refutations_; }
 

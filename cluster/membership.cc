@@ -298,6 +298,10 @@ void Membership::ProtocolLoop() {
   absl::Duration join_backoff = options_.join_backoff_initial;
   absl::Time next_join = absl::Now();
   absl::Time next_sync = absl::Now() + options_.sync_interval;
+  const absl::Duration reconnect_interval = options_.reconnect_interval > absl::ZeroDuration()
+                                                ? options_.reconnect_interval
+                                                : options_.probe_interval * 10;
+  absl::Time next_reconnect = absl::Now() + reconnect_interval;
   while (Running()) {
     stubs_.ReleaseRetired();  // here, off gRPC's callback threads (stub_cache.h)
     const absl::Time tick = absl::Now();
@@ -316,6 +320,10 @@ void Membership::ProtocolLoop() {
     if (absl::Now() >= next_sync) {
       SyncWithRandomPeer();
       next_sync = absl::Now() + options_.sync_interval;
+    }
+    if (absl::Now() >= next_reconnect) {
+      SyncWithRandomDead();
+      next_reconnect = absl::Now() + reconnect_interval;
     }
     absl::MutexLock lock(&mu_);
     mu_.AwaitWithDeadline(absl::Condition(
@@ -369,6 +377,20 @@ void Membership::SyncWithRandomPeer() {
   {
     absl::MutexLock lock(&mu_);
     std::vector<std::string> ids = table_.Reachable();
+    if (ids.empty()) return;
+    std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
+    address = table_.Find(ids[pick(rng_)])->address;
+  }
+  if (absl::Status s = SyncWith(address); !s.ok()) MQTT_LOG_DEBUG("%s", s.ToString());
+}
+
+// A sync carries our view of the member ("dead at incarnation n"): if it is back, it refutes
+// with n + 1 in its answer and comes alive here, and learns that we are alive.
+void Membership::SyncWithRandomDead() {
+  std::string address;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> ids = table_.Dead();
     if (ids.empty()) return;
     std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
     address = table_.Find(ids[pick(rng_)])->address;

@@ -48,7 +48,11 @@ struct MembershipOptions {
   int indirect_probes = 3;                                 // SWIM's k
   absl::Duration suspect_timeout = absl::Seconds(5);       // then DEAD
   absl::Duration sync_interval = absl::Seconds(30);        // full state with one random peer
-  absl::Duration remove_after = absl::Hours(1);            // DEAD/LEFT members then forgotten
+  // Full state with one random DEAD member: members dead to each other (both sides of a healed
+  // partition) never probe each other, so this is what brings them back together. Zero: 10
+  // probe intervals.
+  absl::Duration reconnect_interval = absl::ZeroDuration();
+  absl::Duration remove_after = absl::Hours(1);  // DEAD/LEFT members then forgotten
   absl::Duration join_backoff_initial = absl::Milliseconds(200);
   absl::Duration join_backoff_max = absl::Seconds(5);
   int max_updates_per_message = 8;
@@ -104,6 +108,7 @@ class Membership {
   void ProbeOne();
   bool ProbeIndirect(const std::string& target_id, const std::string& target_address);
   void SyncWithRandomPeer();
+  void SyncWithRandomDead();
   absl::Status SyncWith(const std::string& address);
   // Applies records from a peer (and its own record, if given); publishes the changes.
   void Merge(const google::protobuf::RepeatedPtrField<v1::Member>& records,

@@ -26,6 +26,7 @@ MembershipOptions ShortTimings(const std::string& id, std::vector<std::string> s
   o.indirect_probes = 2;
   o.suspect_timeout = absl::Milliseconds(500);
   o.sync_interval = absl::Seconds(2);
+  o.reconnect_interval = absl::Seconds(2);
   o.join_backoff_initial = absl::Milliseconds(50);
   o.join_backoff_max = absl::Milliseconds(400);
   return o;
@@ -206,6 +207,31 @@ TEST_F(MembershipTest, FalselySuspectedNodeRefutesWithHigherIncarnation) {
   ASSERT_TRUE(
       WaitUntil([&] { return AllSee("c", MemberState::kAlive, refuted); }, absl::Seconds(5)));
   ASSERT_TRUE(WaitUntil([&] { return AllAliveEverywhere(3); }, absl::Seconds(5)));
+}
+
+// Both sides of a partition declare each other dead; nobody probes a dead member, so only the
+// periodic sync with a dead member brings them back together once the partition heals.
+TEST_F(MembershipTest, NodesDeadToEachOtherReconnectAfterThePartitionHeals) {
+  std::atomic<bool> partitioned{false};
+  Node* a = StartNode("a", {}, 0, 1, [&](const std::string& target) {
+    return partitioned.load() && target == "b";
+  });
+  Node* b = StartNode("b", {a->address}, 0, 1, [&](const std::string& target) {
+    return partitioned.load() && target == "a";
+  });
+  ASSERT_TRUE(WaitUntil([&] { return AllAliveEverywhere(2); }, absl::Seconds(5)));
+  partitioned = true;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::optional<MemberInfo> b_on_a = Find(*a->membership, "b");
+        std::optional<MemberInfo> a_on_b = Find(*b->membership, "a");
+        return b_on_a && b_on_a->state == MemberState::kDead && a_on_b &&
+               a_on_b->state == MemberState::kDead;
+      },
+      absl::Seconds(3)))
+      << "a and b never saw each other dead at the same time";
+  partitioned = false;  // healed: nobody probes the other, both are DEAD there
+  ASSERT_TRUE(WaitUntil([&] { return AllAliveEverywhere(2); }, absl::Seconds(6)));
 }
 
 TEST_F(MembershipTest, JoinRetriesUntilSeedAnswers) {
