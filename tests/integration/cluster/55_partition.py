@@ -26,7 +26,8 @@ import unittest
 import paho.mqtt.client as paho
 
 from harness_cluster import SUSPECT_MS, unique
-from harness_persist import skip_under_mosquitto
+from harness_persist import Publisher, check_stream, skip_under_mosquitto
+from harness_persist import Subscriber as PersistentSubscriber
 import netns
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN") or os.path.join(
@@ -317,6 +318,44 @@ class Partition(unittest.TestCase):
                 time.monotonic() - t0))
             for name, events in during.items():
                 self.report.append("  after heal, %s saw: %s" % (name, events))
+
+    def test_acknowledged_messages_for_an_isolated_persistent_subscriber(self):
+        """QoS 1 published on node 0 while node 2, where a persistent subscriber's session
+        lives, is cut off: node 0 acknowledges them once they are in its durable outbox for
+        node 2 (the persistent route stays while node 2 is dead); after the heal every one of
+        them reaches the subscriber on node 2, in order."""
+        self.isolated = set()
+        nodes = self.start_cluster()
+        a, _b, c = nodes
+        self.wait_converged(JOIN_S, "3 alive members on every node")
+        topic = "part/%s" % unique("dur")
+        sub = PersistentSubscriber(c, topic, 1, version=5)
+        self.subs.append(sub)
+        sub.subscribe()
+        wait_until(lambda: self.routes(0, topic) == [c.name], JOIN_S,
+                   "node 2's persistent route on node 0", lambda: self.views(topic))
+        sub.go_offline()
+        self.topo.isolate(2)
+        self.isolated.add(2)
+        wait_until(lambda: (self.members(0) or {}).get(c.name) == "dead", DEAD_S,
+                   "node 0 sees node 2 dead", lambda: self.views(topic))
+        self.assertEqual(self.routes(0, topic), [c.name], "the persistent route must stay")
+        pub = Publisher(a, topic, 200, 1, window=20)
+        pub.start()
+        pub.join(DEAD_S * 3)
+        if pub.error:
+            raise pub.error
+        self.assertEqual(pub.completed, 200, "node 0 did not acknowledge every publish")
+        self.topo.heal(2)
+        self.isolated.discard(2)
+        self.wait_converged(HEAL_S, "3 alive members on every node after the heal")
+        sub.reconnect(time.monotonic() + HEAL_S)
+        sub.drain(set(pub.acked), HEAL_S)
+        sub.quiet(0.5)
+        problems = check_stream(sub.got, set(pub.acked), 1, resent=set(),
+                                redelivery_allowed=False)
+        self.assertEqual(problems, [], self.views(topic))
+        self.assert_running()
 
     def test_cut_between_two_nodes_then_uncut(self):
         t0 = time.monotonic()
