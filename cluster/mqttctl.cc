@@ -3,6 +3,8 @@
 //
 //   mqttctl [--server HOST:PORT] [--json] members
 //   mqttctl [--server HOST:PORT] [--json] routes [--node ID] [--filter F]
+//   mqttctl [--server HOST:PORT] [--json] retained [--topic F]
+//   mqttctl [--server HOST:PORT] [--json] status
 //
 // Exit status: 0 ok, 1 the node could not be reached or answered with an error, 2 usage.
 #include <grpcpp/grpcpp.h>
@@ -23,9 +25,14 @@ namespace {
 constexpr char kUsage[] = R"(usage: mqttctl [--server HOST:PORT] [--json] COMMAND [options]
 
 commands:
-  members                      the cluster's members as the node sees them
+  members                      the cluster's members as the node sees them (with each alive
+                               member's connected clients, asked of that member)
   routes [--node ID] [--filter F]
                                the route table: which node's subscribers hold which filter
+  retained [--topic F]         the retained messages the node holds (F may have wildcards),
+                               with their versions; deletes not yet collected show as tombstones
+  status                       the node itself: version, uptime, clients, store, and what it
+                               forwards to each peer
 
 options:
   --server HOST:PORT   the node's cluster address (its --cluster-listen) [127.0.0.1:7946]
@@ -44,6 +51,7 @@ struct Args {
   std::string command;
   std::string node;
   std::string filter;
+  std::string topic;
 };
 
 Args Parse(int argc, char** argv) {
@@ -63,13 +71,16 @@ Args Parse(int argc, char** argv) {
       args.node = value();
     } else if (arg == "--filter") {
       args.filter = value();
+    } else if (arg == "--topic") {
+      args.topic = value();
     } else if (args.command.empty() && !arg.starts_with("-")) {
       args.command = std::string(arg);
     } else {
       Usage(absl::StrCat("unexpected argument '", std::string(arg), "'"));
     }
   }
-  if (args.command != "members" && args.command != "routes") {
+  if (args.command != "members" && args.command != "routes" && args.command != "retained" &&
+      args.command != "status") {
     Usage(args.command.empty() ? "no command"
                                : absl::StrCat("unknown command '", args.command, "'"));
   }
@@ -123,19 +134,92 @@ std::string Age(int64_t started_at_unix_ms) {
   return absl::StrCat(s / 3600, "h");
 }
 
+std::unique_ptr<mqtt::admin::v1::Admin::Stub> Connect(const std::string& address) {
+  return mqtt::admin::v1::Admin::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+}
+
+void SetDeadline(grpc::ClientContext* ctx, std::chrono::milliseconds timeout) {
+  ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+}
+
+// Each alive member's connected clients, asked of the member itself (1 s each; left unset for a
+// member that does not answer).
+void AddClients(mqtt::admin::v1::MembersResponse* response) {
+  for (auto& m : *response->mutable_members()) {
+    if (m.state() != "alive") continue;
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx, std::chrono::seconds(1));
+    mqtt::admin::v1::StatusResponse status;
+    if (Connect(m.address())->Status(&ctx, {}, &status).ok()) m.set_clients(status.clients());
+  }
+}
+
 int Members(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
   mqtt::admin::v1::MembersResponse response;
   grpc::Status status = stub.Members(ctx, {}, &response);
   if (!status.ok()) return Fail(args, status);
+  AddClients(&response);
   if (args.json) {
     PrintJson(response);
     return 0;
   }
   std::vector<std::vector<std::string>> rows = {
-      {"NODE", "ADDRESS", "STATE", "INCARNATION", "UPTIME"}};
+      {"NODE", "ADDRESS", "STATE", "INCARNATION", "UPTIME", "CLIENTS"}};
   for (const auto& m : response.members()) {
     rows.push_back({m.node_id(), m.address(), m.state(), std::to_string(m.incarnation()),
-                    m.started_at_unix_ms() > 0 ? Age(m.started_at_unix_ms()) : "-"});
+                    m.started_at_unix_ms() > 0 ? Age(m.started_at_unix_ms()) : "-",
+                    m.has_clients() ? std::to_string(m.clients()) : "-"});
+  }
+  PrintTable(rows);
+  return 0;
+}
+
+int Retained(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::RetainedRequest request;
+  request.set_topic(args.topic);
+  mqtt::admin::v1::RetainedResponse response;
+  grpc::Status status = stub.Retained(ctx, request, &response);
+  if (!status.ok()) return Fail(args, status);
+  if (args.json) {
+    PrintJson(response);
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"TOPIC", "BYTES", "ORIGIN", "HLC", "STATE"}};
+  for (const auto& e : response.entries()) {
+    rows.push_back({e.topic(), e.tombstone() ? "-" : std::to_string(e.payload_bytes()), e.origin(),
+                    std::to_string(e.hlc()), e.tombstone() ? "deleted" : "set"});
+  }
+  PrintTable(rows);
+  return 0;
+}
+
+int Status(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::StatusResponse r;
+  grpc::Status status = stub.Status(ctx, {}, &r);
+  if (!status.ok()) return Fail(args, status);
+  if (args.json) {
+    PrintJson(r);
+    return 0;
+  }
+  PrintTable({{"node", r.node_id()},
+              {"version", r.version()},
+              {"uptime", Age(r.started_at_unix_ms())},
+              {"clients", std::to_string(r.clients())},
+              {"subscriptions", std::to_string(r.subscriptions())},
+              {"retained", std::to_string(r.retained())},
+              {"queued messages", std::to_string(r.queued_messages())},
+              {"stored messages", std::to_string(r.stored_messages())},
+              {"duplicates dropped", std::to_string(r.forward_duplicates_dropped())}});
+  if (r.outboxes().empty()) return 0;
+  std::cout << "\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"PEER", "ADDRESS", "CONNECTED", "QUEUED", "BYTES", "DURABLE", "FORWARDED", "DROPPED"}};
+  for (const auto& o : r.outboxes()) {
+    rows.push_back({o.node_id(), o.address(), o.connected() ? "yes" : "no",
+                    std::to_string(o.queued()), std::to_string(o.queued_bytes()),
+                    std::to_string(o.durable_queued()), std::to_string(o.forwarded()),
+                    std::to_string(o.dropped())});
   }
   PrintTable(rows);
   return 0;
@@ -165,9 +249,11 @@ int Routes(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientCon
 
 int main(int argc, char** argv) {
   const Args args = Parse(argc, argv);
-  auto channel = grpc::CreateChannel(args.server, grpc::InsecureChannelCredentials());
-  auto stub = mqtt::admin::v1::Admin::NewStub(channel);
+  auto stub = Connect(args.server);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return args.command == "members" ? Members(args, *stub, &ctx) : Routes(args, *stub, &ctx);
+  SetDeadline(&ctx, std::chrono::seconds(5));
+  if (args.command == "members") return Members(args, *stub, &ctx);
+  if (args.command == "routes") return Routes(args, *stub, &ctx);
+  if (args.command == "retained") return Retained(args, *stub, &ctx);
+  return Status(args, *stub, &ctx);
 }

@@ -122,6 +122,13 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     node->membership_->Subscribe([table](const MemberInfo& member, MemberChange change) {
       table->OnMemberChange(member, change);
     });
+    RetainedSyncOptions rs;
+    rs.node_id = options.node_id;
+    node->retained_ = std::make_unique<RetainedSync>(std::move(rs), router, parts.store);
+    RetainedSync* retained = node->retained_.get();
+    node->membership_->Subscribe([retained](const MemberInfo& member, MemberChange change) {
+      retained->OnMemberChange(member, change);
+    });
     if (parts.local != nullptr) {
       ForwarderOptions f = options.forward;
       f.node_id = options.node_id;
@@ -139,7 +146,13 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   builder.RegisterService(node->membership_->service());
   if (node->routes_ != nullptr) builder.RegisterService(node->routes_->service());
   if (node->forwarder_ != nullptr) builder.RegisterService(node->forwarder_->service());
-  node->admin_ = std::make_unique<AdminService>(node->membership_.get(), node->routes_.get());
+  if (node->retained_ != nullptr) builder.RegisterService(node->retained_->service());
+  // A retained Push or a forward batch carries whole messages; a full route state can exceed
+  // gRPC's default 4 MB too.
+  builder.SetMaxReceiveMessageSize(-1);
+  node->admin_ = std::make_unique<AdminService>(
+      AdminSources{node->membership_.get(), node->routes_.get(), node->forwarder_.get(),
+                   node->retained_.get(), std::move(parts.status)});
   builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
@@ -192,8 +205,13 @@ void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   }
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (forwarder_ != nullptr) forwarder_->Stop();
+  if (retained_ != nullptr) retained_->Stop();
   if (routes_ != nullptr) routes_->Stop();
   membership_->Stop();
+}
+
+absl::Status ClusterNode::StartRetained() {
+  return retained_ == nullptr ? absl::OkStatus() : retained_->Start(advertise_address_);
 }
 
 bool ClusterNode::WaitUntilSynced(absl::Duration timeout) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "cluster/admin.h"
 #include "cluster/forward.h"
 #include "cluster/membership.h"
+#include "cluster/retained_sync.h"
 #include "cluster/router_link.h"
 #include "cluster/routes.h"
 #include "grpcpp/server.h"
@@ -43,6 +45,7 @@ struct NodeParts {
   Router* router = nullptr;
   storage::Store* store = nullptr;
   ForwardedDelivery* local = nullptr;
+  std::function<LocalStatus()> status;  // for `mqttctl status`; thread-safe
 };
 
 class ClusterNode {
@@ -69,6 +72,10 @@ class ClusterNode {
   Membership& membership() { return *membership_; }
   RouteTable* routes() { return routes_.get(); }       // null without a router
   Forwarder* forwarder() { return forwarder_.get(); }  // null without a router and `local`
+  // Null without a router. Set it as the broker's RetainedReplication before Broker::Recover
+  // and call StartRetained after it (it loads the versions the router's recovered copies have).
+  RetainedSync* retained() { return retained_.get(); }
+  absl::Status StartRetained();
 
  private:
   ClusterNode() = default;
@@ -77,6 +84,7 @@ class ClusterNode {
   std::unique_ptr<RouterLink> link_;
   std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<Forwarder> forwarder_;
+  std::unique_ptr<RetainedSync> retained_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;

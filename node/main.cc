@@ -72,7 +72,20 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     // Nothing remembered between runs: a clock-based incarnation still grows across restarts.
     options.start_incarnation = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
   }
-  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker});
+  auto status = [broker, store] {
+    mqtt::cluster::LocalStatus s;
+    for (size_t i = 0; i < broker->worker_count(); ++i)
+      s.clients += broker->shard(i).client_count();
+    s.subscriptions = broker->router().subscription_count();
+    s.retained = broker->router().retained_count();
+    if (store != nullptr) {
+      const mqtt::storage::StoreStats stats = store->stats();
+      s.queued_messages = stats.queue_entries;
+      s.stored_messages = stats.messages;
+    }
+    return s;
+  };
+  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker, status});
 }
 
 int Run(const mqtt::Config& config) {
@@ -115,6 +128,7 @@ int Run(const mqtt::Config& config) {
     worker_ptrs.push_back(workers.back().get());
   }
   mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
+  broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
   // The cluster starts before recovery, so that the subscriptions of recovered sessions are
   // announced as this node's routes like any others.
   absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
@@ -126,9 +140,18 @@ int Run(const mqtt::Config& config) {
   if (*cluster != nullptr && (*cluster)->forwarder() != nullptr) {
     broker.set_remote_delivery((*cluster)->forwarder());
   }
+  if (*cluster != nullptr && (*cluster)->retained() != nullptr) {
+    broker.set_retained_replication((*cluster)->retained());
+  }
   if (absl::Status recovered = broker.Recover(); !recovered.ok()) {
     MQTT_LOG_ERROR("recovery from data-dir '%s' failed: %s", config.data_dir, recovered.message());
     return 1;
+  }
+  if (*cluster != nullptr) {
+    if (absl::Status s = (*cluster)->StartRetained(); !s.ok()) {
+      MQTT_LOG_ERROR("cluster: retained messages: %s", s.message());
+      return 1;
+    }
   }
 
   // A node that takes publishes before it holds its peers' routes would not forward them.
