@@ -346,9 +346,20 @@ class Partition(unittest.TestCase):
         if pub.error:
             raise pub.error
         self.assertEqual(pub.completed, 200, "node 0 did not acknowledge every publish")
+        # A retained message set during the partition reaches node 2 after the heal.
+        retained_topic = topic + "/retained"
+        subprocess.run(["mosquitto_pub", "-h", a.host, "-p", str(a.port), "-t", retained_topic,
+                        "-m", "during", "-q", "1", "-r"], check=True, timeout=30)
         self.topo.heal(2)
         self.isolated.discard(2)
         self.wait_converged(HEAL_S, "3 alive members on every node after the heal")
+
+        def retained_on_2():
+            answer = self.mqttctl(2, "retained", "--topic", retained_topic)
+            return answer is not None and [e["topic"] for e in answer.get("entries", [])
+                                           if not e["tombstone"]] == [retained_topic]
+        wait_until(retained_on_2, HEAL_S, "the retained message set during the partition "
+                   "on node 2 after the heal", lambda: self.views(topic))
         sub.reconnect(time.monotonic() + HEAL_S)
         sub.drain(set(pub.acked), HEAL_S)
         sub.quiet(0.5)
