@@ -179,10 +179,13 @@ void RouteTable::OnMemberChange(const MemberInfo& member, MemberChange change) {
     case MemberChange::kAlive:
       PeerAlive(member.node_id, member.address);
       break;
+    // A node that left (SIGTERM, a rolling restart) is treated like a dead one: the routes of
+    // its persistent sessions stay, so their messages wait in the outboxes for it to return,
+    // until it is removed. (Scale-in without loss is drain, issue 12.)
     case MemberChange::kDead:
+    case MemberChange::kLeft:
       PeerDead(member.node_id);
       break;
-    case MemberChange::kLeft:
     case MemberChange::kRemoved:
       PeerGone(member.node_id);
       break;

@@ -106,7 +106,8 @@ class RouteTable {
   // Membership hooks (OnMemberChange maps a Membership listener's events onto them).
   // PeerAlive: push to it from now on, digest with it at once, and fetch its routes if what is
   // held is partial or absent. PeerDead: its non-persistent routes are removed at once, the
-  // persistent ones stay. PeerGone (removed or left): all its routes are removed.
+  // persistent ones stay. PeerGone (removed): all its routes are removed; a LEFT member counts as
+  // dead.
   void PeerAlive(const std::string& node_id, const std::string& address);
   void PeerDead(const std::string& node_id);
   void PeerGone(const std::string& node_id);

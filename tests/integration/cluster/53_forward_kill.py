@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """No acknowledged message lost across a node kill (issue 11, "Forwarding", "Tests"):
 
-- subscriber's node killed: a persistent subscriber (3.1.1 Clean Session 0, or 5.0 Session
+- subscriber's node killed (or stopped with SIGTERM, as in a rolling restart): a persistent subscriber (3.1.1 Clean Session 0, or 5.0 Session
   Expiry 3600) on node b; b is SIGKILLed; a publisher on node a sends QoS 1/2 messages while b
   is down (a acknowledges them once they are in its durable outbox for b); b restarts on the same
   data dir; the subscriber reconnects to b and receives every acknowledged message, in order,
@@ -93,11 +93,17 @@ class ForwardKill(unittest.TestCase):
             sub.go_offline()
         return sub
 
-    def subscriber_node_killed(self, qos, version):
+    def subscriber_node_killed(self, qos, version, graceful=False):
         sub = self.subscriber_on_b(qos, version, online=False)
-        self.b.crash()
-        # Its persistent route stays while b is dead: the messages wait in a's outbox.
-        wait_until(lambda: member_state(self.a, self.b.name) == "dead", WAIT_S, "b dead on a")
+        if graceful:
+            self.assertEqual(self.b.stop(), 0, self.b.log_tail())
+        else:
+            self.b.crash()
+        # Its persistent route stays while b is dead (or has left, as a SIGTERM in a rolling
+        # restart does): the messages wait in a's outbox.
+        state = "left" if graceful else "dead"
+        wait_until(lambda: member_state(self.a, self.b.name) == state, WAIT_S,
+                   "b %s on a" % state)
         wait_route(self.a, self.b.name, self.topic, True)
         pub = Publisher(self.a, self.topic, N, qos, window=20, pad=b"-" + self.topic.encode())
         self.addCleanup(pub.stop)
@@ -152,6 +158,9 @@ class ForwardKill(unittest.TestCase):
 
     def test_subscriber_node_killed_qos2_v5(self):
         self.subscriber_node_killed(2, 5)
+
+    def test_subscriber_node_stopped_gracefully_qos1_v5(self):
+        self.subscriber_node_killed(1, 5, graceful=True)
 
     def test_publisher_node_killed_qos1_v5(self):
         self.publisher_node_killed(1, 5)

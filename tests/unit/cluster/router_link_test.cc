@@ -74,12 +74,22 @@ TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   ASSERT_TRUE(WaitFor([&] { return NodesFor(router_b, "sensors/7/temp").empty(); },
                       std::chrono::seconds(10)));
 
-  router_a.Subscribe("again/#", sub, nullptr);
-  ASSERT_TRUE(
-      WaitFor([&] { return NodesFor(router_b, "again/x").size() == 1; }, std::chrono::seconds(10)));
-  (*a)->Shutdown(absl::Seconds(2));  // leaves: its routes go everywhere
+  Subscriber clean = sub;
+  clean.session_id = 2;
+  clean.durable_client_id = nullptr;
+  router_a.Subscribe("again/#", clean, nullptr);
+  router_a.Subscribe("kept/#", sub, nullptr);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return NodesFor(router_b, "again/x").size() == 1 && NodesFor(router_b, "kept/x").size() == 1;
+      },
+      std::chrono::seconds(10)));
+  // Leaves (as at SIGTERM): like a dead node, its non-persistent routes go everywhere, those of
+  // its persistent sessions stay until it is removed, so messages for them wait for it.
+  (*a)->Shutdown(absl::Seconds(2));
   EXPECT_TRUE(
       WaitFor([&] { return NodesFor(router_b, "again/x").empty(); }, std::chrono::seconds(10)));
+  EXPECT_EQ(NodesFor(router_b, "kept/x").size(), 1u);
   router_a.Subscribe("after/leave", sub, nullptr);  // the link is detached: nothing is called
   (*b)->Shutdown(absl::Seconds(1));
 }
