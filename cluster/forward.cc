@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -21,8 +22,28 @@ constexpr std::string_view kOutboxPrefix = "\xffpeer-";
 
 std::string ProgressKey(const std::string& origin) { return absl::StrCat("fwd-in/", origin); }
 
-uint32_t EntryBytes(const Message& message) {
-  return static_cast<uint32_t>(message.topic.size() + message.payload.size() + 64);
+// A copy for a shared group (null: a plain copy), shared by the entry and its stream batch.
+using SharedPtr = std::shared_ptr<const v1::SharedTarget>;
+
+uint32_t EntryBytes(const Message& message, const SharedPtr& shared) {
+  const size_t share = shared ? shared->group().size() + shared->filter().size() : 0;
+  return static_cast<uint32_t>(message.topic.size() + message.payload.size() + share + 64);
+}
+
+// A durable entry's group goes in its outbox QueueEntry, in target_client_id (which only the
+// workers' outboxes use otherwise): the serialized v1::SharedTarget, empty for a plain copy.
+std::string StoredShared(const SharedPtr& shared) {
+  return shared ? shared->SerializeAsString() : std::string();
+}
+
+// False if the stored group cannot be read (then the entry cannot be delivered correctly).
+bool RestoredShared(const std::string& stored, SharedPtr* shared) {
+  shared->reset();
+  if (stored.empty()) return true;
+  auto parsed = std::make_shared<v1::SharedTarget>();
+  if (!parsed->ParseFromString(stored)) return false;
+  *shared = std::move(parsed);
+  return true;
 }
 
 }  // namespace
@@ -40,10 +61,12 @@ class Forwarder::Peer final : public AckListener {
 
   const std::string& outbox_id() const { return outbox_id_; }
 
-  // Appends a message; false when the outbox is full (dropped). A durable entry is sent only
-  // once OnDurable(seq) says the batch holding it is committed.
-  bool Add(const MessagePtr& message, bool durable, uint64_t* seq) ABSL_LOCKS_EXCLUDED(mu_) {
-    const uint32_t bytes = EntryBytes(*message);
+  // Appends a message (for a shared group if `shared`); false when the outbox is full
+  // (dropped). A durable entry is sent only once OnDurable(seq) says the batch holding it is
+  // committed.
+  bool Add(const MessagePtr& message, SharedPtr shared, bool durable, uint64_t* seq)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    const uint32_t bytes = EntryBytes(*message, shared);
     absl::MutexLock lock(&mu_);
     if (entries_.size() >= f_->options_.max_outbox_messages ||
         bytes_ + bytes > f_->options_.max_outbox_bytes) {
@@ -52,17 +75,17 @@ class Forwarder::Peer final : public AckListener {
       return false;
     }
     *seq = next_seq_++;
-    entries_.push_back({*seq, message, durable, /*committed=*/!durable, bytes});
+    entries_.push_back({*seq, message, std::move(shared), durable, /*committed=*/!durable, bytes});
     bytes_ += bytes;
     durable_count_ += durable ? 1 : 0;
     return true;
   }
 
   // A durable entry read back from the store at start-up.
-  void Restore(uint64_t seq, MessagePtr message) ABSL_LOCKS_EXCLUDED(mu_) {
+  void Restore(uint64_t seq, MessagePtr message, SharedPtr shared) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    const uint32_t bytes = EntryBytes(*message);
-    entries_.push_back({seq, std::move(message), true, true, bytes});
+    const uint32_t bytes = EntryBytes(*message, shared);
+    entries_.push_back({seq, std::move(message), std::move(shared), true, true, bytes});
     bytes_ += bytes;
     ++durable_count_;
     next_seq_ = std::max(next_seq_, seq + 1);
@@ -136,6 +159,7 @@ class Forwarder::Peer final : public AckListener {
   struct Entry {
     uint64_t seq;
     MessagePtr message;
+    SharedPtr shared;
     bool durable;    // also in the store's outbox
     bool committed;  // may be sent
     uint32_t bytes;
@@ -144,6 +168,7 @@ class Forwarder::Peer final : public AckListener {
     uint64_t seq;
     bool durable;
     MessagePtr message;
+    SharedPtr shared;
   };
   using Stream = grpc::ClientReaderWriter<v1::ForwardBatch, v1::ForwardAck>;
 
@@ -212,6 +237,7 @@ class Forwarder::Peer final : public AckListener {
         entry->set_seq(o.seq);
         entry->set_durable(o.durable);
         *entry->mutable_message() = persist::ToStored(*o.message);
+        if (o.shared) *entry->mutable_shared() = *o.shared;
       }
       if (!stream->Write(batch)) break;
     }
@@ -237,7 +263,7 @@ class Forwarder::Peer final : public AckListener {
     while (SendableLocked() && out->size() < static_cast<size_t>(f_->options_.max_batch_messages) &&
            bytes < f_->options_.max_batch_bytes) {
       const Entry& e = entries_[sent_++];
-      out->push_back({e.seq, e.durable, e.message});
+      out->push_back({e.seq, e.durable, e.message, e.shared});
       bytes += e.bytes;
     }
     return true;
@@ -443,7 +469,9 @@ class Forwarder::Origin final : public AckListener, public std::enable_shared_fr
       }
       applied_ = entry.seq();
       pending_.push_back({entry.seq(), false});
-      items->push_back({entry.seq(), entry.durable(), persist::FromStored(0, entry.message())});
+      Item& item = items->emplace_back(
+          Item{entry.seq(), entry.durable(), persist::FromStored(0, entry.message()), {}});
+      if (entry.has_shared()) item.shared = entry.shared();
       if (entry.durable()) last_durable = entry.seq();
     }
     if (items->empty()) return;
@@ -479,6 +507,7 @@ class Forwarder::Origin final : public AckListener, public std::enable_shared_fr
     uint64_t seq;
     bool durable;
     MessagePtr message;
+    std::optional<v1::SharedTarget> shared;  // a copy for this group only
   };
 
   // On the origin's worker.
@@ -491,7 +520,13 @@ class Forwarder::Origin final : public AckListener, public std::enable_shared_fr
     for (const Item& item : items) {
       auto token = std::make_shared<AckToken>(nullptr, weak_from_this(), item.seq);
       if (item.durable) storage.HoldUntilCommitted(token);
-      local_->DeliverForwarded(worker_, item.message, item.message->qos > 0 ? token : nullptr);
+      const AckTokenPtr ack = item.message->qos > 0 ? token : nullptr;
+      if (!item.shared) {
+        local_->DeliverForwarded(worker_, item.message, ack, nullptr);
+        continue;
+      }
+      const SharedTarget shared{item.shared->group(), item.shared->filter(), item.shared->hops()};
+      local_->DeliverForwarded(worker_, item.message, ack, &shared);
     }
   }
 
@@ -649,7 +684,14 @@ absl::Status Forwarder::RecoverOutboxes() {
       absl::StatusOr<storage::QueuePage> page = store_->ReadQueue(owner, after, 1024, UnixMs());
       if (!page.ok()) return page.status();
       for (storage::QueuedMessage& queued : page->messages) {
-        peer->Restore(queued.seq, persist::FromStored(queued.entry.message_id(), queued.message));
+        SharedPtr shared;
+        if (!RestoredShared(queued.entry.target_client_id(), &shared)) {
+          MQTT_LOG_ERROR("cluster: outbox entry %d for %s: unreadable shared group, not re-sent",
+                         queued.seq, node_id);
+          continue;
+        }
+        peer->Restore(queued.seq, persist::FromStored(queued.entry.message_id(), queued.message),
+                      std::move(shared));
         ++recovered;
       }
       after = page->last_seq;
@@ -686,16 +728,26 @@ void Forwarder::OnMemberChange(const MemberInfo& member, MemberChange change) {
 }
 
 void Forwarder::Forward(SessionStorage& from, uint32_t node, bool durable,
-                        const MessagePtr& message, const AckTokenPtr& ack) {
+                        const MessagePtr& message, const AckTokenPtr& ack,
+                        const SharedTarget* shared) {
   std::shared_ptr<Peer> peer = PeerByIndex(node);
   if (peer == nullptr) return;
+  SharedPtr share;
+  if (shared != nullptr) {
+    auto s = std::make_shared<v1::SharedTarget>();
+    s->set_group(std::string(shared->group));
+    s->set_filter(std::string(shared->filter));
+    s->set_hops(shared->hops);
+    share = std::move(s);
+  }
   const bool persist = durable && message->qos > 0 && from.store() != nullptr;
   uint64_t seq = 0;
-  if (!peer->Add(message, persist, &seq) || !persist) return;
+  if (!peer->Add(message, share, persist, &seq) || !persist) return;
   storage::v1::QueueEntry entry;
   entry.set_message_id(from.PutMessage(*message));
   entry.set_qos(message->qos);
   entry.set_retain(message->retain);
+  entry.set_target_client_id(StoredShared(share));
   from.batch()->AddQueueEntry(peer->outbox_id(), seq, entry);
   from.HoldUntilCommitted(ack);
   // Told when the batch is committed: only then may the entry leave this node.

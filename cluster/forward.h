@@ -2,11 +2,12 @@
 // ones they forward here (issue 11, "Forwarding"; wire format in proto/forward.proto).
 //
 // Sending. The broker calls Forward (RemoteDelivery) on the publishing worker once per remote
-// node with a matching route. Each peer has one FIFO of entries, numbered by a per-peer sequence
-// that grows over this node's whole life and across restarts (it starts at 16 x the Unix time in
-// microseconds, or above the last stored entry), sent in order on one gRPC stream per peer, in
-// batches, with at most `window_messages` sent and not yet acknowledged. An entry is forgotten
-// when the peer acknowledges it.
+// node with a matching plain route, and once per shared group that picked a node as its member
+// (that copy carries the group, ForwardEntry.shared, and is an entry of its own). Each peer has
+// one FIFO of entries, numbered by a per-peer sequence that grows over this node's whole life and
+// across restarts (it starts at 16 x the Unix time in microseconds, or above the last stored
+// entry), sent in order on one gRPC stream per peer, in batches, with at most `window_messages`
+// sent and not yet acknowledged. An entry is forgotten when the peer acknowledges it.
 // - A QoS 1/2 message for a persistent session there ("durable") is also written, in the
 //   publisher's batch, to the peer's durable outbox (a queue "\xffpeer-<node id>" in the store)
 //   and sent only once that batch is committed; the publisher's PUBACK/PUBREC waits for that
@@ -24,7 +25,9 @@
 // stream or a restart) and are dropped; the highest applied seq of durable entries is stored in
 // the same batch as the messages, so the check survives a restart of either side: each message
 // is delivered once per hop. The receiver acknowledges, cumulatively, what is stored (durable
-// entries) or handed to the local sessions (the others).
+// entries) or handed to the local sessions (the others). A group's copy goes to one member of
+// that group there (ForwardedDelivery); if none is left, the broker may pass it on once, as a
+// new entry to another peer, and the incoming entry counts as handed over.
 //
 // Threading: Forward runs on workers and only takes the peer's mutex; each peer has a sender
 // thread (and a reader thread while a stream is open); gRPC's callback threads run the receiving
@@ -100,7 +103,7 @@ class Forwarder final : public RemoteDelivery {
 
   // RemoteDelivery (node/session/remote.h).
   void Forward(SessionStorage& from, uint32_t node, bool durable, const MessagePtr& message,
-               const AckTokenPtr& ack) override;
+               const AckTokenPtr& ack, const SharedTarget* shared) override;
 
   std::vector<ForwardPeerStats> Stats() const;
   uint64_t duplicates_dropped() const { return duplicates_.load(std::memory_order_relaxed); }

@@ -1,11 +1,13 @@
 // RouterLink: joins the node's Router (node/router/router.h) and the cluster's RouteTable.
-// - Local plain subscriptions become this node's routes: the Router's local route listener calls
-//   RouteTable::AddLocal/RemoveLocal once per subscription (the table counts them).
-// - Remote routes become Router entries of kind "node": one per (origin, filter, persistent),
-//   however many routes the origin holds for that filter (the persistent ones tell the
-//   forwarder that a message must survive the loss of a node).
-// Shared-subscription routes are not exchanged yet: a $share group is served by the members on
-// the publisher's node only until forwarding brings cluster-wide groups (issue 11).
+// - Local subscriptions become this node's routes: the Router's local route listener calls
+//   RouteTable::AddLocal/RemoveLocal once per plain subscription and once per shared-group
+//   member (Route::shared_group set; the table counts them and replicates the set).
+// - Remote plain routes become Router entries of kind "node": one per (origin, filter,
+//   persistent), however many routes the origin holds for that filter (the persistent ones tell
+//   the forwarder that a message must survive the loss of a node).
+// - Remote shared routes make the origin one member of the group here: one per (origin, group,
+//   filter), durable while the origin holds a persistent member (so a group spans the cluster:
+//   the publisher's node picks one member, a session here or a node).
 //
 // Threading: the RouteSink side runs on the table's thread; the listener side on whichever
 // worker subscribes, under the Router's writer lock. Attach before the first local subscription
@@ -13,6 +15,7 @@
 // table.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -44,6 +47,13 @@ class RouterLink final : public RouteSink {
   // is > 0.
   absl::flat_hash_map<std::tuple<uint32_t, std::string, bool>, uint32_t> counts_
       ABSL_GUARDED_BY(mu_);
+  // Remote shared routes per (origin index, group, filter): [persistent?]. The Router holds one
+  // node member while the sum is > 0, durable while [1] is.
+  using GroupKey = std::tuple<uint32_t, std::string, std::string>;
+  absl::flat_hash_map<GroupKey, std::array<uint32_t, 2>> group_counts_ ABSL_GUARDED_BY(mu_);
+
+  void GroupRouteChanged(uint32_t origin_index, const Route& route, bool added)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace mqtt::cluster

@@ -158,6 +158,13 @@ const std::vector<Option>& Options() {
          }
          return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a known strategy"));
        }},
+      {"shared-subscription-prefer-local", "true|false",
+       "in a cluster, a shared group picks an online member on the publisher's node when it has "
+       "one, and a member on another node only otherwise (default false: the strategy spreads "
+       "over every member cluster-wide)",
+       [](absl::string_view v, Config* c) {
+         return ParseBool(v, &c->shared_subscription_prefer_local);
+       }},
       {"auth-hmac-secret", "SECRET",
        "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
        "(prefer the config file to the command line for secrets)",

@@ -39,6 +39,7 @@ struct Config {
   uint32_t topic_alias_maximum = 64;      // 5.0: inbound topic aliases per connection
   uint32_t max_keep_alive = 65535;        // 5.0: larger (or 0) client values are capped
   std::string shared_subscription_strategy = "round_robin";
+  bool shared_subscription_prefer_local = false;  // cluster: an online local member first
   std::string auth_hmac_secret;  // enables the HMAC-SHA256-CHALLENGE enhanced auth method
   bool fsync = false;            // fsync each storage write (power-loss durability)
   bool persistence = true;       // keep persistent sessions and retained messages in RocksDB

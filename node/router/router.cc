@@ -4,24 +4,69 @@
 #include <utility>
 
 namespace mqtt {
-namespace {
 
 // What one Route() call collects under the reader lock, reused per thread so that routing
 // allocates nothing in the steady state. Route() moves it out while it runs, so a visitor that
 // routes again (on the same thread) gets a fresh one instead of corrupting this one.
-struct RouteScratch {
+struct Router::Scratch {
+  // A node picked as a group's member, with copies of the group's names (the group may go once
+  // the lock is released). Elements are reused, keeping their strings' capacity.
+  struct NodeShare {
+    uint32_t node = 0;
+    bool durable = false;
+    std::string group;
+    std::string filter;
+  };
   std::vector<Subscriber> sessions;
-  std::vector<std::pair<uint64_t, SharedGroups::Member>> shared;  // group id, picked member
-  std::vector<uint64_t> nodes;                                    // node | kDurableRouteBit
-  SessionTarget target;  // reused for every session: its id vector keeps its capacity
+  std::vector<std::pair<uint64_t, SharedGroups::Member>> shared;  // group id, picked local member
+  std::vector<NodeShare> node_shares;                             // [0, node_share_count)
+  size_t node_share_count = 0;
+  std::vector<uint64_t> nodes;  // node | kDurableRouteBit
+  SessionTarget target;         // reused for every session: its id vector keeps its capacity
 };
 
-RouteScratch& ThreadScratch() {
-  thread_local RouteScratch scratch;
-  return scratch;
+namespace {
+
+using Pass = SharedGroups::Pass;
+using Kind = SharedGroups::Kind;
+
+// Member choice of a publish made here: online first, then anyone (persistent sessions queue).
+constexpr Pass kPublishPasses[] = {{Kind::kAny, true, false}, {Kind::kAny, false, false}};
+// The same with a local online member ahead of everyone.
+constexpr Pass kPreferLocalPasses[] = {
+    {Kind::kLocal, true, false}, {Kind::kAny, true, false}, {Kind::kAny, false, false}};
+// A copy another node chose this node for: keep it here if a local member is online, else pass
+// it on to a node that has one, else queue it for an offline local member.
+constexpr Pass kPassOnPasses[] = {
+    {Kind::kLocal, true, false}, {Kind::kNode, false, false}, {Kind::kLocal, false, false}};
+// Local members only (a copy passed on once already; a redistributed message).
+constexpr Pass kLocalPasses[] = {{Kind::kLocal, true, false}, {Kind::kLocal, false, false}};
+
+SharedGroups::Choice ChoiceFor(ShareStrategy strategy, const Message& message,
+                               absl::Span<const Pass> passes, uint64_t exclude = 0) {
+  SharedGroups::Choice choice;
+  choice.strategy = strategy;
+  choice.publisher_id = message.publisher_id;
+  choice.topic = message.topic;
+  choice.exclude = exclude;
+  choice.passes = passes;
+  return choice;
 }
 
 bool IsNodeRoute(uint64_t id) { return (id & kNodeRouteBit) != 0 && (id & kSharedGroupBit) == 0; }
+
+uint64_t NodeRouteId(uint32_t node, bool durable) {
+  return kNodeRouteBit | (durable ? kDurableRouteBit : 0) | node;
+}
+
+// A node's id as a group member: durability is the member's attribute, not its identity, so
+// that it may change without moving the node in the group's order.
+uint64_t NodeMemberId(uint32_t node) { return kNodeRouteBit | node; }
+
+// The trie entry standing for a whole group.
+Subscriber GroupEntry(uint64_t group_id) {
+  return Subscriber{group_id, 0, 2, false, false, 0, nullptr};
+}
 
 // Emits one target per session from `matches` sorted by session id.
 void VisitSessions(const Message& message, std::vector<Subscriber>& matches, SessionTarget& target,
@@ -79,25 +124,33 @@ void VisitNodes(std::vector<uint64_t>& nodes, RouteVisitor& visitor) {
 
 }  // namespace
 
+Router::Scratch& Router::ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
 void Router::Subscribe(std::string_view filter, const Subscriber& subscriber,
                        std::shared_ptr<const std::atomic<bool>> online) {
   absl::MutexLock lock(&mu_);
+  const bool persistent = subscriber.durable_client_id != nullptr;
   auto shared = ParseSharedFilter(filter);
   if (!shared.ok() || !shared->has_value()) {
     if (subscriptions_.Subscribe(filter, subscriber) && local_route_listener_) {
-      local_route_listener_(filter, subscriber.durable_client_id != nullptr, /*added=*/true);
+      local_route_listener_(filter, {}, persistent, /*added=*/true);
     }
     return;
   }
   const SharedFilter& share = **shared;
   bool created = false;
+  bool added = false;
   uint64_t group = shared_groups_.Join(
       share.group, share.filter,
       {subscriber.session_id, subscriber.worker, subscriber.qos, subscriber.subscription_id,
        subscriber.durable_client_id, std::move(online)},
-      &created);
-  if (created) {
-    subscriptions_.Subscribe(share.filter, Subscriber{group, 0, 2, false, false, 0, nullptr});
+      &created, &added);
+  if (created) subscriptions_.Subscribe(share.filter, GroupEntry(group));
+  if (added && local_route_listener_) {
+    local_route_listener_(share.filter, share.group, persistent, /*added=*/true);
   }
 }
 
@@ -107,13 +160,18 @@ void Router::Unsubscribe(std::string_view filter, uint64_t session_id) {
   if (!shared.ok() || !shared->has_value()) {
     Subscriber removed;
     if (subscriptions_.Unsubscribe(filter, session_id, &removed) && local_route_listener_) {
-      local_route_listener_(filter, removed.durable_client_id != nullptr, /*added=*/false);
+      local_route_listener_(filter, {}, removed.durable_client_id != nullptr, /*added=*/false);
     }
     return;
   }
   const SharedFilter& share = **shared;
-  if (uint64_t empty_group = shared_groups_.Leave(share.group, share.filter, session_id)) {
-    subscriptions_.Unsubscribe(share.filter, empty_group);
+  SharedGroups::Member removed;
+  uint64_t emptied = 0;
+  if (!shared_groups_.Leave(share.group, share.filter, session_id, &removed, &emptied)) return;
+  if (emptied != 0) subscriptions_.Unsubscribe(share.filter, emptied);
+  if (local_route_listener_) {
+    local_route_listener_(share.filter, share.group, removed.durable_client_id != nullptr,
+                          /*added=*/false);
   }
 }
 
@@ -121,14 +179,6 @@ void Router::SetLocalRouteListener(LocalRouteListener listener) {
   absl::MutexLock lock(&mu_);
   local_route_listener_ = std::move(listener);
 }
-
-namespace {
-
-uint64_t NodeRouteId(uint32_t node, bool durable) {
-  return kNodeRouteBit | (durable ? kDurableRouteBit : 0) | node;
-}
-
-}  // namespace
 
 bool Router::AddNodeRoute(std::string_view filter, uint32_t node, bool durable) {
   absl::MutexLock lock(&mu_);
@@ -141,36 +191,110 @@ bool Router::RemoveNodeRoute(std::string_view filter, uint32_t node, bool durabl
   return subscriptions_.Unsubscribe(filter, NodeRouteId(node, durable));
 }
 
-void Router::Route(const Message& message, RouteVisitor& visitor) const {
-  RouteScratch scratch = std::move(ThreadScratch());
+bool Router::SetNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node,
+                                bool durable) {
+  SharedGroups::Member member;
+  member.session_id = NodeMemberId(node);
+  member.qos = 2;
+  member.node = node;
+  member.durable = durable;
+  absl::MutexLock lock(&mu_);
+  bool created = false;
+  bool added = false;
+  const uint64_t id = shared_groups_.Join(group, filter, member, &created, &added);
+  if (created) subscriptions_.Subscribe(filter, GroupEntry(id));
+  return added;
+}
+
+bool Router::RemoveNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node) {
+  absl::MutexLock lock(&mu_);
+  SharedGroups::Member removed;
+  uint64_t emptied = 0;
+  if (!shared_groups_.Leave(group, filter, NodeMemberId(node), &removed, &emptied)) return false;
+  if (emptied != 0) subscriptions_.Unsubscribe(filter, emptied);
+  return true;
+}
+
+// Fills `scratch` under the reader lock: the matching sessions and, if `groups_and_nodes`, each
+// matching group's member (resolved while its membership cannot change) and the matching nodes.
+void Router::Collect(const Message& message, bool groups_and_nodes, Scratch& scratch) const {
   scratch.sessions.clear();
   scratch.shared.clear();
   scratch.nodes.clear();
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    subscriptions_.Match(message.topic, [&scratch](const Subscriber& s) {
-      if ((s.session_id & kSharedGroupBit) != 0) {
-        scratch.shared.push_back({s.session_id, {}});
-      } else if (IsNodeRoute(s.session_id)) {
-        scratch.nodes.push_back(s.session_id & ~kNodeRouteBit);
-      } else {
-        scratch.sessions.push_back(s);  // copies durable_client_id: valid after the lock
-      }
-    });
-    // Each group resolves to one member while its membership cannot change.
-    for (auto& [group, member] : scratch.shared) {
-      auto picked =
-          shared_groups_.Select(group, share_strategy_, message.publisher_id, message.topic);
-      if (picked) member = std::move(*picked);
+  scratch.node_share_count = 0;
+  absl::ReaderMutexLock lock(&mu_);
+  subscriptions_.Match(message.topic, [&scratch, groups_and_nodes](const Subscriber& s) {
+    if ((s.session_id & kSharedGroupBit) != 0) {
+      if (groups_and_nodes) scratch.shared.push_back({s.session_id, {}});
+    } else if (IsNodeRoute(s.session_id)) {
+      if (groups_and_nodes) scratch.nodes.push_back(s.session_id & ~kNodeRouteBit);
+    } else {
+      scratch.sessions.push_back(s);  // copies durable_client_id: valid after the lock
     }
+  });
+  if (scratch.shared.empty()) return;
+  const SharedGroups::Choice choice = ChoiceFor(share_strategy_, message,
+                                                prefer_local_.load(std::memory_order_relaxed)
+                                                    ? absl::Span<const Pass>(kPreferLocalPasses)
+                                                    : kPublishPasses);
+  for (auto& [group, member] : scratch.shared) {
+    std::optional<SharedGroups::Member> picked = shared_groups_.Select(group, choice);
+    if (!picked) continue;
+    if (picked->node == 0) {
+      member = std::move(*picked);
+      continue;
+    }
+    if (scratch.node_share_count == scratch.node_shares.size()) scratch.node_shares.emplace_back();
+    Scratch::NodeShare& share = scratch.node_shares[scratch.node_share_count++];
+    share.node = picked->node;
+    share.durable = picked->durable;
+    const auto [name, filter] = shared_groups_.NameOf(group);
+    share.group.assign(name);
+    share.filter.assign(filter);
   }
+}
+
+void Router::Route(const Message& message, RouteVisitor& visitor) const {
+  Scratch scratch = std::move(ThreadScratch());
+  Collect(message, /*groups_and_nodes=*/true, scratch);
   VisitSessions(message, scratch.sessions, scratch.target, visitor);
   for (const auto& [group, member] : scratch.shared) {
-    if (member.session_id == 0) continue;
+    if (member.session_id == 0) continue;  // none, or a node (below)
     visitor.ToSession(MemberTarget(message, group, member));
+  }
+  for (size_t i = 0; i < scratch.node_share_count; ++i) {
+    const Scratch::NodeShare& share = scratch.node_shares[i];
+    visitor.ToNodeShared(share.node, share.durable, share.group, share.filter);
   }
   VisitNodes(scratch.nodes, visitor);
   ThreadScratch() = std::move(scratch);
+}
+
+void Router::RouteLocal(const Message& message, RouteVisitor& visitor) const {
+  Scratch scratch = std::move(ThreadScratch());
+  Collect(message, /*groups_and_nodes=*/false, scratch);
+  VisitSessions(message, scratch.sessions, scratch.target, visitor);
+  ThreadScratch() = std::move(scratch);
+}
+
+bool Router::RouteToGroup(const Message& message, std::string_view group, std::string_view filter,
+                          bool may_pass_on, RouteVisitor& visitor) const {
+  const SharedGroups::Choice choice = ChoiceFor(
+      share_strategy_, message, may_pass_on ? absl::Span<const Pass>(kPassOnPasses) : kLocalPasses);
+  uint64_t id = 0;
+  std::optional<SharedGroups::Member> member;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    id = shared_groups_.Find(group, filter);
+    if (id != 0) member = shared_groups_.Select(id, choice);
+  }
+  if (!member) return false;
+  if (member->node != 0) {
+    visitor.ToNodeShared(member->node, member->durable, group, filter);
+  } else {
+    visitor.ToSession(MemberTarget(message, id, *member));  // `member` holds its client id
+  }
+  return true;
 }
 
 SessionTarget Router::MemberTarget(const Message& message, uint64_t group,
@@ -187,13 +311,13 @@ SessionTarget Router::MemberTarget(const Message& message, uint64_t group,
 
 std::optional<SessionTarget> Router::Redistribute(const Message& message, uint64_t shared_group,
                                                   uint64_t exclude) const {
+  const SharedGroups::Choice choice = ChoiceFor(share_strategy_, message, kLocalPasses, exclude);
   std::optional<SharedGroups::Member> member;
   {
     absl::ReaderMutexLock lock(&mu_);
-    member = shared_groups_.Select(shared_group, share_strategy_, message.publisher_id,
-                                   message.topic, exclude);
+    member = shared_groups_.Select(shared_group, choice);
   }
-  if (!member || member->session_id == exclude) return std::nullopt;
+  if (!member) return std::nullopt;
   SessionTarget target = MemberTarget(message, shared_group, *member);
   target.durable_client_id = nullptr;  // the member's string dies with `member`
   return target;

@@ -5,14 +5,18 @@
 //   match, at the highest QoS granted among them, carrying all their subscription identifiers
 //   [MQTT-3.3.4-3], [MQTT-3.3.4-5]; No Local excludes only the publisher's own subscription
 //   [MQTT-3.8.3-3];
-// - one member per shared group (strategy: ShareStrategy);
-// - remote nodes holding a matching route, once per node whatever the number of their routes
-//   (the node matches again against its own sessions).
+// - one member per shared group (strategy: ShareStrategy), cluster-wide: a member is a session
+//   of this node or a remote node holding members of the group; a node member chosen gets the
+//   message for that group, and there RouteToGroup picks one of its sessions, so exactly one
+//   member in the cluster receives it (5.0 section 4.8.2);
+// - remote nodes holding a matching plain route, once per node whatever the number of their
+//   routes (the node matches again against its own plain subscriptions: RouteLocal).
 //
 // Threading: every method may be called from any thread. Subscribe/Unsubscribe/AddNodeRoute/
-// RemoveNodeRoute/SetRetained take a writer lock; Route, Redistribute and RetainedMatching a
-// reader lock, released before any visitor call, so a visitor may call back into the router.
-// Route allocates nothing in the steady state (per-thread scratch).
+// RemoveNodeRoute/SetNodeGroupMember/RemoveNodeGroupMember/SetRetained take a writer lock;
+// Route, RouteLocal, RouteToGroup, Redistribute and RetainedMatching a reader lock, released
+// before any visitor call, so a visitor may call back into the router. Route allocates nothing
+// in the steady state (per-thread scratch) unless it picks a node member of a group.
 #pragma once
 
 #include <atomic>
@@ -51,9 +55,14 @@ struct SessionTarget {
 class RouteVisitor {
  public:
   virtual void ToSession(const SessionTarget& target) = 0;
-  // A remote node with at least one matching route: it gets one copy. `durable`: at least one
-  // of them is held by a persistent session there.
+  // A remote node with at least one matching plain route: it gets one copy. `durable`: at least
+  // one of them is held by a persistent session there.
   virtual void ToNode(uint32_t node, bool durable) = 0;
+  // A remote node chosen as the member of shared group `group` with `filter`: it gets a copy for
+  // that group alone (besides any plain copy). `durable`: a persistent session there is a
+  // member. The views are valid during the call only.
+  virtual void ToNodeShared(uint32_t node, bool durable, std::string_view group,
+                            std::string_view filter) = 0;
 
  protected:
   ~RouteVisitor() = default;
@@ -78,12 +87,14 @@ class Router {
                  std::shared_ptr<const std::atomic<bool>> online) ABSL_LOCKS_EXCLUDED(mu_);
   void Unsubscribe(std::string_view filter, uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Told, under the router's writer lock (so calls for one filter arrive in order), when a plain
-  // (not shared) local subscription is added or removed, with its session's persistence: the
-  // cluster turns these into this node's routes. Must be quick and must not call the router.
-  // Replacing the options of an existing subscription is not reported. Null: no listener.
-  using LocalRouteListener =
-      std::function<void(std::string_view filter, bool persistent, bool added)>;
+  // Told, under the router's writer lock (so calls for one filter arrive in order), when a local
+  // subscription is added or removed, with its session's persistence: the cluster turns these
+  // into this node's routes. `shared_group` is empty for a plain filter, else the group of a
+  // member that joined or left (`filter` then without the $share/{group}/ or $queue/ prefix;
+  // $queue's group is "$queue"). Must be quick and must not call the router. Replacing the
+  // options of an existing subscription or member is not reported. Null: no listener.
+  using LocalRouteListener = std::function<void(
+      std::string_view filter, std::string_view shared_group, bool persistent, bool added)>;
   void SetLocalRouteListener(LocalRouteListener listener) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Routes of remote node `node` (> 0, < 2^32): one entry per (filter, node, durable); the
@@ -94,11 +105,38 @@ class Router {
   bool RemoveNodeRoute(std::string_view filter, uint32_t node, bool durable = false)
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Remote node `node` holds members of shared group `group` with `filter`: it becomes one
+  // member of the group here, however many it holds (the cluster layer aggregates), created or
+  // updated with `durable` (one of them is a persistent session there). A group with node
+  // members only still matches, so that a message published here reaches them. Set: true if the
+  // node became a member (false: it was one, its durability is updated). Remove: false if it
+  // was not a member.
+  bool SetNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node,
+                          bool durable) ABSL_LOCKS_EXCLUDED(mu_);
+  bool RemoveNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Shared groups: when on, a group picks an online local member if it has one, and a node
+  // member only otherwise (fewer hops, at the cost of an even spread). Off by default; applies
+  // from the next message.
+  void set_prefer_local_members(bool on) { prefer_local_.store(on, std::memory_order_relaxed); }
+
   // Visits every target of `message` (see the file comment).
   void Route(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
+  // A plain copy forwarded by another node: only this node's plain subscriptions (the sender
+  // chose the groups' members and sends their copies apart; nothing goes to other nodes).
+  void RouteLocal(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
+  // A copy another node sent for shared group `group` with `filter`: one member of that group,
+  // a local online one if any (never a plain subscriber: they get the plain copy); else, if
+  // `may_pass_on`, a node member (ToNodeShared: no member here is online, e.g. the last one left
+  // after the sender chose this node); else an offline local one (a persistent session queues
+  // it). False when the group has no such member (the message is not delivered).
+  bool RouteToGroup(const Message& message, std::string_view group, std::string_view filter,
+                    bool may_pass_on, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Another member of `shared_group` for a message that session `exclude` did not acknowledge;
-  // nullopt when the group has no other member.
+  // Another local member of `shared_group` for a message that session `exclude` did not
+  // acknowledge; nullopt when the group has no other local member. Local only: node members
+  // are not asked (the message is already on this node and stays within its sessions).
   std::optional<SessionTarget> Redistribute(const Message& message, uint64_t shared_group,
                                             uint64_t exclude) const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -111,10 +149,15 @@ class Router {
   size_t subscription_count() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  struct Scratch;  // router.cc
+  static Scratch& ThreadScratch();
+  void Collect(const Message& message, bool groups_and_nodes, Scratch& scratch) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   static SessionTarget MemberTarget(const Message& message, uint64_t group,
                                     const SharedGroups::Member& member);
 
   const ShareStrategy share_strategy_;
+  std::atomic<bool> prefer_local_{false};
   mutable absl::Mutex mu_;
   TopicTree subscriptions_ ABSL_GUARDED_BY(mu_);
   // Select() only reads membership and updates atomics: a reader lock is enough for it.

@@ -3,22 +3,28 @@
 // goes to one member of the group, chosen by a strategy.
 //
 // A group appears in the TopicTree as one Subscriber whose session_id is the group id (with
-// kSharedGroupBit set), so matching costs the same as for a plain subscription; the broker then
-// asks Select() for the member.
+// kSharedGroupBit set), so matching costs the same as for a plain subscription; the router then
+// asks Select() for the member. In a cluster a member is either a session of this node or a
+// remote node holding members of the same group (one member per node, however many it holds):
+// the node that chooses a node member forwards the message there, and that node picks one of
+// its own sessions.
 // Thread-safety: Join/Leave need the owner's exclusive lock; Select only reads the membership and
 // updates atomics, so it is safe under a shared (reader) lock.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 namespace mqtt {
 
@@ -39,33 +45,58 @@ bool ParseShareStrategy(std::string_view name, ShareStrategy* strategy);
 class SharedGroups {
  public:
   struct Member {
-    uint64_t session_id = 0;
+    uint64_t session_id = 0;  // a node member: the router's id for that node (never a session's)
     uint32_t worker = 0;
     uint8_t qos = 0;
     uint32_t subscription_id = 0;
     std::shared_ptr<const std::string> durable_client_id;  // as in Subscriber
     // Set by the member's session while a client is connected to it.
     std::shared_ptr<const std::atomic<bool>> online;
+    // Non-zero: a remote node holding members of this group, which counts as online. `durable`:
+    // one of them is a persistent session there.
+    uint32_t node = 0;
+    bool durable = false;
+  };
+
+  // Which members one pass of Select() may take.
+  enum class Kind : uint8_t { kAny, kLocal, kNode };
+  struct Pass {
+    Kind kind = Kind::kAny;
+    bool online_only = true;   // a local member must be online (node members always are)
+    bool may_exclude = false;  // the excluded member is eligible too
+  };
+  // How to pick: the passes are tried in order until one finds a member. In each, kSticky takes
+  // the sticky member if eligible; otherwise the strategy's draw (round robin counter, random,
+  // hash) modulo the number of eligible members says which of them, in join order.
+  struct Choice {
+    ShareStrategy strategy = ShareStrategy::kRoundRobin;
+    std::string_view publisher_id;
+    std::string_view topic;
+    uint64_t exclude = 0;  // a member to avoid (re-sending what it did not acknowledge)
+    absl::Span<const Pass> passes;
   };
 
   SharedGroups();
   ~SharedGroups();
 
-  // Adds or updates a member. Returns the group id; *created says whether the group is new
-  // (then the caller adds it to the trie under `filter`).
+  // Adds a member, or updates the one with the same session_id. Returns the group id;
+  // *created says whether the group is new (then the caller adds it to the trie under
+  // `filter`), *added whether the member is (false: an update).
   uint64_t Join(std::string_view group, std::string_view filter, const Member& member,
-                bool* created);
-  // Removes a member. Returns the group id if the group is now empty (the caller removes it from
-  // the trie), 0 otherwise (or when there was no such member).
-  uint64_t Leave(std::string_view group, std::string_view filter, uint64_t session_id);
+                bool* created, bool* added);
+  // Removes a member. False if there was none; otherwise *removed is the member and *emptied
+  // the group id if the group is now empty (the caller removes it from the trie), else 0.
+  bool Leave(std::string_view group, std::string_view filter, uint64_t session_id, Member* removed,
+             uint64_t* emptied);
 
-  // Picks the member for one message: an online member if there is one (an offline member with
-  // a persistent session is skipped while others are online), else any member. A member with
-  // session `exclude` is avoided when another exists (used to re-send a message that member did
-  // not acknowledge). Returns nullopt for an unknown or empty group.
-  std::optional<Member> Select(uint64_t group_id, ShareStrategy strategy,
-                               std::string_view publisher_id, std::string_view topic,
-                               uint64_t exclude = 0) const;
+  // The id of group `group` with `filter`; 0 if unknown.
+  uint64_t Find(std::string_view group, std::string_view filter) const;
+  // The name and filter of a group id; empty views if unknown. Valid while the group exists.
+  std::pair<std::string_view, std::string_view> NameOf(uint64_t group_id) const;
+
+  // Picks the member for one message (see Choice); nullopt for an unknown group or when no pass
+  // finds a member.
+  std::optional<Member> Select(uint64_t group_id, const Choice& choice) const;
 
   size_t group_count() const { return groups_.size(); }
 

@@ -148,16 +148,15 @@ void Broker::Shutdown(std::chrono::milliseconds grace) {
 namespace {
 
 // Turns the router's targets of one publish into deliveries from the publishing worker.
-// `remote` null: a message forwarded by another node, for this node's sessions only.
+// `remote` null: nothing goes to other nodes (a plain copy forwarded here, or a group's copy
+// that may not be passed on again). `hops`: of the group copies it sends to other nodes.
 class PublishDelivery final : public RouteVisitor {
  public:
   PublishDelivery(Shard& from, const MessagePtr& message, const AckTokenPtr& ack,
-                  RemoteDelivery* remote, bool forwarded)
-      : from_(from), message_(message), ack_(ack), remote_(remote), forwarded_(forwarded) {}
+                  RemoteDelivery* remote, uint32_t hops)
+      : from_(from), message_(message), ack_(ack), remote_(remote), hops_(hops) {}
 
   void ToSession(const SessionTarget& target) override {
-    // Shared groups are per node until they span the cluster: the publisher's node chose.
-    if (forwarded_ && target.shared_group != 0) return;
     OutboundMessage out{message_, target.qos, target.retain, target.shared_group, {}, 0, nullptr};
     // Most deliveries carry no subscription identifier: skip even an empty vector's copy.
     if (!target.subscription_ids.empty()) out.subscription_ids = target.subscription_ids;
@@ -171,9 +170,15 @@ class PublishDelivery final : public RouteVisitor {
   }
 
   void ToNode(uint32_t node, bool durable) override {
-    if (remote_ != nullptr && !forwarded_) {
-      remote_->Forward(from_, node, durable, message_, message_->qos > 0 ? ack_ : nullptr);
-    }
+    if (remote_ == nullptr) return;
+    remote_->Forward(from_, node, durable, message_, message_->qos > 0 ? ack_ : nullptr, nullptr);
+  }
+
+  void ToNodeShared(uint32_t node, bool durable, std::string_view group,
+                    std::string_view filter) override {
+    if (remote_ == nullptr) return;
+    const SharedTarget shared{group, filter, hops_};
+    remote_->Forward(from_, node, durable, message_, message_->qos > 0 ? ack_ : nullptr, &shared);
   }
 
  private:
@@ -181,7 +186,7 @@ class PublishDelivery final : public RouteVisitor {
   const MessagePtr& message_;
   const AckTokenPtr& ack_;
   RemoteDelivery* const remote_;
-  const bool forwarded_;
+  const uint32_t hops_;
 };
 
 }  // namespace
@@ -201,15 +206,44 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
       from.HoldUntilCommitted(ack);
     }
   }
-  PublishDelivery delivery(from, message, ack, remote_, /*forwarded=*/false);
+  PublishDelivery delivery(from, message, ack, remote_, /*hops=*/0);
   router_.Route(*message, delivery);
 }
 
-void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack) {
-  PublishDelivery delivery(*shards_[worker], message, ack, nullptr, /*forwarded=*/true);
-  router_.Route(*message, delivery);
+// The sender chose the groups' members: a plain copy reaches only the plain subscribers here,
+// and a group's copy only one member of that group, so each message reaches exactly one member
+// of a group cluster-wide (5.0 section 4.8.2).
+void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack,
+                              const SharedTarget* shared) {
+  Shard& shard = *shards_[worker];
+  if (shared == nullptr) {
+    PublishDelivery delivery(shard, message, ack, nullptr, 0);
+    router_.RouteLocal(*message, delivery);
+    return;
+  }
+  // Passed on at most once: two nodes that each lost their last member cannot bounce it.
+  const bool may_pass_on = shared->hops == 0 && remote_ != nullptr;
+  PublishDelivery delivery(shard, message, ack, may_pass_on ? remote_ : nullptr, shared->hops + 1);
+  if (!router_.RouteToGroup(*message, shared->group, shared->filter, may_pass_on, delivery)) {
+    SharedCopyDropped(*message, *shared);
+  }
 }
 
+// Logged at most once a second (a group emptied under load drops many at once), with the count.
+void Broker::SharedCopyDropped(const Message& message, const SharedTarget& shared) {
+  const uint64_t dropped = shared_dropped_.fetch_add(1, std::memory_order_relaxed) + 1;
+  const int64_t now = MonotonicMs();
+  int64_t last = last_drop_log_ms_.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_drop_log_ms_.compare_exchange_strong(last, now)) return;
+  MQTT_LOG_WARN(
+      "shared group %s/%s has no member left on this node%s: message on %s dropped (%d so far)",
+      shared.group, shared.filter,
+      shared.hops == 0 ? " nor on another it knows" : " (passed on already)", message.topic,
+      dropped);
+}
+
+// Local only: the message is already on this node, and another member here takes it (a member
+// on another node would need the forwarding path again for a message a session here holds).
 bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
                           uint64_t from_session) {
   std::optional<SessionTarget> target =

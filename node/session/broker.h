@@ -82,8 +82,8 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   // ForwardedDelivery (remote.h).
   Executor& executor_of(uint32_t worker) override { return *shards_[worker]->worker(); }
   SessionStorage& storage_of(uint32_t worker) override { return *shards_[worker]; }
-  void DeliverForwarded(uint32_t worker, const MessagePtr& message,
-                        const AckTokenPtr& ack) override;
+  void DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack,
+                        const SharedTarget* shared) override;
 
   // Where messages for remote nodes go (the cluster's forwarder); null on a single node. Set
   // before Start().
@@ -94,6 +94,7 @@ class Broker final : public NodeContext, public ForwardedDelivery {
 
  private:
   absl::Status RecoverOutboxes();
+  void SharedCopyDropped(const Message& message, const SharedTarget& shared);
 
   const BrokerOptions options_;
   storage::Store* const store_;
@@ -105,6 +106,9 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   Router router_;
   RemoteDelivery* remote_ = nullptr;
   RetainedReplication* retained_ = nullptr;
+  // Group copies forwarded here that found no member (DeliverForwarded), and when last logged.
+  std::atomic<uint64_t> shared_dropped_{0};
+  std::atomic<int64_t> last_drop_log_ms_{-1'000'000};
 };
 
 }  // namespace mqtt

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 
 #include "node/base/executor.h"
 #include "node/protocol/message.h"
@@ -16,16 +17,28 @@
 
 namespace mqtt {
 
+// The shared group a forwarded copy is for: the receiving node gives it to one member of that
+// group there and to nobody else. `hops`: how many nodes passed it on already (0 from the
+// publisher's node; a node only passes on a copy with 0, so a copy crosses at most two links).
+// The views are valid during the call only.
+struct SharedTarget {
+  std::string_view group;   // "$queue" for $queue/ filters
+  std::string_view filter;  // without the $share/{group}/ prefix
+  uint32_t hops = 0;
+};
+
 // The delivery path to other nodes (the cluster's forwarder). Called on the publishing worker's
-// thread, once per remote node with a matching route, with that worker's storage: what the
-// implementation puts in its batch is committed at the end of the turn, before the publisher is
-// acknowledged. `durable`: a persistent session there matches, so a QoS 1/2 message must
-// survive the loss of either node. `ack` (null for QoS 0) is the publisher's acknowledgement
-// token: hold it for as long as the publisher must wait.
+// thread with that worker's storage, once per remote node with a matching plain route (`shared`
+// null: a copy for its plain subscribers) and once per shared group that picked that node
+// (`shared` set), each a copy of its own: what the implementation puts in the batch is
+// committed at the end of the turn, before the publisher is acknowledged. `durable`: a
+// persistent session there is a target, so a QoS 1/2 message must survive the loss of either
+// node. `ack` (null for QoS 0) is the publisher's acknowledgement token: hold it for as long as
+// the publisher must wait.
 class RemoteDelivery {
  public:
   virtual void Forward(SessionStorage& from, uint32_t node, bool durable, const MessagePtr& message,
-                       const AckTokenPtr& ack) = 0;
+                       const AckTokenPtr& ack, const SharedTarget* shared) = 0;
 
  protected:
   ~RemoteDelivery() = default;
@@ -40,11 +53,14 @@ class ForwardedDelivery {
   virtual Executor& executor_of(uint32_t worker) = 0;
   // On `worker`'s thread: its storage (batch committed at the end of the turn).
   virtual SessionStorage& storage_of(uint32_t worker) = 0;
-  // On `worker`'s thread: routes `message` to this node's sessions only (it is never forwarded
-  // again, and the retained store is not touched: retained messages replicate on their own).
-  // `ack`, if not null, is held by every batch that persists the message for a session.
-  virtual void DeliverForwarded(uint32_t worker, const MessagePtr& message,
-                                const AckTokenPtr& ack) = 0;
+  // On `worker`'s thread: delivers a forwarded copy. `shared` null: to this node's plain
+  // subscribers only; else to one member of that group only, a session here, or, when none is
+  // left here and hops is 0, passed on to another node that has one (through RemoteDelivery,
+  // with `worker`'s storage). Otherwise a copy is never forwarded again, and the retained store
+  // is not touched (retained messages replicate on their own). `ack`, if not null, is held by
+  // every batch that persists the message for a session or a node.
+  virtual void DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack,
+                                const SharedTarget* shared) = 0;
 
  protected:
   ~ForwardedDelivery() = default;

@@ -1,6 +1,7 @@
 // RouterLink + ClusterNode: two nodes in one process, each with its own Router, real gRPC on
 // 127.0.0.1. A local subscription on one node becomes a route of kind "node" in the other's
-// Router; unsubscribing and leaving take it away again.
+// Router, a shared-group member makes that node a member of the group there; unsubscribing and
+// leaving take them away again.
 #include "cluster/router_link.h"
 
 #include <chrono>
@@ -18,15 +19,35 @@ namespace {
 struct NodeTargets final : RouteVisitor {
   void ToSession(const SessionTarget&) override {}
   void ToNode(uint32_t node, bool) override { nodes.push_back(node); }
+  void ToNodeShared(uint32_t node, bool durable, std::string_view group,
+                    std::string_view filter) override {
+    shares.push_back(std::to_string(node) + (durable ? " durable " : " ") + std::string(group) +
+                     " " + std::string(filter));
+  }
   std::vector<uint32_t> nodes;
+  std::vector<std::string> shares;  // "node [durable ]group filter"
 };
 
-std::vector<uint32_t> NodesFor(const Router& router, const std::string& topic) {
+NodeTargets TargetsOf(const Router& router, const std::string& topic) {
   Message message;
   message.topic = topic;
   NodeTargets targets;
   router.Route(message, targets);
-  return targets.nodes;
+  return targets;
+}
+
+std::vector<uint32_t> NodesFor(const Router& router, const std::string& topic) {
+  return TargetsOf(router, topic).nodes;
+}
+
+std::vector<std::string> SharesFor(const Router& router, const std::string& topic) {
+  return TargetsOf(router, topic).shares;
+}
+
+NodeParts PartsOf(Router* router) {
+  NodeParts parts;
+  parts.router = router;
+  return parts;
 }
 
 // Polls `condition` until it holds or `timeout` passes.
@@ -53,9 +74,9 @@ ClusterOptions Options(const std::string& id, std::vector<std::string> seeds) {
 TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   Router router_a(ShareStrategy::kRoundRobin);
   Router router_b(ShareStrategy::kRoundRobin);
-  auto a = ClusterNode::Start(Options("link-a", {}), {&router_a});
+  auto a = ClusterNode::Start(Options("link-a", {}), PartsOf(&router_a));
   ASSERT_TRUE(a.ok()) << a.status();
-  auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), {&router_b});
+  auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), PartsOf(&router_b));
   ASSERT_TRUE(b.ok()) << b.status();
   const uint32_t a_on_b = (*b)->routes()->NodeIndex("link-a");
 
@@ -81,7 +102,8 @@ TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   router_a.Subscribe("kept/#", sub, nullptr);
   ASSERT_TRUE(WaitFor(
       [&] {
-        return NodesFor(router_b, "again/x").size() == 1 && NodesFor(router_b, "kept/x").size() == 1;
+        return NodesFor(router_b, "again/x").size() == 1 &&
+               NodesFor(router_b, "kept/x").size() == 1;
       },
       std::chrono::seconds(10)));
   // Leaves (as at SIGTERM): like a dead node, its non-persistent routes go everywhere, those of
@@ -91,6 +113,42 @@ TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
       WaitFor([&] { return NodesFor(router_b, "again/x").empty(); }, std::chrono::seconds(10)));
   EXPECT_EQ(NodesFor(router_b, "kept/x").size(), 1u);
   router_a.Subscribe("after/leave", sub, nullptr);  // the link is detached: nothing is called
+  (*b)->Shutdown(absl::Seconds(1));
+}
+
+TEST(RouterLinkTest, SharedMembersMakeTheirNodeOneMemberOfTheGroupOnThePeer) {
+  Router router_a(ShareStrategy::kRoundRobin);
+  Router router_b(ShareStrategy::kRoundRobin);
+  auto a = ClusterNode::Start(Options("share-a", {}), PartsOf(&router_a));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto b = ClusterNode::Start(Options("share-b", {(*a)->listen_address()}), PartsOf(&router_b));
+  ASSERT_TRUE(b.ok()) << b.status();
+  const std::string a_on_b = std::to_string((*b)->routes()->NodeIndex("share-a"));
+  auto shares_on_b_are = [&](std::vector<std::string> want) {
+    return WaitFor([&] { return SharesFor(router_b, "jobs/1") == want; }, std::chrono::seconds(10));
+  };
+
+  Subscriber plain;
+  plain.session_id = 1;
+  plain.qos = 1;
+  router_a.Subscribe("$share/workers/jobs/+", plain, nullptr);
+  ASSERT_TRUE(shares_on_b_are({a_on_b + " workers jobs/+"}));
+  EXPECT_TRUE(NodesFor(router_b, "jobs/1").empty());  // a member is not a plain route
+  Subscriber durable = plain;
+  durable.session_id = 2;
+  durable.durable_client_id = std::make_shared<const std::string>("c2");
+  router_a.Subscribe("$share/workers/jobs/+", durable, nullptr);  // still one member, durable
+  ASSERT_TRUE(shares_on_b_are({a_on_b + " durable workers jobs/+"}));
+  router_a.Unsubscribe("$share/workers/jobs/+", 2);
+  ASSERT_TRUE(shares_on_b_are({a_on_b + " workers jobs/+"}));
+  router_a.Unsubscribe("$share/workers/jobs/+", 1);
+  ASSERT_TRUE(shares_on_b_are({}));
+  EXPECT_EQ(router_b.subscription_count(), 0u);  // the group left b's trie too
+
+  router_a.Subscribe("$queue/jobs/#", plain, nullptr);
+  ASSERT_TRUE(shares_on_b_are({a_on_b + " $queue jobs/#"}));
+  (*a)->Shutdown(absl::Seconds(2));  // leaves: its members go everywhere
+  EXPECT_TRUE(shares_on_b_are({}));
   (*b)->Shutdown(absl::Seconds(1));
 }
 

@@ -1,7 +1,9 @@
-// Router: the targets of a publish (local sessions, shared-group members, remote nodes), with a
-// recording visitor standing in for the delivery path.
+// Router: the targets of a publish (local sessions, shared-group members local or remote, remote
+// nodes), with a recording visitor standing in for the delivery path.
 #include "node/router/router.h"
 
+#include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,15 +17,29 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 
+// A node chosen as a shared group's member.
+struct NodeShare {
+  uint32_t node;
+  bool durable;
+  std::string group;
+  std::string filter;
+  friend bool operator==(const NodeShare&, const NodeShare&) = default;
+};
+
 struct Recorder final : RouteVisitor {
   void ToSession(const SessionTarget& target) override { sessions.push_back(target); }
   void ToNode(uint32_t node, bool durable) override {
     nodes.push_back(node);
     if (durable) durable_nodes.push_back(node);
   }
+  void ToNodeShared(uint32_t node, bool durable, std::string_view group,
+                    std::string_view filter) override {
+    node_shares.push_back({node, durable, std::string(group), std::string(filter)});
+  }
   std::vector<SessionTarget> sessions;
   std::vector<uint32_t> nodes;
   std::vector<uint32_t> durable_nodes;
+  std::vector<NodeShare> node_shares;
 };
 
 Message Msg(std::string topic, uint8_t qos, bool retain = false, uint64_t publisher_session = 0) {
@@ -175,32 +191,192 @@ TEST(RouterTest, VisitorMayRouteAgainFromInsideAVisit) {
       }
     }
     void ToNode(uint32_t, bool) override {}
+    void ToNodeShared(uint32_t, bool, std::string_view, std::string_view) override {}
   } nested;
   nested.router = &router;
   router.Route(Msg("outer", 0), nested);
   EXPECT_THAT(nested.seen, ElementsAre(1u, 3u, 2u));
 }
 
-TEST(RouterTest, LocalRouteListenerSeesPlainSubscriptionsWithTheirPersistence) {
+TEST(RouterTest, LocalRouteListenerSeesSubscriptionsAndGroupMembersWithTheirPersistence) {
   Router router(ShareStrategy::kRoundRobin);
   std::vector<std::string> seen;
-  router.SetLocalRouteListener([&seen](std::string_view filter, bool persistent, bool added) {
-    seen.push_back(std::string(added ? "+" : "-") + std::string(filter) + (persistent ? " p" : ""));
-  });
+  router.SetLocalRouteListener(
+      [&seen](std::string_view filter, std::string_view group, bool persistent, bool added) {
+        std::string line = std::string(added ? "+" : "-") + std::string(filter);
+        if (!group.empty()) line += " g=" + std::string(group);
+        seen.push_back(line + (persistent ? " p" : ""));
+      });
   Subscriber durable = Sub(1, 1);
   durable.durable_client_id = std::make_shared<const std::string>("c1");
   router.Subscribe("a/#", durable, nullptr);
   router.Subscribe("a/#", Sub(2, 0), nullptr);
-  router.Subscribe("a/#", Sub(2, 1), nullptr);           // options replaced: not a new subscription
-  router.Subscribe("$share/g/a/#", Sub(3, 1), nullptr);  // shared: not reported (yet)
-  router.AddNodeRoute("a/#", 9);                         // a remote route: not local
+  router.Subscribe("a/#", Sub(2, 1), nullptr);  // options replaced: not a new subscription
+  router.Subscribe("$share/g/a/#", Sub(3, 1), nullptr);
+  router.Subscribe("$share/g/a/#", Sub(3, 2), nullptr);  // an update of the same member
+  router.Subscribe("$share/g/a/#", durable, nullptr);    // a second member: reported too
+  router.Subscribe("$queue/q", Sub(4, 1), nullptr);
+  router.AddNodeRoute("a/#", 9);                   // a remote route: not local
+  router.SetNodeGroupMember("g", "a/#", 9, true);  // a remote member: not local
   router.Unsubscribe("a/#", 1);
   router.Unsubscribe("a/#", 1);  // gone already
   router.Unsubscribe("a/#", 2);
-  EXPECT_THAT(seen, ElementsAre("+a/# p", "+a/#", "-a/# p", "-a/#"));
+  router.Unsubscribe("$share/g/a/#", 3);
+  router.Unsubscribe("$share/g/a/#", 3);  // gone already
+  router.Unsubscribe("$queue/q", 4);
+  EXPECT_THAT(seen, ElementsAre("+a/# p", "+a/#", "+a/# g=g", "+a/# g=g p", "+q g=$queue", "-a/# p",
+                                "-a/#", "-a/# g=g", "-q g=$queue"));
   router.SetLocalRouteListener(nullptr);
-  router.Subscribe("b", Sub(4, 0), nullptr);
-  EXPECT_EQ(seen.size(), 4u);
+  router.Subscribe("b", Sub(5, 0), nullptr);
+  EXPECT_EQ(seen.size(), 9u);
+}
+
+// A local member whose client is connected (shared groups prefer online members).
+std::shared_ptr<const std::atomic<bool>> Online() {
+  return std::make_shared<const std::atomic<bool>>(true);
+}
+
+TEST(RouterTest, GroupWithOnlyNodeMembersStillMatchesAndGoesToOneNode) {
+  Router router(ShareStrategy::kRoundRobin);
+  EXPECT_TRUE(router.SetNodeGroupMember("g", "s/+", 3, /*durable=*/false));
+  EXPECT_FALSE(router.SetNodeGroupMember("g", "s/+", 3, /*durable=*/true));  // an update
+  EXPECT_EQ(router.subscription_count(), 1u);  // the group's trie entry
+  Recorder r = RouteOf(router, Msg("s/x", 1));
+  EXPECT_TRUE(r.sessions.empty());
+  EXPECT_TRUE(r.nodes.empty());  // a group member is not a plain route
+  EXPECT_THAT(r.node_shares, ElementsAre(NodeShare{3, true, "g", "s/+"}));
+  EXPECT_TRUE(RouteOf(router, Msg("other", 1)).node_shares.empty());
+  EXPECT_TRUE(router.RemoveNodeGroupMember("g", "s/+", 3));
+  EXPECT_FALSE(router.RemoveNodeGroupMember("g", "s/+", 3));
+  EXPECT_EQ(router.subscription_count(), 0u);
+  EXPECT_TRUE(RouteOf(router, Msg("s/x", 1)).node_shares.empty());
+}
+
+TEST(RouterTest, RoundRobinSpansALocalMemberAndTwoNodes) {
+  // 5.0 section 4.8.2: each message to one member only, here cluster-wide.
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("$share/g/s/#", Sub(1, 1), Online());
+  router.SetNodeGroupMember("g", "s/#", 3, false);
+  router.SetNodeGroupMember("g", "s/#", 5, false);
+  router.AddNodeRoute("s/#", 5);  // a plain route of node 5 too: its own copy
+  std::map<std::string, int> picks;
+  for (int i = 0; i < 6; ++i) {
+    Recorder r = RouteOf(router, Msg("s/x", 1));
+    ASSERT_EQ(r.sessions.size() + r.node_shares.size(), 1u) << "message " << i;
+    if (!r.sessions.empty()) ++picks["session 1"];
+    if (!r.node_shares.empty()) ++picks["node " + std::to_string(r.node_shares[0].node)];
+    EXPECT_THAT(r.nodes, ElementsAre(5u));
+  }
+  EXPECT_THAT(picks, ElementsAre(std::pair<const std::string, int>("node 3", 2),
+                                 std::pair<const std::string, int>("node 5", 2),
+                                 std::pair<const std::string, int>("session 1", 2)));
+}
+
+TEST(RouterTest, PreferLocalTakesAnOnlineLocalMemberElseANode) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.set_prefer_local_members(true);
+  auto online = std::make_shared<std::atomic<bool>>(true);
+  router.SetNodeGroupMember("g", "t", 3, false);
+  router.Subscribe("$share/g/t", Sub(1, 1), online);
+  router.SetNodeGroupMember("g", "t", 5, false);
+  for (int i = 0; i < 4; ++i) {
+    Recorder r = RouteOf(router, Msg("t", 1));
+    ASSERT_EQ(r.sessions.size(), 1u);
+    EXPECT_EQ(r.sessions[0].session_id, 1u);
+    EXPECT_TRUE(r.node_shares.empty());
+  }
+  *online = false;  // its client went away: the nodes take over
+  std::vector<uint32_t> nodes;
+  for (int i = 0; i < 4; ++i) {
+    Recorder r = RouteOf(router, Msg("t", 1));
+    EXPECT_TRUE(r.sessions.empty());
+    ASSERT_EQ(r.node_shares.size(), 1u);
+    nodes.push_back(r.node_shares[0].node);
+  }
+  EXPECT_THAT(nodes, ::testing::IsSupersetOf({3u, 5u}));
+  router.set_prefer_local_members(false);
+  *online = true;
+  int local = 0;
+  for (int i = 0; i < 6; ++i)
+    local += static_cast<int>(RouteOf(router, Msg("t", 1)).sessions.size());
+  EXPECT_EQ(local, 2);  // an even spread again
+}
+
+TEST(RouterTest, RouteToGroupPicksALocalMemberOnly) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("$share/g/t/#", Sub(1, 1, 2, 7), Online());
+  router.Subscribe("$share/g/t/#", Sub(2, 0), Online());
+  router.Subscribe("t/#", Sub(3, 1), nullptr);      // plain: never for a group's copy
+  router.SetNodeGroupMember("g", "t/#", 4, false);  // a node: only when no local member
+  std::vector<uint64_t> picked;
+  for (int i = 0; i < 4; ++i) {
+    Recorder r;
+    EXPECT_TRUE(router.RouteToGroup(Msg("t/x", 1), "g", "t/#", /*may_pass_on=*/true, r));
+    ASSERT_EQ(r.sessions.size(), 1u);
+    EXPECT_TRUE(r.node_shares.empty());
+    EXPECT_NE(r.sessions[0].shared_group, 0u);  // so that Redistribute can find it again
+    picked.push_back(r.sessions[0].session_id);
+    if (picked.back() == 1) {
+      EXPECT_EQ(r.sessions[0].worker, 2u);
+      EXPECT_THAT(r.sessions[0].subscription_ids, ElementsAre(7u));
+    } else {
+      EXPECT_EQ(r.sessions[0].qos, 0);  // the member's granted QoS [MQTT-4.8.2-3]
+    }
+  }
+  EXPECT_THAT(picked, ::testing::UnorderedElementsAre(1u, 1u, 2u, 2u));
+  Recorder unknown;
+  EXPECT_FALSE(router.RouteToGroup(Msg("t/x", 1), "h", "t/#", true, unknown));
+  EXPECT_FALSE(router.RouteToGroup(Msg("t/x", 1), "g", "t/+", true, unknown));
+  EXPECT_TRUE(unknown.sessions.empty());
+}
+
+TEST(RouterTest, RouteToGroupWithoutALocalMemberPassesOnOnceOrQueuesForAnOfflineOne) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.SetNodeGroupMember("g", "t", 4, true);
+  Recorder passed;
+  EXPECT_TRUE(router.RouteToGroup(Msg("t", 1), "g", "t", /*may_pass_on=*/true, passed));
+  EXPECT_THAT(passed.node_shares, ElementsAre(NodeShare{4, true, "g", "t"}));
+  Recorder dropped;  // passed on once already: no second hop
+  EXPECT_FALSE(router.RouteToGroup(Msg("t", 1), "g", "t", /*may_pass_on=*/false, dropped));
+  EXPECT_TRUE(dropped.node_shares.empty());
+  // An offline local member: an online node member first, the offline one when it cannot.
+  router.Subscribe("$share/g/t", Sub(1, 1), nullptr);
+  Recorder r;
+  EXPECT_TRUE(router.RouteToGroup(Msg("t", 1), "g", "t", true, r));
+  EXPECT_EQ(r.node_shares.size(), 1u);
+  Recorder queued;
+  EXPECT_TRUE(router.RouteToGroup(Msg("t", 1), "g", "t", false, queued));
+  ASSERT_EQ(queued.sessions.size(), 1u);
+  EXPECT_EQ(queued.sessions[0].session_id, 1u);
+}
+
+TEST(RouterTest, RouteLocalGivesPlainSubscriptionsOnly) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("t", Sub(1, 1), nullptr);
+  router.Subscribe("$share/g/t", Sub(2, 1), Online());
+  router.SetNodeGroupMember("g", "t", 4, false);
+  router.AddNodeRoute("t", 5);
+  Recorder r;
+  router.RouteLocal(Msg("t", 1), r);
+  ASSERT_EQ(r.sessions.size(), 1u);
+  EXPECT_EQ(r.sessions[0].session_id, 1u);
+  EXPECT_TRUE(r.nodes.empty());
+  EXPECT_TRUE(r.node_shares.empty());
+}
+
+TEST(RouterTest, RedistributeStaysOnThisNode) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("$share/g/t", Sub(1, 1), Online());
+  router.SetNodeGroupMember("g", "t", 4, false);
+  Recorder r;
+  ASSERT_TRUE(router.RouteToGroup(Msg("t", 1), "g", "t", false, r));
+  ASSERT_EQ(r.sessions.size(), 1u);
+  EXPECT_FALSE(router.Redistribute(Msg("t", 1), r.sessions[0].shared_group, 1).has_value());
+  router.Subscribe("$share/g/t", Sub(2, 1), nullptr);
+  std::optional<SessionTarget> other =
+      router.Redistribute(Msg("t", 1), r.sessions[0].shared_group, 1);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->session_id, 2u);
 }
 
 TEST(RouterTest, RetainedMessagesMatchByFilterAndEmptyPayloadDeletes) {

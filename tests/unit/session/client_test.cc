@@ -29,7 +29,7 @@ struct Forwarded {
 class FakeRemote final : public RemoteDelivery {
  public:
   void Forward(SessionStorage&, uint32_t node, bool, const MessagePtr& message,
-               const AckTokenPtr& ack) override {
+               const AckTokenPtr& ack, const SharedTarget*) override {
     forwarded.push_back({node, message, ack});
   }
   std::vector<Forwarded> forwarded;
