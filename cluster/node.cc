@@ -119,8 +119,13 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     r.node_id = options.node_id;
     node->routes_ = std::make_unique<RouteTable>(std::move(r), node->link_.get());
     RouteTable* table = node->routes_.get();
-    node->membership_->Subscribe([table](const MemberInfo& member, MemberChange change) {
+    RouterLink* link = node->link_.get();
+    node->membership_->Subscribe([table, link](const MemberInfo& member, MemberChange change) {
       table->OnMemberChange(member, change);
+      if (change != MemberChange::kSuspect) {
+        link->SetOriginAlive(table->NodeIndex(member.node_id),
+                             change == MemberChange::kJoined || change == MemberChange::kAlive);
+      }
     });
     RetainedSyncOptions rs;
     rs.node_id = options.node_id;

@@ -50,8 +50,20 @@ void RouterLink::GroupRouteChanged(uint32_t origin_index, const Route& route, bo
     group_counts_.erase(it);
     router_->RemoveNodeGroupMember(route.shared_group, route.filter, origin_index);
   } else if (!was_member || (count[1] > 0) != was_durable) {
-    router_->SetNodeGroupMember(route.shared_group, route.filter, origin_index, count[1] > 0);
+    router_->SetNodeGroupMember(route.shared_group, route.filter, origin_index, count[1] > 0,
+                                AliveFlag(origin_index));
   }
+}
+
+std::shared_ptr<std::atomic<bool>> RouterLink::AliveFlag(uint32_t origin_index) {
+  std::shared_ptr<std::atomic<bool>>& flag = alive_[origin_index];
+  if (flag == nullptr) flag = std::make_shared<std::atomic<bool>>(true);
+  return flag;
+}
+
+void RouterLink::SetOriginAlive(uint32_t origin_index, bool alive) {
+  absl::MutexLock lock(&mu_);
+  AliveFlag(origin_index)->store(alive, std::memory_order_relaxed);
 }
 
 }  // namespace mqtt::cluster

@@ -16,7 +16,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -40,9 +42,17 @@ class RouterLink final : public RouteSink {
   void Added(const std::string& origin, uint32_t origin_index, const Route& route) override;
   void Removed(const std::string& origin, uint32_t origin_index, const Route& route) override;
 
+  // Whether an origin is alive (membership): a dead or departed node's shared-group members
+  // (kept while it holds persistent ones) are passed over while another member is online.
+  void SetOriginAlive(uint32_t origin_index, bool alive) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
+  std::shared_ptr<std::atomic<bool>> AliveFlag(uint32_t origin_index)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   Router* const router_;
   absl::Mutex mu_;
+  absl::flat_hash_map<uint32_t, std::shared_ptr<std::atomic<bool>>> alive_ ABSL_GUARDED_BY(mu_);
   // Remote routes per (origin index, filter, persistent): the Router holds one entry while this
   // is > 0.
   absl::flat_hash_map<std::tuple<uint32_t, std::string, bool>, uint32_t> counts_

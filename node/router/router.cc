@@ -192,12 +192,13 @@ bool Router::RemoveNodeRoute(std::string_view filter, uint32_t node, bool durabl
 }
 
 bool Router::SetNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node,
-                                bool durable) {
+                                bool durable, std::shared_ptr<const std::atomic<bool>> node_alive) {
   SharedGroups::Member member;
   member.session_id = NodeMemberId(node);
   member.qos = 2;
   member.node = node;
   member.durable = durable;
+  member.online = std::move(node_alive);
   absl::MutexLock lock(&mu_);
   bool created = false;
   bool added = false;

@@ -111,8 +111,12 @@ class Router {
   // members only still matches, so that a message published here reaches them. Set: true if the
   // node became a member (false: it was one, its durability is updated). Remove: false if it
   // was not a member.
+  // `node_alive` (may be null: always alive) says whether the node is up: a dead node's member
+  // is passed over like an offline session while another member is online.
   bool SetNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node,
-                          bool durable) ABSL_LOCKS_EXCLUDED(mu_);
+                          bool durable,
+                          std::shared_ptr<const std::atomic<bool>> node_alive = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
   bool RemoveNodeGroupMember(std::string_view group, std::string_view filter, uint32_t node)
       ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -25,9 +25,11 @@ std::string GroupKey(std::string_view group, std::string_view filter) {
   return key;
 }
 
+// A local member is online while its client is connected; a node member while its node is
+// alive (no flag: always).
 bool IsOnline(const SharedGroups::Member& member) {
-  return member.node != 0 ||
-         (member.online != nullptr && member.online->load(std::memory_order_relaxed));
+  if (member.online == nullptr) return member.node != 0;
+  return member.online->load(std::memory_order_relaxed);
 }
 
 bool Eligible(const SharedGroups::Member& m, const SharedGroups::Pass& pass, uint64_t exclude) {

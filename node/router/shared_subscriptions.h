@@ -52,8 +52,9 @@ class SharedGroups {
     std::shared_ptr<const std::string> durable_client_id;  // as in Subscriber
     // Set by the member's session while a client is connected to it.
     std::shared_ptr<const std::atomic<bool>> online;
-    // Non-zero: a remote node holding members of this group, which counts as online. `durable`:
-    // one of them is a persistent session there.
+    // Non-zero: a remote node holding members of this group, online while `online` says its
+    // node is alive (always without a flag). `durable`: one of them is a persistent session
+    // there.
     uint32_t node = 0;
     bool durable = false;
   };
@@ -62,7 +63,7 @@ class SharedGroups {
   enum class Kind : uint8_t { kAny, kLocal, kNode };
   struct Pass {
     Kind kind = Kind::kAny;
-    bool online_only = true;   // a local member must be online (node members always are)
+    bool online_only = true;   // the member must be online
     bool may_exclude = false;  // the excluded member is eligible too
   };
   // How to pick: the passes are tried in order until one finds a member. In each, kSticky takes

@@ -272,6 +272,24 @@ TEST(RouterTest, RoundRobinSpansALocalMemberAndTwoNodes) {
                                  std::pair<const std::string, int>("session 1", 2)));
 }
 
+TEST(RouterTest, ADeadNodesMemberIsPassedOverWhileAnotherIsOnline) {
+  Router router(ShareStrategy::kRoundRobin);
+  auto node_alive = std::make_shared<std::atomic<bool>>(true);
+  router.Subscribe("$share/g/s/#", Sub(1, 1), Online());
+  router.SetNodeGroupMember("g", "s/#", 3, /*durable=*/true, node_alive);
+  node_alive->store(false);  // node 3 is dead; its persistent member stays
+  for (int i = 0; i < 4; ++i) {
+    Recorder r = RouteOf(router, Msg("s/x", 1));
+    EXPECT_TRUE(r.node_shares.empty()) << "message " << i << " went to the dead node";
+    EXPECT_EQ(r.sessions.size(), 1u);
+  }
+  router.Unsubscribe("$share/g/s/#", 1);  // only the dead node's member is left: it queues
+  EXPECT_THAT(RouteOf(router, Msg("s/x", 1)).node_shares,
+              ElementsAre(NodeShare{3, true, "g", "s/#"}));
+  node_alive->store(true);
+  EXPECT_EQ(RouteOf(router, Msg("s/x", 1)).node_shares.size(), 1u);
+}
+
 TEST(RouterTest, PreferLocalTakesAnOnlineLocalMemberElseANode) {
   Router router(ShareStrategy::kRoundRobin);
   router.set_prefer_local_members(true);
