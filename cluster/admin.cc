@@ -91,6 +91,7 @@ grpc::Status AdminService::Status(grpc::ServerContext*, const admin::v1::StatusR
       out->set_durable_queued(peer.durable_queued);
       out->set_forwarded(peer.forwarded);
       out->set_dropped(peer.dropped);
+      out->set_held_acks(peer.held_acks);
     }
     response->set_forward_duplicates_dropped(sources_.forwarder->duplicates_dropped());
   }

@@ -64,8 +64,12 @@ class Forwarder::Peer final : public AckListener {
   // Appends a message (for a shared group if `shared`); false when the outbox is full
   // (dropped). A durable entry is sent only once OnDurable(seq) says the batch holding it is
   // committed.
-  bool Add(const MessagePtr& message, SharedPtr shared, bool durable, uint64_t* seq)
-      ABSL_LOCKS_EXCLUDED(mu_) {
+  // Flow control: while more than `hold_acks_above` entries wait for the peer, the
+  // publisher's acknowledgement `ack` (if any) is held until the peer has this entry too, so a
+  // publisher slows down to what the peer takes (its in-flight window fills) instead of filling
+  // the outbox and the peer's queues.
+  bool Add(const MessagePtr& message, SharedPtr shared, bool durable, const AckTokenPtr& ack,
+           uint64_t* seq) ABSL_LOCKS_EXCLUDED(mu_) {
     const uint32_t bytes = EntryBytes(*message, shared);
     absl::MutexLock lock(&mu_);
     if (entries_.size() >= f_->options_.max_outbox_messages ||
@@ -75,9 +79,12 @@ class Forwarder::Peer final : public AckListener {
       return false;
     }
     *seq = next_seq_++;
-    entries_.push_back({*seq, message, std::move(shared), durable, /*committed=*/!durable, bytes});
+    const bool hold = ack != nullptr && entries_.size() >= f_->options_.hold_acks_above;
+    entries_.push_back({*seq, message, std::move(shared), durable, /*committed=*/!durable, bytes,
+                        hold ? ack : nullptr});
     bytes_ += bytes;
     durable_count_ += durable ? 1 : 0;
+    held_acks_ += hold ? 1 : 0;
     return true;
   }
 
@@ -85,7 +92,7 @@ class Forwarder::Peer final : public AckListener {
   void Restore(uint64_t seq, MessagePtr message, SharedPtr shared) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     const uint32_t bytes = EntryBytes(*message, shared);
-    entries_.push_back({seq, std::move(message), std::move(shared), true, true, bytes});
+    entries_.push_back({seq, std::move(message), std::move(shared), true, true, bytes, nullptr});
     bytes_ += bytes;
     ++durable_count_;
     next_seq_ = std::max(next_seq_, seq + 1);
@@ -110,9 +117,12 @@ class Forwarder::Peer final : public AckListener {
   // Declared dead (or left): its persistent sessions still wait for the durable entries; the
   // others are dropped, since the sessions they were for are gone with the node.
   void Dead() ABSL_LOCKS_EXCLUDED(mu_) {
+    std::vector<AckTokenPtr> released;
     absl::MutexLock lock(&mu_);
     alive_ = false;
     if (context_ != nullptr) context_->TryCancel();
+    // The durable entries are safe in the outbox: their publishers need not wait for the peer.
+    for (Entry& e : entries_) TakeHeldAckLocked(e, &released);
     DropLocked([](const Entry& e) { return !e.durable; }, "declared dead");
   }
 
@@ -152,6 +162,7 @@ class Forwarder::Peer final : public AckListener {
     s.durable_queued = durable_count_;
     s.forwarded = forwarded_;
     s.dropped = dropped_;
+    s.held_acks = held_acks_;
     return s;
   }
 
@@ -163,7 +174,16 @@ class Forwarder::Peer final : public AckListener {
     bool durable;    // also in the store's outbox
     bool committed;  // may be sent
     uint32_t bytes;
+    AckTokenPtr held_ack;  // the publisher's, held for flow control (see Add)
   };
+
+  // Moves `e`'s held acknowledgement to `released`, to be let go after the lock.
+  void TakeHeldAckLocked(Entry& e, std::vector<AckTokenPtr>* released)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (e.held_ack == nullptr) return;
+    released->push_back(std::move(e.held_ack));
+    --held_acks_;
+  }
   struct Outgoing {
     uint64_t seq;
     bool durable;
@@ -271,11 +291,13 @@ class Forwarder::Peer final : public AckListener {
 
   void Acked(uint64_t done_upto) ABSL_LOCKS_EXCLUDED(mu_) {
     std::vector<uint64_t> stored;
+    std::vector<AckTokenPtr> released;  // publishers' acknowledgements go after the lock
     {
       absl::MutexLock lock(&mu_);
       connected_ = true;
       while (!entries_.empty() && entries_.front().seq <= done_upto) {
-        const Entry& e = entries_.front();
+        Entry& e = entries_.front();
+        TakeHeldAckLocked(e, &released);
         if (e.durable) {
           stored.push_back(e.seq);
           --durable_count_;
@@ -300,12 +322,15 @@ class Forwarder::Peer final : public AckListener {
     }
   }
 
+  // Dropped entries let their held acknowledgements go (the publisher is not made to wait for
+  // a peer that is gone); callers hold the lock, and the token only posts to the publisher.
   template <typename Pred>
   void DropLocked(Pred drop, const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const size_t before = entries_.size();
     std::deque<Entry> kept;
     for (Entry& e : entries_) {
       if (drop(e)) {
+        held_acks_ -= e.held_ack != nullptr ? 1 : 0;
         bytes_ -= e.bytes;
         durable_count_ -= e.durable ? 1 : 0;
       } else {
@@ -341,6 +366,7 @@ class Forwarder::Peer final : public AckListener {
   uint64_t durable_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t forwarded_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t held_acks_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_drop_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string address_ ABSL_GUARDED_BY(mu_);
   bool alive_ ABSL_GUARDED_BY(mu_) = false;
@@ -742,7 +768,7 @@ void Forwarder::Forward(SessionStorage& from, uint32_t node, bool durable,
   }
   const bool persist = durable && message->qos > 0 && from.store() != nullptr;
   uint64_t seq = 0;
-  if (!peer->Add(message, share, persist, &seq) || !persist) return;
+  if (!peer->Add(message, share, persist, ack, &seq) || !persist) return;
   storage::v1::QueueEntry entry;
   entry.set_message_id(from.PutMessage(*message));
   entry.set_qos(message->qos);

@@ -64,6 +64,9 @@ struct ForwarderOptions {
   int max_batch_messages = 1024;             // per stream message
   size_t max_batch_bytes = 1 << 20;
   int window_messages = 65536;  // sent to a peer and not yet acknowledged
+  // Flow control: beyond this many entries waiting for a peer, publishers' acknowledgements are
+  // held until the peer has their message (forward.cc, Peer::Add).
+  uint64_t hold_acks_above = 4096;
   absl::Duration min_reconnect = absl::Milliseconds(100);
   absl::Duration max_reconnect = absl::Seconds(2);
 };
@@ -78,6 +81,7 @@ struct ForwardPeerStats {
   uint64_t durable_queued = 0;  // of which in the store
   uint64_t forwarded = 0;       // entries acknowledged by the peer
   uint64_t dropped = 0;         // outbox full, or the peer was removed
+  uint64_t held_acks = 0;       // publishers' acknowledgements waiting for the peer (congested)
 };
 
 class Forwarder final : public RemoteDelivery {

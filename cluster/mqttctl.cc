@@ -213,13 +213,13 @@ int Status(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientCon
               {"duplicates dropped", std::to_string(r.forward_duplicates_dropped())}});
   if (r.outboxes().empty()) return 0;
   std::cout << "\n";
-  std::vector<std::vector<std::string>> rows = {
-      {"PEER", "ADDRESS", "CONNECTED", "QUEUED", "BYTES", "DURABLE", "FORWARDED", "DROPPED"}};
+  std::vector<std::vector<std::string>> rows = {{"PEER", "ADDRESS", "CONNECTED", "QUEUED", "BYTES",
+                                                 "DURABLE", "FORWARDED", "DROPPED", "HELD ACKS"}};
   for (const auto& o : r.outboxes()) {
     rows.push_back({o.node_id(), o.address(), o.connected() ? "yes" : "no",
                     std::to_string(o.queued()), std::to_string(o.queued_bytes()),
                     std::to_string(o.durable_queued()), std::to_string(o.forwarded()),
-                    std::to_string(o.dropped())});
+                    std::to_string(o.dropped()), std::to_string(o.held_acks())});
   }
   PrintTable(rows);
   return 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "node/base/log.h"
 #include "node/persist/convert.h"
 
 namespace mqtt {
@@ -147,6 +148,12 @@ void Session::Deliver(OutboundMessage&& out) {
   if (queued_count() + disk_queued_ >= limits_.max_queued_messages ||
       (limits_.max_queued_bytes != 0 && queued_bytes_ + bytes > limits_.max_queued_bytes)) {
     ++dropped_;  // the newest message is dropped: what is queued keeps its order
+    // Logged at the 1st, 2nd, 4th, 8th... drop: a slow subscriber is visible without flooding.
+    if ((dropped_ & (dropped_ - 1)) == 0) {
+      MQTT_LOG_WARN(
+          "client %s: queue full (%d messages, %d bytes), newest message dropped (%d so far)",
+          client_id_, queued_count() + disk_queued_, queued_bytes_, dropped_);
+    }
     return;
   }
   queued_bytes_ += bytes;

@@ -145,11 +145,13 @@ RouteTableOptions IdsOptions(const std::string& id) {
 
 // One node: its id table, forwarder, server and receiving side.
 struct Node {
-  Node(const std::string& id, storage::Store* store, int port, uint64_t max_outbox)
+  Node(const std::string& id, storage::Store* store, int port, uint64_t max_outbox,
+       uint64_t hold_acks_above = 4096)
       : id(id), ids(IdsOptions(id), &sink) {
     ForwarderOptions options;
     options.node_id = id;
     options.max_outbox_messages = max_outbox;
+    options.hold_acks_above = hold_acks_above;
     forwarder = std::make_unique<Forwarder>(options, store, &ids);
     grpc::ServerBuilder builder;
     int bound = 0;
@@ -174,12 +176,12 @@ struct Node {
   uint32_t IndexOf(const std::string& node_id) { return ids.NodeIndex(node_id); }
 
   void Send(TurnStorage& turn, const std::string& to, const std::string& payload, uint8_t qos,
-            bool durable) {
+            bool durable, const AckTokenPtr& ack = nullptr) {
     auto message = std::make_shared<Message>();
     message->topic = "t";
     message->payload = payload;
     message->qos = qos;
-    forwarder->Forward(turn, IndexOf(to), durable, message, nullptr, nullptr);
+    forwarder->Forward(turn, IndexOf(to), durable, message, ack, nullptr);
   }
 
   ForwardPeerStats StatsOf(const std::string& peer) {
@@ -251,6 +253,52 @@ TEST(ForwarderTest, FullOutboxDropsAndCountsAndARemovedPeerLosesEverything) {
   EXPECT_EQ(a->StatsOf("b").queued, 0u);
   EXPECT_EQ(a->StatsOf("b").dropped, 8u);
   EXPECT_TRUE(b->receiver.got().empty());
+}
+
+// Records which publisher acknowledgements were let go.
+class AckRecorder final : public AckListener {
+ public:
+  void OnDurable(uint64_t seq) override {
+    std::lock_guard lock(mu_);
+    released_.push_back(seq);
+  }
+  std::vector<uint64_t> released() {
+    std::lock_guard lock(mu_);
+    return released_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<uint64_t> released_;
+};
+
+// Flow control: beyond hold_acks_above entries waiting for a peer, a publisher's
+// acknowledgement waits until the peer has the message; a peer declared dead lets them go.
+TEST(ForwarderTest, CongestedPeerHoldsPublishersAcknowledgementsUntilItTakesTheMessages) {
+  auto a = std::make_unique<Node>("a", nullptr, 0, 100000, /*hold_acks_above=*/2);
+  auto b = MakeNode("b");
+  auto recorder = std::make_shared<AckRecorder>();
+  TurnStorage turn(nullptr);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    auto ack = std::make_shared<AckToken>(nullptr, recorder, i);
+    a->Send(turn, "b", absl::StrCat("m", i), 1, false, ack);
+  }
+  EXPECT_EQ(recorder->released(), (std::vector<uint64_t>{1, 2}));  // not congested yet
+  EXPECT_EQ(a->StatsOf("b").held_acks, 3u);
+  a->Knows(*b);
+  ASSERT_TRUE(WaitFor([&] { return recorder->released().size() == 5; }));
+  EXPECT_EQ(a->StatsOf("b").held_acks, 0u);
+  EXPECT_EQ(b->receiver.got(), Numbered(1, 6));
+
+  // Congested again, then the peer is declared dead: nobody waits for it.
+  a->Knows(*b, MemberChange::kDead);
+  for (uint64_t i = 6; i <= 9; ++i) {
+    a->Send(turn, "b", absl::StrCat("m", i), 1, false,
+            std::make_shared<AckToken>(nullptr, recorder, i));
+  }
+  EXPECT_EQ(recorder->released().size(), 7u);
+  a->Knows(*b, MemberChange::kDead);
+  EXPECT_EQ(recorder->released().size(), 9u);
 }
 
 // A durable entry leaves only after the publisher's batch is committed, stays in the store
