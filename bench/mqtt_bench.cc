@@ -32,7 +32,9 @@ scenarios:
             longest gap between deliveries after the pause, loss
 
 options (defaults in brackets):
-  --host H [127.0.0.1]  --port P [1883]  --sub-host H  --sub-port P
+  --host H [127.0.0.1]  --port P [1883]
+  --sub-host H  --sub-port P [host, port] (subscribers connect here: any scenario that
+            publishes and subscribes, e.g. latency across two cluster nodes; cluster needs one)
   --qos 0|1|2 [0]  --inflight N [16]  --payload BYTES [64, min 20]
   --publishers N  --subscribers N  --rate MSG_PER_S [0 = unbounded; latency 5000]
   --connections N [10000; manyconn 50000]  --concurrency N [100]

@@ -297,7 +297,9 @@ void Bench::Report(const char* unit, double rate, const std::function<void(Json&
       .Num("warmup", o_.warmup, 2)
       .Str("host", o_.host)
       .Int("port", o_.port);
-  if (o_.scenario == "cluster") {
+  // The subscribers' address, when it is not the publishers' (cluster; or --sub-host/--sub-port
+  // given to another publish/subscribe scenario, e.g. latency across two nodes).
+  if (o_.scenario == "cluster" || !o_.sub_host.empty() || o_.sub_port != 0) {
     j.Str("sub_host", o_.sub_host.empty() ? o_.host : o_.sub_host);
     j.Int("sub_port", o_.sub_port ? o_.sub_port : o_.port);
   }
