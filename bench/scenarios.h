@@ -11,8 +11,9 @@ struct Options {
   std::string scenario = "qos";
   std::string host = "127.0.0.1";
   int port = 1883;
-  std::string sub_host;  // subscribers connect here (default: host); cluster requires it or sub_port
-  int sub_port = 0;      // (default: port)
+  std::string
+      sub_host;      // subscribers connect here (default: host); cluster requires it or sub_port
+  int sub_port = 0;  // (default: port)
   int qos = 0;
   int inflight = 16;  // QoS 1/2 window per publisher
   int payload = 64;   // bytes
