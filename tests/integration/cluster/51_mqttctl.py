@@ -6,10 +6,9 @@ the other, `--json` parses, and a node that cannot be reached is a clear error w
 import json
 import os
 import subprocess
-import time
 import unittest
 
-from harness_cluster import ClusterNode, free_port, unique
+from harness_cluster import ClusterNode, free_port, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
@@ -21,17 +20,6 @@ def mqttctl(*args, check=True):
     if check and out.returncode != 0:
         raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
     return out
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.0fs: %s" % (timeout, what))
-        time.sleep(0.1)  # polling another process's view, not synchronisation
 
 
 @skip_under_mosquitto("mqttd's cluster and mqttctl")

@@ -20,7 +20,7 @@ import subprocess
 import time
 import unittest
 
-from harness_cluster import ClusterNode, unique
+from harness_cluster import ClusterNode, unique, wait_until
 from harness_persist import (RESTART_WAIT, Publisher, Subscriber, check_stream, seeded_rng,
                              skip_under_mosquitto)
 
@@ -35,17 +35,6 @@ def mqttctl_json(node, *args):
     if out.returncode != 0:
         raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
     return json.loads(out.stdout)
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.0fs: %s" % (timeout, what))
-        time.sleep(0.1)  # polling another process's view, not synchronisation
 
 
 def member_state(node, name):

@@ -26,7 +26,7 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import ClusterNode, unique
+from harness_cluster import ClusterNode, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
@@ -39,17 +39,6 @@ def mqttctl(*args):
     if out.returncode != 0:
         raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
     return out.stdout
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.0fs: %s" % (timeout, what))
-        time.sleep(0.05)  # polling another process's view, not synchronisation
 
 
 def routes_of(node):

@@ -25,7 +25,7 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import SUSPECT_MS, unique
+from harness_cluster import SUSPECT_MS, unique, wait_until
 from harness_persist import Publisher, check_stream, skip_under_mosquitto
 from harness_persist import Subscriber as PersistentSubscriber
 import netns
@@ -48,19 +48,6 @@ class Deadline(BaseException):
 
 def _on_alarm(signum, frame):
     raise Deadline("55_partition: the test's deadline of %ds passed" % DEADLINE_S)
-
-
-def wait_until(predicate, timeout, what, describe=None):
-    """predicate()'s first truthy value, polled every 100 ms for at most timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.1fs: %s%s" % (
-                timeout, what, ("\n" + describe()) if describe else ""))
-        time.sleep(0.1)  # polling other processes' views, not synchronisation
 
 
 def log_time(line):

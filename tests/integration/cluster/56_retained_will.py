@@ -14,12 +14,11 @@ import json
 import os
 import subprocess
 import threading
-import time
 import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import ClusterNode, unique
+from harness_cluster import ClusterNode, unique, wait_until
 from harness_persist import skip_under_mosquitto
 import harness  # noqa: E402 (on the path once harness_persist is imported)
 
@@ -40,17 +39,6 @@ def retained_view(node, topic_filter):
     answer = json.loads(mqttctl(node, "--json", "retained", "--topic", topic_filter).stdout)
     return {e["topic"]: ("deleted" if e["tombstone"] else "set")
             for e in answer.get("entries", [])}
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.0fs: %s" % (timeout, what))
-        time.sleep(0.1)  # polling another process's view, not synchronisation
 
 
 def receive(node, topic_filter, count, version=paho.MQTTv5):

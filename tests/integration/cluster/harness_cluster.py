@@ -75,3 +75,18 @@ class ClusterNode(Node):
 def incarnation_of(line):
     m = re.search(r"incarnation (\d+)", line)
     return int(m.group(1)) if m else -1
+
+
+def wait_until(predicate, timeout, what, describe=None):
+    """predicate()'s first truthy value, polled every 100 ms for at most timeout seconds; else
+    AssertionError naming `what` (and describe()'s text, if given)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError("not within %.1fs: %s%s" % (
+                timeout, what, ("\n" + describe()) if describe else ""))
+        time.sleep(0.1)  # polling other processes' views, not synchronisation
+
