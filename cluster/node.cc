@@ -146,6 +146,9 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   }
 
   grpc::ServerBuilder builder;
+  // gRPC binds with SO_REUSEPORT by default: a second node started on the same address would
+  // bind too and take part of the peers' connections. One node per port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(node->membership_->service());

@@ -78,6 +78,18 @@ class Membership(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("cluster: cannot listen on %s" % address, err)
 
+    def test_cluster_port_of_a_running_node_is_busy_for_another(self):
+        # gRPC binds with SO_REUSEPORT unless told not to: two nodes would then share the port
+        # and split the peers' connections between them.
+        a = ClusterNode(unique("port-a"))
+        self.nodes.append(a)
+        a.start()
+        with tempfile.TemporaryDirectory() as data_dir:
+            rc, _, err = run_expect_refusal(
+                mqttd_command(data_dir, extra=["--cluster-listen", a.cluster_address]))
+        self.assertEqual(rc, 1)
+        self.assertIn("cluster: cannot listen on %s" % a.cluster_address, err)
+
     def test_node_without_cluster_listen_runs_alone(self):
         node = Node(node_id=unique("alone"))
         self.nodes.append(node)
