@@ -5,7 +5,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libssl-dev libboost-dev libgtest-dev libgmock-dev libjemalloc-dev
-  libraft-dev libuv1-dev
+  libraft-dev libuv1-dev iproute2
   mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev
 )
 # MQTT.js tests need Node.js and npm; Debian's packages only where none is installed already
