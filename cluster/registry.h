@@ -4,12 +4,13 @@
 // every node's Holder() converges on the same answer; only the leader appends.
 //
 // Proposals: only the leader can append. Elsewhere Propose fails at once with FailedPrecondition
-// "not the leader (leader is X at ADDR)" (forwarding to the leader over gRPC is step 3). The leader
-// batches: proposals that arrive while one entry is in flight all go into the next entry (one
-// RegistryBatch: group commit), and each caller gets the changes of its own commands.
-// Outcomes: OK (committed and applied, with the changes), FailedPrecondition (not appended: not the
-// leader), Unavailable (leadership lost or Stop(): the entry may or may not commit later),
-// DeadlineExceeded (proposal_timeout passed: same), InvalidArgument (the batch did not parse).
+// "not the leader (leader is X at ADDR)" (RegistryClient, registry_client.h, forwards to the
+// leader). The leader batches: proposals that arrive while one entry is in flight all go into the
+// next entry (one RegistryBatch: group commit), and each caller gets the changes of its own
+// commands. Outcomes: OK (committed and applied, with the changes), FailedPrecondition (not
+// appended: not the leader), Unavailable (leadership lost or Stop(): the entry may or may not
+// commit later), DeadlineExceeded (proposal_timeout passed: same), InvalidArgument (the batch did
+// not parse).
 //
 // Bootstrap: a node whose raft directory is pristine and whose `bootstrap` list is not empty
 // bootstraps that list as the initial voters (every node of the initial set passes the same list;

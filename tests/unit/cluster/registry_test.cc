@@ -15,6 +15,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,19 +31,29 @@ namespace {
 constexpr absl::Duration kWait = absl::Seconds(10);  // bound of every wait for convergence
 
 // A port that was free a moment ago (libraft needs the address before it binds).
+// A port free at this moment, picked at random below the kernel's ephemeral range (32768+), so
+// that no outgoing connection or port-0 server of a parallel test takes it before raft binds it
+// (libraft needs its address before it binds).
 int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 32767);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int port = 0;
+    {
+      absl::MutexLock lock(&mu);
+      port = pick(rng);
+    }
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     close(fd);
-    return 0;
+    if (free) return port;
   }
-  close(fd);
-  return ntohs(addr.sin_port);
+  return 0;
 }
 
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = kWait) {

@@ -1,0 +1,287 @@
+#include "cluster/registry_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "node/base/log.h"
+
+namespace mqtt::cluster {
+namespace {
+
+using Result = absl::StatusOr<std::vector<RegistryChange>>;
+using Record = v1::RegistryChangeRecord;
+
+// absl and gRPC status codes share their numbering (both are google.rpc.Code): casts convert.
+grpc::Status ToGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// The cases in which nothing was appended or the leader went away: try again, maybe elsewhere.
+bool Retriable(const absl::Status& s) {
+  return absl::IsFailedPrecondition(s) || absl::IsUnavailable(s);
+}
+
+void ToRecord(const RegistryHolder& holder, v1::RegistryHolderRecord* record) {
+  record->set_node_id(holder.node_id);
+  record->set_epoch(holder.epoch);
+}
+
+RegistryHolder FromRecord(const v1::RegistryHolderRecord& record) {
+  return RegistryHolder{record.node_id(), record.epoch()};
+}
+
+void ToRecord(const RegistryChange& change, Record* record) {
+  switch (change.kind) {
+    case RegistryChange::Kind::kRegistered:
+      record->set_kind(Record::KIND_REGISTERED);
+      break;
+    case RegistryChange::Kind::kReleased:
+      record->set_kind(Record::KIND_RELEASED);
+      break;
+    case RegistryChange::Kind::kIgnored:
+      record->set_kind(Record::KIND_IGNORED);
+      break;
+  }
+  record->set_client_id(change.client_id);
+  ToRecord(change.holder, record->mutable_holder());
+  if (change.previous.has_value()) ToRecord(*change.previous, record->mutable_previous());
+}
+
+Result FromResponse(const v1::ProposeResponse& response) {
+  std::vector<RegistryChange> changes;
+  changes.reserve(response.changes_size());
+  for (const Record& record : response.changes()) {
+    RegistryChange& change = changes.emplace_back();
+    switch (record.kind()) {
+      case Record::KIND_REGISTERED:
+        change.kind = RegistryChange::Kind::kRegistered;
+        break;
+      case Record::KIND_RELEASED:
+        change.kind = RegistryChange::Kind::kReleased;
+        break;
+      case Record::KIND_IGNORED:
+        change.kind = RegistryChange::Kind::kIgnored;
+        break;
+      default:
+        return absl::InternalError(
+            absl::StrCat("registry: unknown change kind ", record.kind(), " from the leader"));
+    }
+    change.client_id = record.client_id();
+    change.holder = FromRecord(record.holder());
+    if (record.has_previous()) change.previous = FromRecord(record.previous());
+  }
+  return changes;
+}
+
+}  // namespace
+
+struct RegistryClient::Pending {
+  v1::ProposeRequest request;
+  Registry::ProposeCallback done;
+  absl::Time deadline;  // of the whole proposal
+  absl::Duration backoff;
+  absl::Status last;  // the latest retriable failure, for the final error
+};
+
+// Runs forwarded proposals on the local Registry: on a follower, Registry::Propose answers
+// FailedPrecondition at once, so a proposal is never forwarded further.
+class RegistryClient::Handler final : public v1::RegistryService::CallbackService {
+ public:
+  explicit Handler(Registry* registry) : registry_(registry) {}
+
+  grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* ctx,
+                                    const v1::ProposeRequest* request,
+                                    v1::ProposeResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    std::vector<v1::RegistryCommand> commands(request->commands().begin(),
+                                              request->commands().end());
+    // The reactor and response live until Finish; the Registry calls back exactly once, within
+    // its proposal_timeout (or at Stop()).
+    registry_->Propose(std::move(commands), [reactor, response](Result result) {
+      if (!result.ok()) {
+        reactor->Finish(ToGrpc(result.status()));
+        return;
+      }
+      for (const RegistryChange& change : *result) ToRecord(change, response->add_changes());
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  Registry* const registry_;
+};
+
+RegistryClient::RegistryClient(Registry* registry, AddressOf address_of,
+                               RegistryClientOptions options)
+    : registry_(registry),
+      address_of_(std::move(address_of)),
+      options_(std::move(options)),
+      handler_(std::make_unique<Handler>(registry)),
+      stubs_(options_.reconnect_backoff_ms) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+RegistryClient::~RegistryClient() { Stop(); }
+
+grpc::Service* RegistryClient::service() { return handler_.get(); }
+
+void RegistryClient::Stop() {
+  absl::MutexLock join_lock(&join_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();  // it fails the queued retries on its way out
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &pending_));
+  }
+  stubs_.ReleaseRetired();  // on the caller's thread: not one of gRPC's
+}
+
+void RegistryClient::Propose(std::vector<v1::RegistryCommand> commands,
+                             Registry::ProposeCallback done) {
+  auto p = std::make_shared<Pending>();
+  for (v1::RegistryCommand& command : commands) *p->request.add_commands() = std::move(command);
+  p->request.set_sender_node_id(options_.node_id);
+  p->done = std::move(done);
+  p->deadline = absl::Now() + options_.propose_timeout;
+  p->backoff = options_.initial_backoff;
+  bool accepted = false;
+  {
+    absl::MutexLock lock(&mu_);
+    accepted = !stopping_;
+    if (accepted) ++pending_;
+  }
+  if (!accepted) {
+    p->done(absl::UnavailableError("registry client: stopped"));
+    return;
+  }
+  Attempt(p);
+}
+
+void RegistryClient::Attempt(const PendingPtr& p) {
+  if (registry_->IsLeader()) return AttemptLocal(p);
+  const std::string leader = registry_->LeaderId();
+  if (leader.empty()) return Retry(p, absl::UnavailableError("registry: no leader known"));
+  // A stale view naming this node: the local Registry knows better and answers.
+  if (leader == options_.node_id) return AttemptLocal(p);
+  const std::string address = address_of_(leader);
+  if (address.empty()) {
+    return Retry(p,
+                 absl::UnavailableError(absl::StrCat("registry: no address for leader ", leader)));
+  }
+  AttemptRemote(p, leader, address);
+}
+
+void RegistryClient::AttemptLocal(const PendingPtr& p) {
+  std::vector<v1::RegistryCommand> commands(p->request.commands().begin(),
+                                            p->request.commands().end());
+  registry_->Propose(std::move(commands),
+                     [this, p](Result result) { Handle(p, std::move(result)); });
+}
+
+void RegistryClient::AttemptRemote(const PendingPtr& p, const std::string& leader,
+                                   const std::string& address) {
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ProposeResponse response;
+  };
+  auto call = std::make_shared<Call>();
+  call->ctx.set_deadline(
+      absl::ToChronoTime(std::min(absl::Now() + options_.rpc_timeout, p->deadline)));
+  std::shared_ptr<v1::RegistryService::Stub> stub = stubs_.Get(address);
+  stub->async()->Propose(
+      &call->ctx, &p->request, &call->response, [this, p, call, leader, address](grpc::Status s) {
+        Handle(p, s.ok() ? FromResponse(call->response) : Result(CallFailed(s, leader, address)));
+      });
+}
+
+absl::Status RegistryClient::CallFailed(const grpc::Status& s, const std::string& leader,
+                                        const std::string& address) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    // Maybe the transport: the next call dials afresh rather than wait out a reconnect backoff.
+    // The stub is only retired here, on a gRPC callback thread; Loop frees it (stub_cache.h).
+    stubs_.Drop(address);
+    absl::MutexLock lock(&mu_);
+    wake_ = true;
+  }
+  return absl::Status(
+      static_cast<absl::StatusCode>(s.error_code()),
+      absl::StrCat("registry leader ", leader, " at ", address, ": ", s.error_message()));
+}
+
+void RegistryClient::Handle(const PendingPtr& p, Result result) {
+  if (result.ok() || !Retriable(result.status())) return Finish(p, std::move(result));
+  Retry(p, result.status());
+}
+
+void RegistryClient::Retry(const PendingPtr& p, absl::Status why) {
+  MQTT_LOG_DEBUG("registry client %s: retrying a proposal: %s", options_.node_id, why.ToString());
+  p->last = std::move(why);
+  const absl::Time due = absl::Now() + p->backoff;
+  bool stopping = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
+    if (!stopping && due < p->deadline) {
+      p->backoff = std::min(2 * p->backoff, options_.max_backoff);
+      retries_.emplace(due, p);
+      wake_ = true;
+      return;
+    }
+  }
+  Finish(p, absl::UnavailableError(absl::StrCat(
+                stopping ? "registry client: stopped"
+                         : absl::StrCat("no registry leader reachable within ",
+                                        absl::FormatDuration(options_.propose_timeout)),
+                "; last: ", p->last.message())));
+}
+
+void RegistryClient::Finish(const PendingPtr& p, Result result) {
+  p->done(std::move(result));
+  absl::MutexLock lock(&mu_);
+  --pending_;  // the last use of `this` by this proposal
+}
+
+void RegistryClient::Loop() {
+  for (;;) {
+    stubs_.ReleaseRetired();
+    std::vector<PendingPtr> due;
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&mu_);
+      const absl::Time next = retries_.empty() ? absl::InfiniteFuture() : retries_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(
+                                +[](RegistryClient* c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                  return c->wake_ || c->stopping_;
+                                },
+                                this),
+                            next);
+      wake_ = false;
+      stopping = stopping_;
+      const absl::Time now = absl::Now();
+      while (!retries_.empty() && (stopping || retries_.begin()->first <= now)) {
+        due.push_back(std::move(retries_.begin()->second));
+        retries_.erase(retries_.begin());
+      }
+    }
+    for (const PendingPtr& p : due) {
+      if (stopping) {
+        Finish(p, absl::UnavailableError(
+                      absl::StrCat("registry client: stopped; last: ", p->last.message())));
+      } else {
+        Attempt(p);
+      }
+    }
+    if (stopping) return;
+  }
+}
+
+}  // namespace mqtt::cluster
