@@ -1,5 +1,5 @@
 // ClusterNode: this node's presence in the cluster. It owns the gRPC server on --cluster-listen,
-// which hosts every cluster service (membership today; routes, forwarding and admin next, so
+// which hosts every cluster service (membership, routes, forwarding, retained, admin, so
 // that one port serves peers and mqttctl), and the Membership. mqttd starts one when
 // --cluster-listen is given; without it nothing of this runs and the node is alone.
 //

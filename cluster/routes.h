@@ -10,7 +10,8 @@
 // itself when it knows its address) and replays the deltas that arrived meanwhile. Every
 // `digest_interval`, and at once when a peer becomes alive, the node exchanges a digest
 // (origin -> version) with one peer; each side then fetches what the other holds newer.
-// Unary RPCs today; the issue's final shape is one long-lived stream per peer.
+// Unary RPCs with one call in flight per peer (ordered; route changes are rare and small), not
+// a stream per peer as the issue sketched: see cluster/README.md.
 //
 // Lifecycle: construct; register service() on the node's grpc::ServerBuilder; BuildAndStart;
 // Start(); feed it local routes and membership changes; Stop(). The server must be shut down
