@@ -318,11 +318,11 @@ void Membership::ProtocolLoop() {
       Publish(std::move(events));
     }
     if (absl::Now() >= next_sync) {
-      SyncWithRandomPeer();
+      SyncWithRandomMember(/*dead=*/false);
       next_sync = absl::Now() + options_.sync_interval;
     }
     if (absl::Now() >= next_reconnect) {
-      SyncWithRandomDead();
+      SyncWithRandomMember(/*dead=*/true);
       next_reconnect = absl::Now() + reconnect_interval;
     }
     absl::MutexLock lock(&mu_);
@@ -372,25 +372,14 @@ absl::Status Membership::SyncWith(const std::string& address) {
   return absl::OkStatus();
 }
 
-void Membership::SyncWithRandomPeer() {
+// Syncs with one member picked at random among the reachable ones, or among the DEAD ones. Then
+// the sync carries our view ("dead at incarnation n"): one that is back refutes with n + 1 in
+// its answer, comes alive here, and learns that we are alive.
+void Membership::SyncWithRandomMember(bool dead) {
   std::string address;
   {
     absl::MutexLock lock(&mu_);
-    std::vector<std::string> ids = table_.Reachable();
-    if (ids.empty()) return;
-    std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
-    address = table_.Find(ids[pick(rng_)])->address;
-  }
-  if (absl::Status s = SyncWith(address); !s.ok()) MQTT_LOG_DEBUG("%s", s.ToString());
-}
-
-// A sync carries our view of the member ("dead at incarnation n"): if it is back, it refutes
-// with n + 1 in its answer and comes alive here, and learns that we are alive.
-void Membership::SyncWithRandomDead() {
-  std::string address;
-  {
-    absl::MutexLock lock(&mu_);
-    std::vector<std::string> ids = table_.Dead();
+    const std::vector<std::string> ids = dead ? table_.Dead() : table_.Reachable();
     if (ids.empty()) return;
     std::uniform_int_distribution<size_t> pick(0, ids.size() - 1);
     address = table_.Find(ids[pick(rng_)])->address;

@@ -107,8 +107,7 @@ class Membership {
   void TryJoin();
   void ProbeOne();
   bool ProbeIndirect(const std::string& target_id, const std::string& target_address);
-  void SyncWithRandomPeer();
-  void SyncWithRandomDead();
+  void SyncWithRandomMember(bool dead) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status SyncWith(const std::string& address);
   // Applies records from a peer (and its own record, if given); publishes the changes.
   void Merge(const google::protobuf::RepeatedPtrField<v1::Member>& records,

@@ -6,7 +6,6 @@ other nodes receive each message once, at min(published, granted) QoS [MQTT-3.8.
 publish order [MQTT-4.6.0-6]; a subscriber on the publisher's own node still gets it locally.
 A node without a matching route gets nothing (a topic no one subscribed to is not forwarded)."""
 
-import json
 import os
 import subprocess
 import threading
@@ -15,40 +14,21 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import ClusterNode, unique, wait_until
+from harness_cluster import (ClusterNode, mqttctl_json, unique, wait_members_alive,
+                             wait_until)
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
 WAIT_S = 15.0
 
 
-def mqttctl(*args):
-    out = subprocess.run([MQTTCTL] + list(args), capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
-    return out.stdout
-
-
 def wait_routes(node, want, timeout=WAIT_S):
     """Until `node` holds a route of each (origin, filter) in `want`."""
     def held():
-        routes = json.loads(mqttctl("--server", node.cluster_address, "--json", "routes"))
+        routes = mqttctl_json(node, "routes")
         have = {(r["nodeId"], r["filter"]) for r in routes.get("routes", [])}
         return set(want) <= have
     wait_until(held, timeout, "%s holds routes %r" % (node.name, sorted(want)))
-
-
-def wait_members(nodes, timeout=WAIT_S):
-    names = {n.name for n in nodes}
-
-    def all_alive():
-        for n in nodes:
-            members = json.loads(mqttctl("--server", n.cluster_address, "--json", "members"))
-            alive = {m["nodeId"] for m in members.get("members", []) if m["state"] == "alive"}
-            if not names <= alive:
-                return False
-        return True
-    wait_until(all_alive, timeout, "every node sees %r alive" % sorted(names))
 
 
 class Paho5Collector:
@@ -98,7 +78,7 @@ class Forwarding(unittest.TestCase):
             self.addCleanup(node.cleanup)
             node.start()
             nodes.append(node)
-        wait_members(nodes)
+        wait_members_alive(nodes, WAIT_S)
         return nodes
 
     def mosquitto_sub(self, node, topic_filter, qos, count):

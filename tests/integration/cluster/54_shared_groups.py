@@ -17,7 +17,6 @@ at its own granted QoS [MQTT-4.8.2-3], and with round robin every member gets so
 Filters use the $share/{ShareName}/{filter} form [MQTT-4.8.2-1], [MQTT-4.8.2-2]."""
 
 import collections
-import json
 import os
 import subprocess
 import threading
@@ -26,7 +25,8 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import ClusterNode, unique, wait_until
+from harness_cluster import (ClusterNode, mqttctl_json, unique, wait_members_alive,
+                             wait_until)
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
@@ -34,15 +34,8 @@ WAIT_S = 10.0
 N = 60
 
 
-def mqttctl(*args):
-    out = subprocess.run([MQTTCTL] + list(args), capture_output=True, text=True, timeout=30)
-    if out.returncode != 0:
-        raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
-    return out.stdout
-
-
 def routes_of(node):
-    routes = json.loads(mqttctl("--server", node.cluster_address, "--json", "routes"))
+    routes = mqttctl_json(node, "routes")
     return {(r["nodeId"], r["filter"], r.get("sharedGroup", "")) for r in routes.get("routes", [])}
 
 
@@ -53,19 +46,6 @@ def wait_routes(node, want, present=True):
         return set(want) <= have if present else not set(want) & have
     wait_until(held, WAIT_S, "%s %s routes %r" % (node.name, "holds" if present else "drops",
                                                   sorted(want)))
-
-
-def wait_members(nodes):
-    names = {n.name for n in nodes}
-
-    def all_alive():
-        for n in nodes:
-            members = json.loads(mqttctl("--server", n.cluster_address, "--json", "members"))
-            alive = {m["nodeId"] for m in members.get("members", []) if m["state"] == "alive"}
-            if not names <= alive:
-                return False
-        return True
-    wait_until(all_alive, WAIT_S, "every node sees %r alive" % sorted(names))
 
 
 class Received:
@@ -185,7 +165,7 @@ class SharedGroupsAcrossNodes(unittest.TestCase):
                 node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds, extra_args=extra)
                 cls.nodes.append(node)
                 node.start()
-            wait_members(cls.nodes)
+            wait_members_alive(cls.nodes, WAIT_S)
         except BaseException:
             cls.tearDownClass()
             raise

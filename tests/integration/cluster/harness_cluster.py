@@ -6,8 +6,10 @@ a deadline, for a line of its log. Timings are short (probe 100 ms, suspect 500 
 kill is noticed within a second or two.
 """
 
+import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -89,4 +91,27 @@ def wait_until(predicate, timeout, what, describe=None):
             raise AssertionError("not within %.1fs: %s%s" % (
                 timeout, what, ("\n" + describe()) if describe else ""))
         time.sleep(0.1)  # polling other processes' views, not synchronisation
+
+
+def mqttctl_json(node, *args):
+    """The JSON answer of `mqttctl --json ARGS` asked of `node` (MQTTCTL_BIN); AssertionError
+    with its stderr if it fails."""
+    out = subprocess.run([os.environ.get("MQTTCTL_BIN", ""), "--server", node.cluster_address,
+                          "--json"] + list(args), capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
+    return json.loads(out.stdout)
+
+
+def wait_members_alive(nodes, timeout):
+    """Until every node of `nodes` lists all of them alive."""
+    names = {n.name for n in nodes}
+
+    def all_alive():
+        for n in nodes:
+            members = mqttctl_json(n, "members").get("members", [])
+            if not names <= {m["nodeId"] for m in members if m["state"] == "alive"}:
+                return False
+        return True
+    wait_until(all_alive, timeout, "every node sees %r alive" % sorted(names))
 

@@ -28,45 +28,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "tests/unit/cluster/test_util.h"
 
 namespace mqtt::cluster {
 namespace {
 
 constexpr absl::Duration kWait = absl::Seconds(10);  // bound of every wait for convergence
 
-// A raft port that was free a moment ago (libraft needs the address before it binds). Taken
-// below the kernel's ephemeral range (32768 and up by default), from which gRPC's port 0 and every
-// outgoing connection (raft's own included) take theirs: otherwise one of those can occupy it
-// before the Registry binds it, which happened about once in 40 runs.
-int FreePort() {
-  static absl::Mutex mu(absl::kConstInit);
-  static std::mt19937 rng(std::random_device{}());
-  std::uniform_int_distribution<int> pick(20000, 32767);
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    int port = 0;
-    {
-      absl::MutexLock lock(&mu);
-      port = pick(rng);
-    }
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (free) return port;
-  }
-  return 0;
-}
+using test_util::FreePort;
 
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = kWait) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
+  return test_util::WaitUntil(done, timeout);
 }
 
 using Result = absl::StatusOr<std::vector<RegistryChange>>;
