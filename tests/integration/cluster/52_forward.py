@@ -94,6 +94,16 @@ class Forwarding(unittest.TestCase):
                         "mqttv311", "-t", topic, "-m", payload, "-q", str(qos)],
                        check=True, timeout=30)
 
+    def assert_same_in_topic_order(self, got, want, topic_of, what):
+        """The same messages, and per topic in publish order. Order across topics is not
+        promised [MQTT-4.6.0-6: per Topic and QoS], and clients do not keep it either: paho and
+        libmosquitto hand a QoS 2 message to the application only on PUBREL, a round trip after
+        it arrived, so a later QoS 0 message on another topic can overtake it."""
+        self.assertEqual(sorted(got), sorted(want), what)
+        for topic in {topic_of(m) for m in want}:
+            self.assertEqual([m for m in got if topic_of(m) == topic],
+                             [m for m in want if topic_of(m) == topic], "%s, %s" % (what, topic))
+
     def run_cluster(self, count):
         nodes = self.start_cluster(count)
         pub_node, plus_node, hash_node = nodes[0], nodes[1], nodes[-1]
@@ -118,16 +128,19 @@ class Forwarding(unittest.TestCase):
 
         out, err = sub.communicate(timeout=WAIT_S * 2)
         self.assertEqual(sub.returncode, 0, "mosquitto_sub on %s: %s" % (plus_node.name, err))
-        self.assertEqual(out.splitlines(), ["%s %s" % (t, p) for t, p, _ in published],
-                         "mosquitto_sub (3.1.1, %s, QoS 2) on %s"
-                         % (plus_filter, plus_node.name))
+        self.assert_same_in_topic_order(out.splitlines(),
+                                        ["%s %s" % (t, p) for t, p, _ in published],
+                                        lambda line: line.split(" ")[0],
+                                        "mosquitto_sub (3.1.1, %s, QoS 2) on %s"
+                                        % (plus_filter, plus_node.name))
 
         want5 = [(t, p, min(q, 1)) for t, p, q in published] + [(base + "/other", "only-hash", 1)]
-        self.assertEqual(paho5.wait_count(len(want5)), want5,
-                         "paho 5.0 (%s, QoS 1) on %s" % (hash_filter, hash_node.name))
+        self.assert_same_in_topic_order(paho5.wait_count(len(want5)), want5, lambda m: m[0],
+                                        "paho 5.0 (%s, QoS 1) on %s"
+                                        % (hash_filter, hash_node.name))
         want_local = [(t, p, q) for t, p, q in published] + [(base + "/other", "only-hash", 1)]
-        self.assertEqual(local.wait_count(len(want_local)), want_local,
-                         "paho 5.0 on the publisher's node")
+        self.assert_same_in_topic_order(local.wait_count(len(want_local)), want_local,
+                                        lambda m: m[0], "paho 5.0 on the publisher's node")
         time.sleep(0.5)  # a negative check after the positive barriers above: no extra copies
         self.assertEqual(len(paho5.got), len(want5), "duplicates at %s" % hash_node.name)
         self.assertEqual(len(local.got), len(want_local), "duplicates on the publisher's node")
