@@ -232,6 +232,22 @@ const std::vector<Option>& Options() {
        "bytes of messages forwarded to one peer and not yet acknowledged, at most (default "
        "268435456)",
        UintSetter(&Config::cluster_outbox_bytes, 4096, 4'000'000'000u)},
+      {"cluster-raft-listen", "HOST:PORT",
+       "address of the client-id registry's Raft port, also what peers dial (default: the "
+       "cluster-listen address with port + 1; port 0 picks a free port)",
+       [](absl::string_view v, Config* c) { return ParseHostPort(v, 0, &c->cluster_raft_listen); }},
+      {"cluster-bootstrap-expect", "N",
+       "a node that has never been in a registry waits until it sees N members, none of them in "
+       "a registry yet, and then the N with the smallest node ids form it; set it to the size of "
+       "the first deployment (at most 5) (default 1)",
+       UintSetter(&Config::cluster_bootstrap_expect, 1, 5)},
+      {"cluster-allow-register-during-netsplit", "true|false",
+       "take CONNECTs on a side of a partition without a registry majority (two sessions with one "
+       "client id may then live until the partition heals) instead of refusing them (default "
+       "false)",
+       [](absl::string_view v, Config* c) {
+         return ParseBool(v, &c->cluster_allow_register_during_netsplit);
+       }},
       {"help", nullptr, "print this help and exit",
        [](absl::string_view, Config* c) {
          c->help = true;

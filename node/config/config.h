@@ -55,6 +55,10 @@ struct Config {
   uint32_t cluster_sync_timeout = 10;  // seconds to wait for the peers' routes before serving
   uint32_t cluster_outbox_messages = 1'000'000;  // per peer, forwarded and not acknowledged
   uint32_t cluster_outbox_bytes = 256 << 20;     // per peer, approximate
+  // Cluster, sessions (issue 12): the client-id registry (Raft).
+  std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
+  uint32_t cluster_bootstrap_expect = 1;  // members a pristine registry waits for to bootstrap
+  bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
   bool help = false;
 };
 
