@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The internals of mqtt-bench's scenarios: one Bench object drives one run. scenarios.cc holds
 // the loop plumbing, connection handling and the report; traffic.cc publishing, receiving and
 // the publish/subscribe flow.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A tiny MQTT 3.1.1 client codec for the load generator: only what mqtt-bench sends and
 // receives. Self-contained on purpose (the broker's codec is not a dependency of the bench).
 #pragma once

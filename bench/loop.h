@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The event loop of mqtt-bench: one thread, one epoll set (edge-triggered), non-blocking
 // TCP_NODELAY sockets, one shared read buffer (an idle connection holds no buffer), and
 // writes batched per loop turn (one send per dirty connection per turn).

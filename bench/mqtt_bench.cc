@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mqtt-bench: a one-thread epoll MQTT 3.1.1 load generator. It holds every publisher and
 // subscriber of a scenario in one process, stamps each payload with its send time and a
 // per-publisher sequence number, and prints one line of JSON per run. See docs/performance.md.

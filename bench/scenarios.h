@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The scenarios of mqtt-bench; see mqtt_bench.cc for the flags.
 #pragma once
 

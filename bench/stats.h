@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Measurement helpers for mqtt-bench: clocks, a log-linear latency histogram, a sequence-number
 // set (loss / duplicate detection), CPU and RSS probes, and a one-line JSON writer.
 #pragma once

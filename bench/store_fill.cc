@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // store-fill: writes persistent sessions and offline queues straight into a data directory, in
 // the format mqttd stores them, so that restart time can be measured against live data of a
 // chosen size without driving millions of messages through MQTT (bench/storage_growth

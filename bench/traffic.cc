@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Publishing (open loop, windowed, fixed rate), receiving (sequence checks, latency) and the
 // publish/subscribe flow of the throughput and latency scenarios.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AdminService: the node's admin gRPC service (proto/admin.proto) on the cluster port, read by
 // `mqttctl`: the members as this node sees them, the route table (this node's routes and those
 // it holds of every other member), this node's status (clients, store, forwarding outboxes) and

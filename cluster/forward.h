@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Forwarder: carries publishes to the other nodes that hold matching routes, and delivers the
 // ones they forward here (issue 11, "Forwarding"; wire format in proto/forward.proto).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Hlc: a hybrid logical clock (Kulkarni et al. 2014), packed in 64 bits as
 // (wall-clock milliseconds since the Unix epoch << 16) | logical counter. It orders the
 // retained messages of a cluster (retained_sync.h): a value stamped by Now() is above every value

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MemberTable: one node's view of the cluster's members and the SWIM rules that change it.
 // Pure logic, no I/O and no clock of its own (callers pass `now`), so the ordering rules are
 // testable without gRPC. Not thread-safe: `Membership` (membership.h) owns one under its mutex.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Membership: which nodes form the cluster and which of them are up. SWIM-style gossip over
 // gRPC (proto/cluster.proto, service mqtt.cluster.v1.Membership); the rules are in
 // member_table.h. Cluster-wide view, eventually consistent: each node holds its own.

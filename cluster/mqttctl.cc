@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mqttctl: the admin CLI of an mqttd cluster. Talks to one node's admin gRPC service
 // (proto/admin.proto) on its cluster port and prints what that node sees.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ClusterNode: this node's presence in the cluster. It owns the gRPC server on --cluster-listen,
 // which hosts every cluster service (membership, routes, forwarding, retained, admin, so
 // that one port serves peers and mqttctl), and the Membership. mqttd starts one when

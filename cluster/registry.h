@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry: the cluster's client-id registry (issue 12, docs/cluster-sessions.md), a
 // RegistryState (registry_state.h) replicated by Raft: Debian's libraft on its libuv transport
 // (raft_uv_tcp, a port of its own). Every node applies every committed entry, in log order, so

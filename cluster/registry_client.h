@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RegistryClient: the registry's entry point on every node (issue 12, step 2b; the registry's
 // "frontend"). Propose() works on any node: on the Raft leader it proposes to the local Registry
 // (cluster/registry.h); elsewhere it sends the commands to the leader's RegistryService

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RegistryState: the state machine of the cluster's client-id registry (issue 12, invariant 1:
 // at most one connected session per client id in the cluster). Which node holds the session of
 // each client id, with an epoch that orders the holders: the state machine that a replicated

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RetainedIndex: the rules of the cluster's retained messages, without I/O, threads or locks
 // (RetainedSync, retained_sync.h, owns one under its mutex and does the transport).
 //

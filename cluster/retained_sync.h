@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RetainedSync: retained messages replicated to every node of the cluster and persisted there
 // (issue 11, "Retained messages"). It replaces the broker's own retained update
 // (mqtt::RetainedReplication, node/session/remote.h), so a wildcard subscribe is still answered

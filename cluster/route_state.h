@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The route table's rules without I/O: this node's aggregated routes with their version and
 // deltas (LocalRoutes), and what this node holds of every other origin (RemoteRoutes): delta
 // application with gap detection, full-state replacement, dead / gone origins. Not thread-safe:

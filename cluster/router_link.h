@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RouterLink: joins the node's Router (node/router/router.h) and the cluster's RouteTable.
 // - Local subscriptions become this node's routes: the Router's local route listener calls
 //   RouteTable::AddLocal/RemoveLocal once per plain subscription and once per shared-group

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RouteTable: the cluster's replicated route table (issue 11, "Route table"). Each node is the
 // only writer of its own routes; every node holds every other live node's routes and hands
 // them to its Router as routes of kind "node" through a RouteSink. The rules (aggregation,

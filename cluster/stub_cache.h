@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // StubCache: one gRPC stub per peer address, each on a channel of its own (no shared subchannel
 // pool) that reconnects quickly, so that a peer restarted on the same address is reachable
 // again within a second or so. Used by every cluster service client (membership, routes).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages that build, run and test mqttd. Idempotent.
 set -euo pipefail
 PKGS=(

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
 // "ready" line on stdout, and on SIGTERM/SIGINT closes every connection and exits 0.
 #include <signal.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store::Batch: the changes of one event-loop turn, applied atomically by Store::Write.
 //
 // Contract: building a batch touches no storage and never fails on the spot. Invalid input (an

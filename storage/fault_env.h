@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A rocksdb::Env whose writable files consult a StorageFaults before each write. Internal to
 // storage/ (see faults.h).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A way in for fault tests (LevelDB's fault_injection_test does the same through its Env): when
 // StoreOptions::faults is set, every file RocksDB writes (WAL, MANIFEST, SST) goes through a
 // wrapper that fails on demand as a full disk would. Production code leaves it null.

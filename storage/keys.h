@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Binary keys of the storage column families (storage/README.md has the grammar). Internal to
 // storage/. Client ids never contain 0x00 (Batch refuses them), so "client 0x00" is a prefix that
 // no other client's keys share, and per-client key order matches client id order.

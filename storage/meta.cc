@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Node metadata and message id allocation.
 //
 // Message ids are handed out from blocks: the high-water mark persisted in NodeMeta is raised by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Offline queues and the messages they refer to: paged reads with message expiry, stats.
 #include <algorithm>
 #include <cstring>

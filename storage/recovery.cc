@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Open-time recovery of the in-memory state: message reference counts from the queues and
 // in-flight windows, queue stats per client, message sizes, and the deletion of messages that
 // nothing refers to. Batches are atomic, so such orphans only come from older builds or from

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Retained messages: point reads and the streaming start-up loads with expiry. Records may carry
 // the cluster's version and be tombstones (RetainedRecord in proto/storage.proto).
 #include <memory>

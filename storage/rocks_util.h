@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The only place where RocksDB's Status becomes an absl::Status, plus view conversions. Internal
 // to storage/: no public header includes RocksDB.
 // Thread-safety: pure functions.

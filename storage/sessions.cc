@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Persistent sessions: point reads, the start-up walk with in-flight windows and inbound QoS 2
 // ids, and the expiry purge.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store core: Open (RocksDB options, column families, error mapping), close, accessors.
 #include "storage/store.h"
 

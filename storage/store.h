@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store: one node's durable state (persistent sessions, offline queues, in-flight windows,
 // inbound QoS 2 ids, retained messages, node metadata) in one RocksDB instance under the data
 // directory. Records are mqtt.storage.v1 protobufs (proto/storage.proto); the on-disk layout is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The state behind Store: the RocksDB handles, the in-memory message reference counts and queue
 // stats, and the writer queue of the group commit. Internal to storage/.
 //

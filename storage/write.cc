@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Store::Write: group commit in the manner of LevelDB's DBImpl::Write. Writers queue up; the
 // one at the front (the leader) takes the queued batches, resolves them into one RocksDB write
 // (write_group.h), performs it, and wakes the others with their status. One write per group

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // WriteGroup turns the batches of one group commit into one rocksdb::WriteBatch and the changes
 // to the in-memory message reference counts and queue stats that it implies. Internal to
 // storage/.

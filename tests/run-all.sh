@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite, as CI runs it: installs dependencies, builds the release and the
 # ASan+UBSan presets, and runs every test that is not labelled bench or soak under each (the
 # asan preset also skips the `smoke` bench run: timings mean nothing under sanitizers).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "node/auth/enhanced_auth.h"
 
 #include <openssl/crypto.h>

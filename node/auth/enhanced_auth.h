@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MQTT 5.0 enhanced authentication (section 4.12): pluggable methods.
 //
 // A method is named by the Authentication Method property; the broker looks it up by name and

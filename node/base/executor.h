@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Executor: where a piece of work runs. An IoWorker is one (its event loop thread); code that
 // must call back "on the owner's thread" (acknowledgements, deliveries) takes an Executor
 // rather than a worker, so that it needs nothing of node/net.

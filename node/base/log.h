@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Process-wide logging: one line per event on stderr, written with one write(2) so lines from
 // different threads never interleave. Thread-safety: every function may be called from any
 // thread; the level is set once at start-up.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Node configuration: one table of options, read from the command line and from a config file.
 //
 // Contract: every option has one name, used as `--name VALUE` on the command line and as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One worker thread running one Asio io_context. A connection lives on one worker for its whole
 // life (or until it is handed to its session's home worker right after CONNECT); everything a
 // worker owns is touched only from its thread, so the hot path takes no locks.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A TCP listener: accepts connections and spreads them over the workers round robin.
 // Threading: runs on the accept worker given to Bind(); the accept callback runs on that thread
 // with a socket already bound to the chosen worker's io_context (use it only there: post).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TcpTransport: Transport over a non-blocking TCP socket. Reads go into the worker's scratch
 // buffer (an idle connection holds no read buffer), many packets per read; output is written
 // once per loop turn; reading pauses while more than 1 MiB of output is unwritten.

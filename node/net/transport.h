@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Transport: a byte stream to one peer (TCP today; TLS and WebSocket later), with the protocol
 // handler above it behind TransportCallbacks, the way a connection and its read filter are
 // separated in Envoy. node/session speaks MQTT over any Transport and never sees a socket.

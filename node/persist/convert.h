@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Conversions between the broker's protocol values (node/protocol) and the storage records of
 // proto/storage.proto, on the node side: storage/ knows records only, and the session layer never
 // assembles protobufs by hand. Only the properties an application message

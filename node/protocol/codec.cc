@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Framing, fixed header checks, error mapping and the helpers shared by the packet decoders.
 // The packets themselves live in codec_connect.cc, codec_publish.cc, codec_subscribe.cc and
 // codec_control.cc; MQTT 5.0 properties in properties.cc.

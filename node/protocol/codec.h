@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Encode and decode of MQTT control packets: pure functions, no I/O.
 //
 // Framing: PeekFrame() looks at the front of a receive buffer and says whether one whole packet

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CONNECT and CONNACK (sections 3.1 and 3.2 of 3.1.1 and 5.0; 3.1 for "MQIsdp").
 #include <string_view>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PINGREQ, PINGRESP, DISCONNECT and AUTH (sections 3.12 to 3.15).
 #include <string_view>
 

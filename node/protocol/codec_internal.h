@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal to node/protocol: helpers shared by the codec_*.cc files (one per packet family).
 #pragma once
 

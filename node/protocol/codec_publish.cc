@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // PUBLISH and its acknowledgements PUBACK, PUBREC, PUBREL, PUBCOMP (sections 3.3 to 3.7).
 #include <string_view>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK (sections 3.8 to 3.11).
 #include <string_view>
 

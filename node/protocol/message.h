@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // An application message as the broker carries it from one publisher to many subscribers.
 //
 // Contract: immutable once published. Shared by every subscriber (and the retained store)

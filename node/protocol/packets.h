@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MQTT control packets as plain structs, shared by 3.1, 3.1.1 and 5.0.
 //
 // Contract: these are values with no behaviour. Fields that exist only in 5.0 (properties,

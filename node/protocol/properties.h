@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal to node/protocol: MQTT 5.0 properties (section 2.2.2), decoded and encoded from one
 // table (properties.cc) that gives each property its identifier, wire type, the packets it may
 // appear in and where it lives in `Properties`.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MQTT return codes (3.1.1 CONNACK, SUBACK) and 5.0 reason codes (section 2.4).
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // UTF-8 validation for MQTT strings, section 1.5.4.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Internal to node/protocol: primitive MQTT wire types (section 1.5) for the codec.
 //
 // Reader is a bounds-checked cursor over a packet body; every Read* returns false (and leaves the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // AckToken: "this publish is durable everywhere it must be", as a reference-counted completion
 // that any origin of a publish can wait on: a local client (its PUBACK/PUBREC), a peer node's
 // forwarding stream, the HTTP publish API, a bridge.

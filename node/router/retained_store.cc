@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "node/router/retained_store.h"
 
 #include <cassert>

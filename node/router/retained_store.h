@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Retained messages, one per topic name, indexed by topic level so that a wildcard subscription
 // visits only the matching subtree, never the whole store.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Router: where a published message goes. One object per node owns the subscription trie, the
 // shared-subscription groups, the retained index and the routes of remote nodes, with their
 // locks, and answers a publish with targets:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared subscriptions: `$share/{group}/{filter}` (5.0, section 4.8.2; also accepted from 3.1.1
 // clients) and `$queue/{filter}`, one implicit group. Each message matching a group's filter
 // goes to one member of the group, chosen by a strategy.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Topic names and topic filters: validation and matching rules, section 4.7.
 // Thread-safety: pure functions.
 #pragma once

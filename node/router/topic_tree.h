@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Subscription trie: topic filter -> subscribers, matched against a topic name on every publish.
 //
 // Contract: Subscribe/Unsubscribe add and remove one (filter, subscriber) entry; Match visits

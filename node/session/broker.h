@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The broker of one node: accepts MQTT connections, keeps sessions on their home workers and
 // routes each published message to every matching subscription.
 //

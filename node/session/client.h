@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // One client connection speaking MQTT: decodes packets, drives its session, encodes replies.
 //
 // Error policy: every handler returns a Status; Fail() is the one place that turns an error

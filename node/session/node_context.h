@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // NodeContext: what the parts of a node's session layer (Shard, Client) need from the node as a
 // whole, implemented by Broker. It keeps the include graph of node/session one way
 // (session <- client <- shard <- broker) and lets tests stand in for the node.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The seams between a node's broker and the cluster (implemented on either side by cluster/):
 // - RemoteDelivery: messages from this node's publishers to other nodes;
 // - ForwardedDelivery: messages other nodes forwarded here, delivered to local sessions;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The state of one MQTT session: subscriptions, outbound QoS 1/2 messages in flight, the queue
 // behind them, and inbound QoS 2 packet ids awaiting PUBREL. A session outlives its network
 // connections when the client asked for it (3.x clean session = 0; 5.0 session expiry > 0).

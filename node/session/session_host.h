@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // What a Session needs from the outside, as two narrow interfaces, so that a session is built
 // and tested without a broker, a worker or a socket (tests/unit/session/ uses fakes):
 // - SessionStorage: this loop turn's storage batch and the rules around it (implemented by the

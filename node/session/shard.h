@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The part of the broker that belongs to one worker thread: its sessions (by client id), its
 // live connections, delayed wills, and its inbox of messages routed to it by other workers.
 //

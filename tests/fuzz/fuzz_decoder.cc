@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target for the packet decoders. For each protocol version: PeekFrame on the input,
 // then CheckFixedHeader and the Decode* for the framed packet's type. Whatever decodes must
 // survive a round trip: Encode* of the decoded packet decodes again to an equal packet (a

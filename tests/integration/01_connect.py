@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """CONNECT / CONNACK: return codes, protocol name and level, client ids, flags, payload.
 
 Return codes 0x03 (server unavailable), 0x04 (bad user name or password) and 0x05 (not

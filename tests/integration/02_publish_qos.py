@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """PUBLISH at QoS 0/1/2 in both directions, packet ids, exactly-once inbound, inflight window
 and the bounded per-client queue behind it."""
 

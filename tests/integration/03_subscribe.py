@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """SUBSCRIBE/SUBACK, UNSUBSCRIBE/UNSUBACK, topic filters (+, #, the $ rule), overlapping
 subscriptions, topic validation, and MQTT 3.1 (MQIsdp) subscribe/publish."""
 

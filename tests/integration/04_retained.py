@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Retained messages: stored per topic with their QoS, replaced, deleted by an empty retained
 payload, sent on subscribe with RETAIN=1, forwarded live with RETAIN=0."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Will messages: published on abnormal disconnect, not after DISCONNECT, with the will's QoS
 and retain flag. (Keep-alive timeout: 08_keepalive.py; protocol errors: 07_bad_input.py;
 takeover: 06_sessions.py.)"""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Sessions: clean session 0 keeps subscriptions and queues QoS 1/2 while offline, session
 present, redelivery of unacknowledged messages with DUP, inbound QoS 2 state across a
 reconnect, takeover by a second connection with the same client id."""

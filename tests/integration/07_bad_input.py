@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Bad input: each case closes only the offending connection, publishes its will where the
 spec says so (any close after CONNECT that is not a DISCONNECT [MQTT-3.1.2-8]), and another
 client, connected throughout, keeps working; the broker does not crash.

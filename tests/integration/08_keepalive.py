@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """PINGREQ/PINGRESP and keep alive enforced at 1.5 x the client's value, with the will
 published on the timeout.
 

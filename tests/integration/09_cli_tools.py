@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """End to end with the real command line clients mosquitto_pub / mosquitto_sub, MQTT 3.1 and
 3.1.1, QoS 0/1/2, retained (-r), many messages from stdin (-l)."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Message order per topic and publisher is kept for each subscriber, at QoS 0, 1 and 2,
 over ~1000 messages ([MQTT-4.6.0-5], [MQTT-4.6.0-6])."""
 

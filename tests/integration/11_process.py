@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The mqttd process: ready line, SIGTERM, --help, bad options. mqttd only (skipped when
 MQTTD_BIN is Mosquitto, whose command line is different)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Black-box test harness: start a broker, drive it with raw packets or paho-mqtt.
 
 The broker is the binary named by the environment variable MQTTD_BIN (default:

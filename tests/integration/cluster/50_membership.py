@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Cluster membership with real mqttd processes (issue 11): three nodes joined through one
 seed see each other alive; a node killed with SIGKILL becomes suspect and then dead on the
 others within the configured times; restarted with the same node id and data dir it rejoins

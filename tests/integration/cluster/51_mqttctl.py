@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """mqttctl against running nodes (issue 11, "Admin"): `members` lists every node with its state,
 `routes` shows a subscription made on one node (with mosquitto_sub) as a route of that node on
 the other, `--json` parses, and a node that cannot be reached is a clear error with exit 1."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Cross-node publish/subscribe (issue 11, "Forwarding"): 3 and 5 real nodes on loopback, real
 clients of both protocol versions on different nodes: mosquitto_pub (3.1.1) publishes on one
 node at QoS 0, 1 and 2; mosquitto_sub (3.1.1, wildcard +) and paho-mqtt (5.0, wildcard #) on

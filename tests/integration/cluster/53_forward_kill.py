@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """No acknowledged message lost across a node kill (issue 11, "Forwarding", "Tests"):
 
 - subscriber's node killed (or stopped with SIGTERM, as in a rolling restart): a persistent subscriber (3.1.1 Clean Session 0, or 5.0 Session

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Shared subscription groups that span the cluster (issue 11, "Shared groups span nodes"): three
 real nodes on loopback; members of one group on different nodes, with clients of both protocol
 versions (paho-mqtt 5.0 and 3.1.1, mosquitto_sub 3.1.1). For every run of N QoS 1 messages:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A network partition made with namespaces, then healed (issue 11): "no crash, ... membership,
 routes ... converge after the heal". Three real mqttd nodes, each in its own network namespace
 behind one bridge (netns.py); the test talks to them from the root namespace (paho, mqttctl).

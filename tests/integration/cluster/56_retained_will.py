@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Retained messages and wills across nodes, and mqttctl retained/status (issue 11):
 
 - a retained message set on node a (mosquitto_pub -r) is held by b and c (`mqttctl retained`)

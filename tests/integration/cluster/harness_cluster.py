@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Several real mqttd processes forming one cluster on loopback (issue 11).
 
 ClusterNode wraps harness_persist.Node (one process, restartable on the same ports and data

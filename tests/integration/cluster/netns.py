@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Network partitions for cluster tests (issue 11): real mqttd nodes in Linux network namespaces.
 
 Topology(n) builds, with iproute2 (root only):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Persistence across a node crash (issue 5): retained messages, persistent sessions, session
 expiry while down, clean sessions, and refusal of locked / corrupt data directories.
 

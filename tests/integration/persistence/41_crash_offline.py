@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 5 crash test, offline subscribers: a publisher sends PERSIST_N (default 2000) QoS 1
 (and, separately, QoS 2) messages to two persistent subscribers (3.1.1 Clean Session 0, 5.0
 Session Expiry 3600) that are offline, while the node is killed with SIGKILL PERSIST_KILLS

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Issue 5 crash test, online subscribers: as 41_crash_offline.py, but the two persistent
 subscribers (3.1.1 Clean Session 0, 5.0 Session Expiry 3600) are connected and consuming
 while the node is killed with SIGKILL PERSIST_KILLS (default 3) times at random moments. They

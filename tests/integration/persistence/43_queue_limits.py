@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Offline queue limits and options (issue 5): the per-client byte bound (--max-queued-bytes)
 drops the newest messages and keeps the order of the rest; QoS 0 for an offline persistent
 session is dropped by default and queued on disk with --queue-qos0-offline on, surviving a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Storage disk budget and restart time (issue 9): under a persistent QoS 1 load the data dir
 stays within live data plus a small multiple of --storage-wal-budget, and after SIGKILL the node
 is ready again quickly, with every acknowledged message for an offline persistent session still

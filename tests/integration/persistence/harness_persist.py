@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Restart and crash helpers for the persistence tests (issue 5), on top of ../harness.py and
 ../v5/harness5.py (both re-exported; neither is modified).
 

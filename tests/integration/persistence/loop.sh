@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Runs the crash tests (41_crash_offline.py, 42_crash_online.py) ITERATIONS times (default 20)
 # and reports pass/fail counts; logs of failed runs are kept (their PERSIST_SEED is in them).
 # Usage: tests/integration/persistence/loop.sh [ITERATIONS]

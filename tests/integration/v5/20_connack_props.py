@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 CONNACK properties: what the broker advertises (section 3.2.2.3), Assigned Client
 Identifier, Server Keep Alive, Response Information."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 Clean Start and Session Expiry Interval (3.1.2.4, 3.1.2.11.2, 3.14.2.2.2).
 
 Session end is observed through a Will Message with a long Will Delay Interval: the server

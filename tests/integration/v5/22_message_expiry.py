@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 Message Expiry Interval (3.3.2.3.3): expired messages are never delivered
 [MQTT-3.3.2-5]; forwarded messages carry the remaining interval [MQTT-3.3.2-6]."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 Topic Alias (3.3.2.3.4): inbound (client -> broker, limited by the broker's
 --topic-alias-maximum) and outbound (broker -> client, when the client's CONNECT sets Topic
 Alias Maximum)."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 flow control (section 4.9): Receive Maximum in both directions, and the client's
 Maximum Packet Size (3.1.2.11.4)."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 subscription options (3.8.3.1): No Local, Retain As Published, Retain Handling;
 Subscription Identifiers (3.8.2.1.2, 3.3.4)."""
 

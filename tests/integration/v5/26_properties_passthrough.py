@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 PUBLISH properties passed through unchanged and in order (3.3.2.3): Payload Format
 Indicator, Content Type, Response Topic, Correlation Data, User Properties; Payload Format
 Indicator 1 with invalid UTF-8 is refused (0x99)."""

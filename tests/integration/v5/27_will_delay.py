@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 Will Delay Interval (3.1.3.2.2) and will handling on DISCONNECT (3.14)."""
 
 import time

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 server-sent DISCONNECT reason codes (3.14.2.1, 4.13) and enhanced authentication
 without a configured method (4.12)."""
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Version interop: 3.1.1 and 5.0 clients on one broker. A 3.1.1 subscriber gets messages
 from a 5.0 publisher with the properties dropped (a 3.1.1 PUBLISH has none), and a 5.0
 subscriber gets messages from a 3.1.1 publisher with an empty property list [MQTT-2.2.2-1]."""

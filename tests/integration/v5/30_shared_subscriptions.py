@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Shared subscriptions (4.8.2): $share/{group}/{filter} for 5.0 and 3.1.1 clients, $queue/
 {filter}; one member per group per message; redelivery of unacknowledged QoS 1 messages to
 another member; offline members skipped; no retained messages; invalid share names."""

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Shared subscription member choice measured over 10,000 messages per strategy
 (--shared-subscription-strategy): round_robin, random, sticky, hash_clientid, hash_topic.
 

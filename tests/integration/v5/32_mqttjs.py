@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT.js (npm package mqtt, protocolVersion 5) against the broker: connect with properties,
 subscription identifiers, user properties pass-through, topic aliases, shared subscription
 round robin. The Node.js scripts live in js/ (npm ci there first; ctest's fixture test

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 enhanced authentication (section 4.12) with the broker's HMAC-SHA256-CHALLENGE
 method: CONNECT -> AUTH 0x18 (challenge) -> AUTH 0x18 (HMAC) -> CONNACK, failure, unknown
 method, AUTH outside an exchange, and re-authentication (AUTH 0x19)."""

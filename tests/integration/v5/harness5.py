@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """MQTT 5.0 additions to ../harness.py: 5.0 packets with properties for the raw client, a paho
 (protocol=MQTTv5) wrapper, and helpers shared by the 2x/3x test files in this directory.
 

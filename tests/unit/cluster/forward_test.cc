@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Forwarder: two or three in one process, each with a real gRPC server on 127.0.0.1 and a fake
 // node behind it (one worker thread that records what is delivered). Order and completeness
 // over one stream, a receiver that restarts, the outbox bound, a removed peer, and durable

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // main() for the cluster test binaries. gRPC 1.51 (Debian) leaves its threads running when
 // main() returns, and they can run while static destructors do. The tests' own objects are all
 // destroyed by then, so the process ends with quick_exit: no static destructors, nothing to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The hybrid logical clock: strictly increasing whatever the wall clock does, above every value
 // observed, close to the wall clock otherwise, and unique across threads.
 #include "cluster/hlc.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The SWIM ordering rules, refutation, expiry and piggyback limits of MemberTable, without gRPC.
 #include "cluster/member_table.h"
 

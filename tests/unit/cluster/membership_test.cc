@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Membership over real gRPC: 2 to 5 nodes in one process, each with its own grpc::Server on
 // 127.0.0.1 (port 0 unless a test restarts a node on its old port), with short timings. Every
 // wait has a deadline, so a hang fails the test instead of stalling ctest.

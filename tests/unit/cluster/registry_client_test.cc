@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RegistryClient over real gRPC: 3 Registries (libraft on 127.0.0.1, short timings) in one
 // process, each with a RegistryClient whose service runs on a grpc::Server of its own; node ids
 // map to gRPC addresses through a std::map, as membership will. Every wait has a deadline, so a

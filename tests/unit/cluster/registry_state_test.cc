@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RegistryState: the client-id registry's state machine alone (no Raft, no I/O). Every node
 // applies the same log, so the rules must be deterministic: the same batches give the same
 // state and the same snapshot bytes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Registry over libraft: 3 (and a 4th) Registry instances in one process, each with its own raft
 // port on 127.0.0.1 and its own data directory, with short timings. Every wait has a deadline,
 // so a hang fails the test instead of stalling ctest.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The rules of replicated retained messages without I/O: last writer wins by (hlc, origin),
 // tombstones held and collected, expiry, bucket hashes and the comparison of two listings.
 #include "cluster/retained_index.h"

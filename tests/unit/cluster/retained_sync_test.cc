@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Retained messages replicated over real gRPC: 2 or 3 RetainedSyncs in one process, each with
 // its own grpc::Server on 127.0.0.1, a real Router and (where a test needs one) a real Store in
 // a temporary directory. Peers are wired by hand (PeerAlive / PeerDead / PeerGone, as the node's

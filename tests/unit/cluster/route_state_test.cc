@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The route table's rules without gRPC: aggregation and versions of local routes, deltas and
 // their application, gap detection, full states, dead and gone origins.
 #include "cluster/route_state.h"

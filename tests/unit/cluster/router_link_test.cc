@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RouterLink + ClusterNode: two nodes in one process, each with its own Router, real gRPC on
 // 127.0.0.1. A local subscription on one node becomes a route of kind "node" in the other's
 // Router, a shared-group member makes that node a member of the group there; unsubscribing and

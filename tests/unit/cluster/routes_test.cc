@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The route table over real gRPC: 2 to 5 RouteTables in one process, each with its own
 // grpc::Server on 127.0.0.1, peers wired by hand (PeerAlive / PeerDead / PeerGone, as the
 // node's membership listener will). Every wait has a deadline, so a hang fails the test instead

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers shared by the cluster's multi-node unit tests (header only).
 // Threading: FreePort and WaitUntil may be called from any thread.
 #pragma once

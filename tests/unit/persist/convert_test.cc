@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Broker values <-> storage records: everything a stored message or will carries comes back
 // equal, including after a trip through the wire format of the record.
 #include "node/persist/convert.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Allocation counts on the hot paths: EncodePublishParts must not allocate beyond growing `out`
 // once, and decoding allocates per field, never per byte. Global operator new is replaced in
 // this binary to count allocations made between Start() and Stop().

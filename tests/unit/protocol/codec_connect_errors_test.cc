@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CONNECT and CONNACK decode errors, one scenario per test. Bodies are hand-written hex; the
 // spec statement each one violates is in the test name.
 #include <string>

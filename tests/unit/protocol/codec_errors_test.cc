@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Decode errors of PUBLISH, the acknowledgements, SUBSCRIBE/UNSUBSCRIBE and the control packets,
 // one scenario per test, each naming the spec statement it checks.
 #include <string>

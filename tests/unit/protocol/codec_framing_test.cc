@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Framing (PeekFrame), fixed header checks and the error -> reason code mapping.
 #include <string>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Golden bytes captured from implementations we did not write, decoded and checked field by
 // field, then re-encoded to the same bytes where our encoder makes the same choices.
 //

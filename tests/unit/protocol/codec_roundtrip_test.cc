@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Round trips: Encode* then Decode* gives back the original packet, for every packet type in
 // every version where it exists. Also pins the exact bytes of the 5.0 short forms.
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for the codec tests: hex literals, framing, encode/decode dispatch by packet type, and
 // status-code assertions.
 #pragma once

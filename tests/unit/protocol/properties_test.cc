@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // MQTT 5.0 properties (section 2.2.2): the table-driven decoder's rules, exercised through the
 // public decoders, plus encode order.
 #include <string>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // RetainedStore: set/replace/delete [MQTT-3.3.1-5], [MQTT-3.3.1-10], wildcard matching with the
 // '$' rule [MQTT-4.7.2-1], and that a filter only walks the subtrees it can reach.
 #include "node/router/retained_store.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Micro benchmarks of the router's hot paths. Labelled `bench`: CI skips them (ctest -LE bench).
 // Figures are printed and recorded as test properties; run them from an optimized build.
 #include <time.h>

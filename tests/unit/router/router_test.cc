@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Router: the targets of a publish (local sessions, shared-group members local or remote, remote
 // nodes), with a recording visitor standing in for the delivery path.
 #include "node/router/router.h"

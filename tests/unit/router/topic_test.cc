@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Topic name/filter validation and matching, MQTT 3.1.1 / 5.0 section 4.7.
 #include "node/router/topic.h"
 

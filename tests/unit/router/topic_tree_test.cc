@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // TopicTree: subscribe/unsubscribe/replace, matching per section 4.7, pruning, and a randomized
 // comparison against the reference matcher TopicMatches.
 #include "node/router/topic_tree.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Client + Shard + Broker in process: a real Broker on two IoWorkers that are never started
 // (this thread polls their io_contexts), connections are FakeTransports, the peers are encoded
 // and decoded with the codec. No sockets, no threads, no sleeps.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Session alone, against a FakeStorage (in memory, or over a real Store in a temporary
 // directory) and a FakeSessionClient that records what it is asked to send.
 #include "node/session/session.h"

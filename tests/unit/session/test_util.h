@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Fakes and helpers for the in-process session-layer tests (no sockets, no threads):
 // - FakeStorage / FakeSessionClient: the two narrow interfaces a Session needs (session_host.h);
 // - FakeTransport: a net::Transport whose output is a string the test decodes and whose input

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Writes batches to a store in a loop for the crash test and prints, after each Write returns
 // OK, the batch number on its own line (so every printed number is an acknowledged batch).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Measurements (label "bench", not run in CI): prints figures, asserts only sanity.
 // - one QoS 1 message queued for 10,000 offline sessions in one batch: time, bytes written;
 // - the per-publish cost of durability: small batches per second, fsync off/on, 1 and 4 writers;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Crash safety with a real process: storage_crash_helper writes batches and prints each
 // acknowledged one; the test SIGKILLs it at a random moment, reopens the store and checks that
 // every acknowledged batch is there, whole, and nothing half-written is. Also: a data directory

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Disk budget (issue 9): queue entries and messages removed before a flush leave nothing in SST
 // files, and the SingleDelete they are removed with stays correct when a deleted session's queue
 // keys are used again.

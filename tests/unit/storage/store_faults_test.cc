@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Bad input and faults: a directory in use, missing or not a directory, corrupt files and
 // records, a newer format, and a disk that fails writes. Each gives a clear status, never a
 // crash, never a half-applied batch.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Offline queues: order across reopen, paging, message expiry, queue stats, next sequence.
 #include <string>
 #include <vector>

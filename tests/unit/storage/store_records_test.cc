@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Every record kind round-trips through Write and the read API, before and after a reopen;
 // missing keys read as NotFound; invalid batches are refused whole.
 #include <string>

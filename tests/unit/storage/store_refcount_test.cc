@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // A message is stored once however many queues refer to it, and deleted with its last
 // reference: within one batch, across batches, across reopen, under concurrent writers.
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Session expiry: the deadline rule and the purge, which takes queues and references along.
 #include <string>
 #include <vector>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tests/unit/storage/store_test_util.h"
 
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Helpers for storage tests: a fresh temporary data directory per test, record builders, and raw
 // RocksDB access (store closed) to check what is on disk independently of the Store.
 #pragma once

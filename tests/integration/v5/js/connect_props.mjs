@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // CONNECT with properties; checks the CONNACK properties the broker advertises.
 import { assert, connect, run, unique } from './lib.mjs';
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Shared helpers for the MQTT.js (protocolVersion 5) scripts run by ../32_mqttjs.py.
 // Each script takes the broker port as argv[2], prints one JSON result line and exits 0 when
 // its checks pass, 1 (with a message on stderr) when they fail.

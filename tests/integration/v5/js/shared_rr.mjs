@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // $share/{group}/{filter} with the default round robin: 30 QoS 1 messages to 3 members,
 // 10 each, every message exactly once (4.8.2).
 import { assert, connect, run, unique } from './lib.mjs';

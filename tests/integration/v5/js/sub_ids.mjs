@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Two overlapping subscriptions with Subscription Identifiers 7 and 11: one message carrying
 // both [MQTT-3.3.4-3], [MQTT-3.3.4-4].
 import { assert, collect, connect, run, unique } from './lib.mjs';

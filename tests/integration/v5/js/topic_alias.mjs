@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Topic aliases both ways: the publisher sets alias 1 and then publishes with an empty topic
 // [MQTT-3.3.2-12]; the subscriber allows 3 aliases and receives the second message by alias
 // [MQTT-3.3.2-11] (MQTT.js resolves it back to the topic).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // User Properties (repeated names, order), Content Type, Response Topic, Correlation Data,
 // Payload Format Indicator passed through unchanged [MQTT-3.3.2-4], [MQTT-3.3.2-15..20].
 import { assert, collect, connect, run, unique } from './lib.mjs';
