@@ -217,6 +217,10 @@ int main(int argc, char** argv) {
     std::cout << mqtt::HelpText();
     return 0;
   }
+  if (config->print_config || config->print_config_reference) {
+    std::cout << (config->print_config ? mqtt::ConfigToYaml(*config) : mqtt::ConfigReference());
+    return 0;
+  }
   mqtt::SetLogLevel(config->log_level);
 #ifdef NDEBUG
   // Debian's Abseil is built with its mutex deadlock detector on: a lock-order graph update on

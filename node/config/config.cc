@@ -1,72 +1,48 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "node/config/config.h"
-
-#include <unistd.h>
-
-#include <fstream>
-#include <functional>
-#include <sstream>
+// The option table: for each option its flag, YAML key path, help text and value binding. The
+// readers (command line, environment, YAML) and writers (--help, --print-config, the
+// reference) all walk this one table, so they cannot drift apart.
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "node/config/option_table.h"
 
-namespace mqtt {
+namespace mqtt::config_internal {
 namespace {
 
-using Setter = std::function<absl::Status(absl::string_view value, Config* config)>;
-
-struct Option {
-  const char* name;
-  const char* value_name;  // nullptr for options without a value
-  const char* help;
-  Setter set;
-};
+using Items = std::vector<std::string>;
 
 absl::Status ParseUint(absl::string_view value, uint32_t min, uint32_t max, uint32_t* out) {
-  uint32_t parsed;
-  if (!absl::SimpleAtoi(value, &parsed) || parsed < min || parsed > max) {
+  uint64_t parsed;
+  if (!absl::SimpleAtoi(value, &parsed)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("'", value, "' is not an integer in [", min, ", ", max, "]"));
+        absl::StrCat("must be an integer between ", min, " and ", max, ", not '", value, "'"));
   }
-  *out = parsed;
+  if (parsed < min || parsed > max) {
+    return absl::InvalidArgumentError(absl::StrCat("must be between ", min, " and ", max));
+  }
+  *out = static_cast<uint32_t>(parsed);
   return absl::OkStatus();
-}
-
-Setter UintSetter(uint32_t Config::*field, uint32_t min, uint32_t max) {
-  return [=](absl::string_view value, Config* config) {
-    return ParseUint(value, min, max, &(config->*field));
-  };
 }
 
 absl::Status ParseBool(absl::string_view value, bool* out) {
-  if (value == "on" || value == "true" || value == "1") {
+  std::string lower = absl::AsciiStrToLower(value);
+  if (lower == "true" || lower == "on" || lower == "1") {
     *out = true;
-  } else if (value == "off" || value == "false" || value == "0") {
+  } else if (lower == "false" || lower == "off" || lower == "0") {
     *out = false;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not on or off"));
+    return absl::InvalidArgumentError(absl::StrCat("must be true or false, not '", value, "'"));
   }
-  return absl::OkStatus();
-}
-
-absl::Status ParseListen(absl::string_view value, Config* config) {
-  size_t colon = value.rfind(':');
-  if (colon == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT"));
-  }
-  uint32_t port;
-  if (!ParseUint(value.substr(colon + 1), 0, 65535, &port).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", value, "' has no valid port"));
-  }
-  std::string host(value.substr(0, colon));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty()) host = "0.0.0.0";
-  config->listeners.push_back({host, static_cast<uint16_t>(port)});
   return absl::OkStatus();
 }
 
@@ -76,310 +52,356 @@ absl::Status ParseHostPort(absl::string_view value, uint32_t min_port, std::stri
   uint32_t port = 0;
   if (colon == absl::string_view::npos || colon == 0 ||
       !ParseUint(value.substr(colon + 1), min_port, 65535, &port).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", value, "' is not HOST:PORT with a port in ", min_port, "..65535"));
   }
   *out = std::string(value);
   return absl::OkStatus();
 }
 
-const std::vector<Option>& Options() {
-  static const std::vector<Option> options = {
-      {"config", "FILE", "read options from FILE (lines 'name value'; '#' comments)", nullptr},
-      {"listen", "HOST:PORT",
-       "MQTT over TCP on HOST:PORT; repeatable; port 0 picks a free port (default 0.0.0.0:1883)",
-       ParseListen},
-      {"data-dir", "DIR", "directory for persistent state (default ./data)",
-       [](absl::string_view v, Config* c) {
-         if (v.empty()) return absl::InvalidArgumentError("must not be empty");
-         c->data_dir = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"node-id", "ID", "name of this node in logs and in a cluster (default: host name)",
-       [](absl::string_view v, Config* c) {
-         if (v.empty()) return absl::InvalidArgumentError("must not be empty");
-         c->node_id = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"log-level", "LEVEL", "debug, info, warn or error (default info)",
-       [](absl::string_view v, Config* c) {
-         if (!ParseLogLevel(std::string_view(v.data(), v.size()), &c->log_level)) {
-           return absl::InvalidArgumentError(
-               absl::StrCat("'", v, "' is not one of debug, info, warn, error"));
-         }
-         return absl::OkStatus();
-       }},
-      {"workers", "N", "worker threads, each with its own event loop (default: one per core)",
-       UintSetter(&Config::workers, 1, 256)},
-      {"max-inflight", "N",
-       "outbound QoS 1/2 messages sent to a client and not yet acknowledged (default 20)",
-       UintSetter(&Config::max_inflight, 1, 65535)},
-      {"max-queued-messages", "N",
-       "messages queued per client behind the inflight window; newer ones are dropped when full "
-       "(default 1000)",
-       UintSetter(&Config::max_queued_messages, 1, 10'000'000)},
-      {"max-queued-bytes", "BYTES",
-       "topic + payload bytes queued per client (memory and disk); newer messages are dropped "
-       "when full; 0 = no limit (default 67108864)",
-       UintSetter(&Config::max_queued_bytes, 0, 4'000'000'000u)},
-      {"queue-qos0-offline", "on|off",
-       "queue QoS 0 messages for offline persistent sessions (on disk) instead of dropping them "
-       "(default off)",
-       [](absl::string_view v, Config* c) { return ParseBool(v, &c->queue_qos0_offline); }},
-      {"max-packet-size", "BYTES",
-       "largest packet accepted from a client; a bigger one closes the connection (default "
-       "1048576)",
-       UintSetter(&Config::max_packet_size, 64, 268'435'460)},
-      {"max-outbound-buffer", "BYTES",
-       "unwritten bytes per connection beyond which QoS 0 messages to it are dropped (default "
-       "4194304)",
-       UintSetter(&Config::max_outbound_buffer, 4096, 1u << 30)},
-      {"connect-timeout", "SECONDS", "time a new connection has to send CONNECT (default 10)",
-       UintSetter(&Config::connect_timeout_seconds, 1, 3600)},
-      {"receive-maximum", "N",
-       "5.0 Receive Maximum advertised: unacknowledged inbound QoS 2 messages per client "
-       "(default 1024)",
-       UintSetter(&Config::receive_maximum, 1, 65535)},
-      {"topic-alias-maximum", "N", "5.0 topic aliases a client may set (default 64; 0 = none)",
-       UintSetter(&Config::topic_alias_maximum, 0, 65535)},
-      {"max-keep-alive", "SECONDS",
-       "5.0: a larger or zero client keep alive is replaced by this (Server Keep Alive); 65535 = "
-       "no cap (default)",
-       UintSetter(&Config::max_keep_alive, 1, 65535)},
-      {"shared-subscription-strategy", "NAME",
-       "member choice in a shared group: round_robin (default), random, sticky, hash_clientid, "
-       "hash_topic",
-       [](absl::string_view v, Config* c) {
-         static const char* kNames[] = {"round_robin", "random", "sticky", "hash_clientid",
-                                        "hash_topic"};
-         for (const char* name : kNames) {
-           if (v == name) {
-             c->shared_subscription_strategy = name;
-             return absl::OkStatus();
-           }
-         }
-         return absl::InvalidArgumentError(absl::StrCat("'", v, "' is not a known strategy"));
-       }},
-      {"shared-subscription-prefer-local", "true|false",
-       "in a cluster, a shared group picks an online member on the publisher's node when it has "
-       "one, and a member on another node only otherwise (default false: the strategy spreads "
-       "over every member cluster-wide)",
-       [](absl::string_view v, Config* c) {
-         return ParseBool(v, &c->shared_subscription_prefer_local);
-       }},
-      {"auth-hmac-secret", "SECRET",
-       "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
-       "(prefer the config file to the command line for secrets)",
-       [](absl::string_view v, Config* c) {
-         if (v.empty()) return absl::InvalidArgumentError("must not be empty");
-         c->auth_hmac_secret = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"fsync", "on|off",
-       "fsync every storage write: survives power loss, not only a process kill (default off)",
-       [](absl::string_view v, Config* c) { return ParseBool(v, &c->fsync); }},
-      {"persistence", "on|off",
-       "keep persistent sessions, their queues and retained messages in RocksDB under data-dir "
-       "(default on)",
-       [](absl::string_view v, Config* c) { return ParseBool(v, &c->persistence); }},
-      {"storage-wal-budget", "BYTES",
-       "write-ahead log (and memtable) budget of the store: disk use stays within live data plus "
-       "a few times this (about once, measured), and a restart replays at most this much log "
-       "(default 67108864)",
-       UintSetter(&Config::storage_wal_budget, 4u << 20, 4'000'000'000u)},
-      {"cluster-listen", "HOST:PORT",
-       "gRPC address for peer nodes and mqttctl; without it the node runs alone (port 0 picks "
-       "a free port)",
-       [](absl::string_view v, Config* c) { return ParseHostPort(v, 0, &c->cluster_listen); }},
-      {"cluster-advertise", "HOST:PORT",
-       "address peers use to reach this node (NAT, Kubernetes); default: the cluster-listen "
-       "address",
-       [](absl::string_view v, Config* c) { return ParseHostPort(v, 1, &c->cluster_advertise); }},
-      {"join", "HOST:PORT,...", "seed nodes to join, retried with backoff until one answers",
-       [](absl::string_view v, Config* c) {
-         c->join.clear();
-         for (absl::string_view seed : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
-           std::string parsed;
-           if (absl::Status s = ParseHostPort(absl::StripAsciiWhitespace(seed), 1, &parsed);
-               !s.ok()) {
-             return s;
-           }
-           c->join.push_back(parsed);
-         }
-         if (c->join.empty()) return absl::InvalidArgumentError("no seed given");
-         return absl::OkStatus();
-       }},
-      {"join-dns", "NAME:PORT",
-       "every address NAME resolves to is a seed (a Kubernetes headless Service)",
-       [](absl::string_view v, Config* c) { return ParseHostPort(v, 1, &c->join_dns); }},
-      {"cluster-remove-after", "SECONDS",
-       "a dead member is forgotten after this long (default 3600)",
-       UintSetter(&Config::cluster_remove_after, 1, 30 * 24 * 3600)},
-      {"cluster-probe-interval", "MS",
-       "membership: one member is probed per interval (default 1000)",
-       UintSetter(&Config::cluster_probe_interval_ms, 10, 60000)},
-      {"cluster-suspect-timeout", "MS",
-       "membership: a suspected member not heard from within this is declared dead (default "
-       "5000)",
-       UintSetter(&Config::cluster_suspect_timeout_ms, 50, 600000)},
-      {"cluster-sync-timeout", "SECONDS",
-       "at start-up, wait at most this long to join and hold the peers' routes before taking "
-       "clients (default 10)",
-       UintSetter(&Config::cluster_sync_timeout, 0, 3600)},
-      {"cluster-outbox-messages", "N",
-       "messages forwarded to one peer and not yet acknowledged, at most; more are dropped and "
-       "logged (default 1000000)",
-       UintSetter(&Config::cluster_outbox_messages, 1, 100'000'000)},
-      {"cluster-outbox-bytes", "BYTES",
-       "bytes of messages forwarded to one peer and not yet acknowledged, at most (default "
-       "268435456)",
-       UintSetter(&Config::cluster_outbox_bytes, 4096, 4'000'000'000u)},
-      {"cluster-raft-listen", "HOST:PORT",
-       "address of the client-id registry's Raft port, also what peers dial (default: the "
-       "cluster-listen address with port + 1; port 0 picks a free port)",
-       [](absl::string_view v, Config* c) { return ParseHostPort(v, 0, &c->cluster_raft_listen); }},
-      {"cluster-bootstrap-expect", "N",
-       "a node that has never been in a registry waits until it sees N members, none of them in "
-       "a registry yet, and then the N with the smallest node ids form it; set it to the size of "
-       "the first deployment (at most 5) (default 1)",
-       UintSetter(&Config::cluster_bootstrap_expect, 1, 5)},
-      {"cluster-allow-register-during-netsplit", "true|false",
-       "take CONNECTs on a side of a partition without a registry majority (two sessions with one "
-       "client id may then live until the partition heals) instead of refusing them (default "
-       "false)",
-       [](absl::string_view v, Config* c) {
-         return ParseBool(v, &c->cluster_allow_register_during_netsplit);
-       }},
-      {"help", nullptr, "print this help and exit",
-       [](absl::string_view, Config* c) {
-         c->help = true;
-         return absl::OkStatus();
-       }},
+// [HOST]:PORT for a listener: an empty host is 0.0.0.0; port 0 picks a free port.
+absl::Status ParseListen(absl::string_view value, ListenAddress* out) {
+  size_t colon = value.rfind(':');
+  uint32_t port;
+  if (colon == absl::string_view::npos ||
+      !ParseUint(value.substr(colon + 1), 0, 65535, &port).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT"));
+  }
+  std::string host(value.substr(0, colon));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  *out = {host, static_cast<uint16_t>(port)};
+  return absl::OkStatus();
+}
+
+std::string FormatListen(const ListenAddress& address) {
+  if (address.host.find(':') != std::string::npos) {
+    return absl::StrCat("[", address.host, "]:", address.port);
+  }
+  return absl::StrCat(address.host, ":", address.port);
+}
+
+Binding Uint(uint32_t Config::*field, uint32_t min, uint32_t max) {
+  return {Kind::kScalar, absl::StrCat("integer, ", min, "..", max),
+          [=](absl::string_view v, Config* c) { return ParseUint(v, min, max, &(c->*field)); },
+          nullptr, [=](const Config& c) { return Items{absl::StrCat(c.*field)}; }};
+}
+
+Binding Bool(bool Config::*field) {
+  return {Kind::kScalar, "boolean",
+          [=](absl::string_view v, Config* c) { return ParseBool(v, &(c->*field)); }, nullptr,
+          [=](const Config& c) { return Items{c.*field ? "true" : "false"}; }};
+}
+
+// A string that must not be empty.
+Binding Text(std::string Config::*field) {
+  return {Kind::kScalar, "string",
+          [=](absl::string_view v, Config* c) {
+            if (v.empty()) return absl::InvalidArgumentError("must not be empty");
+            c->*field = std::string(v);
+            return absl::OkStatus();
+          },
+          nullptr, [=](const Config& c) { return Items{c.*field}; }};
+}
+
+// A secret string; empty means none.
+Binding Secret(std::string Config::*field) {
+  Binding b = Text(field);
+  b.set = [=](absl::string_view v, Config* c) {
+    c->*field = std::string(v);
+    return absl::OkStatus();
   };
-  return options;
+  return b;
 }
 
-const Option* FindOption(absl::string_view name) {
-  for (const Option& option : Options()) {
-    if (name == option.name) return &option;
-  }
-  return nullptr;
+// HOST:PORT, or empty for none.
+Binding HostPort(std::string Config::*field, uint32_t min_port) {
+  return {Kind::kScalar, min_port == 0 ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
+          [=](absl::string_view v, Config* c) {
+            if (v.empty()) {
+              (c->*field).clear();
+              return absl::OkStatus();
+            }
+            return ParseHostPort(v, min_port, &(c->*field));
+          },
+          nullptr, [=](const Config& c) { return Items{c.*field}; }};
 }
 
-absl::Status ApplyOption(const Option& option, absl::string_view value, Config* config,
-                         absl::string_view where) {
-  absl::Status status = option.set(value, config);
-  if (status.ok()) return status;
-  return absl::InvalidArgumentError(
-      absl::StrCat(where, "invalid value for '", option.name, "': ", status.message()));
+Binding OneOf(std::string Config::*field, std::vector<std::string> names) {
+  std::string list = absl::StrJoin(names, ", ");
+  return {Kind::kScalar, absl::StrCat("one of ", list),
+          [=](absl::string_view v, Config* c) {
+            if (std::find(names.begin(), names.end(), v) == names.end()) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("must be one of ", list, ", not '", v, "'"));
+            }
+            c->*field = std::string(v);
+            return absl::OkStatus();
+          },
+          nullptr, [=](const Config& c) { return Items{c.*field}; }};
 }
 
-// A listener given on the command line replaces the file's listeners rather than adding to them.
-void ApplyDefaults(Config* config) {
-  if (config->listeners.empty()) config->listeners.push_back({"0.0.0.0", 1883});
-  if (config->node_id.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    config->node_id = host[0] ? host : "mqttd";
-  }
+Binding Level() {
+  static const char* kNames[] = {"debug", "info", "warn", "error"};
+  return {Kind::kScalar, "one of debug, info, warn, error",
+          [](absl::string_view v, Config* c) {
+            if (!ParseLogLevel(std::string_view(v.data(), v.size()), &c->log_level)) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("must be one of debug, info, warn, error, not '", v, "'"));
+            }
+            return absl::OkStatus();
+          },
+          nullptr, [](const Config& c) { return Items{kNames[static_cast<int>(c.log_level)]}; }};
+}
+
+Binding Seeds() {
+  return {Kind::kList, "list of HOST:PORT",
+          [](absl::string_view v, Config* c) {
+            std::string seed;
+            if (absl::Status s = ParseHostPort(v, 1, &seed); !s.ok()) return s;
+            c->join.push_back(seed);
+            return absl::OkStatus();
+          },
+          [](Config* c) { c->join.clear(); }, [](const Config& c) { return c.join; }};
+}
+
+// A list of node ids.
+Binding NodeIds(std::vector<std::string> Config::*field) {
+  return {Kind::kList, "list of node ids",
+          [=](absl::string_view v, Config* c) {
+            if (v.empty()) return absl::InvalidArgumentError("empty node id");
+            (c->*field).emplace_back(v);
+            return absl::OkStatus();
+          },
+          [=](Config* c) { (c->*field).clear(); }, [=](const Config& c) { return c.*field; }};
+}
+
+Binding Listeners() {
+  return {Kind::kListeners,
+          "list of {protocol: mqtt, address: HOST:PORT}",
+          [](absl::string_view v, Config* c) {
+            ListenAddress address;
+            if (absl::Status s = ParseListen(v, &address); !s.ok()) return s;
+            c->listeners.push_back(address);
+            return absl::OkStatus();
+          },
+          [](Config* c) { c->listeners.clear(); },
+          [](const Config& c) {
+            Items items;
+            for (const ListenAddress& a : c.listeners) items.push_back(FormatListen(a));
+            return items;
+          },
+          /*min_items=*/1};
+}
+
+// A command-line switch without a value.
+Binding Switch(bool Config::*field) {
+  return {Kind::kScalar, "",
+          [=](absl::string_view, Config* c) {
+            c->*field = true;
+            return absl::OkStatus();
+          },
+          nullptr, nullptr};
+}
+
+std::vector<Option> MakeOptions() {
+  return {
+      {"config", nullptr, "FILE",
+       "read options from the YAML FILE (docs/configuration.md); the environment and flags "
+       "override it",
+       Binding()},  // read first, by ParseCommandLine
+      {"node-id", "node_id", "ID", "name of this node in logs and in a cluster",
+       Text(&Config::node_id), "the host name"},
+      {"data-dir", "data_dir", "DIR", "directory for persistent state", Text(&Config::data_dir)},
+      {"log-level", "log.level", "LEVEL", "debug, info, warn or error", Level()},
+      {"log-format", "log.format", "FORMAT",
+       "text or json; json is accepted and kept but not written yet (lines are text until the "
+       "JSON log output lands)",
+       OneOf(&Config::log_format, {"text", "json"})},
+      {"listen", "listeners", "HOST:PORT",
+       "MQTT over TCP on HOST:PORT; repeatable (or comma-separated); port 0 picks a free port; "
+       "in the file a list of {protocol: mqtt, address: HOST:PORT}",
+       Listeners(), "0.0.0.0:1883"},
+      {"workers", "limits.workers", "N", "worker threads, each with its own event loop",
+       Uint(&Config::workers, 1, 256), "one per core, at most 256"},
+      {"max-inflight", "limits.max_inflight", "N",
+       "outbound QoS 1/2 messages sent to a client and not yet acknowledged",
+       Uint(&Config::max_inflight, 1, 65535)},
+      {"max-queued-messages", "limits.max_queued_messages", "N",
+       "messages queued per client behind the inflight window; newer ones are dropped when full",
+       Uint(&Config::max_queued_messages, 1, 10'000'000)},
+      {"max-queued-bytes", "limits.max_queued_bytes", "BYTES",
+       "topic + payload bytes queued per client (memory and disk); newer messages are dropped "
+       "when full; 0 = no limit",
+       Uint(&Config::max_queued_bytes, 0, 4'000'000'000u)},
+      {"queue-qos0-offline", "limits.queue_qos0_offline", "true|false",
+       "queue QoS 0 messages for offline persistent sessions (on disk) instead of dropping them",
+       Bool(&Config::queue_qos0_offline)},
+      {"max-packet-size", "limits.max_packet_size", "BYTES",
+       "largest packet accepted from a client; a bigger one closes the connection",
+       Uint(&Config::max_packet_size, 64, 268'435'460)},
+      {"max-outbound-buffer", "limits.max_outbound_buffer", "BYTES",
+       "unwritten bytes per connection beyond which QoS 0 messages to it are dropped",
+       Uint(&Config::max_outbound_buffer, 4096, 1u << 30)},
+      {"connect-timeout", "limits.connect_timeout", "SECONDS",
+       "time a new connection has to send CONNECT",
+       Uint(&Config::connect_timeout_seconds, 1, 3600)},
+      {"receive-maximum", "limits.receive_maximum", "N",
+       "5.0 Receive Maximum advertised: unacknowledged inbound QoS 2 messages per client",
+       Uint(&Config::receive_maximum, 1, 65535)},
+      {"topic-alias-maximum", "limits.topic_alias_maximum", "N",
+       "5.0 topic aliases a client may set (0 = none)",
+       Uint(&Config::topic_alias_maximum, 0, 65535)},
+      {"max-keep-alive", "limits.max_keep_alive", "SECONDS",
+       "5.0: a larger or zero client keep alive is replaced by this (Server Keep Alive); 65535 = "
+       "no cap",
+       Uint(&Config::max_keep_alive, 1, 65535)},
+      {"shared-subscription-strategy", "shared_subscriptions.strategy", "NAME",
+       "member choice in a shared group: round_robin, random, sticky, hash_clientid, hash_topic",
+       OneOf(&Config::shared_subscription_strategy,
+             {"round_robin", "random", "sticky", "hash_clientid", "hash_topic"})},
+      {"shared-subscription-prefer-local", "shared_subscriptions.prefer_local", "true|false",
+       "in a cluster, a shared group picks an online member on the publisher's node when it has "
+       "one, and a member on another node only otherwise (false: the strategy spreads over "
+       "every member cluster-wide)",
+       Bool(&Config::shared_subscription_prefer_local)},
+      {"auth-hmac-secret", "auth.hmac_secret", "SECRET",
+       "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
+       "(prefer the config file or the environment to the command line for secrets)",
+       Secret(&Config::auth_hmac_secret), nullptr, kSecret},
+      {"persistence", "storage.persistence", "true|false",
+       "keep persistent sessions, their queues and retained messages in RocksDB under data_dir",
+       Bool(&Config::persistence)},
+      {"fsync", "storage.fsync", "true|false",
+       "fsync every storage write: survives power loss, not only a process kill",
+       Bool(&Config::fsync)},
+      {"storage-wal-budget", "storage.wal_budget", "BYTES",
+       "write-ahead log (and memtable) budget of the store: disk use stays within live data plus "
+       "a few times this (about once, measured), and a restart replays at most this much log",
+       Uint(&Config::storage_wal_budget, 4u << 20, 4'000'000'000u)},
+      {"cluster-listen", "cluster.listen", "HOST:PORT",
+       "gRPC address for peer nodes and mqttctl; without it the node runs alone",
+       HostPort(&Config::cluster_listen, 0)},
+      {"cluster-advertise", "cluster.advertise", "HOST:PORT",
+       "address peers use to reach this node (NAT, Kubernetes)",
+       HostPort(&Config::cluster_advertise, 1), "the cluster.listen address"},
+      {"join", "cluster.join", "HOST:PORT,...",
+       "seed nodes to join, retried with backoff until one answers", Seeds()},
+      {"join-dns", "cluster.join_dns", "NAME:PORT",
+       "every address NAME resolves to is a seed (a Kubernetes headless Service)",
+       HostPort(&Config::join_dns, 1)},
+      {"cluster-remove-after", "cluster.remove_after", "SECONDS",
+       "a dead member is forgotten after this long",
+       Uint(&Config::cluster_remove_after, 1, 30 * 24 * 3600)},
+      {"cluster-probe-interval", "cluster.probe_interval_ms", "MS",
+       "membership: one member is probed per interval",
+       Uint(&Config::cluster_probe_interval_ms, 10, 60000)},
+      {"cluster-suspect-timeout", "cluster.suspect_timeout_ms", "MS",
+       "membership: a suspected member not heard from within this is declared dead",
+       Uint(&Config::cluster_suspect_timeout_ms, 50, 600000)},
+      {"cluster-sync-timeout", "cluster.sync_timeout", "SECONDS",
+       "at start-up, wait at most this long to join and hold the peers' routes before taking "
+       "clients",
+       Uint(&Config::cluster_sync_timeout, 0, 3600)},
+      {"cluster-outbox-messages", "cluster.outbox_messages", "N",
+       "messages forwarded to one peer and not yet acknowledged, at most; more are dropped and "
+       "logged",
+       Uint(&Config::cluster_outbox_messages, 1, 100'000'000)},
+      {"cluster-outbox-bytes", "cluster.outbox_bytes", "BYTES",
+       "bytes of messages forwarded to one peer and not yet acknowledged, at most",
+       Uint(&Config::cluster_outbox_bytes, 4096, 4'000'000'000u)},
+      {"cluster-raft-listen", "cluster.raft_listen", "HOST:PORT",
+       "address of the client-id registry's Raft port, also what peers dial",
+       HostPort(&Config::cluster_raft_listen, 0), "the cluster.listen address with port + 1"},
+      {"cluster-bootstrap-members", "cluster.bootstrap_members", "ID,...",
+       "the nodes that form the client-id registry when the cluster first starts (1, 3 or 5; "
+       "every node must be given the same list); empty: a node without seeds forms it alone and "
+       "the others join it",
+       NodeIds(&Config::cluster_bootstrap_members)},
+      {"cluster-allow-register-during-netsplit", "cluster.allow_register_during_netsplit",
+       "true|false",
+       "take CONNECTs on a side of a partition without a registry majority (two sessions with one "
+       "client id may then live until the partition heals) instead of refusing them",
+       Bool(&Config::cluster_allow_register_during_netsplit)},
+      {"strict-env", nullptr, nullptr,
+       "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
+       "and listed by --print-config)",
+       Switch(&Config::strict_env)},
+      {"print-config", nullptr, nullptr,
+       "print the effective configuration as a YAML config file (secrets masked) and exit",
+       Switch(&Config::print_config)},
+      {"print-config-reference", nullptr, nullptr,
+       "print the key tables of docs/configuration.md and exit",
+       Switch(&Config::print_config_reference), nullptr, kHidden},
+      {"help", nullptr, nullptr, "print this help and exit", Switch(&Config::help)},
+  };
 }
 
 }  // namespace
 
-absl::Status ParseConfigText(absl::string_view text, absl::string_view file_name, Config* config) {
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    line = absl::StripAsciiWhitespace(line);
-    if (line.empty() || line.front() == '#') continue;
-    std::string where = absl::StrCat(file_name, ":", line_number, ": ");
-    size_t split = line.find_first_of(" \t=");
-    absl::string_view name = line.substr(0, split);
-    absl::string_view value =
-        split == absl::string_view::npos ? "" : absl::StripAsciiWhitespace(line.substr(split));
-    if (absl::ConsumePrefix(&value, "=")) value = absl::StripAsciiWhitespace(value);
-    const Option* option = FindOption(name);
-    if (option == nullptr || option->set == nullptr || name == "help") {
-      return absl::InvalidArgumentError(absl::StrCat(where, "unknown key '", name, "'"));
+const std::vector<Option>& Options() {
+  static const std::vector<Option>* options = new std::vector<Option>(MakeOptions());
+  return *options;
+}
+
+const Option* FindByFlag(absl::string_view flag) {
+  for (const Option& option : Options()) {
+    if (flag == option.flag) return &option;
+  }
+  return nullptr;
+}
+
+const Option* FindByPath(absl::string_view path) {
+  for (const Option& option : Options()) {
+    if (option.path != nullptr && path == option.path) return &option;
+  }
+  return nullptr;
+}
+
+const Option* FindByEnvName(absl::string_view name) {
+  for (const Option& option : Options()) {
+    if (option.path != nullptr && name == EnvName(option)) return &option;
+  }
+  return nullptr;
+}
+
+bool IsSection(absl::string_view path) {
+  for (const Option& option : Options()) {
+    if (option.path != nullptr && absl::StartsWith(option.path, absl::StrCat(path, "."))) {
+      return true;
     }
-    if (option->value_name != nullptr && value.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, "key '", name, "' needs a value"));
+  }
+  return false;
+}
+
+std::string EnvName(const Option& option) {
+  return absl::StrCat(kEnvPrefix,
+                      absl::AsciiStrToUpper(absl::StrReplaceAll(option.path, {{".", "_"}})));
+}
+
+absl::Status SetFromText(const Option& option, absl::string_view text, bool append,
+                         Config* config) {
+  if (option.value.kind == Kind::kScalar) return option.value.set(text, config);
+  if (!append) option.value.clear(config);
+  for (absl::string_view item : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    if (absl::Status s = option.value.set(absl::StripAsciiWhitespace(item), config); !s.ok()) {
+      return s;
     }
-    if (absl::Status s = ApplyOption(*option, value, config, where); !s.ok()) return s;
+  }
+  if (option.value.get(*config).size() < option.value.min_items) {
+    return absl::InvalidArgumentError("needs at least one address");
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<Config> ParseCommandLine(int argc, const char* const* argv) {
-  struct Flag {
-    const Option* option;
-    std::string value;
-  };
-  std::vector<Flag> flags;
-  std::string config_file;
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (!absl::ConsumePrefix(&arg, "--")) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", argv[i], "'"));
-    }
-    std::string value;
-    size_t eq = arg.find('=');
-    bool inline_value = eq != absl::string_view::npos;
-    if (inline_value) {
-      value = std::string(arg.substr(eq + 1));
-      arg = arg.substr(0, eq);
-    }
-    const Option* option = FindOption(arg);
-    if (option == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option '--", arg, "'"));
-    }
-    if (option->value_name != nullptr && !inline_value) {
-      if (i + 1 >= argc) {
-        return absl::InvalidArgumentError(absl::StrCat("option '--", arg, "' needs a value"));
-      }
-      value = argv[++i];
-    }
-    if (arg == "config") {
-      config_file = value;
-    } else {
-      flags.push_back({option, value});
-    }
-  }
-  Config config;
-  if (!config_file.empty()) {
-    std::ifstream in(config_file);
-    if (!in) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("option '--config': cannot read '", config_file, "'"));
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    if (absl::Status s = ParseConfigText(text.str(), config_file, &config); !s.ok()) return s;
-  }
-  bool listen_on_command_line = false;
-  for (const Flag& flag : flags) {
-    if (absl::string_view(flag.option->name) == "listen" && !listen_on_command_line) {
-      config.listeners.clear();
-      listen_on_command_line = true;
-    }
-    std::string where = "command line: ";
-    if (absl::Status s = ApplyOption(*flag.option, flag.value, &config, where); !s.ok()) return s;
-  }
-  ApplyDefaults(&config);
-  return config;
+std::string DefaultText(const Option& option) {
+  if (option.default_text != nullptr) return option.default_text;
+  if (option.value.get == nullptr || (option.traits & kSecret)) return "none";
+  Items items = option.value.get(Config{});
+  if (option.value.kind != Kind::kScalar) return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
+  return items[0].empty() ? "none" : items[0];
 }
 
-std::string HelpText() {
-  std::string text =
-      "Usage: mqttd [OPTIONS]\n"
-      "An MQTT 3.1/3.1.1/5.0 broker node. Options (also valid as 'name value' lines in --config "
-      "FILE):\n";
-  for (const Option& option : Options()) {
-    std::string flag = absl::StrCat("--", option.name);
-    if (option.value_name != nullptr) absl::StrAppend(&flag, " ", option.value_name);
-    absl::StrAppend(&text, "  ", flag, std::string(flag.size() < 28 ? 28 - flag.size() : 1, ' '),
-                    option.help, "\n");
-  }
-  return text;
-}
-
-}  // namespace mqtt
+}  // namespace mqtt::config_internal

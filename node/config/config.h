@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Node configuration: one table of options, read from the command line and from a config file.
+// Node configuration: one table of options, each with a command-line flag, a key path in the
+// YAML config file and an environment variable (docs/configuration.md lists them all).
 //
-// Contract: every option has one name, used as `--name VALUE` on the command line and as
-// `name VALUE` (or `name = VALUE`) on a line of the config file. Command-line values override
-// the file's, whatever their order. A bad option or value is an error naming it (and the file
-// and line); nothing starts with a half-read configuration.
+// Contract: the sources apply in the order defaults < config file (--config FILE, YAML) <
+// environment (MQTTD_<KEY PATH>) < command-line flags, whatever the order of the flags. A list
+// given by a source replaces the list of the sources below it; repeated flags add to each other.
+// An unknown key, a bad type or value is an error naming the file, line and key path (or the
+// variable, or the flag); nothing starts with a half-read configuration. Exceptions thrown by
+// the YAML parser never leave this module.
 // Thread-safety: parse once at start-up; Config is then read-only and shared.
 #pragma once
 
@@ -21,6 +24,8 @@ namespace mqtt {
 struct ListenAddress {
   std::string host;
   uint16_t port = 0;  // 0: pick a free port (reported on the ready line)
+
+  bool operator==(const ListenAddress&) const = default;
 };
 
 struct Config {
@@ -28,7 +33,8 @@ struct Config {
   std::string data_dir = "./data";
   std::string node_id;  // default: the host name
   LogLevel log_level = LogLevel::kInfo;
-  uint32_t workers = 0;                    // 0: one per core
+  std::string log_format = "text";         // text or json (parsed and stored; not used yet)
+  uint32_t workers = 0;                    // default: one per core (at most 256)
   uint32_t max_inflight = 20;              // outbound QoS 1/2 messages awaiting ack, per client
   uint32_t max_queued_messages = 1000;     // per client, behind the inflight window
   uint32_t max_packet_size = 1024 * 1024;  // bytes, whole packet, inbound
@@ -58,18 +64,37 @@ struct Config {
   uint32_t cluster_outbox_bytes = 256 << 20;     // per peer, approximate
   // Cluster, sessions (issue 12): the client-id registry (Raft).
   std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
-  uint32_t cluster_bootstrap_expect = 1;  // members a pristine registry waits for to bootstrap
+  std::vector<std::string> cluster_bootstrap_members;  // node ids that form the registry
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
+  // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;
+  bool print_config = false;             // print ConfigToYaml() and exit
+  bool print_config_reference = false;   // print ConfigReference() and exit (hidden)
+  bool strict_env = false;               // an MQTTD_* variable that is no key is an error
+  std::vector<std::string> ignored_env;  // MQTTD_* variables that are no key (not strict)
+
+  bool operator==(const Config&) const = default;
 };
 
-// Parses argv (argv[0] is the program). `--config FILE` is read first, then the other flags.
+// Parses argv (argv[0] is the program) and the process environment: reads `--config FILE`,
+// then the MQTTD_* variables, then the other flags.
 absl::StatusOr<Config> ParseCommandLine(int argc, const char* const* argv);
+// The same with the environment given as a null-terminated array of "NAME=VALUE" (as environ);
+// `envp` may be null (no variables).
+absl::StatusOr<Config> ParseCommandLine(int argc, const char* const* argv, const char* const* envp);
 
-// Parses the text of a config file; `file_name` is used in error messages only.
+// Applies the YAML text of a config file over `config`; `file_name` is for error messages only.
+// An empty file (or one of comments only) changes nothing.
 absl::Status ParseConfigText(absl::string_view text, absl::string_view file_name, Config* config);
 
-// The --help text: every option with its default and meaning.
+// The configuration as a YAML config file in the documented layout, every key present, secrets
+// replaced by "********" (--print-config). Parsing it back gives `config` (secrets aside).
+std::string ConfigToYaml(const Config& config);
+
+// The --help text: every option with its default, meaning and key path.
 std::string HelpText();
+
+// The key tables of docs/configuration.md, in Markdown (--print-config-reference).
+std::string ConfigReference();
 
 }  // namespace mqtt

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""The mqttd process: ready line, SIGTERM, --help, bad options. mqttd only (skipped when
-MQTTD_BIN is Mosquitto, whose command line is different)."""
+"""The mqttd process: ready line, SIGTERM, --help, bad options, the YAML config file, MQTTD_*
+variables and --print-config. mqttd only (skipped when MQTTD_BIN is Mosquitto, whose command
+line is different)."""
 
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -14,12 +16,35 @@ import harness
 from harness import WAIT, RawClient
 
 OPTIONS = ["--config", "--listen", "--data-dir", "--node-id", "--log-level", "--max-inflight",
-           "--max-queued-messages", "--max-packet-size"]
+           "--max-queued-messages", "--max-packet-size", "--log-format", "--print-config",
+           "--strict-env"]
 
 
-def run_mqttd(args, timeout=WAIT):
+def run_mqttd(args, timeout=WAIT, env=None):
+    """mqttd with `args`; `env` replaces the MQTTD_* variables of this process's environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTD_")}
+    full_env.update(env or {})
     return subprocess.run([harness.broker_bin()] + args, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def write_config(directory, text, name="mqttd.yaml"):
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def yaml_config(directory, extra=""):
+    """A YAML config file: a free port on loopback, data in `directory`, then `extra`."""
+    return write_config(directory, (
+        "node_id: from-file\n"
+        "data_dir: %s\n"
+        "listeners:\n"
+        "  - protocol: mqtt\n"
+        "    address: 127.0.0.1:0\n"
+        "limits:\n"
+        "  max_inflight: 5\n" % os.path.join(directory, "data")) + extra)
 
 
 @harness.only_mqttd("process interface of mqttd; Mosquitto's command line differs")
@@ -72,7 +97,7 @@ class ProcessTest(unittest.TestCase):
                 (["--max-packet-size", "huge"], "max-packet-size"),
                 (["--log-level", "shouting"], "log-level"),
                 (["--listen", "not-an-address"], "listen"),
-                (["--config", os.path.join(d, "missing.conf")], "config"),
+                (["--config", os.path.join(d, "missing.yaml")], "config"),
             ]
             for extra, name in cases:
                 with self.subTest(args=extra):
@@ -85,6 +110,73 @@ class ProcessTest(unittest.TestCase):
                         self.fail("mqttd %s did not exit" % extra)
                     self.assertNotEqual(r.returncode, 0)
                     self.assertIn(name, r.stdout + r.stderr)
+
+    def test_starts_from_yaml_config_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = yaml_config(d)
+            proc = subprocess.Popen([harness.broker_bin(), "--config", path],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            try:
+                readable, _, _ = select.select([proc.stdout], [], [], WAIT)
+                self.assertTrue(readable, "no ready line within %ss" % WAIT)
+                ready = proc.stdout.readline()
+                self.assertIn("mqttd from-file ready mqtt=127.0.0.1:", ready)
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(WAIT), 0)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                proc.stdout.close()
+                proc.stderr.close()
+
+    def test_print_config_applies_file_then_environment_then_flags(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = yaml_config(d)
+            r = run_mqttd(["--config", path, "--print-config"],
+                          env={"MQTTD_LIMITS_MAX_INFLIGHT": "9", "MQTTD_CLUSTER_JOIN": "a:1,b:2"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("node_id: from-file\n", r.stdout)
+            self.assertIn("  max_inflight: 9\n", r.stdout)
+            self.assertIn("  join:\n    - a:1\n    - b:2\n", r.stdout)
+            self.assertIn("    address: 127.0.0.1:0\n", r.stdout)
+            r = run_mqttd(["--max-inflight", "11", "--config", path, "--print-config"],
+                          env={"MQTTD_LIMITS_MAX_INFLIGHT": "9"})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("  max_inflight: 11\n", r.stdout)
+            # The printed configuration is itself a valid config file.
+            again = run_mqttd(["--config", write_config(d, r.stdout, "printed.yaml"),
+                               "--print-config"])
+            self.assertEqual(again.returncode, 0, again.stderr)
+            self.assertEqual(again.stdout.split("# ignored")[0], r.stdout.split("# ignored")[0])
+
+    def test_print_config_masks_the_secret(self):
+        r = run_mqttd(["--print-config"], env={"MQTTD_AUTH_HMAC_SECRET": "topsecret"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("topsecret", r.stdout)
+        self.assertIn('hmac_secret: "********"', r.stdout)
+
+    def test_bad_yaml_names_file_line_and_key(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = yaml_config(d, "  receive_maximum: 0\n")  # line 8
+            r = run_mqttd(["--config", path])
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("%s:8: limits.receive_maximum: must be between 1 and 65535" % path,
+                          r.stderr)
+            path = yaml_config(d, "  tls: {}\n")
+            r = run_mqttd(["--config", path])
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("%s:8: limits.tls: unknown key" % path, r.stderr)
+
+    def test_unknown_mqttd_variable_is_an_error_only_with_strict_env(self):
+        env = {"MQTTD_LIMITS_MAX_INFLIHGT": "3"}
+        r = run_mqttd(["--print-config"], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("MQTTD_LIMITS_MAX_INFLIHGT", r.stdout)  # listed as ignored
+        r = run_mqttd(["--strict-env", "--print-config"], env=env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("MQTTD_LIMITS_MAX_INFLIHGT", r.stderr)
 
     def test_stops_promptly_on_sigterm_when_idle(self):
         b = harness.start_broker()

@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
+// The command line, the environment and their precedence; --help. The YAML file and
+// --print-config are in config_file_test.cc.
 #include "node/config/config.h"
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <string>
 #include <vector>
+
+#include "tests/unit/config/config_test_util.h"
 
 namespace mqtt {
 namespace {
 
-absl::StatusOr<Config> Parse(std::vector<const char*> args) {
-  args.insert(args.begin(), "mqttd");
-  return ParseCommandLine(static_cast<int>(args.size()), args.data());
-}
+using testing_config::Parse;
+using testing_config::WriteFile;
 
 TEST(ConfigTest, DefaultsListenOn1883WithDataInDotData) {
   auto config = Parse({});
@@ -22,6 +23,8 @@ TEST(ConfigTest, DefaultsListenOn1883WithDataInDotData) {
   EXPECT_EQ(config->listeners[0].port, 1883);
   EXPECT_EQ(config->data_dir, "./data");
   EXPECT_FALSE(config->node_id.empty());
+  EXPECT_GE(config->workers, 1u);  // one per core
+  EXPECT_EQ(config->log_format, "text");
 }
 
 TEST(ConfigTest, RepeatedListenFlagsAllApply) {
@@ -51,73 +54,117 @@ TEST(ConfigTest, BadClusterAddressesAreNamed) {
   for (const char* bad : {"7946", ":7946", "host:", "host:70000"}) {
     auto config = Parse({"--join", bad});
     ASSERT_FALSE(config.ok()) << bad;
-    EXPECT_NE(config.status().message().find("'join'"), absl::string_view::npos) << config.status();
+    EXPECT_EQ(config.status().message(),
+              absl::StrCat("--join: '", bad, "' is not HOST:PORT with a port in 1..65535"));
   }
   auto budget = Parse({"--storage-wal-budget", "1024"});  // below the 4 MiB minimum
   ASSERT_FALSE(budget.ok());
-  EXPECT_NE(budget.status().message().find("'storage-wal-budget'"), absl::string_view::npos);
+  EXPECT_EQ(budget.status().message(),
+            "--storage-wal-budget: must be between 4194304 and 4000000000");
 }
 
 TEST(ConfigTest, UnknownFlagIsNamed) {
   auto config = Parse({"--no-such-flag", "1"});
   ASSERT_FALSE(config.ok());
-  EXPECT_NE(config.status().message().find("--no-such-flag"), absl::string_view::npos);
+  EXPECT_EQ(config.status().message(), "unknown option '--no-such-flag'");
 }
 
 TEST(ConfigTest, BadValueNamesTheOption) {
   auto config = Parse({"--max-inflight", "zero"});
   ASSERT_FALSE(config.ok());
-  EXPECT_NE(config.status().message().find("max-inflight"), absl::string_view::npos);
+  EXPECT_EQ(config.status().message(),
+            "--max-inflight: must be an integer between 1 and 65535, not 'zero'");
   EXPECT_FALSE(Parse({"--listen", "127.0.0.1:70000"}).ok());
   EXPECT_FALSE(Parse({"--log-level", "loud"}).ok());
+  EXPECT_FALSE(Parse({"--log-format", "xml"}).ok());
   EXPECT_FALSE(Parse({"--workers"}).ok());
-}
-
-TEST(ConfigTest, FileErrorNamesFileLineAndKey) {
-  Config config;
-  absl::Status status =
-      ParseConfigText("# comment\nmax-inflight 5\n\nmax-qeued-messages 10\n", "node.conf", &config);
-  ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("node.conf:4"), absl::string_view::npos) << status;
-  EXPECT_NE(status.message().find("max-qeued-messages"), absl::string_view::npos) << status;
-  EXPECT_EQ(config.max_inflight, 5u);
-}
-
-TEST(ConfigTest, FileBadValueNamesLine) {
-  Config config;
-  absl::Status status = ParseConfigText("workers = 0\n", "x.conf", &config);
-  ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("x.conf:1"), absl::string_view::npos) << status;
-  EXPECT_NE(status.message().find("workers"), absl::string_view::npos) << status;
-}
-
-TEST(ConfigTest, CommandLineOverridesFile) {
-  std::string path = ::testing::TempDir() + "/mqttd-config-test.conf";
-  {
-    std::ofstream out(path);
-    out << "max-inflight = 7\nlisten 127.0.0.1:1999\nmax-queued-messages 33\n";
-  }
-  auto config = Parse({"--max-inflight", "9", "--config", path.c_str()});
-  ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->max_inflight, 9u);
-  EXPECT_EQ(config->max_queued_messages, 33u);
-  ASSERT_EQ(config->listeners.size(), 1u);
-  EXPECT_EQ(config->listeners[0].port, 1999);
+  EXPECT_FALSE(Parse({"--help=yes"}).ok());
 }
 
 TEST(ConfigTest, MissingConfigFileIsAnError) {
-  auto config = Parse({"--config", "/nonexistent/mqttd.conf"});
+  auto config = Parse({"--config", "/nonexistent/mqttd.yaml"});
   ASSERT_FALSE(config.ok());
-  EXPECT_NE(config.status().message().find("/nonexistent/mqttd.conf"), absl::string_view::npos);
+  EXPECT_EQ(config.status().message(), "--config: cannot read '/nonexistent/mqttd.yaml'");
 }
 
-TEST(ConfigTest, HelpListsEveryOption) {
+TEST(ConfigTest, EnvironmentOverridesFile) {
+  std::string path = WriteFile("env.yaml", "node_id: from-file\nlimits:\n  max_inflight: 7\n");
+  auto config = Parse({"--config", path.c_str()},
+                      {"MQTTD_LIMITS_MAX_INFLIGHT=9", "MQTTD_CLUSTER_JOIN_DNS=peers:7946"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_inflight, 9u);
+  EXPECT_EQ(config->node_id, "from-file");
+  EXPECT_EQ(config->join_dns, "peers:7946");
+  EXPECT_EQ(Parse({}, {"MQTTD_NODE_ID=n7"})->node_id, "n7");
+}
+
+TEST(ConfigTest, FlagOverridesEnvironmentWhateverTheOrder) {
+  std::string path = WriteFile("flag.yaml", "limits:\n  max_inflight: 7\n");
+  auto config = Parse({"--max-inflight", "11", "--config", path.c_str()},
+                      {"MQTTD_LIMITS_MAX_INFLIGHT=9", "MQTTD_LOG_LEVEL=debug"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->max_inflight, 11u);
+  EXPECT_EQ(config->log_level, LogLevel::kDebug);
+}
+
+TEST(ConfigTest, EnvironmentListsAreCommaSeparatedAndReplaceTheFiles) {
+  std::string path = WriteFile(
+      "lists.yaml",
+      "listeners:\n  - {protocol: mqtt, address: 0.0.0.0:1999}\ncluster:\n  join: [x:1]\n");
+  auto config = Parse({"--config", path.c_str()},
+                      {"MQTTD_LISTENERS=127.0.0.1:0,[::1]:1884", "MQTTD_CLUSTER_JOIN=a:1, b:2"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listeners, (std::vector<ListenAddress>{{"127.0.0.1", 0}, {"::1", 1884}}));
+  EXPECT_EQ(config->join, (std::vector<std::string>{"a:1", "b:2"}));
+}
+
+TEST(ConfigTest, ListFlagsReplaceTheEnvironmentsAndAddUp) {
+  auto config = Parse({"--join", "c:3", "--join", "d:4,e:5"}, {"MQTTD_CLUSTER_JOIN=a:1"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->join, (std::vector<std::string>{"c:3", "d:4", "e:5"}));
+}
+
+TEST(ConfigTest, EmptyVariableClearsAnOptionalAddress) {
+  std::string path = WriteFile("clear.yaml", "cluster:\n  listen: 0.0.0.0:7946\n");
+  auto config = Parse({"--config", path.c_str()}, {"MQTTD_CLUSTER_LISTEN="});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->cluster_listen.empty());
+}
+
+TEST(ConfigTest, BadVariableValueNamesTheVariable) {
+  auto config = Parse({}, {"MQTTD_LIMITS_MAX_INFLIGHT=0"});
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), "MQTTD_LIMITS_MAX_INFLIGHT: must be between 1 and 65535");
+  auto listeners = Parse({}, {"MQTTD_LISTENERS=,"});
+  ASSERT_FALSE(listeners.ok());
+  EXPECT_EQ(listeners.status().message(), "MQTTD_LISTENERS: needs at least one address");
+}
+
+TEST(ConfigTest, UnknownVariableIsIgnoredAndListedUnlessStrict) {
+  std::vector<const char*> env = {"MQTTD_BIN=/x/mqttd", "MQTTD_LIMITS_MAX_INFLIHGT=5", "HOME=/root",
+                                  "MQTTCTL_BIN=/x/mqttctl"};
+  auto lenient = Parse({}, env);
+  ASSERT_TRUE(lenient.ok()) << lenient.status();
+  EXPECT_EQ(lenient->ignored_env,
+            (std::vector<std::string>{"MQTTD_BIN", "MQTTD_LIMITS_MAX_INFLIHGT"}));
+  auto strict = Parse({"--strict-env"}, {"HOME=/root", "MQTTD_LIMITS_MAX_INFLIHGT=5"});
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.status().message(),
+            "environment variable MQTTD_LIMITS_MAX_INFLIHGT: not a configuration key "
+            "(docs/configuration.md; unset it or drop --strict-env)");
+  EXPECT_TRUE(Parse({"--strict-env"}, {"HOME=/root", "MQTTD_NODE_ID=n1"}).ok());
+}
+
+TEST(ConfigTest, HelpListsEveryOptionWithItsKey) {
   std::string help = HelpText();
-  for (const char* name :
-       {"--config", "--listen", "--data-dir", "--node-id", "--log-level", "--workers",
-        "--max-inflight", "--max-queued-messages", "--max-packet-size"}) {
-    EXPECT_NE(help.find(name), std::string::npos) << name;
+  for (const char* text :
+       {"--config FILE", "--listen", "--data-dir", "--node-id", "--log-level", "--log-format",
+        "--workers", "--max-inflight", "--max-queued-messages", "--max-packet-size", "--join-dns",
+        "--cluster-outbox-bytes", "--print-config", "--strict-env", "[limits.max_inflight]",
+        "[cluster.join_dns]", "[listeners]", "MQTTD_", "json"}) {
+    EXPECT_NE(help.find(text), std::string::npos) << text;
   }
+  EXPECT_EQ(help.find("--print-config-reference"), std::string::npos);  // hidden
 }
 
 }  // namespace

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: Apache-2.0
+// The YAML config file: ParseConfigText reads it, ConfigToYaml writes it. yaml-cpp reports
+// errors by throwing; every exception is caught in this file and becomes a Status.
+#include <yaml-cpp/yaml.h>
+
+#include <exception>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "node/config/config.h"
+#include "node/config/option_table.h"
+
+namespace mqtt {
+namespace {
+
+using config_internal::Kind;
+using config_internal::Option;
+
+constexpr absl::string_view kMask = "********";
+
+std::string TypeName(const YAML::Node& node) {
+  if (node.IsMap()) return "a map";
+  if (node.IsSequence()) return "a list";
+  if (node.IsScalar()) return absl::StrCat("'", node.Scalar(), "'");
+  return "nothing";
+}
+
+// Walks one file's document along the option table; every error names the file, the line and
+// the key path.
+class Reader {
+ public:
+  explicit Reader(absl::string_view file) : file_(file) {}
+
+  absl::Status Error(const YAML::Mark& mark, absl::string_view path,
+                     absl::string_view message) const {
+    std::string where(file_);
+    if (!mark.is_null()) absl::StrAppend(&where, ":", mark.line + 1);
+    if (!path.empty()) absl::StrAppend(&where, ": ", path);
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", message));
+  }
+
+  absl::Status ApplyMap(const YAML::Node& map, absl::string_view prefix, Config* config) const {
+    std::set<std::string> seen;
+    for (const auto& entry : map) {  // a temporary: copy the nodes out, do not refer into it
+      const YAML::Node key = entry.first;
+      if (!key.IsScalar()) return Error(key.Mark(), prefix, "a key must be a plain name");
+      std::string path = prefix.empty() ? key.Scalar() : absl::StrCat(prefix, ".", key.Scalar());
+      if (!seen.insert(key.Scalar()).second) return Error(key.Mark(), path, "duplicate key");
+      if (absl::Status s = ApplyKey(key, entry.second, path, config); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status ApplyKey(const YAML::Node& key, const YAML::Node& value, const std::string& path,
+                        Config* config) const {
+    if (const Option* option = config_internal::FindByPath(path)) {
+      // A null value's mark is where the next token starts: name the key's line instead.
+      if (value.IsNull()) return Error(key.Mark(), path, "needs a value");
+      return ApplyValue(*option, value, path, config);
+    }
+    if (config_internal::IsSection(path)) {
+      if (value.IsNull()) return absl::OkStatus();  // a section with every key commented out
+      if (!value.IsMap()) {
+        return Error(value.Mark(), path,
+                     absl::StrCat("must be a map of keys, not ", TypeName(value)));
+      }
+      return ApplyMap(value, path, config);
+    }
+    const Option* flag = config_internal::FindByFlag(key.Scalar());
+    if (flag != nullptr && flag->path != nullptr) {
+      return Error(key.Mark(), path,
+                   absl::StrCat("unknown key (the flag --", flag->flag, " is '", flag->path,
+                                "' in the file)"));
+    }
+    return Error(key.Mark(), path, "unknown key");
+  }
+
+  absl::Status ApplyValue(const Option& option, const YAML::Node& value, const std::string& path,
+                          Config* config) const {
+    if (option.value.kind == Kind::kScalar) return ApplyScalar(option, value, path, config);
+    if (!value.IsSequence()) {
+      return Error(value.Mark(), path,
+                   absl::StrCat("must be a list (use [] for none), not ", TypeName(value)));
+    }
+    option.value.clear(config);
+    for (size_t i = 0; i < value.size(); ++i) {
+      std::string item_path = absl::StrCat(path, "[", i, "]");
+      absl::Status s = option.value.kind == Kind::kListeners
+                           ? ApplyListener(option, value[i], item_path, config)
+                           : ApplyScalar(option, value[i], item_path, config);
+      if (!s.ok()) return s;
+    }
+    if (value.size() < option.value.min_items) {
+      return Error(value.Mark(), path, "needs at least one address");
+    }
+    return absl::OkStatus();
+  }
+
+  // One scalar: a scalar option's value or one item of a list.
+  absl::Status ApplyScalar(const Option& option, const YAML::Node& value, const std::string& path,
+                           Config* config) const {
+    if (value.IsNull()) return Error(value.Mark(), path, "needs a value");
+    if (!value.IsScalar()) {
+      return Error(value.Mark(), path,
+                   absl::StrCat("must be a single value, not ", TypeName(value)));
+    }
+    absl::Status s = option.value.set(value.Scalar(), config);
+    return s.ok() ? s : Error(value.Mark(), path, s.message());
+  }
+
+  // {protocol: mqtt, address: HOST:PORT}; protocol may be left out. The protocol is checked
+  // first, so that a listener of a protocol to come is named as such, whatever its other keys.
+  absl::Status ApplyListener(const Option& option, const YAML::Node& item, const std::string& path,
+                             Config* config) const {
+    if (!item.IsMap()) {
+      return Error(
+          item.Mark(), path,
+          absl::StrCat("must be a map {protocol: mqtt, address: HOST:PORT}, not ", TypeName(item)));
+    }
+    if (item["protocol"]) {
+      absl::Status s = CheckProtocol(item["protocol"], absl::StrCat(path, ".protocol"));
+      if (!s.ok()) return s;
+    }
+    std::set<std::string> seen;
+    for (const auto& entry : item) {
+      const YAML::Node key = entry.first;
+      std::string name = key.IsScalar() ? key.Scalar() : "";
+      std::string key_path = absl::StrCat(path, ".", name);
+      if (!seen.insert(name).second) return Error(key.Mark(), key_path, "duplicate key");
+      if (name != "protocol" && name != "address") {
+        return Error(key.Mark(), key_path, "unknown key (a listener has protocol and address)");
+      }
+    }
+    if (!item["address"]) return Error(item.Mark(), path, "address missing");
+    return ApplyScalar(option, item["address"], absl::StrCat(path, ".address"), config);
+  }
+
+  absl::Status CheckProtocol(const YAML::Node& value, const std::string& path) const {
+    if (!value.IsScalar()) {
+      return Error(value.Mark(), path, absl::StrCat("must be mqtt, not ", TypeName(value)));
+    }
+    if (value.Scalar() != "mqtt") {
+      return Error(value.Mark(), path,
+                   absl::StrCat("protocol '", value.Scalar(), "' not supported yet (issue 14)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::string_view file_;
+};
+
+absl::Status ParseDocument(const YAML::Node& root, const Reader& reader, Config* config) {
+  if (root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) {
+    return reader.Error(root.Mark(), "",
+                        absl::StrCat("the file must be a map of keys, not ", TypeName(root)));
+  }
+  return reader.ApplyMap(root, "", config);
+}
+
+void EmitList(const std::vector<std::string>& items, bool listeners, YAML::Emitter* out) {
+  if (items.empty()) {
+    *out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+    return;
+  }
+  *out << YAML::BeginSeq;
+  for (const std::string& item : items) {
+    if (!listeners) {
+      *out << item;
+      continue;
+    }
+    *out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value << "mqtt" << YAML::Key
+         << "address" << YAML::Value << item << YAML::EndMap;
+  }
+  *out << YAML::EndSeq;
+}
+
+void EmitValue(const Option& option, const Config& config, YAML::Emitter* out) {
+  std::vector<std::string> items = option.value.get(config);
+  if (option.value.kind != Kind::kScalar) {
+    EmitList(items, option.value.kind == Kind::kListeners, out);
+    return;
+  }
+  bool mask = (option.traits & config_internal::kSecret) && !items[0].empty();
+  *out << (mask ? std::string(kMask) : items[0]);
+}
+
+// "limits.max_inflight" -> {"limits", "max_inflight"}; "node_id" -> {"", "node_id"}.
+std::pair<std::string, std::string> SplitPath(absl::string_view path) {
+  size_t dot = path.find('.');
+  if (dot == absl::string_view::npos) return {"", std::string(path)};
+  return {std::string(path.substr(0, dot)), std::string(path.substr(dot + 1))};
+}
+
+}  // namespace
+
+absl::Status ParseConfigText(absl::string_view text, absl::string_view file_name, Config* config) {
+  Reader reader(file_name);
+  try {
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.empty()) return absl::OkStatus();
+    if (documents.size() > 1) {
+      return reader.Error(documents[1].Mark(), "", "one YAML document only, found more");
+    }
+    return ParseDocument(documents[0], reader, config);
+  } catch (const YAML::Exception& e) {
+    return reader.Error(e.mark, "", e.msg);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(file_name, ": ", e.what()));
+  }
+}
+
+std::string ConfigToYaml(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  std::string section;
+  for (const Option& option : config_internal::Options()) {
+    if (option.path == nullptr) continue;
+    auto [option_section, key] = SplitPath(option.path);
+    if (option_section != section) {
+      if (!section.empty()) out << YAML::EndMap;
+      if (!option_section.empty()) {
+        out << YAML::Key << option_section << YAML::Value << YAML::BeginMap;
+      }
+      section = option_section;
+    }
+    out << YAML::Key << key << YAML::Value;
+    EmitValue(option, config, &out);
+  }
+  if (!section.empty()) out << YAML::EndMap;
+  out << YAML::EndMap;
+  std::string text =
+      absl::StrCat("# mqttd --print-config: defaults < config file < MQTTD_* environment < flags\n",
+                   out.c_str(), "\n");
+  if (!config.ignored_env.empty()) {
+    absl::StrAppend(&text, "# ignored environment variables (not configuration keys): ",
+                    absl::StrJoin(config.ignored_env, ", "), "\n");
+  }
+  return text;
+}
+
+}  // namespace mqtt

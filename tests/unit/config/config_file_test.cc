@@ -1,0 +1,314 @@
+// SPDX-License-Identifier: Apache-2.0
+// The YAML config file: every key, every kind of error with its file, line and key path,
+// --print-config (round trip, masking, layout) and docs/configuration.md being up to date.
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "node/config/config.h"
+#include "tests/unit/config/config_test_util.h"
+
+namespace mqtt {
+namespace {
+
+using testing_config::Parse;
+using testing_config::WriteFile;
+
+constexpr char kEveryKey[] = R"(# every key, none at its default
+node_id: n1
+data_dir: /var/lib/mqttd
+log:
+  level: debug
+  format: json
+listeners:
+  - protocol: mqtt
+    address: 127.0.0.1:1999
+  - address: "[::1]:0"
+limits:
+  workers: 3
+  max_inflight: 5
+  max_queued_messages: 6
+  max_queued_bytes: 0
+  queue_qos0_offline: on
+  max_packet_size: 2048
+  max_outbound_buffer: 8192
+  connect_timeout: 7
+  receive_maximum: 8
+  topic_alias_maximum: 0
+  max_keep_alive: 60
+shared_subscriptions:
+  strategy: hash_topic
+  prefer_local: true
+auth:
+  hmac_secret: s3cret
+storage:
+  persistence: false
+  fsync: true
+  wal_budget: 8388608
+cluster:
+  listen: 0.0.0.0:7946
+  advertise: n1.svc:7946
+  join:
+    - a:7946
+    - b:7946
+  join_dns: peers.svc:7946
+  remove_after: 60
+  probe_interval_ms: 200
+  suspect_timeout_ms: 900
+  sync_timeout: 0
+  outbox_messages: 100
+  outbox_bytes: 65536
+  raft_listen: 0.0.0.0:7947
+  bootstrap_members: [n1, n2, n3]
+  allow_register_during_netsplit: true
+)";
+
+// The documented layout, in order.
+const std::vector<std::string> kLayout = {"node_id",
+                                          "data_dir",
+                                          "log.level",
+                                          "log.format",
+                                          "listeners",
+                                          "limits.workers",
+                                          "limits.max_inflight",
+                                          "limits.max_queued_messages",
+                                          "limits.max_queued_bytes",
+                                          "limits.queue_qos0_offline",
+                                          "limits.max_packet_size",
+                                          "limits.max_outbound_buffer",
+                                          "limits.connect_timeout",
+                                          "limits.receive_maximum",
+                                          "limits.topic_alias_maximum",
+                                          "limits.max_keep_alive",
+                                          "shared_subscriptions.strategy",
+                                          "shared_subscriptions.prefer_local",
+                                          "auth.hmac_secret",
+                                          "storage.persistence",
+                                          "storage.fsync",
+                                          "storage.wal_budget",
+                                          "cluster.listen",
+                                          "cluster.advertise",
+                                          "cluster.join",
+                                          "cluster.join_dns",
+                                          "cluster.remove_after",
+                                          "cluster.probe_interval_ms",
+                                          "cluster.suspect_timeout_ms",
+                                          "cluster.sync_timeout",
+                                          "cluster.outbox_messages",
+                                          "cluster.outbox_bytes",
+                                          "cluster.raft_listen",
+                                          "cluster.bootstrap_members",
+                                          "cluster.allow_register_during_netsplit"};
+
+std::string Error(const std::string& text) {
+  Config config;
+  return std::string(ParseConfigText(text, "m.yaml", &config).message());
+}
+
+void CollectPaths(const YAML::Node& map, const std::string& prefix,
+                  std::vector<std::string>* paths) {
+  for (const auto& entry : map) {
+    const YAML::Node key = entry.first;
+    const YAML::Node value = entry.second;
+    std::string path = prefix.empty() ? key.Scalar() : prefix + "." + key.Scalar();
+    if (value.IsMap()) {
+      CollectPaths(value, path, paths);
+    } else {
+      paths->push_back(path);
+    }
+  }
+}
+
+TEST(ConfigFileTest, EveryKeyIsRead) {
+  Config c;
+  ASSERT_TRUE(ParseConfigText(kEveryKey, "m.yaml", &c).ok());
+  EXPECT_EQ(c.node_id, "n1");
+  EXPECT_EQ(c.data_dir, "/var/lib/mqttd");
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  EXPECT_EQ(c.log_format, "json");
+  EXPECT_EQ(c.listeners, (std::vector<ListenAddress>{{"127.0.0.1", 1999}, {"::1", 0}}));
+  EXPECT_EQ(c.workers, 3u);
+  EXPECT_EQ(c.max_inflight, 5u);
+  EXPECT_EQ(c.max_queued_messages, 6u);
+  EXPECT_EQ(c.max_queued_bytes, 0u);
+  EXPECT_TRUE(c.queue_qos0_offline);
+  EXPECT_EQ(c.max_packet_size, 2048u);
+  EXPECT_EQ(c.max_outbound_buffer, 8192u);
+  EXPECT_EQ(c.connect_timeout_seconds, 7u);
+  EXPECT_EQ(c.receive_maximum, 8u);
+  EXPECT_EQ(c.topic_alias_maximum, 0u);
+  EXPECT_EQ(c.max_keep_alive, 60u);
+  EXPECT_EQ(c.shared_subscription_strategy, "hash_topic");
+  EXPECT_TRUE(c.shared_subscription_prefer_local);
+  EXPECT_EQ(c.auth_hmac_secret, "s3cret");
+  EXPECT_FALSE(c.persistence);
+  EXPECT_TRUE(c.fsync);
+  EXPECT_EQ(c.storage_wal_budget, 8388608u);
+  EXPECT_EQ(c.cluster_listen, "0.0.0.0:7946");
+  EXPECT_EQ(c.cluster_advertise, "n1.svc:7946");
+  EXPECT_EQ(c.join, (std::vector<std::string>{"a:7946", "b:7946"}));
+  EXPECT_EQ(c.join_dns, "peers.svc:7946");
+  EXPECT_EQ(c.cluster_remove_after, 60u);
+  EXPECT_EQ(c.cluster_probe_interval_ms, 200u);
+  EXPECT_EQ(c.cluster_suspect_timeout_ms, 900u);
+  EXPECT_EQ(c.cluster_sync_timeout, 0u);
+  EXPECT_EQ(c.cluster_outbox_messages, 100u);
+  EXPECT_EQ(c.cluster_outbox_bytes, 65536u);
+  EXPECT_EQ(c.cluster_raft_listen, "0.0.0.0:7947");
+  EXPECT_EQ(c.cluster_bootstrap_members, (std::vector<std::string>{"n1", "n2", "n3"}));
+  EXPECT_TRUE(c.cluster_allow_register_during_netsplit);
+}
+
+TEST(ConfigFileTest, EmptyFileIsAllDefaults) {
+  for (const char* text : {"", "# nothing\n", "---\n", "limits:\n"}) {
+    Config config;
+    EXPECT_TRUE(ParseConfigText(text, "m.yaml", &config).ok()) << text;
+    EXPECT_EQ(config, Config{}) << text;
+  }
+}
+
+TEST(ConfigFileTest, BadValueNamesFileLineAndKey) {
+  std::string text = "node_id: n1\n";
+  for (int i = 0; i < 9; ++i) text += "# padding\n";
+  text += "limits:\n  max_inflight: 0\n";  // line 12
+  EXPECT_EQ(Error(text), "m.yaml:12: limits.max_inflight: must be between 1 and 65535");
+  EXPECT_EQ(Error("storage:\n  fsync: maybe\n"),
+            "m.yaml:2: storage.fsync: must be true or false, not 'maybe'");
+  EXPECT_EQ(Error("log:\n  format: xml\n"),
+            "m.yaml:2: log.format: must be one of text, json, not 'xml'");
+  EXPECT_EQ(Error("data_dir: \"\"\n"), "m.yaml:1: data_dir: must not be empty");
+}
+
+TEST(ConfigFileTest, UnknownKeysAreNamed) {
+  EXPECT_EQ(Error("node_id: a\nnodeid: b\n"), "m.yaml:2: nodeid: unknown key");
+  EXPECT_EQ(Error("limits:\n  workers: 2\n  max_inflite: 5\n"),
+            "m.yaml:3: limits.max_inflite: unknown key");
+  EXPECT_EQ(Error("max-inflight: 5\n"),
+            "m.yaml:1: max-inflight: unknown key (the flag --max-inflight is "
+            "'limits.max_inflight' in the file)");
+  EXPECT_EQ(Error("listeners:\n  - address: 0.0.0.0:1\n    port: 2\n"),
+            "m.yaml:3: listeners[0].port: unknown key (a listener has protocol and address)");
+  EXPECT_EQ(Error("node_id: a\nnode_id: b\n"), "m.yaml:2: node_id: duplicate key");
+}
+
+TEST(ConfigFileTest, WrongShapesAreNamed) {
+  EXPECT_EQ(Error("limits: 5\n"), "m.yaml:1: limits: must be a map of keys, not '5'");
+  EXPECT_EQ(Error("cluster:\n  - listen\n"),
+            "m.yaml:2: cluster: must be a map of keys, not a list");
+  EXPECT_EQ(Error("node_id:\n  name: n1\n"),
+            "m.yaml:2: node_id: must be a single value, not a map");
+  EXPECT_EQ(Error("data_dir: [a, b]\n"), "m.yaml:1: data_dir: must be a single value, not a list");
+  EXPECT_EQ(Error("node_id:\n"), "m.yaml:1: node_id: needs a value");
+  EXPECT_EQ(Error("cluster:\n  join: a:1\n"),
+            "m.yaml:2: cluster.join: must be a list (use [] for none), not 'a:1'");
+  EXPECT_EQ(Error("listeners: 0.0.0.0:1883\n"),
+            "m.yaml:1: listeners: must be a list (use [] for none), not '0.0.0.0:1883'");
+  EXPECT_EQ(Error("- node_id\n"), "m.yaml:1: the file must be a map of keys, not a list");
+  EXPECT_EQ(Error("just text\n"), "m.yaml:1: the file must be a map of keys, not 'just text'");
+}
+
+TEST(ConfigFileTest, ListItemsAreNamedByIndex) {
+  EXPECT_EQ(Error("cluster:\n  join:\n    - a:1\n    - nope\n"),
+            "m.yaml:4: cluster.join[1]: 'nope' is not HOST:PORT with a port in 1..65535");
+  EXPECT_EQ(Error("listeners:\n  - protocol: mqtt\n    address: 0.0.0.0:99999\n"),
+            "m.yaml:3: listeners[0].address: '0.0.0.0:99999' is not HOST:PORT");
+  EXPECT_EQ(Error("listeners:\n  - protocol: mqtt\n"), "m.yaml:2: listeners[0]: address missing");
+  EXPECT_EQ(Error("listeners:\n  - 0.0.0.0:1883\n"),
+            "m.yaml:2: listeners[0]: must be a map {protocol: mqtt, address: HOST:PORT}, not "
+            "'0.0.0.0:1883'");
+  EXPECT_EQ(Error("listeners: []\n"), "m.yaml:1: listeners: needs at least one address");
+  Config config;
+  EXPECT_TRUE(ParseConfigText("cluster:\n  join: []\n", "m.yaml", &config).ok());
+}
+
+TEST(ConfigFileTest, OtherProtocolsAreNotSupportedYet) {
+  EXPECT_EQ(Error("listeners:\n  - address: 0.0.0.0:8883\n    cert_file: /x\n    protocol: tls\n"),
+            "m.yaml:4: listeners[0].protocol: protocol 'tls' not supported yet (issue 14)");
+}
+
+TEST(ConfigFileTest, SyntaxErrorsNameTheLine) {
+  EXPECT_EQ(Error("limits:\n  max_inflight: [1\n"), "m.yaml:3: end of sequence flow not found");
+  EXPECT_EQ(Error("node_id: a\n---\nnode_id: b\n"), "m.yaml:3: one YAML document only, found more");
+}
+
+TEST(ConfigFileTest, PrintedConfigParsesBackToTheSameConfig) {
+  std::string secretless = kEveryKey;
+  secretless.replace(secretless.find("hmac_secret: s3cret"), 19, "hmac_secret: \"\"");
+  std::string path = WriteFile("every.yaml", secretless);
+  auto config = Parse({"--config", path.c_str(), "--join", "c:1"}, {"MQTTD_NODE_ID=n9"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  for (const Config& original : {*config, *Parse({})}) {
+    std::string printed = ConfigToYaml(original);
+    auto again = Parse({"--config", WriteFile("printed.yaml", printed).c_str()});
+    ASSERT_TRUE(again.ok()) << again.status() << "\n" << printed;
+    EXPECT_EQ(*again, original) << printed;
+  }
+}
+
+TEST(ConfigFileTest, PrintedConfigMasksTheSecret) {
+  Config config;
+  config.auth_hmac_secret = "s3cret";
+  std::string printed = ConfigToYaml(config);
+  EXPECT_EQ(printed.find("s3cret"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("hmac_secret: \"********\""), std::string::npos) << printed;
+  EXPECT_NE(ConfigToYaml(Config{}).find("hmac_secret: \"\""), std::string::npos);
+}
+
+TEST(ConfigFileTest, PrintedConfigHasTheDocumentedLayout) {
+  YAML::Node printed = YAML::Load(ConfigToYaml(*Parse({})));
+  std::vector<std::string> paths;
+  CollectPaths(printed, "", &paths);
+  EXPECT_EQ(paths, kLayout);
+  EXPECT_EQ(printed["listeners"][0]["protocol"].Scalar(), "mqtt");
+  EXPECT_EQ(printed["listeners"][0]["address"].Scalar(), "0.0.0.0:1883");
+}
+
+TEST(ConfigFileTest, PrintedConfigListsIgnoredVariables) {
+  auto config = Parse({}, {"MQTTD_BIN=/x"});
+  ASSERT_TRUE(config.ok());
+  EXPECT_NE(ConfigToYaml(*config).find("# ignored environment variables (not configuration "
+                                       "keys): MQTTD_BIN"),
+            std::string::npos);
+}
+
+std::string ReadDoc() {
+  std::ifstream in(std::string(MQTT_SOURCE_DIR) + "/docs/configuration.md");
+  std::stringstream doc;
+  doc << in.rdbuf();
+  return doc.str();
+}
+
+// docs/configuration.md carries the output of `mqttd --print-config-reference` between two
+// marker lines; regenerate it with that command when this fails.
+TEST(ConfigFileTest, DocumentationListsEveryKeyAsTheTableSays) {
+  std::string doc = ReadDoc();
+  const std::string begin = "<!-- BEGIN mqttd --print-config-reference -->\n";
+  const std::string end = "<!-- END mqttd --print-config-reference -->";
+  size_t from = doc.find(begin);
+  size_t to = doc.find(end);
+  ASSERT_NE(from, std::string::npos) << "docs/configuration.md missing or without markers";
+  ASSERT_NE(to, std::string::npos);
+  from += begin.size();
+  EXPECT_EQ(doc.substr(from, to - from), ConfigReference())
+      << "docs/configuration.md is out of date: replace the text between the markers with the "
+         "output of `mqttd --print-config-reference`";
+}
+
+TEST(ConfigFileTest, DocumentationExampleIsValid) {
+  std::string doc = ReadDoc();
+  size_t from = doc.find("```yaml\n");
+  ASSERT_NE(from, std::string::npos);
+  from += 8;
+  std::string example = doc.substr(from, doc.find("```", from) - from);
+  Config config;
+  absl::Status status = ParseConfigText(example, "example", &config);
+  EXPECT_TRUE(status.ok()) << status << "\n" << example;
+  EXPECT_EQ(config.cluster_bootstrap_members.size(), 3u);
+}
+
+}  // namespace
+}  // namespace mqtt
