@@ -24,6 +24,21 @@ std::string HostOf(const std::string& host_port) {
 
 constexpr std::string_view kMembersKey = "cluster/members";
 
+// The host of `host_port` as peers should dial it: the host name for a wildcard address.
+std::string AdvertisedHost(const std::string& host_port) {
+  std::string host = HostOf(host_port);
+  if (host == "0.0.0.0" || host == "[::]" || host == "::") {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    host = name;
+  }
+  return host;
+}
+
+std::string PortOf(const std::string& host_port) {
+  return host_port.substr(host_port.rfind(':') + 1);
+}
+
 std::vector<std::string> RememberedMembers(storage::Store* store) {
   if (store == nullptr) return {};
   absl::StatusOr<std::string> value = store->GetNodeValue(kMembersKey);
@@ -105,7 +120,41 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   m.probe_interval = options.probe_interval;
   m.probe_timeout = std::min(options.probe_interval / 2, absl::Milliseconds(500));
   m.suspect_timeout = options.suspect_timeout;
+  std::string raft_advertise = options.raft_advertise;
+  if (!options.raft_listen.empty()) {
+    if (raft_advertise.empty()) {
+      raft_advertise = absl::StrCat(
+          AdvertisedHost(options.advertise.empty() ? options.listen : options.advertise), ":",
+          PortOf(options.raft_listen));
+    }
+    m.metadata[kRaftAddressKey] = raft_advertise;
+  }
+  const bool has_seeds = !m.seeds.empty();
   node->membership_ = std::make_unique<Membership>(std::move(m));
+  if (!options.raft_listen.empty()) {
+    RegistryNodeOptions r;
+    r.registry = options.registry;
+    r.registry.node_id = options.node_id;
+    r.registry.raft_address = raft_advertise;
+    r.registry.raft_listen = options.raft_listen;
+    r.registry.data_dir = options.registry_dir;
+    r.bootstrap_members = options.bootstrap_members;
+    r.has_seeds = has_seeds || !options.join_dns.empty();
+    r.client.propose_timeout = absl::Seconds(5);  // a CONNECT waits this long at most
+    r.client.rpc_timeout = absl::Seconds(3);
+    auto claimed_elsewhere = parts.claimed_elsewhere;
+    node->registry_ = std::make_unique<RegistryNode>(
+        std::move(r), node->membership_.get(),
+        [self = options.node_id, claimed_elsewhere](const RegistryChange& change) {
+          if (change.kind == RegistryChange::Kind::kRegistered && change.previous.has_value() &&
+              change.previous->node_id == self && change.holder.node_id != self &&
+              claimed_elsewhere) {
+            claimed_elsewhere(change.client_id, change.holder.epoch);
+          }
+        });
+    node->claims_ = std::make_unique<ClientClaims>(node->registry_.get(), options.node_id,
+                                                   options.allow_register_during_netsplit);
+  }
   if (parts.store != nullptr) {
     auto known = std::make_shared<std::set<std::string>>(remembered.begin(), remembered.end());
     storage::Store* store = parts.store;
@@ -156,6 +205,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   if (node->routes_ != nullptr) builder.RegisterService(node->routes_->service());
   if (node->forwarder_ != nullptr) builder.RegisterService(node->forwarder_->service());
   if (node->retained_ != nullptr) builder.RegisterService(node->retained_->service());
+  if (node->registry_ != nullptr) builder.RegisterService(node->registry_->service());
   // A retained Push or a forward batch carries whole messages; a full route state can exceed
   // gRPC's default 4 MB too.
   builder.SetMaxReceiveMessageSize(-1);
@@ -172,13 +222,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   node->listen_address_ = absl::StrCat(HostOf(options.listen), ":", port);
   node->advertise_address_ = options.advertise;
   if (node->advertise_address_.empty()) {
-    std::string host = HostOf(options.listen);
-    if (host == "0.0.0.0" || host == "[::]" || host == "::") {
-      char name[256] = {};
-      gethostname(name, sizeof(name) - 1);
-      host = name;
-    }
-    node->advertise_address_ = absl::StrCat(host, ":", port);
+    node->advertise_address_ = absl::StrCat(AdvertisedHost(options.listen), ":", port);
   }
   if (node->forwarder_ != nullptr) {
     if (absl::Status s = node->forwarder_->Start(parts.local); !s.ok()) {
@@ -195,7 +239,12 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     }
     node->link_->Attach(node->routes_.get());
   }
-  if (absl::Status s = node->membership_->Start(node->advertise_address_); !s.ok()) {
+  absl::Status s = node->membership_->Start(node->advertise_address_);
+  if (s.ok() && node->registry_ != nullptr) {
+    s = node->registry_->Start();
+    if (!s.ok()) node->membership_->Stop();
+  }
+  if (!s.ok()) {
     if (node->link_ != nullptr) node->link_->Detach();
     node->server_->Shutdown();
     if (node->routes_ != nullptr) node->routes_->Stop();
@@ -212,6 +261,7 @@ void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   if (absl::Status s = membership_->Leave(leave_timeout); !s.ok()) {
     MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
   }
+  if (registry_ != nullptr) registry_->Stop();  // its service answers Unavailable from now on
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   if (forwarder_ != nullptr) forwarder_->Stop();
   if (retained_ != nullptr) retained_->Stop();
@@ -234,6 +284,7 @@ bool ClusterNode::WaitUntilSynced(absl::Duration timeout) {
             members[i].state != MemberState::kAlive || routes_->HoldsRoutesOf(members[i].node_id);
       }
     }
+    if (synced && registry_ != nullptr) synced = registry_->ready();
     if (synced) return true;
     if (absl::Now() >= deadline) return false;
     absl::SleepFor(absl::Milliseconds(20));  // start-up only: polling is simpler than events

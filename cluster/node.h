@@ -19,6 +19,7 @@
 #include "cluster/admin.h"
 #include "cluster/forward.h"
 #include "cluster/membership.h"
+#include "cluster/registry_node.h"
 #include "cluster/retained_sync.h"
 #include "cluster/router_link.h"
 #include "cluster/routes.h"
@@ -38,6 +39,14 @@ struct ClusterOptions {
   absl::Duration probe_interval = absl::Seconds(1);
   absl::Duration suspect_timeout = absl::Seconds(5);
   ForwarderOptions forward;  // node_id is filled in from above
+  // The client-id registry (issue 12, registry_node.h); without raft_listen there is none (and
+  // no one-session-per-client-id guarantee: tests of the other parts only).
+  std::string raft_listen;     // HOST:PORT to bind; the port must be concrete
+  std::string raft_advertise;  // HOST:PORT peers dial; empty: this node's advertised host
+  std::string registry_dir;    // the registry's raft directory
+  std::vector<std::string> bootstrap_members;
+  bool allow_register_during_netsplit = false;
+  RegistryOptions registry;  // timing; the fields above are filled in
 };
 
 // What of the node the cluster works with. All may be null (membership only, for tests);
@@ -47,6 +56,8 @@ struct NodeParts {
   storage::Store* store = nullptr;
   ForwardedDelivery* local = nullptr;
   std::function<LocalStatus()> status;  // for `mqttctl status`; thread-safe
+  // The registry gave a client id this node held to another node (Broker::ClaimedElsewhere).
+  std::function<void(const std::string& client_id, uint64_t epoch)> claimed_elsewhere;
 };
 
 class ClusterNode {
@@ -63,9 +74,10 @@ class ClusterNode {
   // membership and the server. Idempotent.
   void Shutdown(absl::Duration leave_timeout);
 
-  // Waits (at most `timeout`) until this node has joined through a seed and holds the full
-  // route set of every member it sees alive, so that the publishes it takes next reach every
-  // subscriber. True if it got there in time.
+  // Waits (at most `timeout`) until this node has joined through a seed, holds the full route
+  // set of every member it sees alive (so that the publishes it takes next reach every
+  // subscriber) and is in the registry with a leader known (so that CONNECTs can register).
+  // True if it got there in time.
   bool WaitUntilSynced(absl::Duration timeout);
 
   const std::string& listen_address() const { return listen_address_; }  // with the real port
@@ -77,6 +89,9 @@ class ClusterNode {
   // and call StartRetained after it (it loads the versions the router's recovered copies have).
   RetainedSync* retained() { return retained_.get(); }
   absl::Status StartRetained();
+  // Null without a registry. Set it as the broker's ClientRegistry before accepting clients.
+  ClientRegistry* client_registry() { return claims_.get(); }
+  RegistryNode* registry() { return registry_.get(); }
 
  private:
   ClusterNode() = default;
@@ -86,6 +101,8 @@ class ClusterNode {
   std::unique_ptr<RouteTable> routes_;
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<RetainedSync> retained_;
+  std::unique_ptr<RegistryNode> registry_;
+  std::unique_ptr<ClientClaims> claims_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;

@@ -804,6 +804,21 @@ uint64_t Registry::RaftId(std::string_view node_id) {
   return id != 0 ? id : 1;  // raft ids must be > 0; every node maps alike
 }
 
+bool Registry::IsPristine(const std::string& data_dir) {
+  std::error_code error;
+  return std::filesystem::is_empty(data_dir, error) || error;  // missing: pristine too
+}
+
+absl::Status Registry::Start(std::vector<RegistryPeer> bootstrap) {
+  {
+    absl::MutexLock join(&join_mu_);
+    absl::MutexLock lock(&mu_);
+    if (phase_ != Phase::kNew) return absl::FailedPreconditionError("registry: already started");
+    options_.bootstrap = std::move(bootstrap);  // the raft thread does not exist yet
+  }
+  return Start();
+}
+
 absl::Status Registry::Start() {
   absl::MutexLock join(&join_mu_);
   {

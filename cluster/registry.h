@@ -111,6 +111,12 @@ class Registry {
   // starts the thread. InvalidArgument for bad options, FailedPrecondition if already started,
   // else libraft's error (e.g. a port in use).
   absl::Status Start();
+  // The same with `bootstrap` in place of the options' list: for a node that decides whom to
+  // bootstrap with only once it has met its peers (cluster/registry_node.h).
+  absl::Status Start(std::vector<RegistryPeer> bootstrap);
+  // True if `data_dir` holds no raft state yet: a Start there would bootstrap (given a list) or
+  // wait to be added; false once a configuration was ever stored there.
+  static bool IsPristine(const std::string& data_dir);
   // Closes raft and the loop and joins the thread. Queued proposals and changes get Unavailable
   // at once; the entry in flight either commits or gets Unavailable. Waits (up to 2 s) for the
   // log writes in flight first. Idempotent. Not from a callback.
@@ -152,7 +158,7 @@ class Registry {
 
   std::string NodeName(uint64_t raft_id) const;
 
-  const RegistryOptions options_;
+  RegistryOptions options_;  // const but for `bootstrap`, which Start(bootstrap) may replace
   const Listener listener_;
   std::unique_ptr<Loop> loop_;
 

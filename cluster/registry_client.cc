@@ -85,35 +85,52 @@ struct RegistryClient::Pending {
   absl::Time deadline;  // of the whole proposal
   absl::Duration backoff;
   absl::Status last;  // the latest retriable failure, for the final error
+  int attempts = 0;
+  bool may_relay = true;  // false for a proposal relayed here: it goes to the leader or fails
 };
 
 // Runs forwarded proposals on the local Registry: on a follower, Registry::Propose answers
 // FailedPrecondition at once, so a proposal is never forwarded further.
 class RegistryClient::Handler final : public v1::RegistryService::CallbackService {
  public:
-  explicit Handler(Registry* registry) : registry_(registry) {}
+  Handler(Registry* registry, RegistryClient* client) : registry_(registry), client_(client) {}
 
   grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* ctx,
                                     const v1::ProposeRequest* request,
                                     v1::ProposeResponse* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    std::vector<v1::RegistryCommand> commands(request->commands().begin(),
-                                              request->commands().end());
-    // The reactor and response live until Finish; the Registry calls back exactly once, within
-    // its proposal_timeout (or at Stop()).
-    registry_->Propose(std::move(commands), [reactor, response](Result result) {
+    // The reactor and response live until Finish; the Registry (or the client, for a relayed
+    // proposal) calls back exactly once, within its timeout (or at Stop()).
+    auto answer = [reactor, response](Result result) {
       if (!result.ok()) {
         reactor->Finish(ToGrpc(result.status()));
         return;
       }
       for (const RegistryChange& change : *result) ToRecord(change, response->add_changes());
       reactor->Finish(grpc::Status::OK);
-    });
+    };
+    if (request->relay()) {
+      client_->AcceptRelayed(*request, std::move(answer));
+    } else {
+      registry_->Propose({request->commands().begin(), request->commands().end()},
+                         std::move(answer));
+    }
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
+                                   const v1::RegistryStatusRequest*,
+                                   v1::RegistryStatusResponse* response) override {
+    response->set_configured(!registry_->Members().empty());
+    response->set_leader_id(registry_->LeaderId());
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
     return reactor;
   }
 
  private:
   Registry* const registry_;
+  RegistryClient* const client_;
 };
 
 RegistryClient::RegistryClient(Registry* registry, AddressOf address_of,
@@ -121,7 +138,7 @@ RegistryClient::RegistryClient(Registry* registry, AddressOf address_of,
     : registry_(registry),
       address_of_(std::move(address_of)),
       options_(std::move(options)),
-      handler_(std::make_unique<Handler>(registry)),
+      handler_(std::make_unique<Handler>(registry, this)),
       stubs_(options_.reconnect_backoff_ms) {
   thread_ = std::thread([this] { Loop(); });
 }
@@ -166,18 +183,62 @@ void RegistryClient::Propose(std::vector<v1::RegistryCommand> commands,
   Attempt(p);
 }
 
+absl::StatusOr<v1::RegistryStatusResponse> RegistryClient::PeerStatus(const std::string& address,
+                                                                      absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::RegistryStatusResponse response;
+  grpc::Status s = stubs_.Get(address)->Status(&ctx, v1::RegistryStatusRequest(), &response);
+  if (s.ok()) return response;
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      absl::StrCat("registry status of ", address, ": ", s.error_message()));
+}
+
+void RegistryClient::AcceptRelayed(v1::ProposeRequest request, Registry::ProposeCallback done) {
+  auto p = std::make_shared<Pending>();
+  p->request = std::move(request);
+  p->request.set_relay(false);
+  p->done = std::move(done);
+  p->deadline = absl::Now() + options_.rpc_timeout;  // within the relaying node's call
+  p->backoff = options_.initial_backoff;
+  p->may_relay = false;
+  bool accepted = false;
+  {
+    absl::MutexLock lock(&mu_);
+    accepted = !stopping_;
+    if (accepted) {
+      ++pending_;
+      retries_.emplace(absl::Now(), p);  // run by Loop, off the gRPC thread
+      wake_ = true;
+    }
+  }
+  if (!accepted) p->done(absl::UnavailableError("registry client: stopped"));
+}
+
 void RegistryClient::Attempt(const PendingPtr& p) {
   if (registry_->IsLeader()) return AttemptLocal(p);
   const std::string leader = registry_->LeaderId();
-  if (leader.empty()) return Retry(p, absl::UnavailableError("registry: no leader known"));
   // A stale view naming this node: the local Registry knows better and answers.
   if (leader == options_.node_id) return AttemptLocal(p);
-  const std::string address = address_of_(leader);
+  const std::string address = leader.empty() ? std::string() : address_of_(leader);
+  const bool relay_turn = address.empty() || p->attempts % 2 == 1;
+  ++p->attempts;
+  if (relay_turn && p->may_relay && options_.relays) {
+    std::vector<std::pair<std::string, std::string>> peers = options_.relays();
+    peers.erase(std::remove_if(peers.begin(), peers.end(),
+                               [&](const auto& peer) { return peer.first == leader; }),
+                peers.end());
+    if (!peers.empty()) {
+      const auto& [node, relay_address] = peers[p->attempts % peers.size()];
+      return AttemptRemote(p, node, relay_address, /*relay=*/true);
+    }
+  }
+  if (leader.empty()) return Retry(p, absl::UnavailableError("registry: no leader known"));
   if (address.empty()) {
     return Retry(p,
                  absl::UnavailableError(absl::StrCat("registry: no address for leader ", leader)));
   }
-  AttemptRemote(p, leader, address);
+  AttemptRemote(p, leader, address, /*relay=*/false);
 }
 
 void RegistryClient::AttemptLocal(const PendingPtr& p) {
@@ -188,17 +249,24 @@ void RegistryClient::AttemptLocal(const PendingPtr& p) {
 }
 
 void RegistryClient::AttemptRemote(const PendingPtr& p, const std::string& leader,
-                                   const std::string& address) {
+                                   const std::string& address, bool relay) {
   struct Call {
     grpc::ClientContext ctx;
+    v1::ProposeRequest relayed;  // the request with `relay` set, when relaying
     v1::ProposeResponse response;
   };
   auto call = std::make_shared<Call>();
+  const v1::ProposeRequest* request = &p->request;
+  if (relay) {
+    call->relayed = p->request;
+    call->relayed.set_relay(true);
+    request = &call->relayed;
+  }
   call->ctx.set_deadline(
       absl::ToChronoTime(std::min(absl::Now() + options_.rpc_timeout, p->deadline)));
   std::shared_ptr<v1::RegistryService::Stub> stub = stubs_.Get(address);
   stub->async()->Propose(
-      &call->ctx, &p->request, &call->response, [this, p, call, leader, address](grpc::Status s) {
+      &call->ctx, request, &call->response, [this, p, call, leader, address](grpc::Status s) {
         Handle(p, s.ok() ? FromResponse(call->response) : Result(CallFailed(s, leader, address)));
       });
 }

@@ -7,6 +7,8 @@
 // leader (so a proposal is never forwarded twice). Batching stays in Registry: the leader puts the
 // proposals of every caller, local or forwarded, into shared entries.
 //
+// Relaying: see RegistryClientOptions::relays.
+//
 // Retries: while no leader is known, or the one tried answers FailedPrecondition (not the leader:
 // nothing was appended) or Unavailable (down, stopping, or it lost leadership), the proposal is
 // tried again after a short backoff (doubling from initial_backoff up to max_backoff) until
@@ -39,6 +41,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cluster/registry.h"
@@ -54,6 +57,11 @@ struct RegistryClientOptions {
   absl::Duration initial_backoff = absl::Milliseconds(10);
   absl::Duration max_backoff = absl::Milliseconds(200);
   int reconnect_backoff_ms = 100;  // StubCache: a restarted leader is reachable again soon
+  // The other alive members, as (node id, cluster address): a proposal that could not reach the
+  // leader (or knows none) is tried through one of them every other attempt, which passes it on
+  // to the leader (a node cut off from the leader but not from the others can still register).
+  // Null: no relaying.
+  std::function<std::vector<std::pair<std::string, std::string>>()> relays;
 };
 
 class RegistryClient {
@@ -80,6 +88,11 @@ class RegistryClient {
   // awaited (bounded by rpc_timeout or the Registry's proposal_timeout).
   void Propose(std::vector<v1::RegistryCommand> commands, Registry::ProposeCallback done);
 
+  // Asks the node at `address` (its cluster port) what its registry is. Blocks up to `timeout`;
+  // not from a gRPC callback thread.
+  absl::StatusOr<v1::RegistryStatusResponse> PeerStatus(const std::string& address,
+                                                        absl::Duration timeout);
+
  private:
   class Handler;
   struct Pending;  // one Propose across its attempts
@@ -87,7 +100,10 @@ class RegistryClient {
 
   void Attempt(const PendingPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
   void AttemptLocal(const PendingPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
-  void AttemptRemote(const PendingPtr& p, const std::string& leader, const std::string& address)
+  void AttemptRemote(const PendingPtr& p, const std::string& node, const std::string& address,
+                     bool relay) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues a proposal relayed here by another node for the client's thread (not a gRPC one).
+  void AcceptRelayed(v1::ProposeRequest request, Registry::ProposeCallback done)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A failed call's status as the proposer sees it; retires the stub if the transport may be
   // at fault.

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
 // "ready" line on stdout, and on SIGTERM/SIGINT closes every connection and exits 0.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -46,6 +49,29 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   return options;
 }
 
+// The registry's Raft address: --cluster-raft-listen, else the cluster port + 1, else (cluster
+// port 0) a port free now. libraft needs the port before it binds: it is in the configuration.
+absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
+  std::string address = config.cluster_raft_listen;
+  if (address.empty()) address = config.cluster_listen;
+  const size_t colon = address.rfind(':');
+  const std::string host = address.substr(0, colon);
+  int port = std::stoi(address.substr(colon + 1));
+  if (config.cluster_raft_listen.empty() && port != 0) return absl::StrCat(host, ":", port + 1);
+  if (port != 0) return address;
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  socklen_t len = sizeof(addr);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return absl::UnavailableError("cluster: no free port for the registry's Raft transport");
+  }
+  close(fd);
+  return absl::StrCat(host, ":", ntohs(addr.sin_port));
+}
+
 // Joins the cluster when --cluster-listen is given (null otherwise). A restart comes back with a
 // higher incarnation than any this node announced before, kept in the store's node record, so
 // that the members' old news about it (suspect, dead) is refuted.
@@ -63,6 +89,12 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   options.suspect_timeout = absl::Milliseconds(config.cluster_suspect_timeout_ms);
   options.forward.max_outbox_messages = config.cluster_outbox_messages;
   options.forward.max_outbox_bytes = config.cluster_outbox_bytes;
+  absl::StatusOr<std::string> raft_listen = RaftListenAddress(config);
+  if (!raft_listen.ok()) return raft_listen.status();
+  options.raft_listen = *raft_listen;
+  options.registry_dir = (std::filesystem::path(config.data_dir) / "registry").string();
+  options.allow_register_during_netsplit = config.cluster_allow_register_during_netsplit;
+  options.bootstrap_members = config.cluster_bootstrap_members;
   if (store != nullptr) {
     options.start_incarnation = store->node_meta().incarnation() + 1;
     if (absl::Status s = store->SetNodeIdentity(config.node_id, options.start_incarnation);
@@ -86,7 +118,11 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     }
     return s;
   };
-  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker, status});
+  auto claimed_elsewhere = [broker](const std::string& client_id, uint64_t epoch) {
+    broker->ClaimedElsewhere(client_id, epoch);
+  };
+  return mqtt::cluster::ClusterNode::Start(
+      options, {&broker->router(), store, broker, status, claimed_elsewhere});
 }
 
 int Run(const mqtt::Config& config) {
@@ -141,6 +177,7 @@ int Run(const mqtt::Config& config) {
   if (*cluster != nullptr && (*cluster)->forwarder() != nullptr) {
     broker.set_remote_delivery((*cluster)->forwarder());
   }
+  if (*cluster != nullptr) broker.set_client_registry((*cluster)->client_registry());
   if (*cluster != nullptr && (*cluster)->retained() != nullptr) {
     broker.set_retained_replication((*cluster)->retained());
   }

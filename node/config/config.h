@@ -64,7 +64,7 @@ struct Config {
   uint32_t cluster_outbox_bytes = 256 << 20;     // per peer, approximate
   // Cluster, sessions (issue 12): the client-id registry (Raft).
   std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
-  std::vector<std::string> cluster_bootstrap_members;  // node ids that form the registry
+  std::vector<std::string> cluster_bootstrap_members;   // node ids that form the registry
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;

@@ -261,4 +261,9 @@ bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
   return true;
 }
 
+void Broker::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  home->worker()->Post([home, client_id, epoch] { home->ClaimedElsewhere(client_id, epoch); });
+}
+
 }  // namespace mqtt

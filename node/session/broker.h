@@ -79,6 +79,7 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   storage::Store* store() const override { return store_; }
   // Logged once, then the node stops (SIGTERM to itself). Any thread.
   void StorageFailed(const absl::Status& status) override;
+  ClientRegistry* client_registry() const override { return client_registry_; }
 
   // ForwardedDelivery (remote.h).
   Executor& executor_of(uint32_t worker) override { return *shards_[worker]->worker(); }
@@ -92,6 +93,11 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   // Where retained publishes go instead of the local router and store; null on a single node.
   // Set before Start().
   void set_retained_replication(RetainedReplication* retained) { retained_ = retained; }
+  // The cluster's client-id registry; null on a single node. Set before Start().
+  void set_client_registry(ClientRegistry* registry) { client_registry_ = registry; }
+  // The registry gave `client_id` to another node at `epoch` (Shard::ClaimedElsewhere). Any
+  // thread.
+  void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
 
  private:
   absl::Status RecoverOutboxes();
@@ -107,6 +113,7 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   Router router_;
   RemoteDelivery* remote_ = nullptr;
   RetainedReplication* retained_ = nullptr;
+  ClientRegistry* client_registry_ = nullptr;
   // Group copies forwarded here that found no member (DeliverForwarded), and when last logged.
   std::atomic<uint64_t> shared_dropped_{0};
   std::atomic<int64_t> last_drop_log_ms_{-1'000'000};

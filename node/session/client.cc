@@ -203,10 +203,13 @@ absl::Status Client::ContinueConnectAuth(auth::AuthStep step, Connect connect,
 
 absl::Status Client::FinishConnect(Connect connect, std::string_view rest) {
   uint32_t home = node().HomeWorker(connect.client_id);
-  if (home == host_->index()) return AcceptConnect(std::move(connect));
+  if (home == host_->index() && node().client_registry() == nullptr) {
+    return AcceptConnect(std::move(connect));
+  }
 
   // Move the connection to the session's home worker, with the bytes already read behind
-  // CONNECT.
+  // CONNECT; in a cluster, after the registry's answer (the detached socket is not read
+  // meanwhile, so nothing behind CONNECT is handled before the CONNACK).
   std::shared_ptr<net::DetachedTransport> detached = transport_->Detach();
   if (detached == nullptr) {
     return absl::UnavailableError("connection could not move to its session's worker");
@@ -271,8 +274,15 @@ void Client::SendAuth(uint8_t reason, std::string data) {
   RequestFlush();
 }
 
-void Client::ResumeConnect(Connect connect, std::string leftover_input) {
+void Client::ResumeConnect(Connect connect, std::string leftover_input, ClaimResult claim) {
   version_ = connect.version;
+  if (!claim.status.ok()) {
+    MQTT_LOG_WARN("client %s (%s): CONNECT refused: no client-id registry majority: %s",
+                  connect.client_id, peer(), claim.status.message());
+    SendConnackAndClose(v3::kServerUnavailable, version_);  // 5.0: 0x88
+    return;
+  }
+  claim_epoch_ = claim.epoch;
   absl::Status status = AcceptConnect(std::move(connect));
   if (!status.ok()) {
     Fail(status);
@@ -296,7 +306,17 @@ absl::Status Client::AcceptConnect(Connect connect) {
   connect_expiry_was_zero_ = expiry == 0;
 
   bool session_present = false;
-  session_ = host_->OpenSession(client_id_, connect.clean_start, &session_present);
+  session_ = host_->OpenSession(client_id_, connect.clean_start, claim_epoch_, &session_present);
+  if (session_ == nullptr) {
+    // A newer CONNECT with this client id won the registry's race: this one never connected.
+    MQTT_LOG_INFO("client %s (%s): superseded by a newer connection with this client id",
+                  client_id_, peer());
+    will_.reset();
+    phase_ = Phase::kDone;
+    Close();
+    return absl::OkStatus();
+  }
+  session_->set_claim_epoch(claim_epoch_);
   // 3.x: clean session = 0 keeps the session until the client cleans it. 5.0: the Session
   // Expiry Interval says how long it outlives the connection [MQTT-3.1.2-23].
   session_->set_expiry_interval(version_ == Version::kV5 ? expiry

@@ -27,6 +27,13 @@ namespace mqtt {
 
 class Client;
 
+// The registry's answer to a CONNECT's claim of its client id (ClientRegistry::Claim, remote.h);
+// epoch 0 on a single node.
+struct ClaimResult {
+  absl::Status status;
+  uint64_t epoch = 0;
+};
+
 // What a Client needs from the worker it runs on (implemented by Shard).
 class ClientHost {
  public:
@@ -34,8 +41,10 @@ class ClientHost {
   virtual uint32_t index() const = 0;  // of this worker
   virtual Executor* executor() = 0;    // this worker's thread, for acknowledgement tokens
   // Finds or creates the session for a CONNECT on this (its home) worker, taking it over from
-  // a connected client [MQTT-3.1.4-2]; sets *session_present.
-  virtual Session* OpenSession(const std::string& client_id, bool clean_start,
+  // a connected client [MQTT-3.1.4-2]; sets *session_present. Null, changing nothing, if the
+  // session is attached to a connection with a newer claim than `claim_epoch` (0: no registry):
+  // that connection won the race.
+  virtual Session* OpenSession(const std::string& client_id, bool clean_start, uint64_t claim_epoch,
                                bool* session_present) = 0;
   // The client of `session` went away: ends the session if it ends with its connection.
   virtual void SessionDetached(Session* session) = 0;
@@ -43,7 +52,8 @@ class ClientHost {
   virtual void DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds) = 0;
   // Keeps `token` until this turn's storage batch is written.
   virtual void HoldUntilCommitted(AckTokenPtr token) = 0;
-  // Moves a connection whose CONNECT was decoded here to worker `home`, which continues it.
+  // Moves a connection whose CONNECT was decoded here to worker `home`, which continues it,
+  // once the cluster's registry has answered its claim of the client id (if there is one).
   virtual void HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> transport,
                         Connect connect, std::string leftover_input) = 0;
   // Forgets `client`; it stays alive until the end of the loop turn.
@@ -67,8 +77,9 @@ class Client final : public net::TransportCallbacks,
   // Starts reading the connection.
   void Start() { transport_->Start(this); }
 
-  // Continues a CONNECT decoded on another worker, after the socket moved here.
-  void ResumeConnect(Connect connect, std::string leftover_input);
+  // Continues a CONNECT decoded on another worker (or claimed in the registry), after the socket
+  // moved here. A failed claim refuses the connection (3.1.1 return code 3, 5.0 0x88).
+  void ResumeConnect(Connect connect, std::string leftover_input, ClaimResult claim = {});
 
   // SessionClient (session_host.h).
   bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
@@ -153,6 +164,7 @@ class Client final : public net::TransportCallbacks,
   ClientHost* const host_;
   const std::shared_ptr<net::Transport> transport_;
   Phase phase_ = Phase::kAwaitConnect;
+  uint64_t claim_epoch_ = 0;  // the registry's epoch of this connection's claim; 0: none
   Version version_ = Version::kV311;
   bool taken_over_by_resume_ = false;
   bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0

@@ -22,6 +22,8 @@
 
 namespace mqtt {
 
+class ClientRegistry;  // remote.h
+
 class Shard;
 
 struct BrokerOptions {
@@ -60,6 +62,8 @@ class NodeContext {
   virtual storage::Store* store() const = 0;
   // A storage error: logged, and the node stops rather than acknowledge what it cannot keep.
   virtual void StorageFailed(const absl::Status& status) = 0;
+  // The cluster's client-id registry; null on a single node (remote.h).
+  virtual ClientRegistry* client_registry() const = 0;
 
  protected:
   ~NodeContext() = default;

@@ -2,15 +2,19 @@
 // The seams between a node's broker and the cluster (implemented on either side by cluster/):
 // - RemoteDelivery: messages from this node's publishers to other nodes;
 // - ForwardedDelivery: messages other nodes forwarded here, delivered to local sessions;
-// - RetainedReplication: retained publishes made here, replicated to every node.
+// - RetainedReplication: retained publishes made here, replicated to every node;
+// - ClientRegistry: who holds each client id cluster-wide (one connected session per id).
 //
 // Threading: stated per method. Worker-thread methods must not block.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <string_view>
 
+#include "absl/status/statusor.h"
 #include "node/base/executor.h"
 #include "node/protocol/message.h"
 #include "node/router/ack_token.h"
@@ -79,6 +83,27 @@ class RetainedReplication {
 
  protected:
   ~RetainedReplication() = default;
+};
+
+// The cluster's client-id registry (issue 12): at most one connected session per client id in the
+// cluster. Every CONNECT claims its client id before its CONNACK; the latest claim (highest epoch)
+// wins everywhere, and the node that held the id before is told (Broker::ClaimedElsewhere).
+class ClientRegistry {
+ public:
+  using ClaimDone = std::function<void(absl::StatusOr<uint64_t> epoch)>;
+  // Any thread. `done` runs once, on any thread, with the epoch of this claim (epochs grow
+  // cluster-wide), or an error when it could not be made (no registry majority reachable): the
+  // CONNECT is then refused.
+  virtual void Claim(const std::string& client_id, ClaimDone done) = 0;
+  // Any thread, non-blocking: false if this node knows of a claim newer than `epoch` (the claim
+  // at `epoch` lost a race and must not connect).
+  virtual bool StillHolds(const std::string& client_id, uint64_t epoch) const = 0;
+  // Any thread: the session claimed at `epoch` ended on this node (a clean session closed, or an
+  // expired one).
+  virtual void Release(const std::string& client_id, uint64_t epoch) = 0;
+
+ protected:
+  ~ClientRegistry() = default;
 };
 
 }  // namespace mqtt

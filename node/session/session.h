@@ -97,6 +97,9 @@ class Session {
   uint32_t expiry_interval() const { return expiry_interval_; }
   void set_expiry_interval(uint32_t seconds) { expiry_interval_ = seconds; }
   bool ends_with_connection() const { return expiry_interval_ == 0; }
+  // The registry epoch of the connection that last attached (0: no registry, or not claimed).
+  uint64_t claim_epoch() const { return claim_epoch_; }
+  void set_claim_epoch(uint64_t epoch) { claim_epoch_ = epoch; }
   // Persistent sessions keep their state in the store: every QoS 1/2 message routed to them is
   // written (queue entry or in-flight record) before the publisher is acknowledged.
   bool persistent() const { return expiry_interval_ != 0 && has_store_; }
@@ -177,6 +180,7 @@ class Session {
   const uint64_t id_;
   const SessionLimits& limits_;  // the broker's, which outlives every session
   uint32_t expiry_interval_ = 0;
+  uint64_t claim_epoch_ = 0;
   int64_t expires_at_ms_ = 0;
   SessionClient* client_ = nullptr;
   uint32_t send_window_ = 0;                   // min(max_inflight, client's Receive Maximum)

@@ -6,6 +6,7 @@
 #include "node/persist/convert.h"
 #include "node/protocol/reason_codes.h"
 #include "node/router/shared_subscriptions.h"
+#include "node/session/remote.h"
 
 namespace mqtt {
 
@@ -39,20 +40,45 @@ void Shard::RemoveClient(Client* client) {
 
 void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> transport,
                      Connect connect, std::string leftover_input) {
+  struct Moving {
+    std::shared_ptr<net::DetachedTransport> transport;
+    Connect connect;
+    std::string leftover;
+  };
+  auto moving = std::make_shared<Moving>(
+      Moving{std::move(transport), std::move(connect), std::move(leftover_input)});
   Shard* target = &node_->shard(home);
-  target->worker()->Post([target, transport = std::move(transport), c = std::move(connect),
-                          leftover = std::move(leftover_input)]() mutable {
-    target->AdoptConnection(std::move(transport), std::move(c), std::move(leftover));
+  auto adopt = [target, moving](ClaimResult claim) {
+    target->worker()->Post([target, moving, claim = std::move(claim)]() mutable {
+      target->AdoptConnection(std::move(moving->transport), std::move(moving->connect),
+                              std::move(moving->leftover), std::move(claim));
+    });
+  };
+  ClientRegistry* registry = node_->client_registry();
+  if (registry == nullptr) return adopt(ClaimResult{});
+  registry->Claim(moving->connect.client_id, [adopt](absl::StatusOr<uint64_t> epoch) {
+    adopt(ClaimResult{epoch.status(), epoch.value_or(0)});
   });
 }
 
 void Shard::AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                            std::string leftover_input) {
+                            std::string leftover_input, ClaimResult claim) {
   std::shared_ptr<net::Transport> transport = detached->Attach(worker_);
   if (transport == nullptr) return;  // logged by the transport; the connection is closed
   auto client = std::make_shared<Client>(this, std::move(transport));
   AddClient(client);
-  client->ResumeConnect(std::move(connect), std::move(leftover_input));
+  client->ResumeConnect(std::move(connect), std::move(leftover_input), std::move(claim));
+}
+
+void Shard::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
+  Session* session = FindSession(client_id);
+  if (session == nullptr || session->claim_epoch() >= epoch) return;
+  SessionClient* client = session->client();
+  // An offline persistent session stays here for now (its handover is issue 12's next step).
+  if (client == nullptr) return;
+  MQTT_LOG_INFO("client %s: session taken over by a connection on another node", client_id);
+  client->TakenOver(/*resumed=*/false);
+  SessionDetached(session);
 }
 
 size_t Shard::CloseAllClients() {
@@ -62,9 +88,17 @@ size_t Shard::CloseAllClients() {
   return all.size();
 }
 
-Session* Shard::OpenSession(const std::string& client_id, bool clean_start, bool* session_present) {
+Session* Shard::OpenSession(const std::string& client_id, bool clean_start, uint64_t claim_epoch,
+                            bool* session_present) {
   *session_present = false;
   auto it = sessions_.find(client_id);
+  if (claim_epoch != 0) {
+    const bool newer_here = it != sessions_.end() && it->second->client() != nullptr &&
+                            it->second->claim_epoch() > claim_epoch;
+    if (newer_here || !node_->client_registry()->StillHolds(client_id, claim_epoch)) {
+      return nullptr;
+    }
+  }
   if (it != sessions_.end()) {
     Session* session = it->second.get();
     const bool resume = !clean_start && !session->ends_with_connection();
@@ -118,6 +152,10 @@ void Shard::DestroySession(Session* session) {
   }
   for (const auto& [filter, options] : session->subscriptions()) {
     node_->router().Unsubscribe(filter, session->id());
+  }
+  if (ClientRegistry* registry = node_->client_registry();
+      registry != nullptr && session->claim_epoch() != 0) {
+    registry->Release(session->client_id(), session->claim_epoch());
   }
   session->Forget();
   sessions_by_id_.erase(session->id());

@@ -46,7 +46,7 @@ class Shard final : public SessionStorage, public ClientHost {
   NodeContext& node() override { return *node_; }
   uint32_t index() const override { return worker_->index(); }
   Executor* executor() override { return worker_; }
-  Session* OpenSession(const std::string& client_id, bool clean_start,
+  Session* OpenSession(const std::string& client_id, bool clean_start, uint64_t claim_epoch,
                        bool* session_present) override;
   void SessionDetached(Session* session) override;
   void DelayWill(const std::string& client_id, MessagePtr will, uint32_t delay_seconds) override;
@@ -68,7 +68,10 @@ class Shard final : public SessionStorage, public ClientHost {
   void AddClient(std::shared_ptr<Client> client);
   // Adopts a connection handed over by another worker after it decoded CONNECT.
   void AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                       std::string leftover_input);
+                       std::string leftover_input, ClaimResult claim);
+  // The registry gave `client_id` to another node at `epoch`: a connection here with an older
+  // claim is taken over (5.0: DISCONNECT 0x8E) and its session detached as on any close.
+  void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
   // Closes all clients for shutdown; returns how many were open.
   size_t CloseAllClients();
   size_t client_count() const { return live_clients_.load(); }

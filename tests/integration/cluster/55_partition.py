@@ -123,9 +123,11 @@ class Partition(unittest.TestCase):
         self.topo = netns.Topology(3)
         prefix = unique("p")
         t = self.topo
+        names = ["%s-%d" % (prefix, i) for i in range(3)]
         for i in range(3):
             seeds = [t.cluster_address(j) for j in range(3) if j != i]
-            self.nodes.append(t.node(i, "%s-%d" % (prefix, i), seeds=seeds))
+            self.nodes.append(t.node(i, names[i], seeds=seeds,
+                                     extra_args=["--cluster-bootstrap-members", ",".join(names)]))
         # All at once: a node may wait (bounded) for its seeds before it says ready.
         errors = []
 
@@ -217,7 +219,7 @@ class Partition(unittest.TestCase):
     def subscribe_on_2(self, topic):
         sub = Subscriber(self.topo.addr(2), netns.MQTT_PORT, topic)
         self.subs.append(sub)
-        self.assertTrue(sub.subscribed.wait(10), "subscriber on node 2 never subscribed")
+        self.assertTrue(sub.subscribed.wait(10), "subscriber on node 2 never subscribed\n%s" % self.views())
         return sub
 
     # -- scenarios ---------------------------------------------------------------------

@@ -29,14 +29,16 @@ class ClusterNode(Node):
     listening on host, an address of that namespace."""
 
     def __init__(self, name, seeds=(), extra_args=(), host=None, port=None, cluster_port=None,
-                 netns=None):
+                 netns=None, raft_port=None):
         self.name = name
         if host is not None:
             self.host = host
         self.netns = netns
         self.cluster_port = cluster_port or free_port()
+        self.raft_port = raft_port or free_port()  # the client-id registry's Raft transport
         self.seeds = list(seeds)
         args = ["--cluster-listen", "%s:%d" % (self.host, self.cluster_port),
+                "--cluster-raft-listen", "%s:%d" % (self.host, self.raft_port),
                 "--cluster-probe-interval", str(PROBE_MS),
                 "--cluster-suspect-timeout", str(SUSPECT_MS)]
         if self.seeds:

@@ -46,6 +46,7 @@ from harness_cluster import ClusterNode
 
 MQTT_PORT = 1883
 CLUSTER_PORT = 7000
+RAFT_PORT = 7001
 DEFAULT_PREFIX = "mqpt"
 LOCK_FILE = "/run/lock/mqtt-test-netns.lock"
 NOWHERE_MAC = "02:00:00:00:00:01"  # locally administered, on no interface
@@ -263,9 +264,11 @@ class Topology:
     # -- processes ---------------------------------------------------------------------
     def node(self, i, name, seeds=(), extra_args=()):
         """A ClusterNode (not started) inside namespace i: MQTT on addr(i):1883, cluster on
-        addr(i):7000, advertised as addr(i):7000, joining `seeds` (cluster addresses)."""
+        addr(i):7000, advertised as addr(i):7000, registry Raft on addr(i):7001, joining `seeds`
+        (cluster addresses)."""
         node = ClusterNode(name, seeds=seeds, host=self.addr(i), port=MQTT_PORT,
-                           cluster_port=CLUSTER_PORT, netns=self.namespaces[i],
+                           cluster_port=CLUSTER_PORT, raft_port=RAFT_PORT,
+                           netns=self.namespaces[i],
                            extra_args=["--cluster-advertise", self.cluster_address(i)]
                            + list(extra_args))
         self._nodes.append(node)  # cleanup() cleans it up too

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cluster/registry_node.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cluster/registry_state.h"
+#include "node/base/log.h"
+
+namespace mqtt::cluster {
+namespace {
+
+// Voters for `n` members: the largest odd number <= min(n, 5).
+size_t VoterTarget(size_t n) { return n >= 5 ? 5 : n >= 3 ? 3 : 1; }
+
+std::string RaftAddressOf(const MemberInfo& member) {
+  auto it = member.metadata.find(kRaftAddressKey);
+  return it == member.metadata.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+RegistryNode::RegistryNode(RegistryNodeOptions options, Membership* membership,
+                           Registry::Listener listener)
+    : options_(std::move(options)), membership_(membership) {
+  registry_ = std::make_unique<Registry>(options_.registry, std::move(listener));
+  RegistryClientOptions client = options_.client;
+  client.node_id = options_.registry.node_id;
+  client.relays = [membership, self = client.node_id] {
+    std::vector<std::pair<std::string, std::string>> peers;
+    for (const MemberInfo& m : membership->Members()) {
+      if (m.node_id != self && m.state == MemberState::kAlive) {
+        peers.emplace_back(m.node_id, m.address);
+      }
+    }
+    return peers;
+  };
+  client_ = std::make_unique<RegistryClient>(
+      registry_.get(),
+      [membership](const std::string& node_id) {
+        for (const MemberInfo& m : membership->Members()) {
+          if (m.node_id == node_id) return m.address;
+        }
+        return std::string();
+      },
+      std::move(client));
+  // A member the membership forgot (dead longer than remove_after) leaves the registry too, with
+  // its entries; only the leader acts, and every node hears of the removal at about that time.
+  membership_->Subscribe([this](const MemberInfo& member, MemberChange change) {
+    if (change != MemberChange::kRemoved || !registry_->IsLeader()) return;
+    const std::string node_id = member.node_id;
+    registry_->RemoveMember(node_id, [node_id](absl::Status s) {
+      if (!s.ok() && !absl::IsNotFound(s)) {
+        MQTT_LOG_WARN("registry: removing forgotten member %s failed: %s", node_id, s.ToString());
+      }
+    });
+    registry_->Propose({DropNodeCommand(node_id)}, [node_id](auto result) {
+      if (!result.ok()) {
+        MQTT_LOG_WARN("registry: dropping the entries of removed node %s failed: %s", node_id,
+                      result.status().ToString());
+      }
+    });
+  });
+}
+
+RegistryNode::~RegistryNode() { Stop(); }
+
+absl::Status RegistryNode::Start() {
+  if (options_.bootstrap_members.size() > 7) {
+    return absl::InvalidArgumentError("registry: at most 7 bootstrap members");
+  }
+  if (!Registry::IsPristine(options_.registry.data_dir)) {
+    if (absl::Status s = registry_->Start(); !s.ok()) return s;
+    started_registry_ = true;
+  }
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void RegistryNode::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  client_->Stop();
+  registry_->Stop();
+}
+
+bool RegistryNode::ready() const {
+  return !registry_->Members().empty() && !registry_->LeaderId().empty();
+}
+
+void RegistryNode::Run() {
+  last_wait_log_ = absl::Now();
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.tick);
+      if (stopping_) return;
+    }
+    for (const MemberInfo& m : membership_->Members()) registry_->NoteMember(m.node_id);
+    if (!started_registry_) {
+      if (std::optional<std::vector<RegistryPeer>> bootstrap = DecideBootstrap()) {
+        started_registry_ = StartRegistry(std::move(*bootstrap));
+      }
+      continue;
+    }
+    if (registry_->IsLeader()) Reconcile();
+  }
+}
+
+std::optional<std::vector<RegistryPeer>> RegistryNode::DecideBootstrap() {
+  const std::string& self = options_.registry.node_id;
+  const std::vector<std::string>& set = options_.bootstrap_members;
+  if (set.empty()) {
+    if (options_.has_seeds) return std::vector<RegistryPeer>();  // join
+    return std::vector<RegistryPeer>{{self, options_.registry.raft_address}};
+  }
+  if (std::find(set.begin(), set.end(), self) == set.end()) return std::vector<RegistryPeer>();
+  absl::flat_hash_map<std::string, std::string> raft_of;  // alive members of the set
+  for (const MemberInfo& m : membership_->Members()) {
+    if (m.state != MemberState::kAlive) continue;
+    if (m.node_id == self) {
+      raft_of[self] = options_.registry.raft_address;
+      continue;
+    }
+    if (std::find(set.begin(), set.end(), m.node_id) == set.end()) continue;
+    const std::string raft = RaftAddressOf(m);
+    absl::StatusOr<v1::RegistryStatusResponse> status =
+        client_->PeerStatus(m.address, options_.status_timeout);
+    if (raft.empty() || !status.ok()) continue;  // not counted: it may not be up yet
+    if (status->configured()) {
+      MQTT_LOG_INFO("registry %s: %s is in a registry already; joining it", self, m.node_id);
+      return std::vector<RegistryPeer>();
+    }
+    raft_of[m.node_id] = raft;
+  }
+  if (raft_of.size() == set.size()) {
+    std::vector<RegistryPeer> bootstrap;
+    for (const std::string& id : set) bootstrap.push_back(RegistryPeer{id, raft_of[id]});
+    return bootstrap;
+  }
+  if (absl::Now() - last_wait_log_ >= absl::Seconds(10)) {
+    last_wait_log_ = absl::Now();
+    MQTT_LOG_WARN(
+        "registry %s: waiting for the bootstrap members %s (%zu of %zu seen); CONNECTs "
+        "are refused meanwhile",
+        self, absl::StrJoin(set, ","), raft_of.size(), set.size());
+  }
+  return std::nullopt;
+}
+
+bool RegistryNode::StartRegistry(std::vector<RegistryPeer> bootstrap) {
+  std::vector<std::string> names;
+  for (const RegistryPeer& peer : bootstrap) names.push_back(peer.node_id);
+  if (absl::Status s = registry_->Start(std::move(bootstrap)); !s.ok()) {
+    MQTT_LOG_ERROR("registry %s: cannot start: %s", options_.registry.node_id, s.ToString());
+    return false;
+  }
+  if (!names.empty()) {
+    MQTT_LOG_INFO("registry %s: bootstrapping with %s", options_.registry.node_id,
+                  absl::StrJoin(names, ", "));
+  }
+  return true;
+}
+
+// One configuration change per call, the most urgent first: removing members that left, adding
+// alive ones as standbys, then promoting standbys up to the voter target.
+void RegistryNode::Reconcile() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (change_in_flight_) return;
+  }
+  const std::vector<RegistryMember> config = registry_->Members();
+  absl::flat_hash_map<std::string, const MemberInfo*> by_id;
+  const std::vector<MemberInfo> members = membership_->Members();
+  for (const MemberInfo& m : members) by_id[m.node_id] = &m;
+
+  size_t voters = 0;
+  size_t alive_in_config = 0;
+  const RegistryMember* standby_to_promote = nullptr;
+  absl::flat_hash_set<std::string> in_config;
+  for (const RegistryMember& member : config) {
+    in_config.insert(member.node_id);
+    auto it = by_id.find(member.node_id);
+    if (it == by_id.end()) continue;  // not known (yet) by this node's membership
+    const MemberInfo& info = *it->second;
+    if (info.state == MemberState::kLeft && member.node_id != options_.registry.node_id) {
+      return Change("remove", member.node_id, [&](Registry::DoneCallback done) {
+        registry_->RemoveMember(member.node_id, std::move(done));
+      });
+    }
+    if (member.role == RegistryMember::Role::kVoter) ++voters;
+    if (info.state != MemberState::kAlive) continue;
+    ++alive_in_config;
+    if (member.role != RegistryMember::Role::kVoter && standby_to_promote == nullptr) {
+      standby_to_promote = &member;
+    }
+  }
+  for (const MemberInfo& m : members) {
+    const std::string raft = RaftAddressOf(m);
+    if (m.state != MemberState::kAlive || raft.empty() || in_config.contains(m.node_id)) continue;
+    return Change("add", m.node_id, [&](Registry::DoneCallback done) {
+      registry_->AddMember(m.node_id, raft, /*voter=*/false, std::move(done));
+    });
+  }
+  if (standby_to_promote != nullptr && voters < VoterTarget(alive_in_config)) {
+    const RegistryMember& m = *standby_to_promote;
+    return Change("promote", m.node_id, [&](Registry::DoneCallback done) {
+      registry_->AddMember(m.node_id, m.raft_address, /*voter=*/true, std::move(done));
+    });
+  }
+}
+
+void RegistryNode::Change(const char* what, const std::string& node_id,
+                          const std::function<void(Registry::DoneCallback)>& start) {
+  {
+    absl::MutexLock lock(&mu_);
+    change_in_flight_ = true;
+  }
+  MQTT_LOG_INFO("registry %s: %s member %s", options_.registry.node_id, what, node_id);
+  start([this, what, node_id](absl::Status s) { ChangeDone(what, node_id, s); });
+}
+
+void RegistryNode::ChangeDone(const char* what, const std::string& node_id, absl::Status status) {
+  if (!status.ok()) {
+    MQTT_LOG_WARN("registry %s: %s member %s failed: %s", options_.registry.node_id, what, node_id,
+                  status.ToString());
+  }
+  absl::MutexLock lock(&mu_);
+  change_in_flight_ = false;
+}
+
+void ClientClaims::Claim(const std::string& client_id, ClaimDone done) {
+  node_->Propose({RegisterCommand(client_id, node_id_)},
+                 [this, client_id,
+                  done = std::move(done)](absl::StatusOr<std::vector<RegistryChange>> result) {
+                   if (result.ok() && result->size() == 1 &&
+                       (*result)[0].kind == RegistryChange::Kind::kRegistered) {
+                     return done((*result)[0].holder.epoch);
+                   }
+                   absl::Status error =
+                       result.ok() ? absl::InternalError("registry: no change") : result.status();
+                   if (!allow_without_majority_) return done(std::move(error));
+                   MQTT_LOG_WARN("client %s: connected without registering (%s)", client_id,
+                                 error.message());
+                   done(uint64_t{0});
+                 });
+}
+
+bool ClientClaims::StillHolds(const std::string& client_id, uint64_t epoch) const {
+  std::optional<RegistryHolder> holder = node_->registry().Holder(client_id);
+  return !holder.has_value() || holder->epoch <= epoch;
+}
+
+void ClientClaims::Release(const std::string& client_id, uint64_t epoch) {
+  node_->Propose({ReleaseCommand(client_id, node_id_, epoch)}, [client_id](auto result) {
+    if (!result.ok()) {
+      MQTT_LOG_DEBUG("client %s: registry release failed: %s", client_id,
+                     result.status().message());
+    }
+  });
+}
+
+}  // namespace mqtt::cluster
