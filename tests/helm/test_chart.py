@@ -5,9 +5,11 @@
 Builds render.go (Helm's template engine: Go text/template + sprig, see its header) with
 Debian's Go, renders the chart for the default values and for non-default ones, and checks the
 manifests: kinds, the StatefulSet's pod spec, Services and ports, the PDB, the config file, the
---cluster-bootstrap-expect rule, failures for missing required values, --pod-spec, and yamllint
-on values.yaml, Chart.yaml and every rendered stream. Exits 77 (ctest: skipped) when no Go
-toolchain is installed.
+--cluster-bootstrap-members rule, failures for missing required or invalid values, --pod-spec,
+and yamllint on values.yaml, Chart.yaml and every rendered stream. Every render of the chart
+also checks that each key of the rendered mqttd.yaml is a key of mqttd: one of the key table in
+docs/configuration.md (generated from mqttd's option table). Exits 77 (ctest: skipped) when no
+Go toolchain is installed.
 
     /usr/bin/python3 tests/helm/test_chart.py [--build-dir DIR] [unittest options]
 """
@@ -30,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CHART = os.path.join(ROOT, "helm", "mqttd")
 SEMANTICS = os.path.join(HERE, "testdata", "semantics")
 LINT_CONFIG = os.path.join(HERE, "yamllint.yaml")
+CONFIG_DOC = os.path.join(ROOT, "docs", "configuration.md")
 GOPATH = "/usr/share/gocode"  # Debian's golang-*-dev packages
 SKIP = 77
 RENDER = None  # path of the built renderer, set by main()
@@ -58,8 +61,68 @@ def build_renderer(build_dir):
     return out
 
 
+# Keys the chart renders (auth.enabled) that mqttd does not have yet: the password and ACL files
+# come with the security issue (issue 14); README.md says to leave auth off until then.
+PENDING_KEYS = {"auth.password_file", "auth.acl_file"}
+
+_DOCUMENTED_KEYS = None
+
+
+def documented_keys():
+    """The key paths of mqttd's key table in docs/configuration.md (between its generated
+    markers: the output of `mqttd --print-config-reference`)."""
+    global _DOCUMENTED_KEYS
+    if _DOCUMENTED_KEYS is None:
+        with open(CONFIG_DOC) as f:
+            text = f.read()
+        m = re.search(r"<!-- BEGIN mqttd --print-config-reference -->\n(.*?)"
+                      r"<!-- END mqttd --print-config-reference -->", text, re.S)
+        assert m, f"{CONFIG_DOC}: no generated key table (BEGIN/END mqttd --print-config-reference)"
+        keys = set(re.findall(r"^\| `([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)` \|", m.group(1), re.M))
+        assert {"node_id", "listeners", "limits.max_inflight", "cluster.listen"} <= keys, \
+            f"{CONFIG_DOC}: key table not recognised: {sorted(keys)}"
+        _DOCUMENTED_KEYS = frozenset(keys)
+    return _DOCUMENTED_KEYS
+
+
+def config_leaf_keys(cfg, prefix=""):
+    """Dotted key paths of a config file: maps are walked, anything else (a list included, as
+    `listeners` and `cluster.join` are single keys) is a leaf. An empty map is its own path."""
+    if not isinstance(cfg, dict) or not cfg:
+        return [prefix.rstrip(".")]
+    out = []
+    for k, v in cfg.items():
+        out += config_leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [prefix + str(k)]
+    return out
+
+
+def unknown_config_keys(cfg):
+    """Key paths of a rendered mqttd.yaml that mqttd does not know (nor PENDING_KEYS)."""
+    known = documented_keys() | PENDING_KEYS
+    bad = []
+    for key in config_leaf_keys(cfg):
+        if key in known:
+            continue
+        if any(k.startswith(key + ".") for k in known):  # an empty section (`limits: {}`)
+            continue
+        bad.append(key)
+    return bad
+
+
+def rendered_config_files(stdout, args):
+    """The mqttd.yaml texts in a render's output: the ConfigMap's, or --pod-spec's file."""
+    if "--notes" in args:
+        return []
+    if "--pod-spec" in args:
+        return [json.loads(stdout)["files"]["/etc/mqttd/mqttd.yaml"]]
+    return [d["data"]["mqttd.yaml"] for d in yaml.safe_load_all(stdout)
+            if d and d.get("kind") == "ConfigMap" and "mqttd.yaml" in (d.get("data") or {})]
+
+
 def run_render(args, values=None, chart=CHART):
-    """Runs the renderer; values (a dict) is passed as an -f file. Returns CompletedProcess."""
+    """Runs the renderer; values (a dict) is passed as an -f file. Returns CompletedProcess.
+    A successful render of the chart must give a config file of keys mqttd knows (every test's
+    values, not only the scenarios, go through here)."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [RENDER]
         if values is not None:
@@ -68,7 +131,14 @@ def run_render(args, values=None, chart=CHART):
                 yaml.safe_dump(values, f)
             argv += ["-f", path]
         argv += list(args) + [chart]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    if chart == CHART and p.returncode == 0:
+        for text in rendered_config_files(p.stdout, args):
+            bad = unknown_config_keys(yaml.safe_load(text))
+            if bad:
+                raise AssertionError(f"mqttd.yaml rendered for values {values} and {list(args)} has keys "
+                                     f"that are not in docs/configuration.md's key table: {bad}")
+    return p
 
 
 class Rendered:
@@ -113,6 +183,9 @@ SCENARIOS = {
                "tls": {"cert": PEM_CERT, "key": PEM_KEY, "ca": PEM_CERT}},
     "service_monitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
     "replicas_5": {"replicas": 5},
+    "replicas_1": {"replicas": 1},
+    "bootstrap_5": {"replicas": 5, "fullnameOverride": "broker",
+                    "cluster": {"bootstrapMembers": [f"broker-{i}" for i in range(5)]}},
     "existing_secrets": {"listeners": {"mqtts": {"enabled": True}}, "tls": {"existingSecret": "my-tls"},
                          "auth": {"enabled": True, "existingSecret": "my-auth"}},
     "inline_auth": {"auth": {"enabled": True, "passwordFile": "a:b\n", "aclFile": "topic #\n"}},
@@ -204,7 +277,7 @@ class DefaultsTest(ChartTestCase):
             "--cluster-listen": "0.0.0.0:7946",
             "--cluster-advertise": "$(POD_NAME).mqttd-headless.mq.svc.cluster.local:7946",
             "--cluster-raft-listen": "0.0.0.0:7947",
-            "--cluster-bootstrap-expect": "3",
+            "--cluster-bootstrap-members": "mqttd-0,mqttd-1,mqttd-2",
             "--http-listen": "0.0.0.0:8080",
         })
         env = {e["name"]: e for e in c["env"]}
@@ -259,8 +332,11 @@ class DefaultsTest(ChartTestCase):
         self.assertEqual(cfg["storage"], {"persistence": True, "fsync": False, "wal_budget": 67108864})
         self.assertEqual(cfg["cluster"]["listen"], "0.0.0.0:7946")
         self.assertEqual(cfg["cluster"]["join_dns"], "mqttd-headless.mq.svc.cluster.local:7946")
-        self.assertEqual(cfg["cluster"]["probe_interval"], 1000)
+        self.assertEqual(cfg["cluster"]["probe_interval_ms"], 1000)
+        self.assertEqual(cfg["cluster"]["suspect_timeout_ms"], 5000)
         self.assertNotIn("auth", cfg)
+        self.assertEqual(unknown_config_keys(cfg), [])
+        self.assertEqual([k for k in config_leaf_keys(cfg) if k in PENDING_KEYS], [])
 
     def test_no_optional_objects(self):
         self.assertEqual(self.r.all("Secret"), [])
@@ -324,18 +400,38 @@ class ValuesTest(ChartTestCase):
     def test_five_replicas(self):
         r = self.render({"replicas": 5})
         self.assertEqual(r.sts()["spec"]["replicas"], 5)
-        self.assertEqual(r.args()["--cluster-bootstrap-expect"], "3")
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "mqttd-0,mqttd-1,mqttd-2")
         self.assertEqual(r.one("PodDisruptionBudget")["spec"]["maxUnavailable"], 1)
 
-    def test_bootstrap_expect_is_min_of_replicas_and_3(self):
-        for replicas in (1, 2, 3, 4, 7):
+    def test_bootstrap_members_default(self):
+        # 1 voter for 1-2 replicas (2 voters tolerate no failure), 3 from 3 replicas on; never 5.
+        want = {1: ["mqttd-0"], 2: ["mqttd-0"], 3: ["mqttd-0", "mqttd-1", "mqttd-2"],
+                4: ["mqttd-0", "mqttd-1", "mqttd-2"], 7: ["mqttd-0", "mqttd-1", "mqttd-2"]}
+        for replicas, members in want.items():
             with self.subTest(replicas=replicas):
                 r = self.render({"replicas": replicas})
-                self.assertEqual(r.args()["--cluster-bootstrap-expect"], str(min(replicas, 3)))
-        r = self.render({"replicas": 5, "cluster": {"bootstrapExpect": 5}})
-        self.assertEqual(r.args()["--cluster-bootstrap-expect"], "5")
+                self.assertEqual(r.args()["--cluster-bootstrap-members"].split(","), members)
         r = self.render(None, "--set", "replicas=2")  # --set gives an int64, -f a float64
-        self.assertEqual(r.args()["--cluster-bootstrap-expect"], "2")
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "mqttd-0")
+        r = self.render({"replicas": 4}, "--release", "prod")  # pod names follow the full name
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "prod-mqttd-0,prod-mqttd-1,prod-mqttd-2")
+        r = self.render({"replicas": 1, "fullnameOverride": "broker"})
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "broker-0")
+
+    def test_bootstrap_members_explicit(self):
+        five = [f"mqttd-{i}" for i in range(5)]
+        r = self.render({"replicas": 5, "cluster": {"bootstrapMembers": five}})
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], ",".join(five))
+        r = self.render({"replicas": 7, "cluster": {"bootstrapMembers": ["mqttd-2", "mqttd-4", "mqttd-6"]}})
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "mqttd-2,mqttd-4,mqttd-6")
+        r = self.render({"replicas": 3, "cluster": {"bootstrapMembers": ["mqttd-1"]}})
+        self.assertEqual(r.args()["--cluster-bootstrap-members"], "mqttd-1")
+        self.assertNotIn("bootstrap_members", r.config()["cluster"])  # a flag, not a file key
+        # The list is in the pod template: every pod gets the same one.
+        for ordinal in range(5):
+            p = run_render(["--pod-spec", str(ordinal)], {"replicas": 5, "cluster": {"bootstrapMembers": five}})
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("--cluster-bootstrap-members=" + ",".join(five), json.loads(p.stdout)["args"])
 
     def test_existing_secrets(self):
         r = self.render({"listeners": {"mqtts": {"enabled": True}},
@@ -382,15 +478,34 @@ class ValuesTest(ChartTestCase):
         self.assertEqual(r.sts()["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"], "fast")
 
     def test_config_is_generic(self):
-        r = self.render({"config": {"limits": {"max_inflight": 50, "max_packet_size": None},
-                                    "new_section": {"some_key": "v", "big": 10000000000},
+        # Keys values.yaml does not have (limits.workers, auth.hmac_secret, cluster.join) pass
+        # through as they are; run_render checks that they are mqttd's keys.
+        r = self.render({"config": {"limits": {"max_inflight": 50, "max_packet_size": None, "workers": 4},
+                                    "storage": {"wal_budget": 4000000000},
+                                    "auth": {"hmac_secret": "s"},
+                                    "cluster": {"join": ["seed:7946"]},
                                     "listeners": [{"protocol": "ignored"}]}})
         cfg = r.config()
         self.assertEqual(cfg["limits"]["max_inflight"], 50)
         self.assertNotIn("max_packet_size", cfg["limits"])  # null removes a default
         self.assertEqual(cfg["limits"]["max_queued_messages"], 1000)
-        self.assertEqual(cfg["new_section"], {"some_key": "v", "big": 10000000000})
+        self.assertEqual(cfg["limits"]["workers"], 4)
+        self.assertEqual(cfg["storage"]["wal_budget"], 4000000000)  # not 4e+09
+        self.assertEqual(cfg["auth"], {"hmac_secret": "s"})
+        self.assertEqual(cfg["cluster"]["join"], ["seed:7946"])
         self.assertEqual(cfg["listeners"], [{"protocol": "mqtt", "address": "0.0.0.0:1883"}])
+
+    def test_unknown_config_key_is_caught(self):
+        # What run_render does for every render: a key mqttd does not have fails the test.
+        p = subprocess.run([RENDER, "--set", "config.cluster.probe_interval=1000", CHART],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        cfg = Rendered(p.stdout).config()
+        self.assertEqual(unknown_config_keys(cfg), ["cluster.probe_interval"])
+        with self.assertRaisesRegex(AssertionError, r"not in docs/configuration.md's key table: "
+                                                    r"\['new_section.some_key'\]"):
+            run_render([], {"config": {"new_section": {"some_key": "v"}}})
+        self.assertEqual(unknown_config_keys({"limits": {}, "listeners": [], "cluster": {"join": []}}), [])
 
     def test_ports_follow_values(self):
         r = self.render({"cluster": {"port": 7000}, "listeners": {"mqtt": {"port": 1884}},
@@ -449,10 +564,22 @@ class FailuresTest(ChartTestCase):
     def test_required_image(self):
         self.render_fails({"image": {"repository": ""}}, "image.repository is required")
 
+    def test_invalid_bootstrap_members(self):
+        odd = "cluster.bootstrapMembers must name 1, 3 or 5 nodes (an odd number, at most 5); got "
+        for members in ([], ["mqttd-0", "mqttd-1"], [f"mqttd-{i}" for i in range(4)],
+                        [f"mqttd-{i}" for i in range(6)], [f"mqttd-{i}" for i in range(7)]):
+            with self.subTest(members=members):
+                self.render_fails({"replicas": 7, "cluster": {"bootstrapMembers": members}},
+                                  odd + str(len(members)))
+        self.render_fails({"cluster": {"bootstrapMembers": "mqttd-0"}},
+                          "cluster.bootstrapMembers must be a list of pod names (or null)")
+        self.render_fails({"cluster": {"bootstrapMembers": ["mqttd-0", "mqttd-1", "mqttd-0"]}},
+                          'cluster.bootstrapMembers names "mqttd-0" twice')
+        self.render_fails({"cluster": {"bootstrapMembers": ["node-0"]}},
+                          'cluster.bootstrapMembers: "node-0" is not a pod of the StatefulSet (mqttd-0, mqttd-1, ...)')
+        self.render_fails({"cluster": {"bootstrapMembers": ["mqttd-01"]}}, '"mqttd-01" is not a pod')
+
     def test_invalid_values(self):
-        self.render_fails({"cluster": {"bootstrapExpect": 4}},
-                          "cluster.bootstrapExpect must be between 1 and min(replicas, 5); got 4 with 3 replicas")
-        self.render_fails({"replicas": 7, "cluster": {"bootstrapExpect": 6}}, "got 6 with 7 replicas")
         self.render_fails({"replicas": 0}, "replicas must be at least 1")
         self.render_fails({"service": {"type": "ExternalName"}}, "service.type must be ClusterIP")
         self.render_fails({"podAntiAffinity": {"type": "sometimes"}}, "podAntiAffinity.type must be")
@@ -483,7 +610,7 @@ class PodSpecTest(ChartTestCase):
                 "--cluster-listen=0.0.0.0:7946",
                 f"--cluster-advertise={pod}.demo-mqttd-headless.mq.svc.cluster.local:7946",
                 "--cluster-raft-listen=0.0.0.0:7947",
-                "--cluster-bootstrap-expect=3",
+                "--cluster-bootstrap-members=demo-mqttd-0,demo-mqttd-1,demo-mqttd-2",
                 "--http-listen=0.0.0.0:8080",
             ])
             self.assertEqual(spec["env"], {"POD_NAME": pod, "POD_NAMESPACE": "mq"})
@@ -524,6 +651,7 @@ class NotesTest(ChartTestCase):
         self.assertIn("kubectl -n default get service demo-mqttd", p.stdout)
         self.assertIn("mqttctl --server 127.0.0.1:7946 members", p.stdout)
         self.assertIn("ws    8083", p.stdout)
+        self.assertIn("formed on the first start by demo-mqttd-0,demo-mqttd-1,demo-mqttd-2\n", p.stdout)
         self.assertNotIn("<no value>", p.stdout)
 
 
@@ -596,6 +724,19 @@ class FilesTest(unittest.TestCase):
                 with open(paths[-1], "w") as f:
                     f.write(p.stdout)
             self.yamllint(paths)
+
+    def test_config_keys_are_mqttd_keys(self):
+        """Every key path of the rendered mqttd.yaml, for every scenario, is in the key table of
+        docs/configuration.md (run_render checks the other tests' renders the same way)."""
+        bad = {}
+        for name, values in SCENARIOS.items():
+            p = run_render(["--release", "keys"], values)
+            self.assertEqual(p.returncode, 0, f"{name}: {p.stderr}")
+            (cm,) = [d for d in yaml.safe_load_all(p.stdout) if d and d["kind"] == "ConfigMap"]
+            unknown = unknown_config_keys(yaml.safe_load(cm["data"]["mqttd.yaml"]))
+            if unknown:
+                bad[name] = unknown
+        self.assertEqual(bad, {})
 
     def test_every_value_documented(self):
         with open(os.path.join(CHART, "values.yaml")) as f:

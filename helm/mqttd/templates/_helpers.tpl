@@ -76,20 +76,46 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* --cluster-bootstrap-expect: the value, or min(replicas, 3); at most replicas and 5. */}}
-{{- define "mqttd.bootstrapExpect" -}}
+{{/*
+--cluster-bootstrap-members: the node ids (pod names) that form the client-id registry the first
+time the cluster starts, comma-separated. Default: the first 1 pod for 1-2 replicas, the first 3
+for 3 or more (an even number of voters adds no fault tolerance; 5 only when set explicitly).
+cluster.bootstrapMembers replaces it: an odd number of pod names of this StatefulSet, at most 5.
+It is in the pod template, so every pod gets the same list.
+*/}}
+{{- define "mqttd.bootstrapMembers" -}}
 {{- $replicas := int .Values.replicas }}
 {{- if lt $replicas 1 }}
 {{- fail "replicas must be at least 1" }}
 {{- end }}
-{{- $n := min $replicas 3 }}
-{{- if not (kindIs "invalid" .Values.cluster.bootstrapExpect) }}
-{{- $n = int .Values.cluster.bootstrapExpect }}
+{{- $fullname := include "mqttd.fullname" . }}
+{{- $members := list }}
+{{- $explicit := .Values.cluster.bootstrapMembers }}
+{{- if kindIs "invalid" $explicit }}
+{{- $n := ternary 3 1 (ge $replicas 3) }}
+{{- range $i := until $n }}
+{{- $members = append $members (printf "%s-%d" $fullname $i) }}
 {{- end }}
-{{- if or (lt $n 1) (gt $n 5) (gt $n $replicas) }}
-{{- fail (printf "cluster.bootstrapExpect must be between 1 and min(replicas, 5); got %d with %d replicas" $n $replicas) }}
+{{- else }}
+{{- if not (kindIs "slice" $explicit) }}
+{{- fail (printf "cluster.bootstrapMembers must be a list of pod names (or null); got %v" $explicit) }}
 {{- end }}
-{{- $n }}
+{{- $n := len $explicit }}
+{{- if or (eq (mod $n 2) 0) (gt $n 5) }}
+{{- fail (printf "cluster.bootstrapMembers must name 1, 3 or 5 nodes (an odd number, at most 5); got %d" $n) }}
+{{- end }}
+{{- range $id := $explicit }}
+{{- $id = toString $id }}
+{{- if not (regexMatch (printf "^%s-(0|[1-9][0-9]*)$" (regexQuoteMeta $fullname)) $id) }}
+{{- fail (printf "cluster.bootstrapMembers: %q is not a pod of the StatefulSet (%s-0, %s-1, ...)" $id $fullname $fullname) }}
+{{- end }}
+{{- if has $id $members }}
+{{- fail (printf "cluster.bootstrapMembers names %q twice" $id) }}
+{{- end }}
+{{- $members = append $members $id }}
+{{- end }}
+{{- end }}
+{{- join "," $members }}
 {{- end }}
 
 {{/* DNS suffix of the pods: HEADLESS.NAMESPACE.svc.DOMAIN */}}
