@@ -118,16 +118,6 @@ class RegistryClient::Handler final : public v1::RegistryService::CallbackServic
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* ctx,
-                                   const v1::RegistryStatusRequest*,
-                                   v1::RegistryStatusResponse* response) override {
-    response->set_configured(!registry_->Members().empty());
-    response->set_leader_id(registry_->LeaderId());
-    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
  private:
   Registry* const registry_;
   RegistryClient* const client_;
@@ -181,17 +171,6 @@ void RegistryClient::Propose(std::vector<v1::RegistryCommand> commands,
     return;
   }
   Attempt(p);
-}
-
-absl::StatusOr<v1::RegistryStatusResponse> RegistryClient::PeerStatus(const std::string& address,
-                                                                      absl::Duration timeout) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  v1::RegistryStatusResponse response;
-  grpc::Status s = stubs_.Get(address)->Status(&ctx, v1::RegistryStatusRequest(), &response);
-  if (s.ok()) return response;
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                      absl::StrCat("registry status of ", address, ": ", s.error_message()));
 }
 
 void RegistryClient::AcceptRelayed(v1::ProposeRequest request, Registry::ProposeCallback done) {

@@ -41,7 +41,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cluster/registry.h"
@@ -87,11 +86,6 @@ class RegistryClient {
   // within about propose_timeout, except that a call or local proposal in flight at that time is
   // awaited (bounded by rpc_timeout or the Registry's proposal_timeout).
   void Propose(std::vector<v1::RegistryCommand> commands, Registry::ProposeCallback done);
-
-  // Asks the node at `address` (its cluster port) what its registry is. Blocks up to `timeout`;
-  // not from a gRPC callback thread.
-  absl::StatusOr<v1::RegistryStatusResponse> PeerStatus(const std::string& address,
-                                                        absl::Duration timeout);
 
  private:
   class Handler;

@@ -133,14 +133,7 @@ std::optional<std::vector<RegistryPeer>> RegistryNode::DecideBootstrap() {
     }
     if (std::find(set.begin(), set.end(), m.node_id) == set.end()) continue;
     const std::string raft = RaftAddressOf(m);
-    absl::StatusOr<v1::RegistryStatusResponse> status =
-        client_->PeerStatus(m.address, options_.status_timeout);
-    if (raft.empty() || !status.ok()) continue;  // not counted: it may not be up yet
-    if (status->configured()) {
-      MQTT_LOG_INFO("registry %s: %s is in a registry already; joining it", self, m.node_id);
-      return std::vector<RegistryPeer>();
-    }
-    raft_of[m.node_id] = raft;
+    if (!raft.empty()) raft_of[m.node_id] = raft;
   }
   if (raft_of.size() == set.size()) {
     std::vector<RegistryPeer> bootstrap;

@@ -8,10 +8,12 @@
 //   (`bootstrap_members`; the Helm chart names the first pods of the StatefulSet). A node whose
 //   raft directory holds state just starts. A pristine node in the set waits until every member
 //   of the set is alive in the membership, advertising its raft address, and then bootstraps
-//   the set as the voters (libraft allows every member of the initial set to bootstrap the same
-//   configuration) -- unless a peer's RegistryService.Status says it is in a registry already
-//   (the set's data was lost and the cluster lives on): then it joins. A pristine node outside
-//   the set joins: it starts without bootstrapping and waits for the leader to add it (below).
+//   the set as the voters, even if others of the set did so already: every member of the set
+//   writes the identical first entry, which libraft allows (a member that lost its data and
+//   bootstraps again rejoins the same log). Joining instead when a peer is configured already
+//   was tried and is wrong: a set member that joins holds no configuration and cannot vote, so
+//   the set's bootstrapped members wait for votes that never come. A pristine node outside the
+//   set joins: it starts without bootstrapping and waits for the leader to add it (below).
 //   Without a set, a node without seeds bootstraps alone and a node with seeds joins.
 //   Why a named set rather than "the N smallest ids among those I see": nodes that start
 //   together see different members first, and two different sets would make two registries.
@@ -57,8 +59,7 @@ struct RegistryNodeOptions {
   std::vector<std::string> bootstrap_members;  // node ids; see above
   bool has_seeds = false;
   absl::Duration tick = absl::Milliseconds(200);
-  absl::Duration status_timeout = absl::Milliseconds(500);  // per peer asked
-  RegistryClientOptions client;                             // node_id is filled in
+  RegistryClientOptions client;  // node_id is filled in
 };
 
 class RegistryNode {
