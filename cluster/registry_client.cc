@@ -209,7 +209,7 @@ void RegistryClient::Attempt(const PendingPtr& p) {
                 peers.end());
     if (!peers.empty()) {
       const auto& [node, relay_address] = peers[p->attempts % peers.size()];
-      return AttemptRemote(p, node, relay_address, /*relay=*/true);
+      return AttemptRelay(p, node, relay_address);
     }
   }
   if (leader.empty()) return Retry(p, absl::UnavailableError("registry: no leader known"));
@@ -217,7 +217,87 @@ void RegistryClient::Attempt(const PendingPtr& p) {
     return Retry(p,
                  absl::UnavailableError(absl::StrCat("registry: no address for leader ", leader)));
   }
-  AttemptRemote(p, leader, address, /*relay=*/false);
+  QueueForLeader(p);
+}
+
+void RegistryClient::QueueForLeader(const PendingPtr& p) {
+  bool stopping = false;
+  bool send = false;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping = stopping_;
+    if (!stopping) {
+      to_leader_.push_back(p);
+      send = !leader_call_in_flight_;
+      leader_call_in_flight_ = true;
+    }
+  }
+  if (stopping) return Finish(p, absl::UnavailableError("registry client: stopped"));
+  if (send) SendQueued();
+}
+
+void RegistryClient::SendQueued() {
+  std::vector<PendingPtr> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    batch.swap(to_leader_);
+    if (batch.empty()) {
+      leader_call_in_flight_ = false;
+      return;
+    }
+  }
+  const std::string leader = registry_->LeaderId();
+  const std::string address = leader.empty() ? std::string() : address_of_(leader);
+  if (address.empty() || leader == options_.node_id) {
+    {
+      absl::MutexLock lock(&mu_);
+      leader_call_in_flight_ = false;
+    }
+    for (const PendingPtr& p : batch) Attempt(p);  // local, a relay, or a retry
+    return;
+  }
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::ProposeRequest request;
+    v1::ProposeResponse response;
+    std::vector<PendingPtr> batch;
+  };
+  auto call = std::make_shared<Call>();
+  absl::Time deadline = absl::Now() + options_.rpc_timeout;
+  call->request.set_sender_node_id(options_.node_id);
+  for (const PendingPtr& p : batch) {
+    deadline = std::min(deadline, p->deadline);
+    for (const v1::RegistryCommand& command : p->request.commands()) {
+      *call->request.add_commands() = command;
+    }
+  }
+  call->batch = std::move(batch);
+  call->ctx.set_deadline(absl::ToChronoTime(deadline));
+  std::shared_ptr<v1::RegistryService::Stub> stub = stubs_.Get(address);
+  stub->async()->Propose(
+      &call->ctx, &call->request, &call->response, [this, call, leader, address](grpc::Status s) {
+        Result whole =
+            s.ok() ? FromResponse(call->response) : Result(CallFailed(s, leader, address));
+        if (whole.ok() && static_cast<int>(whole->size()) != call->request.commands_size()) {
+          whole = absl::InternalError("registry: the leader answered a different command count");
+        }
+        size_t next = 0;
+        for (const PendingPtr& p : call->batch) {
+          if (!whole.ok()) {
+            Handle(p, whole.status());
+            continue;
+          }
+          const size_t n = p->request.commands_size();
+          Handle(p, std::vector<RegistryChange>(whole->begin() + next, whole->begin() + next + n));
+          next += n;
+        }
+        absl::MutexLock lock(&mu_);
+        if (to_leader_.empty()) {
+          leader_call_in_flight_ = false;
+        } else {
+          wake_ = true;  // Loop sends the next batch (not from this gRPC thread: stub_cache.h)
+        }
+      });
 }
 
 void RegistryClient::AttemptLocal(const PendingPtr& p) {
@@ -227,26 +307,22 @@ void RegistryClient::AttemptLocal(const PendingPtr& p) {
                      [this, p](Result result) { Handle(p, std::move(result)); });
 }
 
-void RegistryClient::AttemptRemote(const PendingPtr& p, const std::string& leader,
-                                   const std::string& address, bool relay) {
+void RegistryClient::AttemptRelay(const PendingPtr& p, const std::string& node,
+                                  const std::string& address) {
   struct Call {
     grpc::ClientContext ctx;
-    v1::ProposeRequest relayed;  // the request with `relay` set, when relaying
+    v1::ProposeRequest relayed;  // the request with `relay` set
     v1::ProposeResponse response;
   };
   auto call = std::make_shared<Call>();
-  const v1::ProposeRequest* request = &p->request;
-  if (relay) {
-    call->relayed = p->request;
-    call->relayed.set_relay(true);
-    request = &call->relayed;
-  }
+  call->relayed = p->request;
+  call->relayed.set_relay(true);
   call->ctx.set_deadline(
       absl::ToChronoTime(std::min(absl::Now() + options_.rpc_timeout, p->deadline)));
   std::shared_ptr<v1::RegistryService::Stub> stub = stubs_.Get(address);
   stub->async()->Propose(
-      &call->ctx, request, &call->response, [this, p, call, leader, address](grpc::Status s) {
-        Handle(p, s.ok() ? FromResponse(call->response) : Result(CallFailed(s, leader, address)));
+      &call->ctx, &call->relayed, &call->response, [this, p, call, node, address](grpc::Status s) {
+        Handle(p, s.ok() ? FromResponse(call->response) : Result(CallFailed(s, node, address)));
       });
 }
 
@@ -303,6 +379,7 @@ void RegistryClient::Loop() {
     stubs_.ReleaseRetired();
     std::vector<PendingPtr> due;
     bool stopping = false;
+    bool send_queued = false;
     {
       absl::MutexLock lock(&mu_);
       const absl::Time next = retries_.empty() ? absl::InfiniteFuture() : retries_.begin()->first;
@@ -314,6 +391,11 @@ void RegistryClient::Loop() {
                             next);
       wake_ = false;
       stopping = stopping_;
+      if (!to_leader_.empty() && leader_call_in_flight_ && !stopping) send_queued = true;
+      if (stopping) {  // not sent yet: fail them below with the retries
+        due.insert(due.end(), to_leader_.begin(), to_leader_.end());
+        to_leader_.clear();
+      }
       const absl::Time now = absl::Now();
       while (!retries_.empty() && (stopping || retries_.begin()->first <= now)) {
         due.push_back(std::move(retries_.begin()->second));
@@ -328,6 +410,7 @@ void RegistryClient::Loop() {
         Attempt(p);
       }
     }
+    if (send_queued) SendQueued();
     if (stopping) return;
   }
 }

@@ -94,8 +94,14 @@ class RegistryClient {
 
   void Attempt(const PendingPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
   void AttemptLocal(const PendingPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
-  void AttemptRemote(const PendingPtr& p, const std::string& node, const std::string& address,
-                     bool relay) ABSL_LOCKS_EXCLUDED(mu_);
+  // Through `node`, which passes it on to the leader (RegistryClientOptions::relays).
+  void AttemptRelay(const PendingPtr& p, const std::string& node, const std::string& address)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Batches `p` for the leader (see to_leader_); sends now if no call is in flight.
+  void QueueForLeader(const PendingPtr& p) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sends what waits in to_leader_ to the current leader in one call (or retries it all when
+  // no leader is known). Only with leader_call_in_flight_ taken by the caller.
+  void SendQueued() ABSL_LOCKS_EXCLUDED(mu_);
   // Queues a proposal relayed here by another node for the client's thread (not a gRPC one).
   void AcceptRelayed(v1::ProposeRequest request, Registry::ProposeCallback done)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -122,6 +128,10 @@ class RegistryClient {
   // Every Propose not yet finished: its callbacks use `this` until Finish returns.
   int pending_ ABSL_GUARDED_BY(mu_) = 0;
   std::multimap<absl::Time, PendingPtr> retries_ ABSL_GUARDED_BY(mu_);  // by due time
+  // Group commit at the sender: proposals for the leader wait here while one call to it is in
+  // flight and then go together in the next call (one RPC per batch, not per CONNECT).
+  std::vector<PendingPtr> to_leader_ ABSL_GUARDED_BY(mu_);
+  bool leader_call_in_flight_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex join_mu_ ABSL_ACQUIRED_BEFORE(mu_);  // serializes Stop()
   std::thread thread_;
