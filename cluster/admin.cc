@@ -1,11 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cluster/admin.h"
 
+#include <algorithm>
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "node/base/log.h"
 #include "node/router/topic.h"
 
 #ifndef MQTTD_VERSION
@@ -26,6 +34,40 @@ void AddRoutes(const std::string& origin, const std::vector<Route>& routes,
     out->set_shared_group(route.shared_group);
     out->set_persistent(route.persistent);
   }
+}
+
+// The broker's workers answer within this (they run every turn in microseconds; a stopped one
+// never answers).
+constexpr auto kWorkerTimeout = std::chrono::seconds(2);
+// A member's Admin service, asked by Kick (its own wait for its workers included).
+constexpr auto kPeerTimeout = std::chrono::seconds(3);
+
+const char* ProtocolVersionName(uint8_t level) {
+  switch (level) {
+    case 3:
+      return "3.1";
+    case 4:
+      return "3.1.1";
+    case 5:
+      return "5.0";
+    default:
+      return "?";
+  }
+}
+
+void AddSession(const std::string& node_id, const SessionInfo& info, admin::v1::Session* out) {
+  out->set_client_id(info.client_id);
+  out->set_node_id(node_id);
+  out->set_connected(info.connected);
+  out->set_protocol_version(ProtocolVersionName(info.protocol_level));
+  out->set_persistent(info.persistent);
+  out->set_subscriptions(info.subscriptions);
+  out->set_queued_messages(info.inflight + info.queued);
+  out->set_inflight(info.inflight);
+  const bool never = info.expiry_interval == 0xFFFFFFFF;
+  out->set_expiry_interval(never ? 0 : info.expiry_interval);
+  out->set_never_expires(never);
+  out->set_registry_epoch(info.claim_epoch);
 }
 
 }  // namespace
@@ -118,6 +160,97 @@ grpc::Status AdminService::Retained(grpc::ServerContext*, const admin::v1::Retai
     out->set_origin(entry.origin);
     out->set_tombstone(entry.tombstone);
     out->set_payload_bytes(entry.payload_bytes);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Sessions(grpc::ServerContext*, const admin::v1::SessionsRequest* request,
+                                    admin::v1::SessionsResponse* response) {
+  if (!sources_.sessions) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this node lists no sessions");
+  }
+  SessionFilter filter{request->client_id(), request->limit() == 0 ? 1000 : request->limit()};
+  std::future<std::vector<SessionInfo>> sessions = sources_.sessions(std::move(filter));
+  if (sessions.wait_for(kWorkerTimeout) != std::future_status::ready) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "the broker's workers did not answer within 2 s");
+  }
+  const std::string self = SelfId();
+  response->set_node_id(self);
+  for (const SessionInfo& info : sessions.get()) AddSession(self, info, response->add_sessions());
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<bool> AdminService::KickOn(const std::string& node_id,
+                                          const std::string& client_id) {
+  if (node_id == SelfId()) {
+    if (!sources_.kick) return false;
+    std::future<bool> kicked = sources_.kick(client_id);
+    if (kicked.wait_for(kWorkerTimeout) != std::future_status::ready) {
+      return absl::DeadlineExceededError("the broker's workers did not answer within 2 s");
+    }
+    return kicked.get();
+  }
+  std::optional<MemberInfo> member;
+  for (MemberInfo& m : sources_.membership->Members()) {
+    if (m.node_id == node_id) member = std::move(m);
+  }
+  if (!member || member->state != MemberState::kAlive) {
+    return absl::UnavailableError(absl::StrCat(node_id, " is not an alive member"));
+  }
+  auto stub = admin::v1::Admin::NewStub(
+      grpc::CreateChannel(member->address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kPeerTimeout);
+  admin::v1::KickRequest request;
+  request.set_client_id(client_id);
+  request.set_local_only(true);
+  admin::v1::KickResponse response;
+  grpc::Status status = stub->Kick(&ctx, request, &response);
+  if (!status.ok()) return absl::UnavailableError(status.error_message());
+  return !response.kicked_on().empty();
+}
+
+// The registry's holder first (the one node with the client connected, but for a
+// --cluster-allow-register-during-netsplit connection or a lagging follower); then, if it did
+// not have it, or without a registry, every other alive member.
+grpc::Status AdminService::Kick(grpc::ServerContext*, const admin::v1::KickRequest* request,
+                                admin::v1::KickResponse* response) {
+  const std::string& client_id = request->client_id();
+  if (client_id.empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no client id given");
+  }
+  const std::string self = SelfId();
+  response->set_node_id(self);
+  std::vector<std::string> asked;
+  auto ask = [&](const std::string& node_id) {
+    asked.push_back(node_id);
+    absl::StatusOr<bool> kicked = KickOn(node_id, client_id);
+    if (!kicked.ok()) {
+      MQTT_LOG_WARN("admin: kick %s: %s: %s", client_id, node_id, kicked.status().message());
+      response->add_unanswered_nodes(node_id);
+    } else if (*kicked) {
+      response->add_kicked_on(node_id);
+    }
+  };
+  if (request->local_only() || sources_.membership == nullptr) {
+    ask(self);
+  } else {
+    if (sources_.registry != nullptr) {
+      if (std::optional<RegistryHolder> holder = sources_.registry->registry().Holder(client_id)) {
+        ask(holder->node_id);
+      }
+    }
+    if (response->kicked_on().empty()) {
+      for (const MemberInfo& m : sources_.membership->Members()) {
+        if (m.state != MemberState::kAlive) continue;
+        if (std::find(asked.begin(), asked.end(), m.node_id) == asked.end()) ask(m.node_id);
+      }
+    }
+  }
+  if (request->local_only() && !response->unanswered_nodes().empty()) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "the broker's workers did not answer within 2 s");
   }
   return grpc::Status::OK;
 }

@@ -2,20 +2,27 @@
 // AdminService: the node's admin gRPC service (proto/admin.proto) on the cluster port, read by
 // `mqttctl`: the members as this node sees them, the route table (this node's routes and those
 // it holds of every other member), this node's status (clients, store, forwarding outboxes) and
-// its replicated retained messages.
+// its replicated retained messages, this node's sessions, and kicking a client off the cluster.
 //
 // Threading: gRPC calls it on its own threads; it only reads thread-safe objects (Membership,
-// RouteTable, Forwarder, RetainedSync, and the status callback, which must be thread-safe). All
-// must outlive the server.
+// RouteTable, Forwarder, RetainedSync, RegistryNode, and the callbacks, which must be
+// thread-safe). All must outlive the server. Sessions and Kick wait (at most 2 s) for the
+// broker's workers, and Kick for the other members' Admin services (3 s each).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <future>
+#include <string>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "cluster/forward.h"
 #include "cluster/membership.h"
+#include "cluster/registry_node.h"
 #include "cluster/retained_sync.h"
 #include "cluster/routes.h"
+#include "node/session/session_info.h"
 #include "proto/admin.grpc.pb.h"
 
 namespace mqtt::cluster {
@@ -36,6 +43,11 @@ struct AdminSources {
   Forwarder* forwarder = nullptr;
   RetainedSync* retained = nullptr;
   std::function<LocalStatus()> local;
+  RegistryNode* registry = nullptr;  // Kick asks it who holds a client id
+  // This node's sessions (Broker::ListSessions) and the closing of a client's connection with
+  // 5.0 reason 0x98 Administrative action (Broker::Kick).
+  std::function<std::future<std::vector<SessionInfo>>(SessionFilter)> sessions;
+  std::function<std::future<bool>(std::string client_id)> kick;
 };
 
 class AdminService final : public admin::v1::Admin::Service {
@@ -50,9 +62,16 @@ class AdminService final : public admin::v1::Admin::Service {
                       admin::v1::StatusResponse* response) override;
   grpc::Status Retained(grpc::ServerContext* context, const admin::v1::RetainedRequest* request,
                         admin::v1::RetainedResponse* response) override;
+  grpc::Status Sessions(grpc::ServerContext* context, const admin::v1::SessionsRequest* request,
+                        admin::v1::SessionsResponse* response) override;
+  grpc::Status Kick(grpc::ServerContext* context, const admin::v1::KickRequest* request,
+                    admin::v1::KickResponse* response) override;
 
  private:
   std::string SelfId() const;
+  // Kicks `client_id` here (true) or on the member `node_id` (through its Admin service);
+  // false if it was not connected there, an error if the node did not answer.
+  absl::StatusOr<bool> KickOn(const std::string& node_id, const std::string& client_id);
 
   const AdminSources sources_;
   const int64_t started_at_unix_ms_;

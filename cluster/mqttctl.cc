@@ -6,18 +6,26 @@
 //   mqttctl [--server HOST:PORT] [--json] routes [--node ID] [--filter F]
 //   mqttctl [--server HOST:PORT] [--json] retained [--topic F]
 //   mqttctl [--server HOST:PORT] [--json] status
+//   mqttctl [--server HOST:PORT] [--json] sessions [--client-id ID] [--node ID] [--limit N]
+//   mqttctl [--server HOST:PORT] [--json] kick CLIENT_ID
 //
-// Exit status: 0 ok, 1 the node could not be reached or answered with an error, 2 usage.
+// `members` and `sessions` ask every alive member too (the node asked gives the members).
+// Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions: no
+// member answered; kick: no node had the client connected), 2 usage.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -34,6 +42,13 @@ commands:
                                with their versions; deletes not yet collected show as tombstones
   status                       the node itself: version, uptime, clients, store, and what it
                                forwards to each peer
+  sessions [--client-id ID] [--node ID] [--limit N]
+                               the sessions of every alive member (or of one node), by client
+                               id: connected or offline, protocol, persistent, subscriptions,
+                               queued messages, expiry, registry epoch; at most N [1000]
+  kick CLIENT_ID               disconnects that client wherever it is connected (5.0: DISCONNECT
+                               0x98 Administrative action); a clean session ends, a persistent
+                               one stays offline
 
 options:
   --server HOST:PORT   the node's cluster address (its --cluster-listen) [127.0.0.1:7946]
@@ -53,6 +68,8 @@ struct Args {
   std::string node;
   std::string filter;
   std::string topic;
+  std::string client_id;  // sessions: --client-id; kick: its argument
+  uint32_t limit = 1000;
 };
 
 Args Parse(int argc, char** argv) {
@@ -74,17 +91,27 @@ Args Parse(int argc, char** argv) {
       args.filter = value();
     } else if (arg == "--topic") {
       args.topic = value();
+    } else if (arg == "--client-id") {
+      args.client_id = value();
+    } else if (arg == "--limit") {
+      const std::string n = value();
+      if (!absl::SimpleAtoi(n, &args.limit) || args.limit == 0) {
+        Usage(absl::StrCat("--limit: not a positive number: '", n, "'"));
+      }
     } else if (args.command.empty() && !arg.starts_with("-")) {
       args.command = std::string(arg);
+    } else if (args.command == "kick" && args.client_id.empty() && !arg.starts_with("-")) {
+      args.client_id = std::string(arg);
     } else {
       Usage(absl::StrCat("unexpected argument '", std::string(arg), "'"));
     }
   }
   if (args.command != "members" && args.command != "routes" && args.command != "retained" &&
-      args.command != "status") {
+      args.command != "status" && args.command != "sessions" && args.command != "kick") {
     Usage(args.command.empty() ? "no command"
                                : absl::StrCat("unknown command '", args.command, "'"));
   }
+  if (args.command == "kick" && args.client_id.empty()) Usage("kick: no client id given");
   return args;
 }
 
@@ -246,6 +273,114 @@ int Routes(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientCon
   return 0;
 }
 
+// Asks each member (node id, address) for its sessions, all at once (3 s each: a node waits up
+// to 2 s for its workers), and merges the answers by client id. A member that does not answer
+// is named in unanswered_nodes.
+mqtt::admin::v1::SessionsResponse AskSessions(
+    const Args& args, const std::vector<std::pair<std::string, std::string>>& members) {
+  mqtt::admin::v1::SessionsRequest request;
+  request.set_client_id(args.client_id);
+  request.set_limit(args.limit + 1);  // one more: tells whether there were more
+  std::vector<std::future<std::pair<grpc::Status, mqtt::admin::v1::SessionsResponse>>> answers;
+  for (const auto& [node_id, address] : members) {
+    answers.push_back(std::async(std::launch::async, [&request, address = address] {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, std::chrono::seconds(3));
+      mqtt::admin::v1::SessionsResponse response;
+      grpc::Status status = Connect(address)->Sessions(&ctx, request, &response);
+      return std::make_pair(status, std::move(response));
+    }));
+  }
+  mqtt::admin::v1::SessionsResponse merged;
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto [status, response] = answers[i].get();
+    if (!status.ok()) {
+      std::cerr << "mqttctl: " << members[i].first << " (" << members[i].second
+                << "): no answer: " << status.error_message() << "\n";
+      merged.add_unanswered_nodes(members[i].first);
+      continue;
+    }
+    for (auto& session : *response.mutable_sessions()) {
+      *merged.add_sessions() = std::move(session);
+    }
+  }
+  auto* sessions = merged.mutable_sessions();
+  std::sort(sessions->begin(), sessions->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.client_id(), a.node_id()) < std::tie(b.client_id(), b.node_id());
+  });
+  if (sessions->size() > static_cast<int>(args.limit)) {
+    sessions->DeleteSubrange(args.limit, sessions->size() - args.limit);
+    merged.set_truncated(true);
+  }
+  return merged;
+}
+
+std::string Expiry(const mqtt::admin::v1::Session& s) {
+  if (s.never_expires()) return "never";
+  return absl::StrCat(s.expiry_interval(), "s");
+}
+
+int Sessions(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::MembersResponse members;
+  grpc::Status status = stub.Members(ctx, {}, &members);
+  if (!status.ok()) return Fail(args, status);
+  std::vector<std::pair<std::string, std::string>> asked;
+  for (const auto& m : members.members()) {
+    if (args.node.empty() ? m.state() == "alive" : m.node_id() == args.node) {
+      asked.emplace_back(m.node_id(), m.address());
+    }
+  }
+  if (asked.empty()) {
+    std::cerr << "mqttctl: " << args.server << " knows no member " << args.node << "\n";
+    return 1;
+  }
+  mqtt::admin::v1::SessionsResponse response = AskSessions(args, asked);
+  response.set_node_id(members.node_id());
+  const bool none_answered = response.unanswered_nodes_size() == static_cast<int>(asked.size());
+  if (response.truncated()) {
+    std::cerr << "mqttctl: more than " << args.limit << " sessions; the first " << args.limit
+              << " by client id shown (--limit)\n";
+  }
+  if (args.json) {
+    PrintJson(response);
+    return none_answered ? 1 : 0;
+  }
+  std::vector<std::vector<std::string>> rows = {{"CLIENT ID", "NODE", "STATE", "PROTOCOL",
+                                                 "SESSION", "SUBSCRIPTIONS", "QUEUED", "EXPIRY",
+                                                 "EPOCH"}};
+  for (const auto& s : response.sessions()) {
+    rows.push_back({s.client_id(), s.node_id(), s.connected() ? "connected" : "offline",
+                    s.protocol_version(), s.persistent() ? "persistent" : "clean",
+                    std::to_string(s.subscriptions()), std::to_string(s.queued_messages()),
+                    Expiry(s), s.registry_epoch() == 0 ? "-" : std::to_string(s.registry_epoch())});
+  }
+  PrintTable(rows);
+  return none_answered ? 1 : 0;
+}
+
+int Kick(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::KickRequest request;
+  request.set_client_id(args.client_id);
+  mqtt::admin::v1::KickResponse response;
+  grpc::Status status = stub.Kick(ctx, request, &response);
+  if (!status.ok()) return Fail(args, status);
+  if (!response.unanswered_nodes().empty()) {
+    std::cerr << "mqttctl: no answer from " << absl::StrJoin(response.unanswered_nodes(), ", ")
+              << "\n";
+  }
+  if (args.json) {
+    PrintJson(response);
+  } else if (!response.kicked_on().empty()) {
+    std::cout << "kicked " << args.client_id << " on " << absl::StrJoin(response.kicked_on(), ", ")
+              << "\n";
+  }
+  if (response.kicked_on().empty()) {
+    std::cerr << "mqttctl: client " << args.client_id << " is not connected to any node\n";
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,5 +391,11 @@ int main(int argc, char** argv) {
   if (args.command == "members") return Members(args, *stub, &ctx);
   if (args.command == "routes") return Routes(args, *stub, &ctx);
   if (args.command == "retained") return Retained(args, *stub, &ctx);
+  if (args.command == "sessions") return Sessions(args, *stub, &ctx);
+  if (args.command == "kick") {
+    // Kick may ask every member in turn (3 s each) after the registry's holder.
+    SetDeadline(&ctx, std::chrono::seconds(30));
+    return Kick(args, *stub, &ctx);
+  }
   return Status(args, *stub, &ctx);
 }

@@ -211,7 +211,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   builder.SetMaxReceiveMessageSize(-1);
   node->admin_ = std::make_unique<AdminService>(
       AdminSources{node->membership_.get(), node->routes_.get(), node->forwarder_.get(),
-                   node->retained_.get(), std::move(parts.status)});
+                   node->retained_.get(), std::move(parts.status), node->registry_.get(),
+                   std::move(parts.sessions), std::move(parts.kick)});
   builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
@@ -273,19 +274,28 @@ absl::Status ClusterNode::StartRetained() {
   return retained_ == nullptr ? absl::OkStatus() : retained_->Start(advertise_address_);
 }
 
+bool ClusterNode::ready(std::string* reason) {
+  auto fail = [reason](std::string why) {
+    if (reason != nullptr) *reason = std::move(why);
+    return false;
+  };
+  if (!membership_->joined()) return fail("not joined");
+  if (routes_ != nullptr) {
+    const std::vector<MemberInfo> members = membership_->Members();  // this node first
+    for (size_t i = 1; i < members.size(); ++i) {
+      if (members[i].state == MemberState::kAlive && !routes_->HoldsRoutesOf(members[i].node_id)) {
+        return fail("no routes of " + members[i].node_id + " yet");
+      }
+    }
+  }
+  if (registry_ != nullptr && !registry_->ready()) return fail("registry not ready");
+  return true;
+}
+
 bool ClusterNode::WaitUntilSynced(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    bool synced = membership_->joined();
-    if (synced && routes_ != nullptr) {
-      const std::vector<MemberInfo> members = membership_->Members();  // this node first
-      for (size_t i = 1; i < members.size() && synced; ++i) {
-        synced =
-            members[i].state != MemberState::kAlive || routes_->HoldsRoutesOf(members[i].node_id);
-      }
-    }
-    if (synced && registry_ != nullptr) synced = registry_->ready();
-    if (synced) return true;
+    if (ready()) return true;
     if (absl::Now() >= deadline) return false;
     absl::SleepFor(absl::Milliseconds(20));  // start-up only: polling is simpler than events
   }

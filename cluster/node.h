@@ -58,6 +58,9 @@ struct NodeParts {
   std::function<LocalStatus()> status;  // for `mqttctl status`; thread-safe
   // The registry gave a client id this node held to another node (Broker::ClaimedElsewhere).
   std::function<void(const std::string& client_id, uint64_t epoch)> claimed_elsewhere;
+  // For `mqttctl sessions` and `mqttctl kick` (AdminSources); thread-safe.
+  std::function<std::future<std::vector<SessionInfo>>(SessionFilter)> sessions;
+  std::function<std::future<bool>(std::string client_id)> kick;
 };
 
 class ClusterNode {
@@ -79,6 +82,9 @@ class ClusterNode {
   // subscriber) and is in the registry with a leader known (so that CONNECTs can register).
   // True if it got there in time.
   bool WaitUntilSynced(absl::Duration timeout);
+  // WaitUntilSynced's conditions, checked once without waiting (for /readyz). Any thread.
+  // `reason` (may be null) gets why not: "not joined", "no routes of N yet", "registry not ready".
+  bool ready(std::string* reason = nullptr);
 
   const std::string& listen_address() const { return listen_address_; }  // with the real port
   const std::string& advertise_address() const { return advertise_address_; }

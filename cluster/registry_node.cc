@@ -179,6 +179,7 @@ void RegistryNode::Reconcile() {
   size_t voters = 0;
   size_t alive_in_config = 0;
   const RegistryMember* standby_to_promote = nullptr;
+  const RegistryMember* dead_voter = nullptr;
   absl::flat_hash_set<std::string> in_config;
   for (const RegistryMember& member : config) {
     in_config.insert(member.node_id);
@@ -191,6 +192,10 @@ void RegistryNode::Reconcile() {
       });
     }
     if (member.role == RegistryMember::Role::kVoter) ++voters;
+    if (member.role == RegistryMember::Role::kVoter && info.state == MemberState::kDead &&
+        dead_voter == nullptr) {
+      dead_voter = &member;
+    }
     if (info.state != MemberState::kAlive) continue;
     ++alive_in_config;
     if (member.role != RegistryMember::Role::kVoter && standby_to_promote == nullptr) {
@@ -202,6 +207,14 @@ void RegistryNode::Reconcile() {
     if (m.state != MemberState::kAlive || raft.empty() || in_config.contains(m.node_id)) continue;
     return Change("add", m.node_id, [&](Registry::DoneCallback done) {
       registry_->AddMember(m.node_id, raft, /*voter=*/false, std::move(done));
+    });
+  }
+  // A dead voter gives its vote to an alive standby: otherwise the registry stays one failure
+  // closer to losing its majority until the dead node is forgotten (remove_after, an hour).
+  if (dead_voter != nullptr && standby_to_promote != nullptr) {
+    const RegistryMember& m = *dead_voter;
+    return Change("demote", m.node_id, [&](Registry::DoneCallback done) {
+      registry_->AddMember(m.node_id, m.raft_address, /*voter=*/false, std::move(done));
     });
   }
   if (standby_to_promote != nullptr && voters < VoterTarget(alive_in_config)) {

@@ -20,7 +20,8 @@
 // - Configuration, on the leader, from the membership, every `tick`: an alive member that is
 //   not in the configuration is added as a standby (replicates, does not vote), standbys are
 //   promoted until there are 1, 3 or 5 voters (the largest odd number <= 5 the alive members
-//   allow: an even count adds round trips and no fault tolerance), a member that left is
+//   allow: an even count adds round trips and no fault tolerance), a voter the membership
+//   declares dead is demoted while an alive standby can take its vote, a member that left is
 //   removed from the configuration, and one the membership forgot (dead longer than
 //   remove_after) is removed and its registry entries dropped (DropNode). One change at a time.
 //

@@ -9,7 +9,8 @@
 #                              --purge also removes the state dir (data, logs)
 # Node i: id node-i, data and log in STATE_DIR/node-i/, MQTT on MQTT_BASE_PORT+i, cluster gRPC
 # (--cluster-listen, mqttctl) on CLUSTER_BASE_PORT+2i, client-id registry Raft
-# (--cluster-raft-listen) on the cluster port + 1, all on NODE_HOST.
+# (--cluster-raft-listen) on the cluster port + 1, HTTP (/healthz, /readyz, /metrics) on a free
+# port (the log's ready line says which: http=HOST:PORT), all on NODE_HOST.
 # Environment (defaults):
 #   STATE_DIR (/tmp/mqttd-cluster-UID)  LB_ADDR (127.0.0.1:1883)  NODE_HOST (127.0.0.1)
 #   MQTT_BASE_PORT (11883)  CLUSTER_BASE_PORT (17000)
@@ -90,7 +91,7 @@ start_node() {
   # setsid: the node outlives this script and the terminal; exec keeps $! the node's pid.
   setsid "$MQTTD_BIN" --node-id "node-$i" --data-dir "$dir/data" --listen "$NODE_HOST:$mqtt" \
     --cluster-listen "$NODE_HOST:$cport" --cluster-raft-listen "$NODE_HOST:$rport" \
-    "${join[@]}" "${extra[@]}" </dev/null >>"$dir/mqttd.log" 2>&1 &
+    --http-listen "$NODE_HOST:0" "${join[@]}" "${extra[@]}" </dev/null >>"$dir/mqttd.log" 2>&1 &
   echo $! >"$dir/pid"
 }
 

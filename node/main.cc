@@ -21,6 +21,7 @@
 #include "cluster/node.h"
 #include "node/base/log.h"
 #include "node/config/config.h"
+#include "node/http/node_http.h"
 #include "node/net/io_worker.h"
 #include "node/net/listener.h"
 #include "node/net/tcp_transport.h"
@@ -121,8 +122,12 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   auto claimed_elsewhere = [broker](const std::string& client_id, uint64_t epoch) {
     broker->ClaimedElsewhere(client_id, epoch);
   };
+  auto sessions = [broker](mqtt::SessionFilter f) { return broker->ListSessions(std::move(f)); };
+  auto kick = [broker](std::string client_id) {
+    return broker->Kick(std::move(client_id), mqtt::rc::kAdministrativeAction);
+  };
   return mqtt::cluster::ClusterNode::Start(
-      options, {&broker->router(), store, broker, status, claimed_elsewhere});
+      options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick});
 }
 
 int Run(const mqtt::Config& config) {
@@ -192,6 +197,14 @@ int Run(const mqtt::Config& config) {
     }
   }
 
+  // /healthz, /readyz (503 until the listeners are up, and from SIGTERM on), /metrics, on the
+  // HTTP server's own thread; null with --http-listen ''.
+  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
+      mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get());
+  if (!http.ok()) {
+    MQTT_LOG_ERROR("%s", http.status().message());
+    return 1;
+  }
   // A node that takes publishes before it holds its peers' routes would not forward them.
   if (*cluster != nullptr &&
       !(*cluster)->WaitUntilSynced(absl::Seconds(config.cluster_sync_timeout))) {
@@ -222,11 +235,16 @@ int Run(const mqtt::Config& config) {
     mqtt::net::Listener* l = listener.get();
     worker_ptrs[0]->Post([l] { l->Start(); });
   }
+  if (*http != nullptr) {
+    absl::StrAppend(&ready, " http=", (*http)->address());
+    (*http)->SetListening();
+  }
   std::cout << ready << " workers=" << worker_count << std::endl;
   MQTT_LOG_INFO("%s", ready);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
+  if (*http != nullptr) (*http)->SetShuttingDown();
   MQTT_LOG_INFO("signal %d: shutting down", signal_number);
   std::promise<void> stopped;
   worker_ptrs[0]->Post([&] {
@@ -236,6 +254,7 @@ int Run(const mqtt::Config& config) {
   stopped.get_future().wait();
   if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
   broker.Shutdown(std::chrono::seconds(3));
+  if (*http != nullptr) (*http)->Stop();
   for (auto& worker : workers) worker->Stop();
   MQTT_LOG_INFO("stopped");
   return 0;

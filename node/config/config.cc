@@ -325,6 +325,10 @@ std::vector<Option> MakeOptions() {
        "take CONNECTs on a side of a partition without a registry majority (two sessions with one "
        "client id may then live until the partition heals) instead of refusing them",
        Bool(&Config::cluster_allow_register_during_netsplit)},
+      {"http-listen", "http.listen", "HOST:PORT",
+       "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
+       "picks a free port (reported on the ready line); empty: no HTTP server",
+       HostPort(&Config::http_listen, 0)},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

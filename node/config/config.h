@@ -66,6 +66,8 @@ struct Config {
   std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
   std::vector<std::string> cluster_bootstrap_members;   // node ids that form the registry
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
+  // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
+  std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;
   bool print_config = false;             // print ConfigToYaml() and exit

@@ -6,8 +6,13 @@
 
 #include <algorithm>
 #include <functional>
+#include <future>
+#include <iterator>
+#include <memory>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "node/base/log.h"
 #include "node/persist/convert.h"
 #include "node/session/client.h"
@@ -264,6 +269,58 @@ bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
 void Broker::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   Shard* home = shards_[HomeWorker(client_id)].get();
   home->worker()->Post([home, client_id, epoch] { home->ClaimedElsewhere(client_id, epoch); });
+}
+
+namespace {
+
+// The sessions of several workers, gathered as each answers; the last one sorts and answers.
+struct SessionGather {
+  explicit SessionGather(SessionFilter f, size_t workers) : filter(std::move(f)), left(workers) {}
+
+  void Add(std::vector<SessionInfo> part) {
+    absl::MutexLock lock(&mu);
+    sessions.insert(sessions.end(), std::make_move_iterator(part.begin()),
+                    std::make_move_iterator(part.end()));
+    if (--left > 0) return;
+    std::sort(sessions.begin(), sessions.end(),
+              [](const SessionInfo& a, const SessionInfo& b) { return a.client_id < b.client_id; });
+    if (filter.limit != 0 && sessions.size() > filter.limit) sessions.resize(filter.limit);
+    done.set_value(std::move(sessions));
+  }
+
+  const SessionFilter filter;
+  absl::Mutex mu;
+  size_t left ABSL_GUARDED_BY(mu);
+  std::vector<SessionInfo> sessions ABSL_GUARDED_BY(mu);
+  std::promise<std::vector<SessionInfo>> done;
+};
+
+}  // namespace
+
+std::future<std::vector<SessionInfo>> Broker::ListSessions(SessionFilter filter) {
+  // One client id lives on its home worker only.
+  std::vector<Shard*> asked;
+  if (!filter.client_id.empty()) {
+    asked.push_back(shards_[HomeWorker(filter.client_id)].get());
+  } else {
+    for (auto& shard : shards_) asked.push_back(shard.get());
+  }
+  auto gather = std::make_shared<SessionGather>(std::move(filter), asked.size());
+  std::future<std::vector<SessionInfo>> result = gather->done.get_future();
+  for (Shard* shard : asked) {
+    shard->worker()->Post([shard, gather] { gather->Add(shard->ListSessions(gather->filter)); });
+  }
+  return result;
+}
+
+std::future<bool> Broker::Kick(std::string client_id, uint8_t reason) {
+  auto done = std::make_shared<std::promise<bool>>();
+  std::future<bool> result = done->get_future();
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  home->worker()->Post([home, client_id = std::move(client_id), reason, done] {
+    done->set_value(home->Kick(client_id, reason));
+  });
+  return result;
 }
 
 }  // namespace mqtt

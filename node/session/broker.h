@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,11 +28,13 @@
 #include "node/net/io_worker.h"
 #include "node/net/transport.h"
 #include "node/protocol/message.h"
+#include "node/protocol/reason_codes.h"
 #include "node/router/ack_token.h"
 #include "node/router/router.h"
 #include "node/session/node_context.h"
 #include "node/session/remote.h"
 #include "node/session/session.h"
+#include "node/session/session_info.h"
 #include "node/session/shard.h"
 #include "storage/store.h"
 
@@ -98,6 +101,15 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   // The registry gave `client_id` to another node at `epoch` (Shard::ClaimedElsewhere). Any
   // thread.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
+
+  // Admin (session_info.h; `mqttctl sessions` and `kick`). Any thread; the work runs on the
+  // workers and the future is ready once it is done. A stopped worker never answers: a caller
+  // that is not a worker waits with a timeout (a worker must not wait at all).
+  // The sessions of every worker that pass `filter`: the first `limit` by client id, sorted.
+  std::future<std::vector<SessionInfo>> ListSessions(SessionFilter filter);
+  // Closes the connection of `client_id` with `reason` (Shard::Kick); false if it is not
+  // connected to this node.
+  std::future<bool> Kick(std::string client_id, uint8_t reason);
 
  private:
   absl::Status RecoverOutboxes();

@@ -104,6 +104,7 @@ class Session {
   // written (queue entry or in-flight record) before the publisher is acknowledged.
   bool persistent() const { return expiry_interval_ != 0 && has_store_; }
   void set_version(Version version) { version_ = version; }
+  Version version() const { return version_; }
 
   // Writes the session record (subscriptions, expiry, will) to this turn's batch. `will` is the
   // connected client's will, so that a crash of the node still publishes it after restart.

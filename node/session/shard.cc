@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "node/session/shard.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "node/base/log.h"
 #include "node/persist/convert.h"
@@ -79,6 +81,44 @@ void Shard::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   MQTT_LOG_INFO("client %s: session taken over by a connection on another node", client_id);
   client->TakenOver(/*resumed=*/false);
   SessionDetached(session);
+}
+
+std::vector<SessionInfo> Shard::ListSessions(const SessionFilter& filter) {
+  std::vector<Session*> found;
+  if (!filter.client_id.empty()) {
+    if (Session* session = FindSession(filter.client_id)) found.push_back(session);
+  } else {
+    found.reserve(sessions_.size());
+    for (const auto& [client_id, session] : sessions_) found.push_back(session.get());
+  }
+  if (filter.limit != 0 && found.size() > filter.limit) {
+    auto by_id = [](Session* a, Session* b) { return a->client_id() < b->client_id(); };
+    std::nth_element(found.begin(), found.begin() + filter.limit, found.end(), by_id);
+    found.resize(filter.limit);
+  }
+  std::vector<SessionInfo> infos;
+  infos.reserve(found.size());
+  for (Session* s : found) {
+    infos.push_back({s->client_id(), s->client() != nullptr, static_cast<uint8_t>(s->version()),
+                     !s->ends_with_connection(), static_cast<uint32_t>(s->subscriptions().size()),
+                     s->inflight_count(), s->queued_count() + s->disk_queued_count(),
+                     s->expiry_interval(), s->claim_epoch()});
+  }
+  return infos;
+}
+
+bool Shard::Kick(const std::string& client_id, uint8_t reason) {
+  Session* session = FindSession(client_id);
+  if (session == nullptr || session->client() == nullptr) return false;
+  // Every SessionClient a shard attaches is one of its Clients.
+  auto it = clients_.find(dynamic_cast<Client*>(session->client()));
+  if (it == clients_.end()) return false;
+  MQTT_LOG_INFO("client %s: disconnected by an administrator (reason 0x%02x)", client_id,
+                static_cast<int>(reason));
+  // Disconnect detaches the session (a clean one ends) and may remove the client from clients_.
+  std::shared_ptr<Client> client = it->second;
+  client->Disconnect(reason);
+  return true;
 }
 
 size_t Shard::CloseAllClients() {

@@ -26,6 +26,7 @@
 #include "node/session/node_context.h"
 #include "node/session/session.h"
 #include "node/session/session_host.h"
+#include "node/session/session_info.h"
 #include "storage/store.h"
 
 namespace mqtt {
@@ -72,6 +73,13 @@ class Shard final : public SessionStorage, public ClientHost {
   // The registry gave `client_id` to another node at `epoch`: a connection here with an older
   // claim is taken over (5.0: DISCONNECT 0x8E) and its session detached as on any close.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
+  // Admin (session_info.h): this shard's sessions that pass `filter`, the first `limit` of
+  // them by client id, unsorted.
+  std::vector<SessionInfo> ListSessions(const SessionFilter& filter);
+  // Closes the connection of `client_id`'s session as Client::Disconnect(reason) does (5.0:
+  // DISCONNECT with `reason`; its will is published); a clean session ends, a persistent one
+  // stays offline. False if no connection of that client id is attached here.
+  bool Kick(const std::string& client_id, uint8_t reason);
   // Closes all clients for shutdown; returns how many were open.
   size_t CloseAllClients();
   size_t client_count() const { return live_clients_.load(); }

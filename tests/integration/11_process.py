@@ -114,7 +114,8 @@ class ProcessTest(unittest.TestCase):
     def test_starts_from_yaml_config_file(self):
         with tempfile.TemporaryDirectory() as d:
             path = yaml_config(d)
-            proc = subprocess.Popen([harness.broker_bin(), "--config", path],
+            proc = subprocess.Popen([harness.broker_bin(), "--config", path,
+                                     "--http-listen", "127.0.0.1:0"],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
             try:

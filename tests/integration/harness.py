@@ -209,7 +209,8 @@ def _start_mqttd(extra_args):
     data = os.path.join(tmpdir, "data")
     os.mkdir(data)
     cmd = [broker_bin(), "--listen", "127.0.0.1:0", "--data-dir", data,
-           "--node-id", unique("node"), "--log-level", "info"] + list(extra_args)
+           "--node-id", unique("node"), "--log-level", "info",
+           "--http-listen", "127.0.0.1:0"] + list(extra_args)
     log_lines, out_lines, out_q = [], [], queue.Queue()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

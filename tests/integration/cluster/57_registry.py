@@ -10,6 +10,7 @@ client-id registry (Raft, cluster/registry_node.h), with real nodes on loopback:
   0x88 Server unavailable) unless --cluster-allow-register-during-netsplit is on."""
 
 import os
+import re
 import struct
 import threading
 import time
@@ -126,6 +127,24 @@ class Registry(unittest.TestCase):
             for client in clients:
                 client.sock.close()
             wait_until(lambda: connected_clients(nodes) == 0, WAIT_S, "all closed")
+
+    def test_a_dead_voter_gives_its_vote_to_a_standby(self):
+        """4 nodes: voters 0, 1, 2 (promoted as they join) and standby 3. Node 1 killed: the
+        leader demotes it and promotes node 3, so killing node 2 as well still leaves a
+        majority (0 and 3 of 3 voters) and CONNECTs keep registering."""
+        nodes = self.start_cluster(4)
+        logs_say = lambda pattern: any(re.search(pattern, n.logs) for n in nodes if n.alive())
+        wait_until(lambda: logs_say(r"promote member %s" % re.escape(nodes[2].name)), WAIT_S,
+                   "3 voters")
+        nodes[1].kill()
+        wait_until(lambda: logs_say(r"demote member %s" % re.escape(nodes[1].name)) and
+                   logs_say(r"promote member %s" % re.escape(nodes[3].name)), WAIT_S,
+                   "node 1 demoted, node 3 promoted")
+        nodes[2].kill()
+        for node in (nodes[0], nodes[3]):
+            client = self.raw(node)
+            client.connect(unique("after"))  # CONNACK 0: the registry still has a majority
+            client.ping()
 
     def lone_joiner(self, *extra):
         """A node whose only seed never answers: it is in no registry (no majority)."""

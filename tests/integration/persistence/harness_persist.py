@@ -111,7 +111,7 @@ class Node:
             return [harness.broker_bin(), "-c", self._mosquitto_conf()]
         return [harness.broker_bin(), "--listen", "%s:%d" % (self.host, self.port),
                 "--data-dir", self.data_dir, "--node-id", self.node_id,
-                "--log-level", "info"] + self.extra_args
+                "--log-level", "info", "--http-listen", "127.0.0.1:0"] + self.extra_args
 
     def _mosquitto_conf(self):
         mapping = {"--max-inflight": "max_inflight_messages",
@@ -304,7 +304,7 @@ def run_expect_refusal(cmd, timeout=WAIT):
 def mqttd_command(data_dir, port=None, node_id=None, extra=()):
     return [harness.broker_bin(), "--listen", "127.0.0.1:%d" % (port or free_port()),
             "--data-dir", data_dir, "--node-id", node_id or unique("node"),
-            "--log-level", "info"] + list(extra)
+            "--log-level", "info", "--http-listen", "127.0.0.1:0"] + list(extra)
 
 
 def connect_retry(node, make_client, deadline):

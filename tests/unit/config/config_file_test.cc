@@ -102,7 +102,8 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.outbox_bytes",
                                           "cluster.raft_listen",
                                           "cluster.bootstrap_members",
-                                          "cluster.allow_register_during_netsplit"};
+                                          "cluster.allow_register_during_netsplit",
+                                          "http.listen"};
 
 std::string Error(const std::string& text) {
   Config config;

@@ -3,6 +3,7 @@
 // (this thread polls their io_contexts), connections are FakeTransports, the peers are encoded
 // and decoded with the codec. No sockets, no threads, no sleeps.
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -644,6 +645,101 @@ TEST_F(BrokerTest, RemoteTokenCancelledMeansNoPuback) {
   remote.forwarded[0].ack.reset();
   Poll();
   EXPECT_THAT(pub.Take(), IsEmpty()) << "acknowledged what the remote could not keep";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin: Broker::ListSessions and Broker::Kick (`mqttctl sessions`, `mqttctl kick`).
+
+template <typename T>
+T Ready(std::future<T>& future) {
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  return future.get();
+}
+
+std::vector<std::string> Ids(const std::vector<SessionInfo>& sessions) {
+  std::vector<std::string> ids;
+  for (const SessionInfo& s : sessions) ids.push_back(s.client_id);
+  return ids;
+}
+
+// Every worker's sessions, sorted by client id, with their state; the filter and the limit.
+TEST_F(BrokerTest, ListSessionsGathersEveryWorkerSortedWithTheirState) {
+  const std::string a = IdOn(0, "a"), b = IdOn(1, "b"), c = IdOn(1, "c");
+  TestPeer pa = Connected(a);
+  TestPeer pb = Connected(b, Version::kV5, true, kSessionNeverExpires);
+  Subscribe(pb, "x/1", 1);
+  Subscribe(pb, "x/2", 0, 2);
+  TestPeer pc = Connected(c, Version::kV5, true, 300);
+  Subscribe(pc, "q/#", 1);
+  pc.SendDisconnect();
+  Poll();
+  pa.SendPublish("q/1", "one", 1, 1);
+  pa.SendPublish("q/2", "two", 1, 2);
+  Poll();
+
+  std::future<std::vector<SessionInfo>> all = broker_->ListSessions({});
+  Poll();
+  std::vector<SessionInfo> sessions = Ready(all);
+  ASSERT_THAT(Ids(sessions), ElementsAre(a, b, c));
+  EXPECT_TRUE(sessions[0].connected);
+  EXPECT_EQ(sessions[0].protocol_level, 4);
+  EXPECT_FALSE(sessions[0].persistent);
+  EXPECT_EQ(sessions[0].expiry_interval, 0u);
+  EXPECT_EQ(sessions[1].protocol_level, 5);
+  EXPECT_TRUE(sessions[1].persistent);
+  EXPECT_EQ(sessions[1].subscriptions, 2u);
+  EXPECT_EQ(sessions[1].expiry_interval, kSessionNeverExpires);
+  EXPECT_FALSE(sessions[2].connected);
+  EXPECT_TRUE(sessions[2].persistent);
+  EXPECT_EQ(sessions[2].inflight + sessions[2].queued, 2u);
+  EXPECT_EQ(sessions[2].expiry_interval, 300u);
+
+  std::future<std::vector<SessionInfo>> first_two = broker_->ListSessions({"", 2});
+  std::future<std::vector<SessionInfo>> only_c = broker_->ListSessions({c, 1000});
+  std::future<std::vector<SessionInfo>> unknown = broker_->ListSessions({"nobody", 1000});
+  Poll();
+  EXPECT_THAT(Ids(Ready(first_two)), ElementsAre(a, b));
+  EXPECT_THAT(Ids(Ready(only_c)), ElementsAre(c));
+  EXPECT_THAT(Ready(unknown), IsEmpty());
+}
+
+// 5.0: DISCONNECT 0x98 (Administrative action), then the connection closes and a clean session
+// ends with it.
+TEST_F(BrokerTest, KickSendsAdministrativeActionToA5ClientAndEndsItsCleanSession) {
+  const std::string id = IdOn(1, "kick5");
+  TestPeer peer = Connected(id, Version::kV5, true, 0);
+  Subscribe(peer, "k/#", 1);
+  std::future<bool> kicked = broker_->Kick(id, rc::kAdministrativeAction);
+  Poll();
+  EXPECT_TRUE(Ready(kicked));
+  std::vector<WirePacket> packets = peer.Take();
+  ASSERT_EQ(TypeNames(packets), "DISCONNECT");
+  absl::StatusOr<Disconnect> disconnect = DecodeDisconnect(packets[0].body, Version::kV5);
+  ASSERT_TRUE(disconnect.ok()) << disconnect.status();
+  EXPECT_EQ(disconnect->reason_code, 0x98);
+  EXPECT_TRUE(peer.conn().closed);
+  EXPECT_EQ(broker_->shard(1).FindSession(id), nullptr);
+  EXPECT_EQ(broker_->router().subscription_count(), 0u);
+}
+
+// 3.1.1: the connection closes without a packet; a persistent session stays, offline, and a
+// second kick finds nothing connected.
+TEST_F(BrokerTest, KickClosesA311ClientAndKeepsItsPersistentSessionOffline) {
+  const std::string id = IdOn(0, "kick311");
+  TestPeer peer = Connected(id, Version::kV311, /*clean_start=*/false);
+  std::future<bool> kicked = broker_->Kick(id, rc::kAdministrativeAction);
+  Poll();
+  EXPECT_TRUE(Ready(kicked));
+  EXPECT_THAT(peer.Take(), IsEmpty());
+  EXPECT_TRUE(peer.conn().closed);
+  Session* session = broker_->shard(0).FindSession(id);
+  ASSERT_NE(session, nullptr);
+  EXPECT_EQ(session->client(), nullptr);
+  std::future<bool> again = broker_->Kick(id, rc::kAdministrativeAction);
+  std::future<bool> unknown = broker_->Kick("nobody", rc::kAdministrativeAction);
+  Poll();
+  EXPECT_FALSE(Ready(again));
+  EXPECT_FALSE(Ready(unknown));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node/http/metrics.h"
+
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+
+namespace mqtt::http {
+namespace {
+
+using Labels = std::map<std::string, std::string>;
+
+// One scrape's registry: each family is declared where its value is set, with its HELP text.
+class Scrape {
+ public:
+  void Gauge(const std::string& name, const std::string& help, double value,
+             const Labels& labels = {}) {
+    prometheus::BuildGauge().Name(name).Help(help).Register(registry_).Add(labels).Set(value);
+  }
+  // A monotonic figure the node keeps itself: exposed as a counter with its current value.
+  void Counter(const std::string& name, const std::string& help, double value,
+               const Labels& labels = {}) {
+    prometheus::BuildCounter().Name(name).Help(help).Register(registry_).Add(labels).Increment(
+        value);
+  }
+  std::string Text() const { return prometheus::TextSerializer().Serialize(registry_.Collect()); }
+
+ private:
+  prometheus::Registry registry_;  // Merge: a second Register of a name returns the family
+};
+
+void AddNode(const MetricSources& s, absl::Time now, Scrape* out) {
+  out->Gauge("mqttd_build_info", "Build of this mqttd (value 1; the version is a label).", 1,
+             {{"version", s.version}});
+  out->Gauge("mqttd_start_time_seconds", "When this process started, in Unix seconds.",
+             absl::ToDoubleSeconds(s.started_at - absl::UnixEpoch()));
+  out->Gauge("mqttd_uptime_seconds", "Seconds since this process started.",
+             absl::ToDoubleSeconds(now - s.started_at));
+  if (s.ready) out->Gauge("mqttd_ready", "1 when /readyz answers 200, else 0.", s.ready() ? 1 : 0);
+  if (s.clients_connected) {
+    out->Gauge("mqttd_clients_connected", "MQTT connections open on this node.",
+               static_cast<double>(s.clients_connected()));
+  }
+  if (s.subscriptions) {
+    out->Gauge("mqttd_subscriptions", "Subscriptions held by this node's sessions.",
+               static_cast<double>(s.subscriptions()));
+  }
+  if (s.retained_messages) {
+    out->Gauge("mqttd_retained_messages", "Retained messages held by this node.",
+               static_cast<double>(s.retained_messages()));
+  }
+}
+
+void AddStore(const StoreFigures& f, Scrape* out) {
+  out->Gauge("mqttd_store_messages", "Message records in the store.",
+             static_cast<double>(f.messages));
+  out->Gauge("mqttd_store_queue_entries",
+             "Queued messages of persistent sessions in the store, over all clients.",
+             static_cast<double>(f.queue_entries));
+  out->Counter("mqttd_store_batches_total", "Write batches committed to the store.",
+               static_cast<double>(f.batches));
+  out->Counter("mqttd_store_write_groups_total",
+               "RocksDB writes the committed batches took (batches are grouped).",
+               static_cast<double>(f.write_groups));
+  out->Counter("mqttd_store_written_bytes_total", "Bytes of committed write batches (~ WAL bytes).",
+               static_cast<double>(f.bytes_written));
+}
+
+void AddCluster(const MetricSources& s, Scrape* out) {
+  if (s.members_by_state) {
+    std::map<std::string, uint64_t> counts = {
+        {"alive", 0}, {"suspect", 0}, {"dead", 0}, {"left", 0}};
+    for (const auto& [state, n] : s.members_by_state()) counts[state] = n;
+    for (const auto& [state, n] : counts) {
+      out->Gauge("mqttd_cluster_members",
+                 "Cluster members this node knows, itself included, by state.",
+                 static_cast<double>(n), {{"state", state}});
+    }
+  }
+  if (s.outboxes) {
+    for (const PeerOutboxFigures& p : s.outboxes()) {
+      const Labels peer = {{"peer", p.node_id}};
+      out->Gauge("mqttd_cluster_peer_connected", "1 when the forwarding stream to the peer is up.",
+                 p.connected ? 1 : 0, peer);
+      out->Gauge("mqttd_cluster_outbox_messages",
+                 "Messages forwarded to the peer and not acknowledged yet.",
+                 static_cast<double>(p.queued), peer);
+      out->Gauge("mqttd_cluster_outbox_bytes", "Bytes of the messages in the peer's outbox.",
+                 static_cast<double>(p.queued_bytes), peer);
+      out->Gauge("mqttd_cluster_outbox_durable_messages",
+                 "Messages of the peer's outbox written to the store.",
+                 static_cast<double>(p.durable_queued), peer);
+      out->Gauge("mqttd_cluster_outbox_held_acks",
+                 "Publishers' acknowledgements waiting for the peer (congested outbox).",
+                 static_cast<double>(p.held_acks), peer);
+      out->Counter("mqttd_cluster_forwarded_messages_total",
+                   "Messages forwarded to the peer and acknowledged by it.",
+                   static_cast<double>(p.forwarded), peer);
+      out->Counter("mqttd_cluster_forward_dropped_messages_total",
+                   "Messages for the peer dropped (outbox full, or the peer was removed).",
+                   static_cast<double>(p.dropped), peer);
+    }
+  }
+  if (s.forward_duplicates_dropped) {
+    out->Counter("mqttd_cluster_forward_duplicates_dropped_total",
+                 "Forwarded messages received again (after a reconnect) and dropped.",
+                 static_cast<double>(s.forward_duplicates_dropped()));
+  }
+}
+
+void AddRegistry(const RegistryFigures& f, Scrape* out) {
+  out->Gauge("mqttd_registry_leader_known",
+             "1 when this node knows the client-id registry's leader.", f.leader_known ? 1 : 0);
+  out->Gauge("mqttd_registry_is_leader", "1 when this node is the client-id registry's leader.",
+             f.is_leader ? 1 : 0);
+  out->Counter("mqttd_registry_entries_applied_total",
+               "Client-id registry entries applied on this node.",
+               static_cast<double>(f.entries_applied));
+  out->Counter("mqttd_registry_entries_proposed_total",
+               "Client-id registry entries proposed by this node as leader.",
+               static_cast<double>(f.entries_proposed));
+  out->Counter("mqttd_registry_snapshots_taken_total", "Client-id registry snapshots taken here.",
+               static_cast<double>(f.snapshots_taken));
+  out->Counter("mqttd_registry_snapshots_restored_total",
+               "Client-id registry snapshots restored here (start or from the leader).",
+               static_cast<double>(f.snapshots_restored));
+}
+
+}  // namespace
+
+std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
+  Scrape scrape;
+  AddNode(sources, now, &scrape);
+  if (sources.store) AddStore(sources.store(), &scrape);
+  AddCluster(sources, &scrape);
+  if (sources.registry) AddRegistry(sources.registry(), &scrape);
+  return scrape.Text();
+}
+
+}  // namespace mqtt::http

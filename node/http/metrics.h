@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// /metrics: every metric mqttd exports, declared in one place (RenderMetrics) and read at scrape
+// time from the sources below, which the node fills in (node/http/node_sources.h). Nothing here
+// is on the publish path: a per-worker hot-path counter is added as one more source.
+//
+// Threading: RenderMetrics runs on the HTTP server's thread; every source must be safe to call
+// from any thread. A null source leaves its metrics out (no store, not clustered).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace mqtt::http {
+
+struct StoreFigures {  // storage::StoreStats
+  uint64_t messages = 0;
+  uint64_t queue_entries = 0;
+  uint64_t batches = 0;
+  uint64_t write_groups = 0;
+  uint64_t bytes_written = 0;
+};
+
+struct PeerOutboxFigures {  // cluster::ForwardPeerStats
+  std::string node_id;
+  bool connected = false;
+  uint64_t queued = 0;
+  uint64_t queued_bytes = 0;
+  uint64_t durable_queued = 0;
+  uint64_t forwarded = 0;
+  uint64_t dropped = 0;
+  uint64_t held_acks = 0;
+};
+
+struct RegistryFigures {  // cluster::Registry
+  bool leader_known = false;
+  bool is_leader = false;
+  uint64_t entries_applied = 0;
+  uint64_t entries_proposed = 0;
+  uint64_t snapshots_taken = 0;
+  uint64_t snapshots_restored = 0;
+};
+
+struct MetricSources {
+  std::string version;
+  absl::Time started_at = absl::Now();
+  std::function<bool()> ready;  // /readyz's answer
+  std::function<uint64_t()> clients_connected;
+  std::function<uint64_t()> subscriptions;
+  std::function<uint64_t()> retained_messages;
+  std::function<StoreFigures()> store;
+  std::function<std::map<std::string, uint64_t>()> members_by_state;  // "alive" -> 2, this node too
+  std::function<std::vector<PeerOutboxFigures>()> outboxes;
+  std::function<uint64_t()> forward_duplicates_dropped;
+  std::function<RegistryFigures()> registry;
+};
+
+// The Prometheus text exposition (version 0.0.4) of every metric whose source is set.
+std::string RenderMetrics(const MetricSources& sources, absl::Time now = absl::Now());
+
+inline constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace mqtt::http

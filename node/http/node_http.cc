@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node/http/node_http.h"
+
+#include <map>
+#include <vector>
+
+#include "node/http/metrics.h"
+
+#ifndef MQTTD_VERSION
+#define MQTTD_VERSION "unknown"
+#endif
+
+namespace mqtt::http {
+namespace {
+
+// When the process started (dynamic initialisation, before main): mqttd_start_time_seconds and
+// mqttd_uptime_seconds count from here, not from when the HTTP server started.
+const absl::Time kProcessStart = absl::Now();
+
+void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
+  s->clients_connected = [broker] {
+    uint64_t clients = 0;
+    for (size_t i = 0; i < broker->worker_count(); ++i) clients += broker->shard(i).client_count();
+    return clients;
+  };
+  s->subscriptions = [broker] { return broker->router().subscription_count(); };
+  s->retained_messages = [broker] { return broker->router().retained_count(); };
+  if (store == nullptr) return;
+  s->store = [store] {
+    const storage::StoreStats stats = store->stats();
+    return StoreFigures{stats.messages, stats.queue_entries, stats.batches, stats.write_groups,
+                        stats.bytes_written};
+  };
+}
+
+void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
+  if (cluster == nullptr) return;
+  s->members_by_state = [cluster] {
+    std::map<std::string, uint64_t> counts;
+    for (const cluster::MemberInfo& m : cluster->membership().Members()) {
+      ++counts[cluster::MemberStateName(m.state)];
+    }
+    return counts;
+  };
+  if (cluster::Forwarder* forwarder = cluster->forwarder(); forwarder != nullptr) {
+    s->outboxes = [forwarder] {
+      std::vector<PeerOutboxFigures> out;
+      for (const cluster::ForwardPeerStats& p : forwarder->Stats()) {
+        out.push_back({p.node_id, p.connected, p.queued, p.queued_bytes, p.durable_queued,
+                       p.forwarded, p.dropped, p.held_acks});
+      }
+      return out;
+    };
+    s->forward_duplicates_dropped = [forwarder] { return forwarder->duplicates_dropped(); };
+  }
+  if (cluster::RegistryNode* node = cluster->registry(); node != nullptr) {
+    s->registry = [node] {
+      const cluster::Registry& registry = node->registry();
+      const cluster::RegistryStats stats = registry.stats();
+      return RegistryFigures{!registry.LeaderId().empty(), registry.IsLeader(),
+                             stats.entries_applied,        stats.entries_proposed,
+                             stats.snapshots_taken,        stats.snapshots_restored};
+    };
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& listen, Broker* broker,
+                                                          storage::Store* store,
+                                                          cluster::ClusterNode* cluster) {
+  if (listen.empty()) return nullptr;
+  // No storage check: the store is open before the node gets here, and a storage failure stops
+  // the node (SIGTERM to itself), which /readyz reports as "shutting down".
+  ReadinessChecks checks;
+  if (cluster != nullptr) {
+    checks.cluster = [cluster] {
+      std::string reason;
+      return cluster->ready(&reason) ? std::string() : reason;
+    };
+  }
+  std::unique_ptr<NodeHttp> node(new NodeHttp(std::move(checks)));
+  const Readiness* readiness = &node->readiness_;
+  auto sources = std::make_shared<MetricSources>();
+  sources->version = MQTTD_VERSION;
+  sources->started_at = kProcessStart;
+  sources->ready = [readiness] { return readiness->ready(); };
+  AddBrokerSources(broker, store, sources.get());
+  AddClusterSources(cluster, sources.get());
+
+  Handlers handlers;
+  handlers["/healthz"] = [readiness] { return readiness->Healthz(); };
+  handlers["/readyz"] = [readiness] { return readiness->Readyz(); };
+  handlers["/metrics"] = [sources] {
+    return Response{200, RenderMetrics(*sources), kMetricsContentType, {}};
+  };
+  ServerOptions options;
+  options.listen = listen;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, std::move(handlers));
+  if (!server.ok()) return server.status();
+  node->server_ = std::move(*server);
+  return node;
+}
+
+}  // namespace mqtt::http

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node/http/metrics.h"
+
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "gtest/gtest.h"
+
+namespace mqtt::http {
+namespace {
+
+bool Has(const std::string& text, const std::string& line) {
+  return text.find(line + "\n") != std::string::npos;
+}
+
+// Every line is a comment (# HELP / # TYPE) or `name{labels} value`; every sample's family has
+// HELP and TYPE lines.
+void ExpectValidExposition(const std::string& text) {
+  static const std::regex kSample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$)");
+  static const std::regex kMeta(R"(^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$)");
+  std::set<std::string> help, type;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::smatch m;
+    if (std::regex_match(line, m, kMeta)) {
+      (m[1] == "HELP" ? help : type).insert(m[2]);
+      continue;
+    }
+    ASSERT_TRUE(std::regex_match(line, m, kSample)) << line;
+    EXPECT_TRUE(help.count(m[1]) && type.count(m[1])) << "no HELP/TYPE before " << line;
+  }
+}
+
+TEST(MetricsTest, NodeMetricsAlone) {
+  MetricSources s;
+  s.version = "1.2.3";
+  s.started_at = absl::FromUnixSeconds(1000);
+  s.ready = [] { return true; };
+  s.clients_connected = [] { return uint64_t{3}; };
+  s.subscriptions = [] { return uint64_t{7}; };
+  s.retained_messages = [] { return uint64_t{2}; };
+  const std::string text = RenderMetrics(s, absl::FromUnixSeconds(1060));
+  ExpectValidExposition(text);
+  EXPECT_TRUE(Has(text, "mqttd_build_info{version=\"1.2.3\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_uptime_seconds 60")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_start_time_seconds 1000")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_ready 1")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE mqttd_clients_connected gauge")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_clients_connected 3")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_subscriptions 7")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_retained_messages 2")) << text;
+  // No store, no cluster: their metrics are left out.
+  EXPECT_EQ(text.find("mqttd_store_"), std::string::npos);
+  EXPECT_EQ(text.find("mqttd_cluster_"), std::string::npos);
+  EXPECT_EQ(text.find("mqttd_registry_"), std::string::npos);
+}
+
+TEST(MetricsTest, StoreClusterAndRegistry) {
+  MetricSources s;
+  s.store = [] { return StoreFigures{10, 4, 100, 50, 4096}; };
+  s.members_by_state = [] { return std::map<std::string, uint64_t>{{"alive", 2}, {"dead", 1}}; };
+  s.outboxes = [] {
+    return std::vector<PeerOutboxFigures>{{"n2", true, 5, 500, 3, 42, 1, 0},
+                                          {"n3", false, 0, 0, 0, 7, 0, 2}};
+  };
+  s.forward_duplicates_dropped = [] { return uint64_t{9}; };
+  s.registry = [] { return RegistryFigures{true, false, 12, 0, 1, 2}; };
+  const std::string text = RenderMetrics(s);
+  ExpectValidExposition(text);
+  EXPECT_TRUE(Has(text, "mqttd_store_messages 10")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_store_queue_entries 4")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE mqttd_store_batches_total counter")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_store_batches_total 100")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_store_written_bytes_total 4096")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_members{state=\"alive\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_members{state=\"dead\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_members{state=\"suspect\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_members{state=\"left\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_peer_connected{peer=\"n2\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_peer_connected{peer=\"n3\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_outbox_messages{peer=\"n2\"} 5")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_outbox_bytes{peer=\"n2\"} 500")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_outbox_held_acks{peer=\"n3\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_forwarded_messages_total{peer=\"n2\"} 42")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_forward_dropped_messages_total{peer=\"n2\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_forward_duplicates_dropped_total 9")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_registry_leader_known 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_registry_is_leader 0")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_registry_entries_applied_total 12")) << text;
+}
+
+TEST(MetricsTest, LabelValuesAreEscaped) {
+  MetricSources s;
+  s.version = "a\"b\\c";
+  const std::string text = RenderMetrics(s);
+  EXPECT_TRUE(Has(text, "mqttd_build_info{version=\"a\\\"b\\\\c\"} 1")) << text;
+}
+
+}  // namespace
+}  // namespace mqtt::http
