@@ -15,8 +15,7 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import (ClusterNode, mqttctl_json, unique, wait_members_alive,
-                             wait_until)
+from harness_cluster import mqttctl_json, start_chain, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
@@ -72,15 +71,7 @@ class Forwarding(unittest.TestCase):
         self.prefix = unique("fwd")
 
     def start_cluster(self, count):
-        nodes = []
-        for i in range(count):
-            seeds = [nodes[0].cluster_address] if nodes else []
-            node = ClusterNode("%s-%d" % (self.prefix, i), seeds=seeds)
-            self.addCleanup(node.cleanup)
-            node.start()
-            nodes.append(node)
-        wait_members_alive(nodes, WAIT_S)
-        return nodes
+        return start_chain(self.prefix, count, lambda n: self.addCleanup(n.cleanup), WAIT_S)
 
     def mosquitto_sub(self, node, topic_filter, qos, count):
         proc = subprocess.Popen(

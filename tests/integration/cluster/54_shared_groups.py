@@ -26,8 +26,7 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import (ClusterNode, mqttctl_json, unique, wait_members_alive,
-                             wait_until)
+from harness_cluster import mqttctl_json, start_chain, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
 MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
@@ -159,14 +158,9 @@ class SharedGroupsAcrossNodes(unittest.TestCase):
         prefix = unique("share")
         cls.nodes = []
         try:
-            for i in range(3):
-                seeds = [cls.nodes[0].cluster_address] if cls.nodes else []
-                # Node 0 alone prefers its own members; 1 and 2 spread over the cluster.
-                extra = ["--shared-subscription-prefer-local", "true"] if i == 0 else []
-                node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds, extra_args=extra)
-                cls.nodes.append(node)
-                node.start()
-            wait_members_alive(cls.nodes, WAIT_S)
+            # Node 0 alone prefers its own members; 1 and 2 spread over the cluster.
+            start_chain(prefix, 3, cls.nodes.append, WAIT_S, lambda i: [
+                "--shared-subscription-prefer-local", "true"] if i == 0 else [])
         except BaseException:
             cls.tearDownClass()
             raise

@@ -16,7 +16,7 @@ import threading
 import time
 import unittest
 
-from harness_cluster import (ClusterNode, free_port, mqttctl_json, unique, wait_members_alive,
+from harness_cluster import (ClusterNode, free_port, mqttctl_json, start_chain, unique,
                              wait_until)
 from harness_persist import skip_under_mosquitto
 
@@ -46,15 +46,7 @@ class Registry(unittest.TestCase):
         self.prefix = unique("reg")
 
     def start_cluster(self, count=3):
-        nodes = []
-        for i in range(count):
-            seeds = [nodes[0].cluster_address] if nodes else []
-            node = ClusterNode("%s-%d" % (self.prefix, i), seeds=seeds)
-            self.addCleanup(node.cleanup)
-            node.start()
-            nodes.append(node)
-        wait_members_alive(nodes, WAIT_S)
-        return nodes
+        return start_chain(self.prefix, count, lambda n: self.addCleanup(n.cleanup), WAIT_S)
 
     def raw(self, node):
         client = RawClient(node.host, node.port)

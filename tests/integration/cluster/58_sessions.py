@@ -16,7 +16,7 @@ import struct
 import subprocess
 import unittest
 
-from harness_cluster import ClusterNode, mqttctl_json, unique, wait_members_alive, wait_until
+from harness_cluster import mqttctl_json, start_chain, unique, wait_members_alive, wait_until
 from harness_persist import skip_under_mosquitto
 
 import harness  # noqa: E402 (on the path harness_cluster sets)
@@ -56,12 +56,7 @@ class Sessions(unittest.TestCase):
             raise unittest.SkipTest("MQTTCTL_BIN not set (run through ctest)")
         prefix = unique("ses")
         try:
-            for i in range(3):
-                seeds = [cls.nodes[0].cluster_address] if cls.nodes else []
-                node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds)
-                cls.nodes.append(node)
-                node.start()
-            wait_members_alive(cls.nodes, WAIT_S)
+            start_chain(prefix, 3, cls.nodes.append, WAIT_S)
         except Exception:
             cls.tearDownClass()
             raise

@@ -106,6 +106,22 @@ def mqttctl_json(node, *args):
     return json.loads(out.stdout)
 
 
+def start_chain(prefix, count, started, timeout, extra_args=lambda i: []):
+    """`count` nodes PREFIX-0..count-1, each joining through node 0, started one after another;
+    returns them once every node lists every other alive (at most `timeout` s). `started(node)` is
+    called as soon as a node exists, before it starts, so that a failure later still cleans it
+    up (addCleanup, or a list a tearDownClass walks)."""
+    nodes = []
+    for i in range(count):
+        seeds = [nodes[0].cluster_address] if nodes else []
+        node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds, extra_args=extra_args(i))
+        started(node)
+        node.start()
+        nodes.append(node)
+    wait_members_alive(nodes, timeout)
+    return nodes
+
+
 def wait_members_alive(nodes, timeout):
     """Until every node of `nodes` lists all of them alive."""
     names = {n.name for n in nodes}
