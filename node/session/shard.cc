@@ -80,6 +80,7 @@ void Shard::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   if (client == nullptr) return;
   MQTT_LOG_INFO("client %s: session taken over by a connection on another node", client_id);
   client->TakenOver(/*resumed=*/false);
+  session->set_claim_epoch(0);  // the registry names the other node now: nothing to release
   SessionDetached(session);
 }
 
@@ -157,6 +158,7 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start, uint
       *session_present = true;
       return session;
     }
+    session->set_claim_epoch(0);  // the new claim replaced it in the registry: nothing to release
     DestroySession(session);
   }
   auto session = std::make_unique<Session>(this, client_id, node_->NewSessionId(),
