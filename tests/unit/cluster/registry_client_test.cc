@@ -44,23 +44,9 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout = kWait
 
 using Result = absl::StatusOr<std::vector<RegistryChange>>;
 
-// Proposes and waits (bounded) for the callback, which may outlive a failed wait: its state is
-// shared.
 Result ProposeAndWait(RegistryClient& client, std::vector<v1::RegistryCommand> commands,
                       absl::Duration timeout = kWait) {
-  struct Shared {
-    absl::Notification done;
-    Result result = absl::UnknownError("no callback");
-  };
-  auto shared = std::make_shared<Shared>();
-  client.Propose(std::move(commands), [shared](Result r) {
-    shared->result = std::move(r);
-    shared->done.Notify();
-  });
-  if (!shared->done.WaitForNotificationWithTimeout(timeout)) {
-    return absl::DeadlineExceededError("test: no callback in time");
-  }
-  return shared->result;
+  return test_util::ProposeAndWait(client, std::move(commands), timeout);
 }
 
 // node id -> gRPC address, filled as the servers start; read from gRPC and raft threads.

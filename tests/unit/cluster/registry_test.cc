@@ -66,23 +66,9 @@ struct Node {
 
 using Result = absl::StatusOr<std::vector<RegistryChange>>;
 
-// Proposes and waits (bounded) for the callback. The callback may outlive a failed wait, so its
-// state is shared.
 Result ProposeAndWait(Registry& registry, std::vector<v1::RegistryCommand> commands,
                       absl::Duration timeout = kWait) {
-  struct Shared {
-    absl::Notification done;
-    Result result = absl::UnknownError("no callback");
-  };
-  auto shared = std::make_shared<Shared>();
-  registry.Propose(std::move(commands), [shared](Result r) {
-    shared->result = std::move(r);
-    shared->done.Notify();
-  });
-  if (!shared->done.WaitForNotificationWithTimeout(timeout)) {
-    return absl::DeadlineExceededError("test: no callback in time");
-  }
-  return shared->result;
+  return test_util::ProposeAndWait(registry, std::move(commands), timeout);
 }
 
 absl::Status ChangeAndWait(const std::function<void(Registry::DoneCallback)>& change) {

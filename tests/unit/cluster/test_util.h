@@ -9,11 +9,17 @@
 #include <unistd.h>
 
 #include <functional>
+#include <memory>
 #include <random>
+#include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cluster/registry_state.h"
+#include "proto/registry.pb.h"
 
 namespace mqtt::cluster::test_util {
 
@@ -50,6 +56,27 @@ inline bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout)
     absl::SleepFor(absl::Milliseconds(5));
   }
   return true;
+}
+
+// Proposes through `proposer` (a Registry or a RegistryClient) and waits at most `timeout` for
+// the callback, which may outlive a failed wait: its state is shared.
+template <typename Proposer>
+absl::StatusOr<std::vector<RegistryChange>> ProposeAndWait(
+    Proposer& proposer, std::vector<v1::RegistryCommand> commands, absl::Duration timeout) {
+  using Result = absl::StatusOr<std::vector<RegistryChange>>;
+  struct Shared {
+    absl::Notification done;
+    Result result = absl::UnknownError("no callback");
+  };
+  auto shared = std::make_shared<Shared>();
+  proposer.Propose(std::move(commands), [shared](Result r) {
+    shared->result = std::move(r);
+    shared->done.Notify();
+  });
+  if (!shared->done.WaitForNotificationWithTimeout(timeout)) {
+    return absl::DeadlineExceededError("test: no callback in time");
+  }
+  return shared->result;
 }
 
 }  // namespace mqtt::cluster::test_util
