@@ -552,7 +552,10 @@ class Forwarder::Origin final : public AckListener, public std::enable_shared_fr
         local_->DeliverForwarded(worker_, item.message, ack, nullptr);
         continue;
       }
-      const SharedTarget shared{item.shared->group(), item.shared->filter(), item.shared->hops()};
+      const std::vector<uint32_t> subscription_ids(item.shared->subscription_ids().begin(),
+                                                   item.shared->subscription_ids().end());
+      const SharedTarget shared{item.shared->group(), item.shared->filter(), item.shared->hops(),
+                                item.shared->client_id(), &subscription_ids};
       local_->DeliverForwarded(worker_, item.message, ack, &shared);
     }
   }
@@ -765,6 +768,11 @@ void Forwarder::Forward(SessionStorage& from, uint32_t node, bool durable,
     s->set_group(std::string(shared->group));
     s->set_filter(std::string(shared->filter));
     s->set_hops(shared->hops);
+    s->set_client_id(std::string(shared->client_id));
+    if (shared->subscription_ids != nullptr) {
+      s->mutable_subscription_ids()->Add(shared->subscription_ids->begin(),
+                                         shared->subscription_ids->end());
+    }
     share = std::move(s);
   }
   const bool persist = durable && message->qos > 0 && from.store() != nullptr;

@@ -195,6 +195,15 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     }
   }
 
+  if (node->registry_ != nullptr && node->forwarder_ != nullptr &&
+      parts.session_source != nullptr) {
+    SessionTransferOptions t;
+    t.node_id = options.node_id;
+    node->transfer_ = std::make_unique<SessionTransfer>(std::move(t), node->membership_.get(),
+                                                        node->forwarder_.get(), node->routes_.get(),
+                                                        parts.session_source);
+  }
+
   grpc::ServerBuilder builder;
   // gRPC binds with SO_REUSEPORT by default: a second node started on the same address would
   // bind too and take part of the peers' connections. One node per port.
@@ -206,6 +215,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   if (node->forwarder_ != nullptr) builder.RegisterService(node->forwarder_->service());
   if (node->retained_ != nullptr) builder.RegisterService(node->retained_->service());
   if (node->registry_ != nullptr) builder.RegisterService(node->registry_->service());
+  if (node->transfer_ != nullptr) builder.RegisterService(node->transfer_->service());
   // A retained Push or a forward batch carries whole messages; a full route state can exceed
   // gRPC's default 4 MB too.
   builder.SetMaxReceiveMessageSize(-1);
@@ -264,6 +274,7 @@ void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   }
   if (registry_ != nullptr) registry_->Stop();  // its service answers Unavailable from now on
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  if (transfer_ != nullptr) transfer_->Stop();
   if (forwarder_ != nullptr) forwarder_->Stop();
   if (retained_ != nullptr) retained_->Stop();
   if (routes_ != nullptr) routes_->Stop();

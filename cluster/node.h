@@ -23,6 +23,7 @@
 #include "cluster/retained_sync.h"
 #include "cluster/router_link.h"
 #include "cluster/routes.h"
+#include "cluster/session_transfer.h"
 #include "grpcpp/server.h"
 
 namespace mqtt::cluster {
@@ -61,6 +62,9 @@ struct NodeParts {
   // For `mqttctl sessions` and `mqttctl kick` (AdminSources); thread-safe.
   std::function<std::future<std::vector<SessionInfo>>(SessionFilter)> sessions;
   std::function<std::future<bool>(std::string client_id)> kick;
+  // Serves the sessions other nodes take from this one (the broker); with the registry and
+  // forwarding, sessions move between nodes (session_mover()).
+  SessionSource* session_source = nullptr;
 };
 
 class ClusterNode {
@@ -98,6 +102,9 @@ class ClusterNode {
   // Null without a registry. Set it as the broker's ClientRegistry before accepting clients.
   ClientRegistry* client_registry() { return claims_.get(); }
   RegistryNode* registry() { return registry_.get(); }
+  // Null without a registry, forwarding or a session source. Set it as the broker's SessionMover
+  // before accepting clients.
+  SessionMover* session_mover() { return transfer_.get(); }
 
  private:
   ClusterNode() = default;
@@ -109,6 +116,7 @@ class ClusterNode {
   std::unique_ptr<RetainedSync> retained_;
   std::unique_ptr<RegistryNode> registry_;
   std::unique_ptr<ClientClaims> claims_;
+  std::unique_ptr<SessionTransfer> transfer_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;

@@ -250,14 +250,19 @@ void ClientClaims::Claim(const std::string& client_id, ClaimDone done) {
                   done = std::move(done)](absl::StatusOr<std::vector<RegistryChange>> result) {
                    if (result.ok() && result->size() == 1 &&
                        (*result)[0].kind == RegistryChange::Kind::kRegistered) {
-                     return done((*result)[0].holder.epoch);
+                     const RegistryChange& change = (*result)[0];
+                     Claimed claimed{change.holder.epoch, {}};
+                     if (change.previous.has_value() && change.previous->node_id != node_id_) {
+                       claimed.previous_node = change.previous->node_id;
+                     }
+                     return done(std::move(claimed));
                    }
                    absl::Status error =
                        result.ok() ? absl::InternalError("registry: no change") : result.status();
                    if (!allow_without_majority_) return done(std::move(error));
                    MQTT_LOG_WARN("client %s: connected without registering (%s)", client_id,
                                  error.message());
-                   done(uint64_t{0});
+                   done(Claimed{});
                  });
 }
 

@@ -126,8 +126,8 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   auto kick = [broker](std::string client_id) {
     return broker->Kick(std::move(client_id), mqtt::rc::kAdministrativeAction);
   };
-  return mqtt::cluster::ClusterNode::Start(
-      options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick});
+  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker, status,
+                                                     claimed_elsewhere, sessions, kick, broker});
 }
 
 int Run(const mqtt::Config& config) {
@@ -182,7 +182,10 @@ int Run(const mqtt::Config& config) {
   if (*cluster != nullptr && (*cluster)->forwarder() != nullptr) {
     broker.set_remote_delivery((*cluster)->forwarder());
   }
-  if (*cluster != nullptr) broker.set_client_registry((*cluster)->client_registry());
+  if (*cluster != nullptr) {
+    broker.set_client_registry((*cluster)->client_registry());
+    broker.set_session_mover((*cluster)->session_mover());
+  }
   if (*cluster != nullptr && (*cluster)->retained() != nullptr) {
     broker.set_retained_replication((*cluster)->retained());
   }

@@ -132,6 +132,33 @@ absl::StatusOr<SessionRecord> Store::GetSession(std::string_view client_id) cons
   return impl_->GetRecord<SessionRecord>(kSessionsCf, client_id);
 }
 
+absl::StatusOr<SessionState> Store::LoadSession(std::string_view client_id) const {
+  const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  absl::StatusOr<SessionState> result;
+  {
+    absl::StatusOr<SessionRecord> record =
+        impl_->GetRecord<SessionRecord>(kSessionsCf, client_id, ro);
+    if (!record.ok()) {
+      result = record.status();
+    } else {
+      SessionState state;
+      state.record = std::move(*record);
+      SessionReader reader(*impl_, ro);
+      absl::Status status = reader.Fill(&state);
+      state.queue = queue_stats(client_id);
+      if (status.ok()) {
+        result = std::move(state);
+      } else {
+        result = status;
+      }
+    }
+  }
+  impl_->db->ReleaseSnapshot(snapshot);
+  return result;
+}
+
 absl::Status Store::LoadSessions(absl::FunctionRef<absl::Status(const SessionState&)> visit) const {
   const rocksdb::Snapshot* snapshot = impl_->db->GetSnapshot();
   rocksdb::ReadOptions ro;

@@ -138,6 +138,8 @@ class Store {
   // inbound QoS 2 ids; stops at the first non-OK status `visit` returns and returns it. Holds
   // one session at a time: memory does not grow with the number of sessions.
   absl::Status LoadSessions(absl::FunctionRef<absl::Status(const SessionState&)> visit) const;
+  // One session as LoadSessions gives it, read from one snapshot; kNotFound if none is stored.
+  absl::StatusOr<SessionState> LoadSession(std::string_view client_id) const;
   // Deletes (as DeleteSession) every session with SessionExpiresAt <= now_unix_ms and returns
   // their client ids. Call it at start-up, before LoadSessions, or from the owner of the
   // sessions: it races with a concurrent reconnect of the same client.

@@ -47,6 +47,8 @@ v1::MessageRecord ToRecord(const Message& m, uint64_t now_unix_ms) {
   r.set_qos(m.qos);
   r.set_retain(m.retain);
   r.set_publisher_id(m.publisher_id);
+  r.set_origin_node(m.origin.node);
+  r.set_origin_seq(m.origin.seq);
   if (m.properties) {
     *r.mutable_properties() = ToRecord(*m.properties);
     if (m.properties->message_expiry_interval) {
@@ -64,6 +66,7 @@ Message FromRecord(const v1::MessageRecord& r) {
   m.qos = static_cast<uint8_t>(r.qos());
   m.retain = r.retain();
   m.publisher_id = r.publisher_id();
+  m.origin = OriginId{r.origin_node(), r.origin_seq()};
   if (r.has_properties())
     m.properties = std::make_shared<const Properties>(FromRecord(r.properties()));
   return m;

@@ -15,6 +15,22 @@
 
 namespace mqtt {
 
+// Which publish a message is a copy of, cluster-wide: `node` is random per process and `seq`
+// unique within it (NewOriginId). Zero on a single node, which never needs it: a session that
+// moves between nodes uses it to drop a copy that reached it twice (issue 12).
+struct OriginId {
+  uint64_t node = 0;
+  uint64_t seq = 0;
+  bool empty() const { return node == 0 && seq == 0; }
+  bool operator==(const OriginId&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const OriginId& id) {
+    return H::combine(std::move(h), id.node, id.seq);
+  }
+};
+// A fresh id; any thread, no shared atomic per call (each thread takes blocks of sequence numbers).
+OriginId NewOriginId();
+
 struct Message {
   std::string topic;
   std::string payload;
@@ -29,6 +45,7 @@ struct Message {
   uint64_t publisher_session_id = 0;
   // 5.0 Message Expiry: steady-clock deadline in ms (MonotonicMs()); 0 = never expires.
   int64_t expires_at_ms = 0;
+  OriginId origin;
   // Id of the stored copy (storage::Store::NewMessageId), set by the first worker that persists
   // the message for a persistent session; 0 until then. Atomic: workers race to set it, and
   // the loser's id is simply not used.

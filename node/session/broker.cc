@@ -183,7 +183,7 @@ class PublishDelivery final : public RouteVisitor {
   void ToNodeShared(uint32_t node, bool durable, std::string_view group,
                     std::string_view filter) override {
     if (remote_ == nullptr) return;
-    const SharedTarget shared{group, filter, hops_};
+    const SharedTarget shared{group, filter, hops_, {}, nullptr};
     remote_->Forward(from_, node, durable, message_, message_->qos > 0 ? ack_ : nullptr, &shared);
   }
 
@@ -222,6 +222,18 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
 void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const AckTokenPtr& ack,
                               const SharedTarget* shared) {
   Shard& shard = *shards_[worker];
+  if (shared != nullptr && !shared->client_id.empty()) {
+    // A copy for one session that moved here: delivered on its home worker, in the order the
+    // copies arrive (posts from one worker to another run in order).
+    OutboundMessage out{message, message->qos, message->retain, 0, {}, 0, ack};
+    if (shared->subscription_ids != nullptr) out.subscription_ids = *shared->subscription_ids;
+    Shard* home = shards_[HomeWorker(shared->client_id)].get();
+    home->worker()->Post(
+        [home, client_id = std::string(shared->client_id), out = std::move(out)]() mutable {
+          home->DeliverToClient(client_id, std::move(out));
+        });
+    return;
+  }
   if (shared == nullptr) {
     PublishDelivery delivery(shard, message, ack, nullptr, 0);
     router_.RouteLocal(*message, delivery);
@@ -269,6 +281,19 @@ bool Broker::Redistribute(uint32_t from_worker, const OutboundMessage& message,
 void Broker::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   Shard* home = shards_[HomeWorker(client_id)].get();
   home->worker()->Post([home, client_id, epoch] { home->ClaimedElsewhere(client_id, epoch); });
+}
+
+void Broker::ExportSession(const std::string& client_id, uint64_t epoch, const std::string& to_node,
+                           bool discard, Exported done) {
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  home->worker()->Post([home, client_id, epoch, to_node, discard, done = std::move(done)] {
+    done(home->ExportSession(client_id, epoch, to_node, discard));
+  });
+}
+
+void Broker::FinishExport(const std::string& client_id, uint64_t epoch) {
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  home->worker()->Post([home, client_id, epoch] { home->FinishExport(client_id, epoch); });
 }
 
 namespace {

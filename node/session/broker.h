@@ -40,7 +40,7 @@
 
 namespace mqtt {
 
-class Broker final : public NodeContext, public ForwardedDelivery {
+class Broker final : public NodeContext, public ForwardedDelivery, public SessionSource {
  public:
   // `store` may be null: then nothing is persisted (sessions and retained messages live in
   // memory only). Otherwise it must outlive the broker.
@@ -83,6 +83,7 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   // Logged once, then the node stops (SIGTERM to itself). Any thread.
   void StorageFailed(const absl::Status& status) override;
   ClientRegistry* client_registry() const override { return client_registry_; }
+  SessionMover* session_mover() const override { return session_mover_; }
 
   // ForwardedDelivery (remote.h).
   Executor& executor_of(uint32_t worker) override { return *shards_[worker]->worker(); }
@@ -98,6 +99,13 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   void set_retained_replication(RetainedReplication* retained) { retained_ = retained; }
   // The cluster's client-id registry; null on a single node. Set before Start().
   void set_client_registry(ClientRegistry* registry) { client_registry_ = registry; }
+  // Moves persistent sessions between nodes (with the registry); null on a single node. Set
+  // before Start().
+  void set_session_mover(SessionMover* mover) { session_mover_ = mover; }
+  // SessionSource (remote.h).
+  void ExportSession(const std::string& client_id, uint64_t epoch, const std::string& to_node,
+                     bool discard, Exported done) override;
+  void FinishExport(const std::string& client_id, uint64_t epoch) override;
   // The registry gave `client_id` to another node at `epoch` (Shard::ClaimedElsewhere). Any
   // thread.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
@@ -126,6 +134,7 @@ class Broker final : public NodeContext, public ForwardedDelivery {
   RemoteDelivery* remote_ = nullptr;
   RetainedReplication* retained_ = nullptr;
   ClientRegistry* client_registry_ = nullptr;
+  SessionMover* session_mover_ = nullptr;
   // Group copies forwarded here that found no member (DeliverForwarded), and when last logged.
   std::atomic<uint64_t> shared_dropped_{0};
   std::atomic<int64_t> last_drop_log_ms_{-1'000'000};

@@ -408,6 +408,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
     message->retain = publish->retain;
     message->publisher_id = client_id_;
     message->publisher_session_id = session_->id();
+    if (node().client_registry() != nullptr) message->origin = NewOriginId();
     if (version_ == Version::kV5) {
       Properties& properties = publish->properties;
       properties.topic_alias.reset();

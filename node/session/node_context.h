@@ -23,6 +23,7 @@
 namespace mqtt {
 
 class ClientRegistry;  // remote.h
+class SessionMover;    // remote.h
 
 class Shard;
 
@@ -64,6 +65,8 @@ class NodeContext {
   virtual void StorageFailed(const absl::Status& status) = 0;
   // The cluster's client-id registry; null on a single node (remote.h).
   virtual ClientRegistry* client_registry() const = 0;
+  // Moves persistent sessions between nodes; null on a single node (remote.h).
+  virtual SessionMover* session_mover() const = 0;
 
  protected:
   ~NodeContext() = default;

@@ -11,14 +11,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "node/base/executor.h"
 #include "node/protocol/message.h"
 #include "node/router/ack_token.h"
 #include "node/session/session_host.h"
+#include "storage/store.h"
 
 namespace mqtt {
 
@@ -30,6 +33,10 @@ struct SharedTarget {
   std::string_view group;   // "$queue" for $queue/ filters
   std::string_view filter;  // without the $share/{group}/ prefix
   uint32_t hops = 0;
+  // Set instead of group and filter: a copy for this client's session only, which moved to the
+  // receiving node (SessionMover::Relay); the message's qos and retain are the session's.
+  std::string_view client_id;
+  const std::vector<uint32_t>* subscription_ids = nullptr;  // 5.0; may be null
 };
 
 // The delivery path to other nodes (the cluster's forwarder). Called on the publishing worker's
@@ -88,12 +95,17 @@ class RetainedReplication {
 // The cluster's client-id registry (issue 12): at most one connected session per client id in the
 // cluster. Every CONNECT claims its client id before its CONNACK; the latest claim (highest epoch)
 // wins everywhere, and the node that held the id before is told (Broker::ClaimedElsewhere).
+struct Claimed {
+  uint64_t epoch = 0;         // 0: not registered (allowed without a registry majority)
+  std::string previous_node;  // the node that held the client id before, if another one
+};
+
 class ClientRegistry {
  public:
-  using ClaimDone = std::function<void(absl::StatusOr<uint64_t> epoch)>;
+  using ClaimDone = std::function<void(absl::StatusOr<Claimed> claim)>;
   // Any thread. `done` runs once, on any thread, with the epoch of this claim (epochs grow
-  // cluster-wide), or an error when it could not be made (no registry majority reachable): the
-  // CONNECT is then refused.
+  // cluster-wide) and the node that held the id before, or an error when it could not be made
+  // (no registry majority reachable): the CONNECT is then refused.
   virtual void Claim(const std::string& client_id, ClaimDone done) = 0;
   // Any thread, non-blocking: false if this node knows of a claim newer than `epoch` (the claim
   // at `epoch` lost a race and must not connect).
@@ -104,6 +116,56 @@ class ClientRegistry {
 
  protected:
   ~ClientRegistry() = default;
+};
+
+// A persistent session as it moves between nodes: what the store holds of it.
+struct TransferredSession {
+  storage::SessionState state;  // record, in-flight window with messages, inbound QoS 2, next_seq
+  std::vector<storage::QueuedMessage> queue;  // in queue order
+};
+
+// Moving sessions between nodes (issue 12, docs/cluster-sessions.md "Handover"), implemented by
+// the cluster (cluster/session_transfer.h). The node that won a client id (B) fetches the session
+// from the node that held it (A), writes it, and tells A it is done; A then passes on what still
+// reaches it for that client (Relay) for a while, and forgets the session.
+class SessionMover {
+ public:
+  using Fetched = std::function<void(absl::StatusOr<std::optional<TransferredSession>>)>;
+  // Any thread; `done` on any thread: the session A held (nullopt: none, or `discard`: a clean
+  // start, A deleted it), or an error when A cannot be asked (down, unreachable): the connection
+  // then starts a new session (A's queued messages follow when it is back, see the doc).
+  virtual void Fetch(const std::string& client_id, uint64_t epoch, const std::string& from_node,
+                     bool discard, Fetched done) = 0;
+  // Any thread: B holds the session (written and committed). Retried in the background.
+  virtual void Finish(const std::string& client_id, uint64_t epoch,
+                      const std::string& from_node) = 0;
+  // On a worker, with its storage: a message for the session of `client_id` on `to_node`, durable
+  // as RemoteDelivery::Forward with `durable` (the batch holds `ack`). `message` carries the qos
+  // and retain flag the session gets.
+  virtual void Relay(SessionStorage& from, const std::string& to_node, const std::string& client_id,
+                     const MessagePtr& message, const std::vector<uint32_t>& subscription_ids,
+                     const AckTokenPtr& ack) = 0;
+
+ protected:
+  ~SessionMover() = default;
+};
+
+// The other side of SessionMover: what the cluster asks of this node's broker when another node
+// takes a session from it (implemented by Broker).
+class SessionSource {
+ public:
+  using Exported = SessionMover::Fetched;
+  // Any thread; `done` on a worker. Closes the client's connection here if any (it moved),
+  // and gives the persistent session as stored, keeping it until FinishExport; with `discard`
+  // deletes it and gives nullopt. nullopt too when there is no session (or only a clean one).
+  virtual void ExportSession(const std::string& client_id, uint64_t epoch,
+                             const std::string& to_node, bool discard, Exported done) = 0;
+  // Any thread: the session taken at `epoch` is held by `to_node` now: what was queued here after
+  // the export goes there, the stored copy is deleted.
+  virtual void FinishExport(const std::string& client_id, uint64_t epoch) = 0;
+
+ protected:
+  ~SessionSource() = default;
 };
 
 }  // namespace mqtt

@@ -28,6 +28,7 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
   message->qos = will.qos;
   message->retain = will.retain;
   message->publisher_id = std::string(client_id);
+  message->origin = NewOriginId();  // cheap; lets a moved session drop a will's second copy
   will.properties.will_delay_interval.reset();
   if (will.properties.message_expiry_interval) {
     message->expires_at_ms =
@@ -133,7 +134,29 @@ bool Session::CanSendNow(uint8_t qos) const {
   return qos == 0 || inflight_.size() < send_window_;
 }
 
+void Session::WatchDuplicates(int64_t until_ms) {
+  duplicates_ = std::make_unique<DuplicateWatch>();
+  duplicates_->until_ms = until_ms;
+}
+
+bool Session::SeenBefore(const Message& message) {
+  if (message.origin.empty()) return false;
+  if (MonotonicMs() > duplicates_->until_ms) {
+    duplicates_.reset();
+    return false;
+  }
+  DuplicateWatch& watch = *duplicates_;
+  if (!watch.seen.insert(message.origin).second) return true;
+  watch.order.push_back(message.origin);
+  if (watch.order.size() > DuplicateWatch::kMaxIds) {
+    watch.seen.erase(watch.order.front());
+    watch.order.pop_front();
+  }
+  return false;
+}
+
 void Session::Deliver(OutboundMessage&& out) {
+  if (duplicates_ != nullptr && SeenBefore(*out.message)) return;
   const bool offline = client_ == nullptr;
   // QoS 0 waits for an offline session only when configured, and then on disk.
   if (out.qos == 0 && offline && !(limits_.queue_qos0_offline && persistent())) return;

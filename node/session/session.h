@@ -130,6 +130,10 @@ class Session {
   void Detach(const Redistribute& redistribute);
 
   void Deliver(OutboundMessage&& message);
+  // Until `until_ms` (MonotonicMs), a message whose Message::origin was delivered to this session
+  // already is dropped: a session that moved here from another node gets copies of one publish
+  // by two paths while the routes change (docs/cluster-sessions.md, "The overlap window").
+  void WatchDuplicates(int64_t until_ms);
 
   // Acknowledgements from the client. Unknown packet ids are ignored (returns false).
   bool OnPuback(uint16_t packet_id);
@@ -204,6 +208,16 @@ class Session {
   uint64_t queued_bytes_ = 0;  // topic + payload of what is queued, in memory and on disk
   uint64_t disk_read_after_ = 0;
   bool stored_ = false;  // a session record may exist in the store
+  // The origins of the messages delivered since the session moved here, for a while; the
+  // oldest are forgotten beyond kMaxIds.
+  struct DuplicateWatch {
+    static constexpr size_t kMaxIds = 200'000;
+    int64_t until_ms = 0;
+    absl::flat_hash_set<OriginId> seen;
+    std::deque<OriginId> order;
+  };
+  std::unique_ptr<DuplicateWatch> duplicates_;  // null unless the session moved here lately
+  bool SeenBefore(const Message& message);
 };
 
 }  // namespace mqtt

@@ -50,21 +50,50 @@ void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> tran
   auto moving = std::make_shared<Moving>(
       Moving{std::move(transport), std::move(connect), std::move(leftover_input)});
   Shard* target = &node_->shard(home);
-  auto adopt = [target, moving](ClaimResult claim) {
-    target->worker()->Post([target, moving, claim = std::move(claim)]() mutable {
+  auto adopt = [target, moving](ClaimResult claim,
+                                std::shared_ptr<TransferredSession> imported = nullptr,
+                                std::string from_node = {}) {
+    target->worker()->Post([target, moving, claim = std::move(claim), imported,
+                            from_node = std::move(from_node)]() mutable {
       target->AdoptConnection(std::move(moving->transport), std::move(moving->connect),
-                              std::move(moving->leftover), std::move(claim));
+                              std::move(moving->leftover), std::move(claim), std::move(imported),
+                              std::move(from_node));
     });
   };
   ClientRegistry* registry = node_->client_registry();
   if (registry == nullptr) return adopt(ClaimResult{});
-  registry->Claim(moving->connect.client_id, [adopt](absl::StatusOr<uint64_t> epoch) {
-    adopt(ClaimResult{epoch.status(), epoch.value_or(0)});
+  SessionMover* mover = node_->session_mover();
+  registry->Claim(moving->connect.client_id, [adopt, mover,
+                                              moving](absl::StatusOr<Claimed> claimed) {
+    if (!claimed.ok()) return adopt(ClaimResult{claimed.status(), 0});
+    const ClaimResult claim{absl::OkStatus(), claimed->epoch};
+    if (claimed->previous_node.empty() || mover == nullptr) return adopt(claim);
+    // The previous holder is another node: its session comes here before the CONNACK.
+    const std::string& client_id = moving->connect.client_id;
+    mover->Fetch(
+        client_id, claimed->epoch, claimed->previous_node, moving->connect.clean_start,
+        [adopt, claim, client_id,
+         from = claimed->previous_node](absl::StatusOr<std::optional<TransferredSession>> fetched) {
+          if (!fetched.ok()) {
+            // docs/cluster-sessions.md, "Owner node down": a new session now.
+            MQTT_LOG_WARN("client %s: session on node %s not reachable (%s): starting without it",
+                          client_id, from, fetched.status().message());
+            return adopt(claim);
+          }
+          if (!fetched->has_value()) return adopt(claim);
+          adopt(claim, std::make_shared<TransferredSession>(std::move(**fetched)), from);
+        });
   });
 }
 
 void Shard::AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                            std::string leftover_input, ClaimResult claim) {
+                            std::string leftover_input, ClaimResult claim,
+                            std::shared_ptr<TransferredSession> imported, std::string from_node) {
+  if (imported != nullptr && claim.status.ok() &&
+      node_->client_registry()->StillHolds(connect.client_id, claim.epoch)) {
+    if (ImportSession(connect.client_id, *imported) == nullptr) return;  // storage failed
+    node_->session_mover()->Finish(connect.client_id, claim.epoch, from_node);
+  }
   std::shared_ptr<net::Transport> transport = detached->Attach(worker_);
   if (transport == nullptr) return;  // logged by the transport; the connection is closed
   auto client = std::make_shared<Client>(this, std::move(transport));
@@ -306,8 +335,15 @@ void Shard::DeliverLocal(Delivery&& delivery) {
   const uint64_t outbox_seq = delivery.out.outbox_seq;
   const uint32_t outbox_worker = delivery.out.outbox_worker;
   auto it = sessions_by_id_.find(delivery.session_id);
-  // (A session that ended while the message travelled gets nothing.)
-  if (it != sessions_by_id_.end()) it->second->Deliver(std::move(delivery.out));
+  if (it != sessions_by_id_.end()) {
+    it->second->Deliver(std::move(delivery.out));
+  } else if (auto moved = moved_.find(delivery.session_id); moved != moved_.end()) {
+    RelayMoved(moved->second, std::move(delivery.out));
+  } else if (auto renamed = replaced_.find(delivery.session_id); renamed != replaced_.end()) {
+    if (Session* session = FindSession(renamed->second.client_id)) {
+      session->Deliver(std::move(delivery.out));
+    }
+  }  // (a session that ended while the message travelled gets nothing)
   // In the batch that stored the message for the session, after it: the outbox entry's
   // reference must not be the last one before the session's is added.
   if (outbox_seq != 0) batch()->RemoveQueueEntry(OutboxId(outbox_worker), outbox_seq);
@@ -391,6 +427,7 @@ void Shard::Sweep() {
   int64_t now_ms = MonotonicMs();
   PublishDueWills(now_ms);
   ExpireSessions(now_ms);
+  ExpireMoved(now_ms);
 }
 
 void Shard::PublishDueWills(int64_t now_ms) {
@@ -419,6 +456,226 @@ void Shard::ExpireSessions(int64_t now_ms) {
     MQTT_LOG_DEBUG("session %s expired", session->client_id());
     DestroySession(session);
   }
+}
+
+// --- Handover (docs/cluster-sessions.md, "Handover") ---
+
+absl::StatusOr<std::optional<TransferredSession>> Shard::ExportSession(const std::string& client_id,
+                                                                       uint64_t epoch,
+                                                                       const std::string& to_node,
+                                                                       bool discard) {
+  Session* session = FindSession(client_id);
+  if (session == nullptr) return std::nullopt;
+  if (session->claim_epoch() > epoch) {
+    return absl::FailedPreconditionError("a newer connection holds the session here");
+  }
+  const bool resume = !discard && session->persistent();
+  if (SessionClient* client = session->client()) {
+    MQTT_LOG_INFO("client %s: session taken over by a connection on node %s", client_id, to_node);
+    client->TakenOver(resume);
+    session->set_claim_epoch(0);  // the registry names the other node now: nothing to release
+    SessionDetached(session);     // a clean session ends here
+    session = FindSession(client_id);
+    if (session == nullptr) return std::nullopt;
+  }
+  session->set_claim_epoch(0);
+  if (!resume) {
+    DestroySession(session);
+    return std::nullopt;
+  }
+  pending_wills_.erase(client_id);  // the session goes on elsewhere: no will [MQTT-3.1.3-9]
+  if (!CommitNow()) return absl::UnavailableError("storage failed");
+  absl::StatusOr<storage::SessionState> state = store()->LoadSession(client_id);
+  if (!state.ok()) return state.status();
+  TransferredSession exported{std::move(*state), {}};
+  uint64_t last_seq = 0;
+  for (bool end = false; !end;) {
+    absl::StatusOr<storage::QueuePage> page =
+        store()->ReadQueue(client_id, last_seq, 1024, UnixMs());
+    if (!page.ok()) return page.status();
+    for (storage::QueuedMessage& m : page->messages) exported.queue.push_back(std::move(m));
+    last_seq = std::max(last_seq, page->last_seq);
+    end = page->end || page->messages.empty();
+  }
+  exporting_[client_id] = Exporting{to_node, epoch, last_seq};
+  MQTT_LOG_INFO("client %s: session (%d queued, %d in flight) handed to node %s", client_id,
+                exported.queue.size(), exported.state.inflight.size(), to_node);
+  return exported;
+}
+
+void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
+  auto it = exporting_.find(client_id);
+  if (it == exporting_.end() || it->second.epoch != epoch) return;
+  const Exporting exported = std::move(it->second);
+  exporting_.erase(it);
+  Session* session = FindSession(client_id);
+  if (session == nullptr || session->client() != nullptr) return;  // ended, or back here
+  // What was queued after the copy goes to the new holder, in the batch that deletes the copy.
+  // The store is read: what this turn queued so far must be in it.
+  if (!CommitNow() || !RelayQueueAfter(client_id, exported.last_seq, exported.to_node)) return;
+  MovedSession moved{client_id, exported.to_node, MonotonicMs() + kMovedRelayMs, {}};
+  for (const auto& [filter, options] : session->subscriptions()) moved.filters.push_back(filter);
+  const uint64_t id = session->id();
+  session->Forget();
+  sessions_by_id_.erase(id);
+  sessions_.erase(client_id);  // destroys *session; its router entries stay, for moved_
+  moved_[id] = std::move(moved);
+}
+
+bool Shard::RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
+                            const std::string& to_node) {
+  SessionMover* mover = node_->session_mover();
+  for (bool end = false; !end;) {
+    absl::StatusOr<storage::QueuePage> page =
+        store()->ReadQueue(client_id, after_seq, 1024, UnixMs());
+    if (!page.ok()) {
+      node_->StorageFailed(page.status());
+      return false;
+    }
+    for (const storage::QueuedMessage& m : page->messages) {
+      auto message = std::make_shared<Message>(*persist::FromStored(0, m.message));
+      message->qos = static_cast<uint8_t>(m.entry.qos());
+      message->retain = m.entry.retain();
+      const std::vector<uint32_t> ids(m.entry.subscription_identifiers().begin(),
+                                      m.entry.subscription_identifiers().end());
+      mover->Relay(*this, to_node, client_id, message, ids, nullptr);
+    }
+    after_seq = std::max(after_seq, page->last_seq);
+    end = page->end || page->messages.empty();
+  }
+  return true;
+}
+
+void Shard::RelayMoved(const MovedSession& moved, OutboundMessage&& out) {
+  SessionMover* mover = node_->session_mover();
+  if (mover == nullptr) return;
+  MessagePtr message = out.message;
+  if (message->qos != out.qos || message->retain != out.retain) {
+    auto copy = std::make_shared<Message>(*message);
+    copy->qos = out.qos;
+    copy->retain = out.retain;
+    message = std::move(copy);
+  }
+  mover->Relay(*this, moved.to_node, moved.client_id, message, out.subscription_ids, out.ack);
+}
+
+void Shard::DeliverToClient(const std::string& client_id, OutboundMessage&& out) {
+  if (Session* session = FindSession(client_id)) {
+    session->Deliver(std::move(out));
+    return;
+  }
+  for (const auto& [id, moved] : moved_) {
+    if (moved.client_id == client_id) return RelayMoved(moved, std::move(out));
+  }
+  MQTT_LOG_WARN("client %s: relayed message on %s dropped: no session here", client_id,
+                out.message->topic);
+}
+
+Session* Shard::ImportSession(const std::string& client_id, TransferredSession& imported) {
+  // Messages on their way from other workers to the ids this client's session had here go to
+  // the imported session (its own id is new).
+  std::vector<uint64_t> old_ids;
+  if (Session* stale = FindSession(client_id)) {
+    old_ids.push_back(stale->id());
+    // A copy left here: one whose export did not finish yet (the client came back quickly), or
+    // one from before the client went to another node while this one was down. The session that
+    // comes in is the newer one; what the copy queued and the client never got follows it
+    // (docs/cluster-sessions.md "Owner node down").
+    auto exporting = exporting_.find(client_id);
+    const uint64_t after_seq = exporting == exporting_.end() ? 0 : exporting->second.last_seq;
+    if (exporting != exporting_.end()) exporting_.erase(exporting);
+    if (stale->persistent() && !AppendStoredQueue(client_id, after_seq, imported)) return nullptr;
+    MQTT_LOG_INFO("client %s: local copy of the session merged into the one from another node",
+                  client_id);
+    stale->set_claim_epoch(0);
+    if (SessionClient* client = stale->client()) {
+      client->TakenOver(false);
+      DetachAndRedistribute(stale);
+    }
+    DestroySession(stale);
+  }
+  std::vector<uint64_t> stubs;
+  for (const auto& [id, moved] : moved_) {
+    if (moved.client_id == client_id) stubs.push_back(id);
+  }
+  for (uint64_t id : stubs) EndMovedSession(id);
+  old_ids.insert(old_ids.end(), stubs.begin(), stubs.end());
+
+  storage::SessionState& state = imported.state;
+  storage::Batch* out = batch();
+  out->DeleteSession(client_id);  // whatever is left of an older copy here
+  absl::Status id_error;
+  auto put_message = [this, out, &id_error](const storage::v1::MessageRecord& record) {
+    absl::StatusOr<uint64_t> id = store()->NewMessageId();
+    if (!id.ok()) {
+      id_error = id.status();
+      return uint64_t{0};
+    }
+    out->PutMessage(*id, record);
+    return *id;
+  };
+  for (storage::InflightEntry& entry : state.inflight) {
+    entry.record.set_message_id(entry.message ? put_message(*entry.message) : 0);
+    out->PutInflight(client_id, entry.seq, entry.record);
+  }
+  for (storage::QueuedMessage& queued : imported.queue) {
+    queued.entry.set_message_id(put_message(queued.message));
+    out->AddQueueEntry(client_id, queued.seq, queued.entry);
+  }
+  for (uint16_t packet_id : state.inbound_qos2) out->AddInboundQos2(client_id, packet_id);
+  out->PutSession(state.record);
+  if (!id_error.ok()) {
+    batch_.Clear();
+    node_->StorageFailed(id_error);
+    return nullptr;
+  }
+  if (!CommitNow()) return nullptr;
+  state.queue = store()->queue_stats(client_id);
+  Session* session = RestoreSession(state);
+  session->WatchDuplicates(MonotonicMs() + kMovedRelayMs + 30'000);
+  for (uint64_t id : old_ids) replaced_[id] = Replaced{client_id, MonotonicMs() + 10'000};
+  MQTT_LOG_INFO("client %s: session (%d queued, %d in flight) taken over from another node",
+                client_id, imported.queue.size(), state.inflight.size());
+  return session;
+}
+
+bool Shard::AppendStoredQueue(const std::string& client_id, uint64_t after_seq,
+                              TransferredSession& imported) {
+  if (!CommitNow()) return false;  // the store is read: what this turn queued must be in it
+  for (bool end = false; !end;) {
+    absl::StatusOr<storage::QueuePage> page =
+        store()->ReadQueue(client_id, after_seq, 1024, UnixMs());
+    if (!page.ok()) {
+      node_->StorageFailed(page.status());
+      return false;
+    }
+    for (storage::QueuedMessage& m : page->messages) {
+      m.seq = imported.state.next_seq++;
+      imported.queue.push_back(std::move(m));
+    }
+    after_seq = std::max(after_seq, page->last_seq);
+    end = page->end || page->messages.empty();
+  }
+  return true;
+}
+
+void Shard::EndMovedSession(uint64_t session_id) {
+  auto it = moved_.find(session_id);
+  if (it == moved_.end()) return;
+  for (const std::string& filter : it->second.filters) {
+    node_->router().Unsubscribe(filter, session_id);
+  }
+  moved_.erase(it);
+}
+
+void Shard::ExpireMoved(int64_t now_ms) {
+  std::vector<uint64_t> expired;
+  for (const auto& [id, moved] : moved_) {
+    if (moved.until_ms <= now_ms) expired.push_back(id);
+  }
+  for (uint64_t id : expired) EndMovedSession(id);
+  absl::erase_if(replaced_,
+                 [now_ms](const auto& entry) { return entry.second.until_ms <= now_ms; });
 }
 
 }  // namespace mqtt

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "node/router/ack_token.h"
 #include "node/session/client.h"
 #include "node/session/node_context.h"
+#include "node/session/remote.h"
 #include "node/session/session.h"
 #include "node/session/session_host.h"
 #include "node/session/session_info.h"
@@ -67,9 +69,24 @@ class Shard final : public SessionStorage, public ClientHost {
   void StopTimers();
 
   void AddClient(std::shared_ptr<Client> client);
-  // Adopts a connection handed over by another worker after it decoded CONNECT.
+  // Adopts a connection handed over by another worker after it decoded CONNECT. `imported`: the
+  // session fetched from `from_node`, the client id's previous holder (SessionMover), written
+  // here before the connection goes on.
   void AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                       std::string leftover_input, ClaimResult claim);
+                       std::string leftover_input, ClaimResult claim,
+                       std::shared_ptr<TransferredSession> imported = nullptr,
+                       std::string from_node = {});
+  // Handover, the old holder's side (SessionSource): see remote.h.
+  absl::StatusOr<std::optional<TransferredSession>> ExportSession(const std::string& client_id,
+                                                                  uint64_t epoch,
+                                                                  const std::string& to_node,
+                                                                  bool discard);
+  void FinishExport(const std::string& client_id, uint64_t epoch);
+  // A copy for the session of `client_id` only, relayed by the node it moved from.
+  void DeliverToClient(const std::string& client_id, OutboundMessage&& out);
+  // How long a session that moved away still passes on what reaches it here: the routes it had
+  // here may still be in use on other nodes until the route change has spread.
+  static constexpr int64_t kMovedRelayMs = 60'000;
   // The registry gave `client_id` to another node at `epoch`: a connection here with an older
   // claim is taken over (5.0: DISCONNECT 0x8E) and its session detached as on any close.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
@@ -111,6 +128,30 @@ class Shard final : public SessionStorage, public ClientHost {
     int64_t due_ms;
   };
 
+  // A session that moved to another node: its subscriptions stay in the router for
+  // kMovedRelayMs, and what they route here is relayed to `to_node`.
+  struct MovedSession {
+    std::string client_id;
+    std::string to_node;
+    int64_t until_ms;
+    std::vector<std::string> filters;
+  };
+  // An export in progress: the copy went to `to_node` with queue entries up to `last_seq`.
+  struct Exporting {
+    std::string to_node;
+    uint64_t epoch;
+    uint64_t last_seq;
+  };
+
+  Session* ImportSession(const std::string& client_id, TransferredSession& imported);
+  // Appends the stored queue entries of `client_id` after `after_seq` to `imported`'s queue.
+  bool AppendStoredQueue(const std::string& client_id, uint64_t after_seq,
+                         TransferredSession& imported);
+  void EndMovedSession(uint64_t session_id);
+  void RelayMoved(const MovedSession& moved, OutboundMessage&& out);
+  bool RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
+                       const std::string& to_node);
+  void ExpireMoved(int64_t now_ms);
   void DetachAndRedistribute(Session* session);
   void DeliverLocal(Delivery&& delivery);
   void FlushOutboxes();
@@ -128,6 +169,15 @@ class Shard final : public SessionStorage, public ClientHost {
   absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;
   absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
+  absl::flat_hash_map<uint64_t, MovedSession> moved_;            // by the session id it had
+  absl::flat_hash_map<std::string, Exporting> exporting_;        // by client id
+  // Ids a session had here before an imported copy replaced it (ImportSession): deliveries
+  // already on their way to such an id, from other workers, go to the client's session.
+  struct Replaced {
+    std::string client_id;
+    int64_t until_ms;
+  };
+  absl::flat_hash_map<uint64_t, Replaced> replaced_;
   absl::flat_hash_map<Client*, std::shared_ptr<Client>> clients_;
   std::atomic<size_t> live_clients_{0};          // clients_.size(), readable from any thread
   std::vector<std::vector<Delivery>> outboxes_;  // per target worker

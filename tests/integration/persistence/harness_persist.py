@@ -24,6 +24,7 @@ import queue
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -658,6 +659,14 @@ class Subscriber(threading.Thread):
     def close(self):
         if self._c is not None:
             self._c.close()
+
+    def sever(self):
+        """Breaks the connection without DISCONNECT (as a network failure does); a running
+        subscriber reconnects, to self.node."""
+        try:
+            self._c.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------------------------------

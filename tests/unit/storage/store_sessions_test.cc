@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Session expiry: the deadline rule and the purge, which takes queues and references along.
+// Session expiry: the deadline rule and the purge, which takes queues and references along;
+// the point read of one session (LoadSession, used to hand a session to another node).
 #include <string>
 #include <vector>
 
@@ -73,6 +74,30 @@ TEST_F(StorageTest, PurgeDeletesOnlyExpiredSessionsWithTheirState) {
   EXPECT_EQ(left, (std::vector<std::string>{"later", "never"}));
   EXPECT_EQ(store_->stats().queue_entries, 1u);
   EXPECT_TRUE(store_->PurgeExpiredSessions(2500)->empty());
+}
+
+TEST_F(StorageTest, LoadSessionReadsOneSessionWithItsWindowAndInboundIds) {
+  Batch batch;
+  batch.PutSession(Session("a"));
+  batch.PutSession(Session("b"));
+  batch.PutMessage(1, Msg("in-flight"));
+  batch.PutMessage(2, Msg("queued"));
+  batch.PutInflight("a", 3, Inflight(7, InflightRecord::STAGE_AWAIT_PUBACK, 1));
+  batch.AddInboundQos2("a", 9);
+  batch.AddQueueEntry("a", 4, Entry(2));
+  batch.AddQueueEntry("b", 1, Entry(2));
+  MustWrite(batch);
+  absl::StatusOr<SessionState> a = store_->LoadSession("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->record.client_id(), "a");
+  ASSERT_EQ(a->inflight.size(), 1u);
+  EXPECT_EQ(a->inflight[0].seq, 3u);
+  ASSERT_TRUE(a->inflight[0].message.has_value());
+  EXPECT_EQ(a->inflight[0].message->topic(), "in-flight");
+  EXPECT_EQ(a->inbound_qos2, (std::vector<uint16_t>{9}));
+  EXPECT_EQ(a->queue.count, 1u);  // b's entry is not a's
+  EXPECT_EQ(a->next_seq, 5u);     // after the queue's last entry
+  EXPECT_TRUE(absl::IsNotFound(store_->LoadSession("nobody").status()));
 }
 
 TEST_F(StorageTest, PurgeHandlesMoreSessionsThanOneBatch) {
