@@ -196,10 +196,7 @@ Binding Listeners() {
             c->listeners.push_back(address);
             return absl::OkStatus();
           },
-          [](Config* c) {
-            c->listeners.clear();
-            c->secure_listeners.clear();
-          },
+          [](Config* c) { c->listeners.clear(); },  // --listen: the mqtt listeners only
           [](const Config& c) {
             Items items;
             for (const ListenAddress& a : c.listeners) items.push_back(FormatListen(a));

@@ -86,6 +86,8 @@ class Reader {
                    absl::StrCat("must be a list (use [] for none), not ", TypeName(value)));
     }
     option.value.clear(config);
+    // The file's `listeners` are every protocol's (the --listen flag replaces the mqtt ones).
+    if (option.value.kind == Kind::kListeners) config->secure_listeners.clear();
     for (size_t i = 0; i < value.size(); ++i) {
       std::string item_path = absl::StrCat(path, "[", i, "]");
       absl::Status s = option.value.kind == Kind::kListeners

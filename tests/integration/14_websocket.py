@@ -184,8 +184,10 @@ class WebSocket(unittest.TestCase):
 
     def test_no_mqtt_subprotocol_refused(self):
         """The client MUST offer "mqtt" [MQTT-6.0.0-4]: without it, 400 and the socket closes."""
-        self.assertEqual(self.client(protocols=()).status, 400)
-        self.assertEqual(self.client(protocols=("chat",)).status, 400)
+        for protocols in ((), ("chat",)):
+            c = self.client(protocols=protocols)
+            self.assertEqual(c.status, 400)
+            self.assertEqual(c.sock.recv(10), b"")
 
     def test_other_path_not_found(self):
         self.assertEqual(self.client(path="/other").status, 404)
@@ -270,6 +272,30 @@ class WebSocket(unittest.TestCase):
             for c in clients:
                 c.disconnect()
 
+    def test_large_messages_and_a_burst_over_wss(self):
+        """900 KB payloads (one WebSocket frame and many TLS records each, more than the socket
+        buffer holds) and 300 QoS 1 messages in a burst: partial TLS writes and backpressure."""
+        target = types.SimpleNamespace(host="127.0.0.1", port=self.wss)
+        ca = self.certs.path("ca.crt")
+        sub, pub = WsPaho(target, ca), WsPaho(target, ca)
+        try:
+            sub.connect()
+            pub.connect()
+            topic = unique("ws/big")
+            sub.subscribe(topic, 1)
+            big = os.urandom(900 * 1024)
+            for _ in range(3):
+                pub.publish(topic, big, 1)
+            for _ in range(3):
+                self.assertEqual(sub.recv().payload, big)
+            infos = [pub.publish(topic, b"%d" % i, 1, wait=False) for i in range(300)]
+            for info in infos:
+                info.wait_for_publish(WAIT)
+            self.assertEqual([int(sub.recv().payload) for _ in range(300)], list(range(300)))
+        finally:
+            sub.disconnect()
+            pub.disconnect()
+
     def test_paho_websockets(self):
         self.paho_round_trip(self.ws, tls=False)
 
@@ -289,6 +315,61 @@ class WebSocket(unittest.TestCase):
     @unittest.skipUnless(HAVE_MQTTJS, "node or tests/integration/v5/js/node_modules missing")
     def test_mqttjs_wss(self):
         self.mqttjs("wss://localhost:%d/mqtt" % self.wss, self.certs.path("ca.crt"))
+
+
+@unittest.skipIf(harness.is_mosquitto(), "mqttd's config file")
+class FromConfigFile(unittest.TestCase):
+    """Listeners declared in the YAML file with per-listener keys: a wss listener with its own
+    certificate, path and connection limit (the harness's --listen replaces only the file's
+    mqtt listeners)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="mqttd-ws-")
+        cls.certs = Certs(cls.dir)
+        path = os.path.join(cls.dir, "mqttd.yaml")
+        with open(path, "w") as f:
+            f.write("listeners:\n"
+                    "  - {protocol: mqtt, address: \"127.0.0.1:0\"}\n"
+                    "  - protocol: wss\n"
+                    "    address: \"127.0.0.1:0\"\n"
+                    "    cert_file: %s\n"
+                    "    key_file: %s\n"
+                    "    path: /custom\n"
+                    "    max_connections: 2\n" % (cls.certs.path("server2.crt"),
+                                                   cls.certs.path("server2.key")))
+        cls.broker = harness.start_broker(["--config", path])
+        cls.wss = listener(cls.broker, "wss")
+        cls.tls = ssl.create_default_context(cafile=cls.certs.path("ca.crt"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.broker.stop()
+        shutil.rmtree(cls.dir, ignore_errors=True)
+
+    def test_path_certificate_and_connection_limit(self):
+        other = WsClient(self.wss, path="/mqtt", tls=self.tls)
+        self.assertEqual(other.status, 404)
+        other.close()
+        first = WsClient(self.wss, path="/custom", tls=self.tls)
+        self.assertEqual(first.status, 101)
+        self.assertEqual(first.sock.getpeercert()["serialNumber"], "2222")
+        second = WsClient(self.wss, path="/custom", tls=self.tls)
+        self.assertEqual(second.status, 101)
+        with self.assertRaises((ssl.SSLError, OSError, harness.Closed)):
+            WsClient(self.wss, path="/custom", tls=self.tls)  # the third: closed at accept
+        first.close()
+        deadline = time.monotonic() + WAIT
+        while True:  # the slot frees once the broker has seen the close
+            try:
+                third = WsClient(self.wss, path="/custom", tls=self.tls)
+                break
+            except (ssl.SSLError, OSError, harness.Closed):
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.05)  # polling a condition with a deadline
+        self.assertEqual(third.status, 101)
+        second.close()
+        third.close()
 
 
 if __name__ == "__main__":
