@@ -246,6 +246,26 @@ class MutualTls(TlsBase):
 
 
 @unittest.skipIf(SKIP, "mqttd's TLS flags")
+class ReloadOnFileChange(TlsBase):
+    """--tls-reload-interval 1: a replaced certificate (a Kubernetes Secret update) is picked
+    up without a signal; a broken one is reported once and the previous one stays."""
+    EXTRA = ("--tls-reload-interval", "1")
+
+    def test_changed_files_are_reloaded(self):
+        with open(self.certs.path("live.crt"), "w") as f:
+            f.write("not a certificate\n")
+        wait_log(self.broker, "failed, the previous certificate stays")
+        with tls_socket(self.port, self.certs) as s:
+            self.assertEqual(s.getpeercert()["serialNumber"], "1111")
+        shutil.copy(self.certs.path("server2.crt"), self.certs.path("live.crt"))
+        shutil.copy(self.certs.path("server2.key"), self.certs.path("live.key"))
+        wait_log(self.broker, "reloaded")
+        with tls_socket(self.port, self.certs) as s:
+            self.assertEqual(s.getpeercert()["serialNumber"], "2222")
+            self.assertEqual(mqtt_connect(s), 0)
+
+
+@unittest.skipIf(SKIP, "mqttd's TLS flags")
 class StartUp(unittest.TestCase):
     def run_mqttd(self, *args):
         d = tempfile.mkdtemp(prefix="mqttd-tls-")
