@@ -97,6 +97,7 @@ class LayeredTransport final : public Transport,
 
   void WaitReadable();
   void OnReadable();
+  void PostRead();
   bool ContinueTlsHandshake();
   void OnTlsEstablished();
   Io ReadSome(char* data, size_t size, size_t* n);

@@ -150,6 +150,31 @@ class Tls(TlsBase):
             for c in clients:
                 c.disconnect()
 
+    def test_large_messages_and_a_burst(self):
+        """900 KB payloads (many TLS records each, more than a socket buffer) and 300 QoS 1
+        messages in a burst: reads of several records, partial writes, backpressure."""
+        target = types.SimpleNamespace(host="127.0.0.1", port=self.port)
+        sub, pub = PahoClient(target), PahoClient(target)
+        for c in (sub, pub):
+            c.c.tls_set(ca_certs=self.certs.path("ca.crt"))
+        try:
+            sub.connect()
+            pub.connect()
+            topic = unique("tls/big")
+            sub.subscribe(topic, 1)
+            big = bytes(range(256)) * 3600
+            for _ in range(3):
+                pub.publish(topic, big, 1)
+            for _ in range(3):
+                self.assertEqual(sub.recv().payload, big)
+            infos = [pub.publish(topic, b"%d" % i, 1, wait=False) for i in range(300)]
+            for info in infos:
+                info.wait_for_publish(WAIT)
+            self.assertEqual([int(sub.recv().payload) for _ in range(300)], list(range(300)))
+        finally:
+            sub.disconnect()
+            pub.disconnect()
+
     def test_plain_mqtt_on_tls_port_is_closed(self):
         """A CONNECT in clear text is no ClientHello: the handshake fails, the socket closes."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=WAIT)
