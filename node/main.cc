@@ -161,6 +161,10 @@ absl::StatusOr<std::shared_ptr<mqtt::net::LayeredOptions>> LayeredOptionsFor(
   options->ws_path = listener.path.empty() ? config.ws_path : listener.path;
   options->handshake_timeout = std::chrono::seconds(config.tls_handshake_timeout);
   options->max_connections = listener.max_connections;
+  if (options->websocket && (options->ws_path.empty() || options->ws_path[0] != '/')) {
+    return absl::InvalidArgumentError(absl::StrCat(listener.protocol, " listener: path '",
+                                                   options->ws_path, "' must start with '/'"));
+  }
   if (listener.protocol == "mqtts" || listener.protocol == "wss") {
     auto tls = mqtt::net::TlsContext::Create(TlsOptionsFor(config, listener));
     if (!tls.ok()) {

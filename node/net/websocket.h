@@ -58,10 +58,6 @@ class WsDecoder {
   // close frames to send are appended to `reply`.
   Result Decode(char* data, size_t n, size_t* app_len, std::string* reply, std::string* error);
 
-  // True between frames: the state a connection may be handed over in is always valid, this
-  // only says whether a frame is half read.
-  bool idle() const { return !in_frame_ && header_len_ == 0; }
-
  private:
   bool ParseHeader(std::string* error);
   Result FinishFrame(std::string* reply, std::string* error);

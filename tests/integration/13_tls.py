@@ -297,18 +297,24 @@ class StartUp(unittest.TestCase):
         try:
             return subprocess.run(
                 [harness.broker_bin(), "--listen", "127.0.0.1:0", "--http-listen", "",
-                 "--data-dir", d, "--tls-listen", "127.0.0.1:0"] + list(args),
+                 "--data-dir", d] + list(args),
                 capture_output=True, text=True, timeout=WAIT)
         finally:
             shutil.rmtree(d, ignore_errors=True)
 
     def test_missing_certificate_file_stops_start_up(self):
-        r = self.run_mqttd("--tls-cert", "/nonexistent/server.crt", "--tls-key", "/x.key")
+        r = self.run_mqttd("--tls-listen", "127.0.0.1:0", "--tls-cert", "/nonexistent/server.crt",
+                           "--tls-key", "/x.key")
         self.assertEqual(r.returncode, 1)
         self.assertIn("certificate file '/nonexistent/server.crt'", r.stderr)
 
+    def test_websocket_path_without_slash_stops_start_up(self):
+        r = self.run_mqttd("--ws-listen", "127.0.0.1:0", "--ws-path", "mqtt")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("path 'mqtt' must start with '/'", r.stderr)
+
     def test_no_certificate_stops_start_up(self):
-        r = self.run_mqttd()
+        r = self.run_mqttd("--wss-listen", "127.0.0.1:0")
         self.assertEqual(r.returncode, 1)
         self.assertIn("a certificate file and a key file are required", r.stderr)
 
