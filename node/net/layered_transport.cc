@@ -134,7 +134,10 @@ void LayeredTransport::OnReadable() {
     }
     size_t n = 0;
     Io io = ReadSome(worker_->read_scratch(), worker_->read_scratch_size(), &n);
-    if (io == Io::kWouldBlock) break;
+    if (io == Io::kWouldBlock) {
+      more = false;
+      break;
+    }
     if (io != Io::kDone) {
       Abort();
       return;
