@@ -6,8 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -23,6 +25,7 @@
 #include "node/config/config.h"
 #include "node/http/node_http.h"
 #include "node/net/io_worker.h"
+#include "node/net/layered_transport.h"
 #include "node/net/listener.h"
 #include "node/net/tcp_transport.h"
 #include "node/router/shared_subscriptions.h"
@@ -130,6 +133,104 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
                                                      claimed_elsewhere, sessions, kick, broker});
 }
 
+// The TLS settings of one mqtts or wss listener: its own keys over the tls.* settings.
+mqtt::net::TlsOptions TlsOptionsFor(const mqtt::Config& config,
+                                    const mqtt::SecureListener& listener) {
+  mqtt::net::TlsOptions o;
+  o.cert_file = listener.cert_file.empty() ? config.tls_cert_file : listener.cert_file;
+  o.key_file = listener.key_file.empty() ? config.tls_key_file : listener.key_file;
+  o.ca_file = listener.ca_file.empty() ? config.tls_ca_file : listener.ca_file;
+  o.require_client_cert = listener.require_client_cert.empty()
+                              ? config.tls_require_client_cert
+                              : listener.require_client_cert == "true";
+  o.identity = config.tls_username_from_cert == "cn"    ? mqtt::net::CertIdentity::kCn
+               : config.tls_username_from_cert == "san" ? mqtt::net::CertIdentity::kSan
+                                                        : mqtt::net::CertIdentity::kNone;
+  o.min_version = config.tls_min_version;
+  o.ciphers = config.tls_ciphers;
+  o.ciphersuites = config.tls_ciphersuites;
+  o.groups = config.tls_groups;
+  return o;
+}
+
+absl::StatusOr<std::shared_ptr<mqtt::net::LayeredOptions>> LayeredOptionsFor(
+    const mqtt::Config& config, const mqtt::SecureListener& listener) {
+  auto options = std::make_shared<mqtt::net::LayeredOptions>();
+  options->protocol = listener.protocol;
+  options->websocket = listener.protocol != "mqtts";
+  options->ws_path = listener.path.empty() ? config.ws_path : listener.path;
+  options->handshake_timeout = std::chrono::seconds(config.tls_handshake_timeout);
+  options->max_connections = listener.max_connections;
+  if (options->websocket && (options->ws_path.empty() || options->ws_path[0] != '/')) {
+    return absl::InvalidArgumentError(absl::StrCat(listener.protocol, " listener: path '",
+                                                   options->ws_path, "' must start with '/'"));
+  }
+  if (listener.protocol == "mqtts" || listener.protocol == "wss") {
+    auto tls = mqtt::net::TlsContext::Create(TlsOptionsFor(config, listener));
+    if (!tls.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(listener.protocol, " listener ", listener.address.host, ":",
+                       listener.address.port, ": ", tls.status().message()));
+    }
+    options->tls = std::move(*tls);
+  }
+  return options;
+}
+
+// Accepted sockets of a TLS or WebSocket listener, over its connection limit, are closed.
+mqtt::net::Listener::AcceptFn SecureAcceptor(mqtt::Broker* broker,
+                                             std::shared_ptr<mqtt::net::LayeredOptions> options) {
+  return [broker, options](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
+    if (options->max_connections != 0 &&
+        options->open.load(std::memory_order_relaxed) >= options->max_connections) {
+      MQTT_LOG_WARN("%s listener: %u connections open, the limit: refused", options->protocol,
+                    options->max_connections);
+      return;  // the socket closes
+    }
+    mqtt::net::SslPtr ssl;
+    if (options->tls != nullptr) {
+      ssl.reset(options->tls->NewSsl());
+      if (ssl == nullptr) return;
+    }
+    broker->Accept(std::make_shared<mqtt::net::LayeredTransport>(worker, std::move(socket), options,
+                                                                 std::move(ssl)));
+  };
+}
+
+// Re-reads the certificates and keys of every TLS listener: new connections use the new ones,
+// open ones keep theirs. A file that does not load keeps its listener on the old context.
+// With `only_changed`, a context whose files' modification times are unchanged is skipped.
+void ReloadTlsContexts(const std::vector<std::shared_ptr<mqtt::net::TlsContext>>& contexts,
+                       bool only_changed) {
+  for (const auto& tls : contexts) {
+    bool reloaded = true;
+    absl::Status s = only_changed ? tls->ReloadIfChanged(&reloaded) : tls->Reload();
+    if (!s.ok()) {
+      MQTT_LOG_ERROR("TLS reload of '%s' failed, the previous certificate stays: %s",
+                     tls->options().cert_file, s.message());
+    } else if (reloaded) {
+      MQTT_LOG_INFO("TLS certificate '%s' reloaded", tls->options().cert_file);
+    }
+  }
+}
+
+// Waits for SIGTERM or SIGINT and returns it. Runs `on_sighup` at each SIGHUP, and `poll` every
+// `poll_seconds` (0: never).
+int WaitForStopSignal(const sigset_t& signals, uint32_t poll_seconds,
+                      const std::function<void()>& on_sighup, const std::function<void()>& poll) {
+  while (true) {
+    timespec timeout{static_cast<time_t>(poll_seconds), 0};
+    int signal_number = poll_seconds == 0 ? sigwaitinfo(&signals, nullptr)
+                                          : sigtimedwait(&signals, nullptr, &timeout);
+    if (signal_number == SIGTERM || signal_number == SIGINT) return signal_number;
+    if (signal_number == SIGHUP) {
+      on_sighup();
+    } else if (signal_number < 0 && errno == EAGAIN) {
+      poll();
+    }
+  }
+}
+
 int Run(const mqtt::Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
@@ -143,6 +244,7 @@ int Run(const mqtt::Config& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -232,6 +334,23 @@ int Run(const mqtt::Config& config) {
     absl::StrAppend(&ready, " mqtt=", (*listener)->address());
     listeners.push_back(std::move(*listener));
   }
+  std::vector<std::shared_ptr<mqtt::net::TlsContext>> tls_contexts;
+  for (const mqtt::SecureListener& spec : config.secure_listeners) {
+    auto options = LayeredOptionsFor(config, spec);
+    if (!options.ok()) {
+      MQTT_LOG_ERROR("%s", options.status().message());
+      return 1;
+    }
+    if ((*options)->tls != nullptr) tls_contexts.push_back((*options)->tls);
+    auto listener = mqtt::net::Listener::Bind(worker_ptrs[0], worker_ptrs, spec.address.host,
+                                              spec.address.port, SecureAcceptor(&broker, *options));
+    if (!listener.ok()) {
+      MQTT_LOG_ERROR("%s", listener.status().message());
+      return 1;
+    }
+    absl::StrAppend(&ready, " ", spec.protocol, "=", (*listener)->address());
+    listeners.push_back(std::move(*listener));
+  }
   for (auto& worker : workers) worker->Start();
   broker.Start();
   for (auto& listener : listeners) {
@@ -245,8 +364,13 @@ int Run(const mqtt::Config& config) {
   std::cout << ready << " workers=" << worker_count << std::endl;
   MQTT_LOG_INFO("%s", ready);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const int signal_number = WaitForStopSignal(
+      signals, config.tls_reload_interval,
+      [&] {
+        MQTT_LOG_INFO("SIGHUP: reloading TLS certificates");
+        ReloadTlsContexts(tls_contexts, /*only_changed=*/false);
+      },
+      [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
   if (*http != nullptr) (*http)->SetShuttingDown();
   MQTT_LOG_INFO("signal %d: shutting down", signal_number);
   std::promise<void> stopped;

@@ -125,7 +125,9 @@ absl::Status ApplyFlags(const std::vector<Flag>& flags, Config* config) {
 
 // The defaults that depend on the host, filled after every source.
 void ApplyDefaults(Config* config) {
-  if (config->listeners.empty()) config->listeners.push_back({"0.0.0.0", 1883});
+  if (config->listeners.empty() && config->secure_listeners.empty()) {
+    config->listeners.push_back({"0.0.0.0", 1883});
+  }
   if (config->node_id.empty()) {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);

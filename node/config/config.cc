@@ -59,6 +59,13 @@ absl::Status ParseHostPort(absl::string_view value, uint32_t min_port, std::stri
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::Status ParseBoolText(absl::string_view value, bool* out) { return ParseBool(value, out); }
+absl::Status ParseUintText(absl::string_view value, uint32_t min, uint32_t max, uint32_t* out) {
+  return ParseUint(value, min, max, out);
+}
+
 // [HOST]:PORT for a listener: an empty host is 0.0.0.0; port 0 picks a free port.
 absl::Status ParseListen(absl::string_view value, ListenAddress* out) {
   size_t colon = value.rfind(':');
@@ -82,6 +89,8 @@ std::string FormatListen(const ListenAddress& address) {
   }
   return absl::StrCat(address.host, ":", address.port);
 }
+
+namespace {
 
 Binding Uint(uint32_t Config::*field, uint32_t min, uint32_t max) {
   return {Kind::kScalar, absl::StrCat("integer, ", min, "..", max),
@@ -180,20 +189,67 @@ Binding NodeIds(std::vector<std::string> Config::*field) {
 
 Binding Listeners() {
   return {Kind::kListeners,
-          "list of {protocol: mqtt, address: HOST:PORT}",
+          "list of {protocol: mqtt|mqtts|ws|wss, address: HOST:PORT, ...}",
           [](absl::string_view v, Config* c) {
             ListenAddress address;
             if (absl::Status s = ParseListen(v, &address); !s.ok()) return s;
             c->listeners.push_back(address);
             return absl::OkStatus();
           },
-          [](Config* c) { c->listeners.clear(); },
+          [](Config* c) { c->listeners.clear(); },  // --listen: the mqtt listeners only
           [](const Config& c) {
             Items items;
             for (const ListenAddress& a : c.listeners) items.push_back(FormatListen(a));
             return items;
           },
           /*min_items=*/1};
+}
+
+// Addresses of TLS or WebSocket listeners of one protocol (command line only: in the file they
+// are items of `listeners`). A source that sets them replaces that protocol's listeners only.
+Binding SecureListeners(const char* protocol) {
+  return {Kind::kList, "list of HOST:PORT",
+          [=](absl::string_view v, Config* c) {
+            SecureListener listener;
+            listener.protocol = protocol;
+            if (absl::Status s = ParseListen(v, &listener.address); !s.ok()) return s;
+            c->secure_listeners.push_back(listener);
+            return absl::OkStatus();
+          },
+          [=](Config* c) {
+            std::erase_if(c->secure_listeners,
+                          [&](const SecureListener& l) { return l.protocol == protocol; });
+          },
+          [=](const Config& c) {
+            Items items;
+            for (const SecureListener& l : c.secure_listeners) {
+              if (l.protocol == protocol) items.push_back(FormatListen(l.address));
+            }
+            return items;
+          }};
+}
+
+// A string that may be empty (a path or an OpenSSL list; empty: none or the default).
+Binding OptionalText(std::string Config::*field) {
+  Binding b = Text(field);
+  b.set = [=](absl::string_view v, Config* c) {
+    c->*field = std::string(v);
+    return absl::OkStatus();
+  };
+  return b;
+}
+
+// A boolean that is also a switch on the command line (--flag alone means true).
+Binding SwitchOrBool(bool Config::*field) {
+  Binding b = Bool(field);
+  b.set = [=](absl::string_view v, Config* c) {
+    if (v.empty()) {
+      c->*field = true;
+      return absl::OkStatus();
+    }
+    return ParseBool(v, &(c->*field));
+  };
+  return b;
 }
 
 // A command-line switch without a value.
@@ -222,8 +278,21 @@ std::vector<Option> MakeOptions() {
        OneOf(&Config::log_format, {"text", "json"})},
       {"listen", "listeners", "HOST:PORT",
        "MQTT over TCP on HOST:PORT; repeatable (or comma-separated); port 0 picks a free port; "
-       "in the file a list of {protocol: mqtt, address: HOST:PORT}",
+       "in the file a list of {protocol, address} maps, protocol mqtt, mqtts (TLS), ws or wss "
+       "(WebSocket), with per-listener keys (docs/security.md)",
        Listeners(), "0.0.0.0:1883"},
+      {"tls-listen", nullptr, "HOST:PORT",
+       "MQTT over TLS on HOST:PORT with the tls.* settings; repeatable (or comma-separated); in "
+       "the file a listener {protocol: mqtts, address: HOST:PORT}",
+       SecureListeners("mqtts")},
+      {"ws-listen", nullptr, "HOST:PORT",
+       "MQTT over WebSocket on HOST:PORT (path websocket.path); repeatable; in the file a "
+       "listener {protocol: ws, address: HOST:PORT}",
+       SecureListeners("ws")},
+      {"wss-listen", nullptr, "HOST:PORT",
+       "MQTT over WebSocket over TLS on HOST:PORT; repeatable; in the file a listener "
+       "{protocol: wss, address: HOST:PORT}",
+       SecureListeners("wss")},
       {"workers", "limits.workers", "N", "worker threads, each with its own event loop",
        Uint(&Config::workers, 1, 256), "one per core, at most 256"},
       {"max-inflight", "limits.max_inflight", "N",
@@ -329,6 +398,42 @@ std::vector<Option> MakeOptions() {
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",
        HostPort(&Config::http_listen, 0)},
+      {"tls-cert", "tls.cert_file", "FILE",
+       "PEM certificate (then its chain) of the TLS listeners; a listener's cert_file overrides it",
+       OptionalText(&Config::tls_cert_file)},
+      {"tls-key", "tls.key_file", "FILE", "PEM private key of the TLS listeners",
+       OptionalText(&Config::tls_key_file)},
+      {"tls-ca", "tls.ca_file", "FILE",
+       "PEM CA certificates that client certificates are verified against; with it a client "
+       "certificate is verified when sent",
+       OptionalText(&Config::tls_ca_file)},
+      {"tls-require-client-cert", "tls.require_client_cert", nullptr,
+       "mutual TLS: refuse a handshake without a client certificate that verifies against "
+       "tls.ca_file",
+       SwitchOrBool(&Config::tls_require_client_cert)},
+      {"tls-username-from-cert", "tls.username_from_cert", "SOURCE",
+       "none, cn or san: the MQTT username of a client with a verified certificate is its "
+       "subject CN or its first DNS/e-mail/URI subject alternative name",
+       OneOf(&Config::tls_username_from_cert, {"none", "cn", "san"})},
+      {"tls-min-version", "tls.min_version", "VERSION", "lowest TLS version accepted: 1.2 or 1.3",
+       OneOf(&Config::tls_min_version, {"1.2", "1.3"})},
+      {"tls-ciphers", "tls.ciphers", "LIST",
+       "TLS 1.2 cipher list in OpenSSL syntax (ECDHE-ECDSA-AES128-GCM-SHA256:...)",
+       OptionalText(&Config::tls_ciphers), "OpenSSL's default"},
+      {"tls-ciphersuites", "tls.ciphersuites", "LIST",
+       "TLS 1.3 ciphersuites (TLS_AES_128_GCM_SHA256:...)", OptionalText(&Config::tls_ciphersuites),
+       "OpenSSL's default"},
+      {"tls-groups", "tls.groups", "LIST", "key exchange groups (X25519:P-256:...)",
+       OptionalText(&Config::tls_groups), "OpenSSL's default"},
+      {"tls-handshake-timeout", "tls.handshake_timeout", "SECONDS",
+       "time a TLS or WebSocket connection has for its TLS and HTTP Upgrade handshakes",
+       Uint(&Config::tls_handshake_timeout, 1, 3600)},
+      {"tls-reload-interval", "tls.reload_interval", "SECONDS",
+       "check the certificate and key files' modification times this often and reload them when "
+       "changed (Kubernetes Secret updates); 0: only on SIGHUP",
+       Uint(&Config::tls_reload_interval, 0, 86400)},
+      {"ws-path", "websocket.path", "PATH", "HTTP path of the WebSocket listeners",
+       Text(&Config::ws_path)},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

@@ -28,8 +28,26 @@ struct ListenAddress {
   bool operator==(const ListenAddress&) const = default;
 };
 
+// A TLS or WebSocket listener: an item of the YAML `listeners` list with protocol mqtts, ws or
+// wss, or a --tls-listen, --ws-listen, --wss-listen flag. Empty fields take the tls.* and
+// websocket.* settings.
+struct SecureListener {
+  std::string protocol;  // mqtts, ws or wss
+  ListenAddress address;
+  std::string cert_file;  // mqtts, wss
+  std::string key_file;
+  std::string ca_file;
+  std::string require_client_cert;  // "", "true" or "false" ("": tls.require_client_cert)
+  std::string path;                 // ws, wss ("": websocket.path)
+  uint32_t max_connections = 0;     // 0: no limit
+
+  bool operator==(const SecureListener&) const = default;
+};
+
 struct Config {
-  std::vector<ListenAddress> listeners;  // MQTT over TCP; default 0.0.0.0:1883
+  // MQTT over TCP. Default 0.0.0.0:1883 when no listener of any protocol is configured.
+  std::vector<ListenAddress> listeners;
+  std::vector<SecureListener> secure_listeners;  // mqtts, ws, wss (issue 14)
   std::string data_dir = "./data";
   std::string node_id;  // default: the host name
   LogLevel log_level = LogLevel::kInfo;
@@ -66,6 +84,19 @@ struct Config {
   std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
   std::vector<std::string> cluster_bootstrap_members;   // node ids that form the registry
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
+  // TLS (mqtts, wss listeners) and WebSocket (ws, wss) settings, for every such listener.
+  std::string tls_cert_file;  // PEM certificate chain
+  std::string tls_key_file;   // PEM private key
+  std::string tls_ca_file;    // PEM CAs for client certificates
+  bool tls_require_client_cert = false;
+  std::string tls_username_from_cert = "none";  // none, cn or san
+  std::string tls_min_version = "1.2";          // 1.2 or 1.3
+  std::string tls_ciphers;                      // TLS 1.2 cipher list; empty: OpenSSL's
+  std::string tls_ciphersuites;                 // TLS 1.3 ciphersuites; empty: OpenSSL's
+  std::string tls_groups;                       // key exchange groups; empty: OpenSSL's
+  uint32_t tls_handshake_timeout = 10;          // seconds for the TLS and WebSocket handshakes
+  uint32_t tls_reload_interval = 0;             // seconds between certificate mtime checks; 0: off
+  std::string ws_path = "/mqtt";
   // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
   std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
   // Command line only: what to do instead of running, and how to read the environment.

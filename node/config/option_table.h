@@ -44,6 +44,13 @@ struct Option {
   int traits = kPlain;
 };
 
+// [HOST]:PORT of a listener (empty host: 0.0.0.0; [v6] brackets removed), and back.
+absl::Status ParseListen(absl::string_view value, ListenAddress* out);
+std::string FormatListen(const ListenAddress& address);
+// The value syntax of Bool and Uint options, for keys outside the table (listener keys).
+absl::Status ParseBoolText(absl::string_view value, bool* out);
+absl::Status ParseUintText(absl::string_view value, uint32_t min, uint32_t max, uint32_t* out);
+
 // Every option, in the order of the YAML layout (a section's keys are contiguous).
 const std::vector<Option>& Options();
 const Option* FindByFlag(absl::string_view flag);

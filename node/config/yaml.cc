@@ -86,6 +86,8 @@ class Reader {
                    absl::StrCat("must be a list (use [] for none), not ", TypeName(value)));
     }
     option.value.clear(config);
+    // The file's `listeners` are every protocol's (the --listen flag replaces the mqtt ones).
+    if (option.value.kind == Kind::kListeners) config->secure_listeners.clear();
     for (size_t i = 0; i < value.size(); ++i) {
       std::string item_path = absl::StrCat(path, "[", i, "]");
       absl::Status s = option.value.kind == Kind::kListeners
@@ -111,8 +113,9 @@ class Reader {
     return s.ok() ? s : Error(value.Mark(), path, s.message());
   }
 
-  // {protocol: mqtt, address: HOST:PORT}; protocol may be left out. The protocol is checked
-  // first, so that a listener of a protocol to come is named as such, whatever its other keys.
+  // {protocol: mqtt|mqtts|ws|wss, address: HOST:PORT, ...}; protocol may be left out (mqtt).
+  // TLS and WebSocket listeners take per-listener keys (kSecureKeys) over the tls.* and
+  // websocket.* settings.
   absl::Status ApplyListener(const Option& option, const YAML::Node& item, const std::string& path,
                              Config* config) const {
     if (!item.IsMap()) {
@@ -120,9 +123,11 @@ class Reader {
           item.Mark(), path,
           absl::StrCat("must be a map {protocol: mqtt, address: HOST:PORT}, not ", TypeName(item)));
     }
+    std::string protocol = "mqtt";
     if (item["protocol"]) {
       absl::Status s = CheckProtocol(item["protocol"], absl::StrCat(path, ".protocol"));
       if (!s.ok()) return s;
+      protocol = item["protocol"].Scalar();
     }
     std::set<std::string> seen;
     for (const auto& entry : item) {
@@ -130,21 +135,86 @@ class Reader {
       std::string name = key.IsScalar() ? key.Scalar() : "";
       std::string key_path = absl::StrCat(path, ".", name);
       if (!seen.insert(name).second) return Error(key.Mark(), key_path, "duplicate key");
-      if (name != "protocol" && name != "address") {
-        return Error(key.Mark(), key_path, "unknown key (a listener has protocol and address)");
+      if (!KeyAllowed(protocol, name)) {
+        return Error(key.Mark(), key_path,
+                     absl::StrCat("unknown key for a ", protocol, " listener (it has ",
+                                  AllowedKeys(protocol), ")"));
+      }
+      if (!entry.second.IsScalar()) {
+        return Error(entry.second.Mark(), key_path,
+                     absl::StrCat("must be a single value, not ", TypeName(entry.second)));
       }
     }
     if (!item["address"]) return Error(item.Mark(), path, "address missing");
-    return ApplyScalar(option, item["address"], absl::StrCat(path, ".address"), config);
+    if (protocol == "mqtt") {
+      return ApplyScalar(option, item["address"], absl::StrCat(path, ".address"), config);
+    }
+    return ApplySecureListener(protocol, item, path, config);
+  }
+
+  static bool KeyAllowed(absl::string_view protocol, absl::string_view key) {
+    if (key == "protocol" || key == "address") return true;
+    const bool tls = protocol == "mqtts" || protocol == "wss";
+    const bool ws = protocol == "ws" || protocol == "wss";
+    if (protocol != "mqtt" && key == "max_connections") return true;
+    if (tls && (key == "cert_file" || key == "key_file" || key == "ca_file" ||
+                key == "require_client_cert")) {
+      return true;
+    }
+    return ws && key == "path";
+  }
+
+  static std::string AllowedKeys(absl::string_view protocol) {
+    std::vector<std::string> keys;
+    for (const char* key : {"protocol", "address", "cert_file", "key_file", "ca_file",
+                            "require_client_cert", "path", "max_connections"}) {
+      if (KeyAllowed(protocol, key)) keys.push_back(key);
+    }
+    return absl::StrJoin(keys, ", ");
+  }
+
+  absl::Status ApplySecureListener(const std::string& protocol, const YAML::Node& item,
+                                   const std::string& path, Config* config) const {
+    SecureListener listener;
+    listener.protocol = protocol;
+    const YAML::Node address = item["address"];
+    if (absl::Status s = config_internal::ParseListen(address.Scalar(), &listener.address);
+        !s.ok()) {
+      return Error(address.Mark(), absl::StrCat(path, ".address"), s.message());
+    }
+    auto text = [&](const char* key, std::string* out) {
+      if (item[key]) *out = item[key].Scalar();
+    };
+    text("cert_file", &listener.cert_file);
+    text("key_file", &listener.key_file);
+    text("ca_file", &listener.ca_file);
+    text("path", &listener.path);
+    if (const YAML::Node v = item["require_client_cert"]) {
+      bool value = false;
+      if (!config_internal::ParseBoolText(v.Scalar(), &value).ok()) {
+        return Error(v.Mark(), absl::StrCat(path, ".require_client_cert"),
+                     absl::StrCat("must be true or false, not '", v.Scalar(), "'"));
+      }
+      listener.require_client_cert = value ? "true" : "false";
+    }
+    if (const YAML::Node v = item["max_connections"]) {
+      absl::Status s =
+          config_internal::ParseUintText(v.Scalar(), 0, 10'000'000, &listener.max_connections);
+      if (!s.ok()) return Error(v.Mark(), absl::StrCat(path, ".max_connections"), s.message());
+    }
+    config->secure_listeners.push_back(std::move(listener));
+    return absl::OkStatus();
   }
 
   absl::Status CheckProtocol(const YAML::Node& value, const std::string& path) const {
     if (!value.IsScalar()) {
-      return Error(value.Mark(), path, absl::StrCat("must be mqtt, not ", TypeName(value)));
-    }
-    if (value.Scalar() != "mqtt") {
       return Error(value.Mark(), path,
-                   absl::StrCat("protocol '", value.Scalar(), "' not supported yet (issue 14)"));
+                   absl::StrCat("must be mqtt, mqtts, ws or wss, not ", TypeName(value)));
+    }
+    const std::string& p = value.Scalar();
+    if (p != "mqtt" && p != "mqtts" && p != "ws" && p != "wss") {
+      return Error(value.Mark(), path,
+                   absl::StrCat("protocol '", p, "': must be mqtt, mqtts, ws or wss"));
     }
     return absl::OkStatus();
   }
@@ -161,27 +231,50 @@ absl::Status ParseDocument(const YAML::Node& root, const Reader& reader, Config*
   return reader.ApplyMap(root, "", config);
 }
 
-void EmitList(const std::vector<std::string>& items, bool listeners, YAML::Emitter* out) {
+void EmitList(const std::vector<std::string>& items, YAML::Emitter* out) {
   if (items.empty()) {
     *out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
     return;
   }
   *out << YAML::BeginSeq;
-  for (const std::string& item : items) {
-    if (!listeners) {
-      *out << item;
-      continue;
-    }
-    *out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value << "mqtt" << YAML::Key
-         << "address" << YAML::Value << item << YAML::EndMap;
-  }
+  for (const std::string& item : items) *out << item;
   *out << YAML::EndSeq;
+}
+
+// The TLS and WebSocket listeners, after the mqtt ones, with the keys that are set.
+void EmitSecureListeners(const Config& config, YAML::Emitter* out) {
+  for (const SecureListener& l : config.secure_listeners) {
+    *out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value << l.protocol << YAML::Key
+         << "address" << YAML::Value << config_internal::FormatListen(l.address);
+    auto text = [&](const char* key, const std::string& value) {
+      if (!value.empty()) *out << YAML::Key << key << YAML::Value << value;
+    };
+    text("cert_file", l.cert_file);
+    text("key_file", l.key_file);
+    text("ca_file", l.ca_file);
+    text("require_client_cert", l.require_client_cert);
+    text("path", l.path);
+    if (l.max_connections != 0) {
+      *out << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
+    }
+    *out << YAML::EndMap;
+  }
 }
 
 void EmitValue(const Option& option, const Config& config, YAML::Emitter* out) {
   std::vector<std::string> items = option.value.get(config);
+  if (option.value.kind == Kind::kListeners) {
+    *out << YAML::BeginSeq;
+    for (const std::string& item : items) {
+      *out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value << "mqtt" << YAML::Key
+           << "address" << YAML::Value << item << YAML::EndMap;
+    }
+    EmitSecureListeners(config, out);
+    *out << YAML::EndSeq;
+    return;
+  }
   if (option.value.kind != Kind::kScalar) {
-    EmitList(items, option.value.kind == Kind::kListeners, out);
+    EmitList(items, out);
     return;
   }
   bool mask = (option.traits & config_internal::kSecret) && !items[0].empty();

@@ -79,6 +79,11 @@ class Transport {
   // "address:port" of the peer (formatted on demand: idle connections stay small), "-" once
   // closed.
   virtual std::string peer() const = 0;
+  // The MQTT username this connection's verified client certificate gives (its CN or first
+  // SAN, as the TLS listener's `username_from_cert` says); empty when the listener does not
+  // take usernames from certificates, or without TLS. The session layer uses it in place of
+  // CONNECT's User Name (wired by the auth layer).
+  virtual std::string certificate_username() const { return {}; }
 
   // Writes pending output. Called by IoWorker at the end of the turn after RequestFlush().
   virtual void FlushOutput() = 0;

@@ -28,6 +28,15 @@ listeners:
   - protocol: mqtt
     address: 127.0.0.1:1999
   - address: "[::1]:0"
+  - protocol: mqtts
+    address: 0.0.0.0:8883
+    cert_file: /etc/mqttd/other.crt
+    key_file: /etc/mqttd/other.key
+    ca_file: /etc/mqttd/other-ca.crt
+    require_client_cert: true
+    max_connections: 100
+  - {protocol: ws, address: 127.0.0.1:8080, path: /ws}
+  - {protocol: wss, address: 0.0.0.0:8443}
 limits:
   workers: 3
   max_inflight: 5
@@ -65,6 +74,22 @@ cluster:
   raft_listen: 0.0.0.0:7947
   bootstrap_members: [n1, n2, n3]
   allow_register_during_netsplit: true
+http:
+  listen: 127.0.0.1:9090
+tls:
+  cert_file: /etc/mqttd/tls.crt
+  key_file: /etc/mqttd/tls.key
+  ca_file: /etc/mqttd/ca.crt
+  require_client_cert: true
+  username_from_cert: san
+  min_version: 1.3
+  ciphers: ECDHE-ECDSA-AES128-GCM-SHA256
+  ciphersuites: TLS_AES_128_GCM_SHA256
+  groups: X25519
+  handshake_timeout: 5
+  reload_interval: 30
+websocket:
+  path: /mqtt-ws
 )";
 
 // The documented layout, in order.
@@ -103,7 +128,19 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.raft_listen",
                                           "cluster.bootstrap_members",
                                           "cluster.allow_register_during_netsplit",
-                                          "http.listen"};
+                                          "http.listen",
+                                          "tls.cert_file",
+                                          "tls.key_file",
+                                          "tls.ca_file",
+                                          "tls.require_client_cert",
+                                          "tls.username_from_cert",
+                                          "tls.min_version",
+                                          "tls.ciphers",
+                                          "tls.ciphersuites",
+                                          "tls.groups",
+                                          "tls.handshake_timeout",
+                                          "tls.reload_interval",
+                                          "websocket.path"};
 
 std::string Error(const std::string& text) {
   Config config;
@@ -132,6 +169,32 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.log_level, LogLevel::kDebug);
   EXPECT_EQ(c.log_format, "json");
   EXPECT_EQ(c.listeners, (std::vector<ListenAddress>{{"127.0.0.1", 1999}, {"::1", 0}}));
+  ASSERT_EQ(c.secure_listeners.size(), 3u);
+  SecureListener mqtts;
+  mqtts.protocol = "mqtts";
+  mqtts.address = {"0.0.0.0", 8883};
+  mqtts.cert_file = "/etc/mqttd/other.crt";
+  mqtts.key_file = "/etc/mqttd/other.key";
+  mqtts.ca_file = "/etc/mqttd/other-ca.crt";
+  mqtts.require_client_cert = "true";
+  mqtts.max_connections = 100;
+  EXPECT_EQ(c.secure_listeners[0], mqtts);
+  EXPECT_EQ(c.secure_listeners[1].protocol, "ws");
+  EXPECT_EQ(c.secure_listeners[1].path, "/ws");
+  EXPECT_EQ(c.secure_listeners[2].protocol, "wss");
+  EXPECT_EQ(c.secure_listeners[2].address, (ListenAddress{"0.0.0.0", 8443}));
+  EXPECT_EQ(c.tls_cert_file, "/etc/mqttd/tls.crt");
+  EXPECT_EQ(c.tls_key_file, "/etc/mqttd/tls.key");
+  EXPECT_EQ(c.tls_ca_file, "/etc/mqttd/ca.crt");
+  EXPECT_TRUE(c.tls_require_client_cert);
+  EXPECT_EQ(c.tls_username_from_cert, "san");
+  EXPECT_EQ(c.tls_min_version, "1.3");
+  EXPECT_EQ(c.tls_ciphers, "ECDHE-ECDSA-AES128-GCM-SHA256");
+  EXPECT_EQ(c.tls_ciphersuites, "TLS_AES_128_GCM_SHA256");
+  EXPECT_EQ(c.tls_groups, "X25519");
+  EXPECT_EQ(c.tls_handshake_timeout, 5u);
+  EXPECT_EQ(c.tls_reload_interval, 30u);
+  EXPECT_EQ(c.ws_path, "/mqtt-ws");
   EXPECT_EQ(c.workers, 3u);
   EXPECT_EQ(c.max_inflight, 5u);
   EXPECT_EQ(c.max_queued_messages, 6u);
@@ -192,7 +255,11 @@ TEST(ConfigFileTest, UnknownKeysAreNamed) {
             "m.yaml:1: max-inflight: unknown key (the flag --max-inflight is "
             "'limits.max_inflight' in the file)");
   EXPECT_EQ(Error("listeners:\n  - address: 0.0.0.0:1\n    port: 2\n"),
-            "m.yaml:3: listeners[0].port: unknown key (a listener has protocol and address)");
+            "m.yaml:3: listeners[0].port: unknown key for a mqtt listener (it has protocol, "
+            "address)");
+  EXPECT_EQ(Error("listeners:\n  - {protocol: ws, address: 0.0.0.0:1, cert_file: /x}\n"),
+            "m.yaml:2: listeners[0].cert_file: unknown key for a ws listener (it has protocol, "
+            "address, path, max_connections)");
   EXPECT_EQ(Error("node_id: a\nnode_id: b\n"), "m.yaml:2: node_id: duplicate key");
 }
 
@@ -226,9 +293,21 @@ TEST(ConfigFileTest, ListItemsAreNamedByIndex) {
   EXPECT_TRUE(ParseConfigText("cluster:\n  join: []\n", "m.yaml", &config).ok());
 }
 
-TEST(ConfigFileTest, OtherProtocolsAreNotSupportedYet) {
+TEST(ConfigFileTest, UnknownProtocolIsNamedBeforeItsKeys) {
   EXPECT_EQ(Error("listeners:\n  - address: 0.0.0.0:8883\n    cert_file: /x\n    protocol: tls\n"),
-            "m.yaml:4: listeners[0].protocol: protocol 'tls' not supported yet (issue 14)");
+            "m.yaml:4: listeners[0].protocol: protocol 'tls': must be mqtt, mqtts, ws or wss");
+  EXPECT_EQ(Error("listeners:\n  - {protocol: mqtts, address: 0.0.0.0:1, "
+                  "require_client_cert: maybe}\n"),
+            "m.yaml:2: listeners[0].require_client_cert: must be true or false, not 'maybe'");
+}
+
+TEST(ConfigFileTest, SecureListenersRoundTripThroughPrintConfig) {
+  Config c;
+  ASSERT_TRUE(ParseConfigText(kEveryKey, "m.yaml", &c).ok());
+  Config back;
+  ASSERT_TRUE(ParseConfigText(ConfigToYaml(c), "printed", &back).ok()) << ConfigToYaml(c);
+  EXPECT_EQ(back.listeners, c.listeners);
+  EXPECT_EQ(back.secure_listeners, c.secure_listeners);
 }
 
 TEST(ConfigFileTest, SyntaxErrorsNameTheLine) {

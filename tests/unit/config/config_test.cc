@@ -118,6 +118,31 @@ TEST(ConfigTest, EnvironmentListsAreCommaSeparatedAndReplaceTheFiles) {
   EXPECT_EQ(config->join, (std::vector<std::string>{"a:1", "b:2"}));
 }
 
+TEST(ConfigTest, ListenerFlagsReplaceOnlyTheirProtocolsListeners) {
+  std::string path = WriteFile("secure.yaml",
+                               "listeners:\n  - {protocol: mqtt, address: 0.0.0.0:1999}\n"
+                               "  - {protocol: wss, address: 0.0.0.0:8443, path: /x}\n"
+                               "  - {protocol: mqtts, address: 0.0.0.0:8883}\n");
+  auto config = Parse({"--config", path.c_str(), "--listen", "127.0.0.1:0", "--tls-listen",
+                       "127.0.0.1:1", "--tls-listen", "127.0.0.1:2"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->listeners, (std::vector<ListenAddress>{{"127.0.0.1", 0}}));
+  ASSERT_EQ(config->secure_listeners.size(), 3u);
+  EXPECT_EQ(config->secure_listeners[0].protocol, "wss");  // the file's, kept
+  EXPECT_EQ(config->secure_listeners[0].path, "/x");
+  EXPECT_EQ(config->secure_listeners[1].address, (ListenAddress{"127.0.0.1", 1}));
+  EXPECT_EQ(config->secure_listeners[2].address, (ListenAddress{"127.0.0.1", 2}));
+}
+
+TEST(ConfigTest, NoPlainListenerByDefaultWhenAnotherIsGiven) {
+  auto config = Parse({"--wss-listen", "127.0.0.1:0"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->listeners.empty());
+  ASSERT_EQ(config->secure_listeners.size(), 1u);
+  EXPECT_EQ(config->secure_listeners[0].protocol, "wss");
+  EXPECT_EQ(Parse({})->listeners.size(), 1u);
+}
+
 TEST(ConfigTest, ListFlagsReplaceTheEnvironmentsAndAddUp) {
   auto config = Parse({"--join", "c:3", "--join", "d:4,e:5"}, {"MQTTD_CLUSTER_JOIN=a:1"});
   ASSERT_TRUE(config.ok()) << config.status();
