@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
-// "ready" line on stdout, and on SIGTERM/SIGINT closes every connection and exits 0.
+// "ready" line on stdout, on SIGHUP re-reads the password and ACL files, and on SIGTERM/SIGINT
+// closes every connection and exits 0.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -30,6 +31,36 @@
 #include "storage/store.h"
 
 namespace {
+
+// The password and ACL files, or null when neither is configured and anonymous clients are
+// allowed (nothing to check).
+absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> AccessControlFrom(
+    const mqtt::Config& config) {
+  if (config.password_file.empty() && config.acl_file.empty() &&
+      config.allow_anonymous != "false") {
+    return nullptr;
+  }
+  return mqtt::auth::AccessControl::Create(
+      {config.password_file, config.acl_file, config.allow_anonymous});
+}
+
+// Waits for SIGTERM or SIGINT; on SIGHUP re-reads the access files meanwhile (a bad new file
+// keeps the old policy).
+int WaitForStopSignal(const sigset_t& signals, mqtt::auth::AccessControl* access_control) {
+  for (;;) {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    if (signal_number != SIGHUP) return signal_number;
+    if (access_control == nullptr) {
+      MQTT_LOG_INFO("SIGHUP: no password or ACL file to reload");
+    } else if (absl::Status s = access_control->Reload(); !s.ok()) {
+      MQTT_LOG_ERROR("SIGHUP: reload failed, keeping the previous password and ACL files: %s",
+                     s.message());
+    } else {
+      MQTT_LOG_INFO("SIGHUP: password and ACL files reloaded");
+    }
+  }
+}
 
 mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   mqtt::BrokerOptions options;
@@ -143,6 +174,7 @@ int Run(const mqtt::Config& config) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -169,7 +201,15 @@ int Run(const mqtt::Config& config) {
     workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
     worker_ptrs.push_back(workers.back().get());
   }
-  mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
+  absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> access_control =
+      AccessControlFrom(config);
+  if (!access_control.ok()) {
+    MQTT_LOG_ERROR("%s", access_control.status().message());
+    return 1;
+  }
+  mqtt::BrokerOptions broker_options = BrokerOptionsFrom(config);
+  broker_options.access_control = *access_control;
+  mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
   // The cluster starts before recovery, so that the subscriptions of recovered sessions are
   // announced as this node's routes like any others.
@@ -242,8 +282,7 @@ int Run(const mqtt::Config& config) {
   std::cout << ready << " workers=" << worker_count << std::endl;
   MQTT_LOG_INFO("%s", ready);
 
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  const int signal_number = WaitForStopSignal(signals, access_control->get());
   if (*http != nullptr) (*http)->SetShuttingDown();
   MQTT_LOG_INFO("signal %d: shutting down", signal_number);
   std::promise<void> stopped;
