@@ -799,13 +799,19 @@ bool Client::Authorized(std::string_view topic, auth::Access access) {
     x.acl_cache.clear();
   }
   if (!x.policy->has_acl()) return true;
-  std::string key(1, static_cast<char>(access));
-  key.append(topic);
-  if (auto it = x.acl_cache.find(key); it != x.acl_cache.end()) return it->second;
+  // Per topic: the low bits say which accesses are allowed, the same bits << 4 which are known.
+  const auto bit = static_cast<uint8_t>(access);
+  auto it = x.acl_cache.find(absl::string_view(topic.data(), topic.size()));
+  if (it != x.acl_cache.end() && (it->second & (bit << 4))) return (it->second & bit) != 0;
   const auth::Identity who{x.username ? &*x.username : nullptr, client_id_, x.address};
   const bool allowed = x.policy->Allowed(who, topic, access);
-  if (x.acl_cache.size() >= kAclCacheSize) x.acl_cache.clear();
-  x.acl_cache.emplace(std::move(key), allowed);
+  const auto known = static_cast<uint8_t>((bit << 4) | (allowed ? bit : 0));
+  if (it != x.acl_cache.end()) {
+    it->second |= known;
+  } else {
+    if (x.acl_cache.size() >= kAclCacheSize) x.acl_cache.clear();
+    x.acl_cache.emplace(topic, known);
+  }
   return allowed;
 }
 

@@ -156,7 +156,7 @@ class Client final : public net::TransportCallbacks,
   // small: 5.0 enhanced authentication (the method named in CONNECT, the exchange under way, the
   // CONNECT waiting for it), 5.0 topic aliases, inbound (alias -> topic) and outbound, and the
   // access-control state: who this is, the policy in use and a small cache of its answers
-  // (access byte + topic -> allowed), cleared when the policy changes or the cache is full.
+  // (topic -> known and allowed access bits), cleared when the policy changes or is full.
   struct Extras {
     std::string auth_method;
     std::unique_ptr<auth::AuthExchange> auth_exchange;
@@ -167,7 +167,7 @@ class Client final : public net::TransportCallbacks,
     std::optional<auth::IpAddress> address;
     std::shared_ptr<const auth::Policy> policy;
     uint64_t policy_generation = 0;
-    absl::flat_hash_map<std::string, bool> acl_cache;
+    absl::flat_hash_map<std::string, uint8_t> acl_cache;
   };
   Extras& extras();
   const std::string& auth_method() const;
