@@ -164,7 +164,11 @@ absl::StatusOr<PasswordFile> PasswordFile::Load(const std::string& path) {
 
 bool PasswordFile::Check(std::string_view user, std::string_view password) const {
   auto it = hashes_.find(absl::string_view(user.data(), user.size()));
-  return it != hashes_.end() && VerifyPassword(it->second, password);
+  if (it != hashes_.end()) return VerifyPassword(it->second, password);
+  // An unknown user costs as much as a known one, so that timing does not tell which exist.
+  static const std::string kDummy = HashPassword("", kDefaultPbkdf2Iterations).value_or("");
+  VerifyPassword(kDummy, password);
+  return false;
 }
 
 bool PasswordFile::Contains(std::string_view user) const {

@@ -26,7 +26,8 @@ class PasswordFile {
   static absl::StatusOr<PasswordFile> Parse(std::string_view text, std::string_view name);
   static absl::StatusOr<PasswordFile> Load(const std::string& path);
 
-  // True when `user` is listed and `password` matches its hash (constant-time comparison).
+  // True when `user` is listed and `password` matches its hash (constant-time comparison; an
+  // unknown user is checked against a dummy hash, so it takes as long as a default $7$ one).
   bool Check(std::string_view user, std::string_view password) const;
   bool Contains(std::string_view user) const;
   size_t size() const { return hashes_.size(); }

@@ -172,7 +172,7 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     const bool bad = verdict == auth::ConnectVerdict::kBadUserNameOrPassword;
     MQTT_LOG_INFO("client %s (%s): CONNECT refused: %s", connect->client_id, peer(),
                   bad ? "bad user name or password" : "not authorized");
-    // 3.1.1 return code 4 or 5 [MQTT-3.2.2-6]; 5.0 0x86 or 0x87.
+    // 3.1.1 return code 4 or 5 (table 3.1); 5.0 0x86 or 0x87; then close [MQTT-3.2.2-5].
     SendConnackAndClose(bad ? v3::kBadUsernameOrPassword : v3::kNotAuthorized, version_);
     return absl::OkStatus();
   }
