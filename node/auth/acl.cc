@@ -169,17 +169,15 @@ class AclParser {
     std::string_view rest = space == std::string_view::npos ? "" : Trim(line.substr(space));
     if (keyword == "topic") return AddRule(rest, section_);
     if (keyword == "pattern") return AddRule(rest, &file_->patterns_);
-    if (rest.empty())
-      return absl::InvalidArgumentError(absl::StrCat(Sv(keyword), " needs a value"));
-    if (keyword == "user") {
-      section_ = &file_->users_[absl::string_view(rest.data(), rest.size())];
-    } else if (keyword == "client") {
-      section_ = &file_->clients_[absl::string_view(rest.data(), rest.size())];
-    } else if (keyword == "address") {
-      return AddAddress(rest);
-    } else {
+    if (keyword != "user" && keyword != "client" && keyword != "address") {
       return absl::InvalidArgumentError(absl::StrCat("unknown keyword '", Sv(keyword), "'"));
     }
+    if (rest.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(Sv(keyword), " needs a value"));
+    }
+    const absl::string_view name(rest.data(), rest.size());
+    if (keyword == "address") return AddAddress(rest);
+    section_ = keyword == "user" ? &file_->users_[name] : &file_->clients_[name];
     return absl::OkStatus();
   }
 
