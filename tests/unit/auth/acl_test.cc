@@ -139,6 +139,8 @@ TEST(AclTest, AddressSectionsMatchCidrs) {
       "address 0.0.0.0/0\ntopic deny lan/private\n");
   EXPECT_TRUE(Can(acl, Who{std::nullopt, "c", "10.1.200.3:5"}, "lan/x", Access::kRead));
   EXPECT_FALSE(Can(acl, Who{std::nullopt, "c", "10.2.0.1:5"}, "lan/x", Access::kRead));
+  // An IPv4 client on an IPv6 socket.
+  EXPECT_TRUE(Can(acl, Who{std::nullopt, "c", "::ffff:10.1.2.3:5"}, "lan/x", Access::kRead));
   EXPECT_FALSE(Can(acl, Who{std::nullopt, "c", "10.1.200.3:5"}, "lan/private", Access::kRead));
   EXPECT_TRUE(Can(acl, Who{std::nullopt, "c", "127.0.0.1:99"}, "local/x", Access::kRead));
   EXPECT_FALSE(Can(acl, Who{std::nullopt, "c", "127.0.0.2:99"}, "local/x", Access::kRead));
