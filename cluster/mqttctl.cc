@@ -8,6 +8,7 @@
 //   mqttctl [--server HOST:PORT] [--json] status
 //   mqttctl [--server HOST:PORT] [--json] sessions [--client-id ID] [--node ID] [--limit N]
 //   mqttctl [--server HOST:PORT] [--json] kick CLIENT_ID
+//   mqttctl passwd [-c] [-b] [-D] FILE USER [PASSWORD]   (local: node/auth/passwd_command.h)
 //
 // `members` and `sessions` ask every alive member too (the node asked gives the members).
 // Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions: no
@@ -27,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/util/json_util.h"
+#include "node/auth/passwd_command.h"
 #include "proto/admin.grpc.pb.h"
 
 namespace {
@@ -49,6 +51,10 @@ commands:
   kick CLIENT_ID               disconnects that client wherever it is connected (5.0: DISCONNECT
                                0x98 Administrative action); a clean session ends, a persistent
                                one stays offline
+  passwd [-c] FILE USER | passwd [-c] -b FILE USER PASSWORD | passwd -D FILE USER
+                               adds, changes (password from the terminal or stdin, or -b) or
+                               deletes (-D) a user of a password file in Mosquitto's format ($7$);
+                               -c creates the file. Local: talks to no node
 
 options:
   --server HOST:PORT   the node's cluster address (its --cluster-listen) [127.0.0.1:7946]
@@ -384,6 +390,9 @@ int Kick(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientConte
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") {
+    return mqtt::auth::PasswdMain(argc - 2, argv + 2);
+  }
   const Args args = Parse(argc, argv);
   auto stub = Connect(args.server);
   grpc::ClientContext ctx;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
-// "ready" line on stdout, and on SIGTERM/SIGINT closes every connection and exits 0.
+// "ready" line on stdout, on SIGHUP re-reads the password and ACL files, and on SIGTERM/SIGINT
+// closes every connection and exits 0.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -33,6 +34,29 @@
 #include "storage/store.h"
 
 namespace {
+
+// The password and ACL files, or null when neither is configured and anonymous clients are
+// allowed (nothing to check).
+absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> AccessControlFrom(
+    const mqtt::Config& config) {
+  if (config.password_file.empty() && config.acl_file.empty() &&
+      config.allow_anonymous != "false") {
+    return nullptr;
+  }
+  return mqtt::auth::AccessControl::Create(
+      {config.password_file, config.acl_file, config.allow_anonymous});
+}
+
+// Re-reads the password and ACL files (a bad new file keeps the old policy).
+void ReloadAccessFiles(mqtt::auth::AccessControl* access_control) {
+  if (access_control == nullptr) return;
+  if (absl::Status s = access_control->Reload(); !s.ok()) {
+    MQTT_LOG_ERROR("SIGHUP: reload failed, keeping the previous password and ACL files: %s",
+                   s.message());
+  } else {
+    MQTT_LOG_INFO("SIGHUP: password and ACL files reloaded");
+  }
+}
 
 mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   mqtt::BrokerOptions options;
@@ -271,7 +295,15 @@ int Run(const mqtt::Config& config) {
     workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
     worker_ptrs.push_back(workers.back().get());
   }
-  mqtt::Broker broker(BrokerOptionsFrom(config), worker_ptrs, store.get());
+  absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> access_control =
+      AccessControlFrom(config);
+  if (!access_control.ok()) {
+    MQTT_LOG_ERROR("%s", access_control.status().message());
+    return 1;
+  }
+  mqtt::BrokerOptions broker_options = BrokerOptionsFrom(config);
+  broker_options.access_control = *access_control;
+  mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
   // The cluster starts before recovery, so that the subscriptions of recovered sessions are
   // announced as this node's routes like any others.
@@ -367,8 +399,9 @@ int Run(const mqtt::Config& config) {
   const int signal_number = WaitForStopSignal(
       signals, config.tls_reload_interval,
       [&] {
-        MQTT_LOG_INFO("SIGHUP: reloading TLS certificates");
+        MQTT_LOG_INFO("SIGHUP: reloading TLS certificates, password and ACL files");
         ReloadTlsContexts(tls_contexts, /*only_changed=*/false);
+        ReloadAccessFiles(access_control->get());
       },
       [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
   if (*http != nullptr) (*http)->SetShuttingDown();

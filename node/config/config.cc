@@ -125,6 +125,9 @@ Binding Secret(std::string Config::*field) {
   return b;
 }
 
+// A file name; empty means none.
+Binding Path(std::string Config::*field) { return Secret(field); }
+
 // HOST:PORT, or empty for none.
 Binding HostPort(std::string Config::*field, uint32_t min_port) {
   return {Kind::kScalar, min_port == 0 ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
@@ -340,6 +343,16 @@ std::vector<Option> MakeOptions() {
        "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
        "(prefer the config file or the environment to the command line for secrets)",
        Secret(&Config::auth_hmac_secret), nullptr, kSecret},
+      {"password-file", "auth.password_file", "FILE",
+       "password file in Mosquitto's format (mosquitto_passwd, mqttctl passwd); re-read on SIGHUP",
+       Path(&Config::password_file)},
+      {"acl-file", "auth.acl_file", "FILE",
+       "ACL file in Mosquitto's syntax plus client and address sections (docs/security.md); "
+       "re-read on SIGHUP",
+       Path(&Config::acl_file)},
+      {"allow-anonymous", "auth.allow_anonymous", "true|false|auto",
+       "accept clients without a user name (auto: true without a password file, false with one)",
+       OneOf(&Config::allow_anonymous, {"auto", "true", "false"})},
       {"persistence", "storage.persistence", "true|false",
        "keep persistent sessions, their queues and retained messages in RocksDB under data_dir",
        Bool(&Config::persistence)},

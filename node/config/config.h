@@ -69,6 +69,10 @@ struct Config {
   bool fsync = false;            // fsync each storage write (power-loss durability)
   bool persistence = true;       // keep persistent sessions and retained messages in RocksDB
   uint32_t storage_wal_budget = 64 * 1024 * 1024;  // bytes of RocksDB WAL (and memtables)
+  // Password and ACL files (node/auth, docs/security.md); re-read on SIGHUP.
+  std::string password_file;  // Mosquitto format; empty: user names are not checked
+  std::string acl_file;       // Mosquitto syntax plus client/address sections; empty: no ACL
+  std::string allow_anonymous = "auto";  // true, false, auto (true unless a password file)
   // Cluster (issue 11). Without cluster_listen the node runs alone.
   std::string cluster_listen;                 // HOST:PORT of the cluster gRPC server
   std::string cluster_advertise;              // HOST:PORT peers dial; default: cluster_listen

@@ -20,6 +20,8 @@ using Clock = std::chrono::steady_clock;
 constexpr absl::string_view kReasonPayload = "mqtt.reason";
 // A connection closing after an error gets this long to drain its output, then it is cut.
 constexpr auto kCloseDrainLimit = std::chrono::seconds(5);
+// ACL answers remembered per connection (then forgotten all at once): most clients use few topics.
+constexpr size_t kAclCacheSize = 64;
 
 // Attaches the 5.0 reason code a failure should carry on the wire when it differs from the one
 // ReasonCodeFor() derives from the status code.
@@ -165,6 +167,15 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
   if (connect->will && !IsValidTopicName(connect->will->topic)) {
     return WithReason(ProtocolError("invalid will topic"), rc::kTopicNameInvalid);
   }
+  if (auth::ConnectVerdict verdict = Authenticate(*connect);
+      verdict != auth::ConnectVerdict::kAccepted) {
+    const bool bad = verdict == auth::ConnectVerdict::kBadUserNameOrPassword;
+    MQTT_LOG_INFO("client %s (%s): CONNECT refused: %s", connect->client_id, peer(),
+                  bad ? "bad user name or password" : "not authorized");
+    // 3.1.1 return code 4 or 5 (table 3.1); 5.0 0x86 or 0x87; then close [MQTT-3.2.2-5].
+    SendConnackAndClose(bad ? v3::kBadUsernameOrPassword : v3::kNotAuthorized, version_);
+    return absl::OkStatus();
+  }
   if (const auto& method = connect->properties.authentication_method) {
     const auth::AuthMethod* found = node().FindAuthMethod(*method);
     if (found == nullptr) {
@@ -295,6 +306,10 @@ absl::Status Client::AcceptConnect(Connect connect) {
   const BrokerOptions& options = node().options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
+  if (options.access_control != nullptr) {
+    extras().username = std::move(connect.username);
+    extras().address = auth::IpAddress::FromPeer(peer());
+  }
   if (connect.properties.authentication_method) {
     extras().auth_method = *connect.properties.authentication_method;
   }
@@ -390,7 +405,11 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
   const bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
-  const bool deliver = !duplicate && reason == rc::kSuccess;
+  // Denied by the ACL: 5.0 acknowledges with 0x87; 3.1.1 has no code, so the message is
+  // acknowledged and dropped, as Mosquitto does.
+  const bool allowed = duplicate || Authorized(publish->topic, auth::Access::kWrite);
+  if (!allowed && version_ == Version::kV5 && reason == rc::kSuccess) reason = rc::kNotAuthorized;
+  const bool deliver = !duplicate && allowed && reason == rc::kSuccess;
   AckTokenPtr token;
   if (qos > 0) {
     PubAck ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
@@ -548,6 +567,9 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   const bool is_shared = shared->has_value();
   std::string_view plain_filter = is_shared ? (*shared)->filter : topic.filter;
   if (!IsValidTopicFilter(plain_filter)) return v5 ? rc::kTopicFilterInvalid : v3::kSubackFailure;
+  if (!Authorized(plain_filter, auth::Access::kSubscribe)) {
+    return v5 ? rc::kNotAuthorized : v3::kSubackFailure;
+  }
   auto [it, inserted] = session_->subscriptions().insert_or_assign(
       topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
                                         topic.retain_handling, subscription_id});
@@ -633,6 +655,9 @@ const Properties* Client::OutboundProperties(const OutboundMessage& out, std::st
 }
 
 bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
+  // Checked at delivery, as Mosquitto does: a wildcard subscription may cover denied topics,
+  // and retained messages and wills come this way too. False: dropped for this client only.
+  if (!Authorized(out.message->topic, auth::Access::kRead)) return false;
   std::string_view topic = out.message->topic;
   const Properties* properties = nullptr;
   if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
@@ -740,6 +765,12 @@ void Client::OnClosed() {
 // Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that
 // outlives this connection [MQTT-3.1.3-9].
 void Client::PublishWill() {
+  if (!Authorized(will_->topic, auth::Access::kWrite)) {
+    MQTT_LOG_INFO("client %s: will on '%s' not published: not authorized", client_id_,
+                  will_->topic);
+    will_.reset();
+    return;
+  }
   uint32_t delay = will_->properties.will_delay_interval.value_or(0);
   MessagePtr message = WillMessage(std::move(*will_), client_id_);
   will_.reset();
@@ -749,6 +780,40 @@ void Client::PublishWill() {
     return;
   }
   node().Publish(host_->index(), std::move(message), nullptr);
+}
+
+auth::ConnectVerdict Client::Authenticate(const Connect& connect) const {
+  const auto& control = node().options().access_control;
+  if (control == nullptr) return auth::ConnectVerdict::kAccepted;
+  return control->policy()->Authenticate(connect.username, connect.password);
+}
+
+bool Client::Authorized(std::string_view topic, auth::Access access) {
+  const auto& control = node().options().access_control;
+  if (control == nullptr) return true;
+  Extras& x = extras();
+  if (const uint64_t generation = control->generation();
+      x.policy == nullptr || x.policy_generation != generation) {
+    // Generation first: a reload in between only costs one more refresh.
+    x.policy_generation = generation;
+    x.policy = control->policy();
+    x.acl_cache.clear();
+  }
+  if (!x.policy->has_acl()) return true;
+  // Per topic: the low bits say which accesses are allowed, the same bits << 4 which are known.
+  const auto bit = static_cast<uint8_t>(access);
+  auto it = x.acl_cache.find(absl::string_view(topic.data(), topic.size()));
+  if (it != x.acl_cache.end() && (it->second & (bit << 4))) return (it->second & bit) != 0;
+  const auth::Identity who{x.username ? &*x.username : nullptr, client_id_, x.address};
+  const bool allowed = x.policy->Allowed(who, topic, access);
+  const auto known = static_cast<uint8_t>((bit << 4) | (allowed ? bit : 0));
+  if (it != x.acl_cache.end()) {
+    it->second |= known;
+  } else {
+    if (x.acl_cache.size() >= kAclCacheSize) x.acl_cache.clear();
+    x.acl_cache.emplace(topic, known);
+  }
+  return allowed;
 }
 
 }  // namespace mqtt

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "node/auth/access_control.h"
 #include "node/auth/enhanced_auth.h"
 #include "node/net/transport.h"
 #include "node/protocol/codec.h"
@@ -135,6 +136,11 @@ class Client final : public net::TransportCallbacks,
   void EndSession();
   void PublishWill();
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
+  // Password file and ACL (node/auth/access_control.h), when the node has them: the CONNECT's
+  // verdict, and whether this client may read, write or subscribe to `topic` under the current
+  // policy (true without one). A reload applies from the next call.
+  auth::ConnectVerdict Authenticate(const Connect& connect) const;
+  bool Authorized(std::string_view topic, auth::Access access);
 
   // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
   // goes once it and all before it are ready. Sequence numbers wrap; only equality is used.
@@ -148,13 +154,20 @@ class Client final : public net::TransportCallbacks,
 
   // State most connections never use, allocated on first use so that an idle connection stays
   // small: 5.0 enhanced authentication (the method named in CONNECT, the exchange under way, the
-  // CONNECT waiting for it) and 5.0 topic aliases, inbound (alias -> topic) and outbound.
+  // CONNECT waiting for it), 5.0 topic aliases, inbound (alias -> topic) and outbound, and the
+  // access-control state: who this is, the policy in use and a small cache of its answers
+  // (topic -> known and allowed access bits), cleared when the policy changes or is full.
   struct Extras {
     std::string auth_method;
     std::unique_ptr<auth::AuthExchange> auth_exchange;
     std::unique_ptr<Connect> pending_connect;
     absl::flat_hash_map<uint16_t, std::string> inbound_aliases;
     absl::flat_hash_map<std::string, uint16_t> outbound_aliases;
+    std::optional<std::string> username;
+    std::optional<auth::IpAddress> address;
+    std::shared_ptr<const auth::Policy> policy;
+    uint64_t policy_generation = 0;
+    absl::flat_hash_map<std::string, uint8_t> acl_cache;
   };
   Extras& extras();
   const std::string& auth_method() const;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "node/auth/access_control.h"
 #include "node/auth/enhanced_auth.h"
 #include "node/protocol/message.h"
 #include "node/router/ack_token.h"
@@ -37,6 +38,8 @@ struct BrokerOptions {
   ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
   // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
   std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
+  // Password file and ACL file; null: every client and topic allowed (checked by Client only).
+  std::shared_ptr<auth::AccessControl> access_control;
 };
 
 class NodeContext {

@@ -50,6 +50,22 @@ TEST(ConfigTest, ClusterOptionsParse) {
   EXPECT_TRUE(Parse({})->cluster_listen.empty());  // alone unless asked
 }
 
+TEST(ConfigTest, AccessControlOptionsParse) {
+  auto config = Parse({"--password-file", "/etc/mqttd/passwd", "--acl-file", "/etc/mqttd/acl",
+                       "--allow-anonymous", "true"});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->password_file, "/etc/mqttd/passwd");
+  EXPECT_EQ(config->acl_file, "/etc/mqttd/acl");
+  EXPECT_EQ(config->allow_anonymous, "true");
+  auto defaults = Parse({});
+  EXPECT_TRUE(defaults->password_file.empty());
+  EXPECT_EQ(defaults->allow_anonymous, "auto");  // true without a password file
+  auto bad = Parse({"--allow-anonymous", "yes"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "--allow-anonymous: must be one of auto, true, false, not 'yes'");
+}
+
 TEST(ConfigTest, BadClusterAddressesAreNamed) {
   for (const char* bad : {"7946", ":7946", "host:", "host:70000"}) {
     auto config = Parse({"--join", bad});
