@@ -278,6 +278,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   mqtt::SetLogLevel(config->log_level);
+  mqtt::LogFormat log_format = mqtt::LogFormat::kText;
+  mqtt::ParseLogFormat(config->log_format, &log_format);  // the option allows text or json only
+  mqtt::SetLogFormat(log_format);
 #ifdef NDEBUG
   // Debian's Abseil is built with its mutex deadlock detector on: a lock-order graph update on
   // every absl::Mutex acquisition (~300 instructions per publish in callgrind). Debug and

@@ -217,8 +217,8 @@ std::vector<Option> MakeOptions() {
       {"data-dir", "data_dir", "DIR", "directory for persistent state", Text(&Config::data_dir)},
       {"log-level", "log.level", "LEVEL", "debug, info, warn or error", Level()},
       {"log-format", "log.format", "FORMAT",
-       "text or json; json is accepted and kept but not written yet (lines are text until the "
-       "JSON log output lands)",
+       "text (TIME LEVEL MESSAGE key=value ...) or json (one object per line: ts, level, msg "
+       "and the event's fields)",
        OneOf(&Config::log_format, {"text", "json"})},
       {"listen", "listeners", "HOST:PORT",
        "MQTT over TCP on HOST:PORT; repeatable (or comma-separated); port 0 picks a free port; "

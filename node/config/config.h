@@ -33,7 +33,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string node_id;  // default: the host name
   LogLevel log_level = LogLevel::kInfo;
-  std::string log_format = "text";         // text or json (parsed and stored; not used yet)
+  std::string log_format = "text";         // text or json (node/base/log.h)
   uint32_t workers = 0;                    // default: one per core (at most 256)
   uint32_t max_inflight = 20;              // outbound QoS 1/2 messages awaiting ack, per client
   uint32_t max_queued_messages = 1000;     // per client, behind the inflight window

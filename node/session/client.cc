@@ -45,6 +45,10 @@ int64_t ExpiryDeadline(const Properties& properties) {
   return MonotonicMs() + int64_t{*properties.message_expiry_interval} * 1000;
 }
 
+const char* VersionName(Version version) {
+  return version == Version::kV5 ? "5.0" : version == Version::kV311 ? "3.1.1" : "3.1";
+}
+
 PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
   return PubAck{type, packet_id, reason, {}};
 }
@@ -350,8 +354,9 @@ absl::Status Client::AcceptConnect(Connect connect) {
   // The session record is in this turn's batch, written before the CONNACK leaves.
   if (session_->persistent()) session_->SaveRecord(will_.get());
   SendConnack(session_present, std::move(ack));
-  MQTT_LOG_DEBUG("client %s connected from %s (session present %d)", client_id_, peer(),
-                 session_present);
+  MQTT_LOG_EVENT(kInfo, "client connected", {"client_id", client_id_}, {"peer", peer()},
+                 {"protocol_version", VersionName(version_)}, {"clean_start", connect.clean_start},
+                 {"keep_alive", keep_alive_}, {"session_present", session_present});
   session_->Attach(this, requested.receive_maximum.value_or(65535));
   return absl::OkStatus();
 }
@@ -592,6 +597,7 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
   }
   // A normal DISCONNECT deletes the will [MQTT-3.1.2-10]; 5.0 reason 0x04 keeps it.
   if (disconnect->reason_code != rc::kDisconnectWithWill) will_.reset();
+  LogDisconnected("client sent DISCONNECT", disconnect->reason_code);
   if (will_) PublishWill();
   EndSession();
   Close();
@@ -660,6 +666,7 @@ void Client::TakenOver(bool resumed) {
 
 void Client::Disconnect(uint8_t reason_code) {
   if (closing()) return;
+  LogDisconnected("closed by the server", reason_code);
   if (version_ == Version::kV5 && phase_ == Phase::kConnected) {
     EncodeDisconnect(mqtt::Disconnect{reason_code, {}}, version_, output_buffer());
   }
@@ -694,8 +701,12 @@ void Client::SendConnackAndClose(uint8_t code, Version version) {
 
 void Client::Fail(const absl::Status& status) {
   uint8_t reason = ReasonOf(status);
-  MQTT_LOG_INFO("client %s (%s): closing: %s", client_id_.empty() ? "-" : client_id_, peer(),
-                status.message());
+  if (phase_ == Phase::kConnected) {
+    LogDisconnected(std::string_view(status.message().data(), status.message().size()), reason);
+  } else {
+    MQTT_LOG_INFO("client %s (%s): closing: %s", client_id_.empty() ? "-" : client_id_, peer(),
+                  status.message());
+  }
   if (version_ == Version::kV5) {
     if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
       EncodeConnack({false, reason, {}}, version_, output_buffer());
@@ -724,16 +735,31 @@ void Client::OnTimeout() {
     transport_->Abort();
     return;
   }
-  MQTT_LOG_INFO("client %s (%s): keep alive of %ds expired", client_id_, peer(), keep_alive_);
+  LogDisconnected(absl::StrCat("keep alive of ", keep_alive_, "s expired"), rc::kKeepAliveTimeout);
   if (will_) PublishWill();
   Disconnect(rc::kKeepAliveTimeout);
 }
 
 void Client::OnClosed() {
+  LogDisconnected("connection closed without DISCONNECT", -1);
   if (phase_ == Phase::kConnected && will_ && !node().shutting_down()) PublishWill();
   phase_ = Phase::kDone;
   EndSession();
   host_->RemoveClient(this);
+}
+
+// Client ids and peers are views into this client, valid for the call. reason_code -1: none.
+void Client::LogDisconnected(std::string_view reason, int reason_code) {
+  if (phase_ != Phase::kConnected || disconnect_logged_) return;
+  disconnect_logged_ = true;
+  if (reason_code < 0) {
+    MQTT_LOG_EVENT(kInfo, "client disconnected", {"client_id", client_id_}, {"peer", peer()},
+                   {"protocol_version", VersionName(version_)}, {"reason", reason});
+  } else {
+    MQTT_LOG_EVENT(kInfo, "client disconnected", {"client_id", client_id_}, {"peer", peer()},
+                   {"protocol_version", VersionName(version_)}, {"reason", reason},
+                   {"reason_code", reason_code});
+  }
 }
 
 // Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that

@@ -132,6 +132,8 @@ class Client final : public net::TransportCallbacks,
   void SendConnack(bool session_present, Properties properties);
   void SendConnackAndClose(uint8_t code, Version version);
   void Fail(const absl::Status& status);
+  // The one "client disconnected" event of a connection that was connected (logged once).
+  void LogDisconnected(std::string_view reason, int reason_code);
   void EndSession();
   void PublishWill();
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
@@ -168,6 +170,7 @@ class Client final : public net::TransportCallbacks,
   Version version_ = Version::kV311;
   bool taken_over_by_resume_ = false;
   bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0
+  bool disconnect_logged_ = false;       // LogDisconnected ran
   uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
   uint16_t keep_alive_ = 0;
   uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT
