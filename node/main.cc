@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -27,9 +28,33 @@
 #include "node/net/tcp_transport.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/session/broker.h"
+#include "node/sys/sys_topics.h"
 #include "storage/store.h"
 
+#ifndef MQTTD_VERSION
+#define MQTTD_VERSION "unknown"
+#endif
+
 namespace {
+
+// $SYS topics (node/sys): the interval, the version and, clustered, the membership summary.
+mqtt::sys::SysOptions SysOptionsFrom(const mqtt::Config& config,
+                                     mqtt::cluster::ClusterNode* cluster) {
+  mqtt::sys::SysOptions options;
+  options.interval = std::chrono::seconds(config.sys_interval);
+  options.version = MQTTD_VERSION;
+  options.node_id = config.node_id;
+  if (cluster != nullptr) {
+    options.cluster_members = [cluster] {
+      std::map<std::string, uint64_t> counts;
+      for (const mqtt::cluster::MemberInfo& m : cluster->membership().Members()) {
+        ++counts[mqtt::cluster::MemberStateName(m.state)];
+      }
+      return counts;
+    };
+  }
+  return options;
+}
 
 mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   mqtt::BrokerOptions options;
@@ -231,6 +256,8 @@ int Run(const mqtt::Config& config) {
   }
   for (auto& worker : workers) worker->Start();
   broker.Start();
+  mqtt::sys::SysPublisher sys(&broker, SysOptionsFrom(config, cluster->get()));
+  sys.Start();
   for (auto& listener : listeners) {
     mqtt::net::Listener* l = listener.get();
     worker_ptrs[0]->Post([l] { l->Start(); });
@@ -252,6 +279,7 @@ int Run(const mqtt::Config& config) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+  sys.Stop();
   if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
   broker.Shutdown(std::chrono::seconds(3));
   if (*http != nullptr) (*http)->Stop();

@@ -329,6 +329,10 @@ std::vector<Option> MakeOptions() {
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",
        HostPort(&Config::http_listen, 0)},
+      {"sys-interval", "sys_interval", "SECONDS",
+       "publish this node's $SYS topics (docs/sys-topics.md) every SECONDS, retained, to its own "
+       "subscribers; 0: none",
+       Uint(&Config::sys_interval, 0, 86400)},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

@@ -24,6 +24,18 @@ void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
     return clients;
   };
   s->subscriptions = [broker] { return broker->router().subscription_count(); };
+  s->traffic = [broker] {
+    TrafficTotals t;
+    for (size_t i = 0; i < broker->worker_count(); ++i) t.Add(broker->shard(i).counters().Read());
+    TrafficFigures f;
+    for (int q = 0; q < 3; ++q) {
+      f.messages_received[q] = t.messages_received[q];
+      f.messages_sent[q] = t.messages_sent[q];
+    }
+    f.bytes_received = t.bytes_received;
+    f.bytes_sent = t.bytes_sent;
+    return f;
+  };
   s->retained_messages = [broker] { return broker->router().retained_count(); };
   if (store == nullptr) return;
   s->store = [store] {

@@ -98,6 +98,7 @@ size_t Client::OnInput(std::string_view data) {
       return data.size();
     }
   }
+  host_->counters().BytesReceived(consumed);  // what failed above is not counted
   return consumed;
 }
 
@@ -383,6 +384,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   const uint16_t packet_id = publish->packet_id;
   const uint8_t qos = publish->qos;
+  host_->counters().MessageReceived(qos);
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
       session_->inbound_qos2_count() >= node().options().receive_maximum) {
     return WithReason(ProtocolError("more unacknowledged QoS 2 messages than Receive Maximum"),
@@ -450,11 +452,14 @@ void Client::OnDurable(uint64_t ack_seq) {
 
 void Client::SendReadyAcks() {
   size_t sent = 0;
+  std::string* buffer = output_buffer();
+  const size_t before = buffer->size();
   while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
-    EncodePubAck(pending_acks_[sent].ack, version_, output_buffer());
+    EncodePubAck(pending_acks_[sent].ack, version_, buffer);
     ++sent;
   }
   if (sent == 0) return;
+  host_->counters().BytesSent(buffer->size() - before);
   pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + sent);
   RequestFlush();
 }
@@ -649,6 +654,8 @@ bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_i
     buffer->resize(before);
     return false;
   }
+  host_->counters().MessageSent(out.qos);
+  host_->counters().BytesSent(buffer->size() - before);
   RequestFlush();
   return true;
 }

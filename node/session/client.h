@@ -22,6 +22,7 @@
 #include "node/router/ack_token.h"
 #include "node/session/node_context.h"
 #include "node/session/session.h"
+#include "node/session/worker_counters.h"
 
 namespace mqtt {
 
@@ -58,6 +59,8 @@ class ClientHost {
                         Connect connect, std::string leftover_input) = 0;
   // Forgets `client`; it stays alive until the end of the loop turn.
   virtual void RemoveClient(Client* client) = 0;
+  // This worker's traffic counters (written on this worker only).
+  virtual WorkerCounters& counters() = 0;
 
  protected:
   ~ClientHost() = default;

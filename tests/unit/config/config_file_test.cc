@@ -65,6 +65,9 @@ cluster:
   raft_listen: 0.0.0.0:7947
   bootstrap_members: [n1, n2, n3]
   allow_register_during_netsplit: true
+http:
+  listen: 127.0.0.1:9090
+sys_interval: 2
 )";
 
 // The documented layout, in order.
@@ -103,7 +106,8 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.raft_listen",
                                           "cluster.bootstrap_members",
                                           "cluster.allow_register_during_netsplit",
-                                          "http.listen"};
+                                          "http.listen",
+                                          "sys_interval"};
 
 std::string Error(const std::string& text) {
   Config config;
@@ -162,6 +166,8 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.cluster_raft_listen, "0.0.0.0:7947");
   EXPECT_EQ(c.cluster_bootstrap_members, (std::vector<std::string>{"n1", "n2", "n3"}));
   EXPECT_TRUE(c.cluster_allow_register_during_netsplit);
+  EXPECT_EQ(c.http_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.sys_interval, 2u);
 }
 
 TEST(ConfigFileTest, EmptyFileIsAllDefaults) {
