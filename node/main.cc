@@ -22,6 +22,7 @@
 #include "cluster/node.h"
 #include "node/base/log.h"
 #include "node/config/config.h"
+#include "node/http/api.h"
 #include "node/http/node_http.h"
 #include "node/net/io_worker.h"
 #include "node/net/listener.h"
@@ -224,8 +225,18 @@ int Run(const mqtt::Config& config) {
 
   // /healthz, /readyz (503 until the listeners are up, and from SIGTERM on), /metrics, on the
   // HTTP server's own thread; null with --http-listen ''.
-  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
-      mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get());
+  std::vector<std::string> api_keys;
+  if (!config.http_api_key_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> keys =
+        mqtt::http::ReadApiKeys(config.http_api_key_file);
+    if (!keys.ok()) {
+      MQTT_LOG_ERROR("%s", keys.status().message());
+      return 1;
+    }
+    api_keys = std::move(*keys);
+  }
+  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http = mqtt::http::NodeHttp::Start(
+      config.http_listen, &broker, store.get(), cluster->get(), std::move(api_keys));
   if (!http.ok()) {
     MQTT_LOG_ERROR("%s", http.status().message());
     return 1;

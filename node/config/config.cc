@@ -116,6 +116,11 @@ Binding Secret(std::string Config::*field) {
   return b;
 }
 
+// A string; empty means none (a file that is not configured).
+Binding OptionalText(std::string Config::*field) {
+  return Secret(field);  // the same parsing; masking is the kSecret trait's, not the binding's
+}
+
 // HOST:PORT, or empty for none.
 Binding HostPort(std::string Config::*field, uint32_t min_port) {
   return {Kind::kScalar, min_port == 0 ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
@@ -329,6 +334,10 @@ std::vector<Option> MakeOptions() {
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",
        HostPort(&Config::http_listen, 0)},
+      {"http-api-key-file", "http.api_key_file", "FILE",
+       "enable the HTTP API (/api/v1/, docs/http-api.yaml) for requests with 'Authorization: "
+       "Bearer KEY', KEY one line of FILE; empty: the API answers 404",
+       OptionalText(&Config::http_api_key_file)},
       {"sys-interval", "sys_interval", "SECONDS",
        "publish this node's $SYS topics (docs/sys-topics.md) every SECONDS, retained, to its own "
        "subscribers; 0: none",

@@ -68,6 +68,7 @@ struct Config {
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
   // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
   std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
+  std::string http_api_key_file;  // one API key per line; empty: no HTTP API (node/http/api.h)
   uint32_t sys_interval = 10;     // seconds between $SYS rounds (node/sys); 0: none
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;

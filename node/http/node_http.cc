@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "node/http/api.h"
 #include "node/http/metrics.h"
 
 #ifndef MQTTD_VERSION
@@ -80,7 +81,8 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
 
 absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& listen, Broker* broker,
                                                           storage::Store* store,
-                                                          cluster::ClusterNode* cluster) {
+                                                          cluster::ClusterNode* cluster,
+                                                          std::vector<std::string> api_keys) {
   if (listen.empty()) return nullptr;
   // No storage check: the store is open before the node gets here, and a storage failure stops
   // the node (SIGTERM to itself), which /readyz reports as "shutting down".
@@ -108,7 +110,10 @@ absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& lis
   };
   ServerOptions options;
   options.listen = listen;
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, std::move(handlers));
+  // A publish's payload comes in the body, as text or base64.
+  if (!api_keys.empty()) options.max_body_bytes = 4u << 20;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(options, std::move(handlers), MakeApi(broker, cluster, std::move(api_keys)));
   if (!server.ok()) return server.status();
   node->server_ = std::move(*server);
   return node;

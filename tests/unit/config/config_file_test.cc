@@ -67,6 +67,7 @@ cluster:
   allow_register_during_netsplit: true
 http:
   listen: 127.0.0.1:9090
+  api_key_file: /etc/mqttd/api-keys
 sys_interval: 2
 )";
 
@@ -107,6 +108,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.bootstrap_members",
                                           "cluster.allow_register_during_netsplit",
                                           "http.listen",
+                                          "http.api_key_file",
                                           "sys_interval"};
 
 std::string Error(const std::string& text) {
@@ -167,6 +169,7 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.cluster_bootstrap_members, (std::vector<std::string>{"n1", "n2", "n3"}));
   EXPECT_TRUE(c.cluster_allow_register_during_netsplit);
   EXPECT_EQ(c.http_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.http_api_key_file, "/etc/mqttd/api-keys");
   EXPECT_EQ(c.sys_interval, 2u);
 }
 

@@ -164,7 +164,7 @@ TEST_F(ServerTest, OversizedHeaderGets431) {
 
 TEST_F(ServerTest, OversizedBodyGets413) {
   ServerOptions options;
-  options.max_request_bytes = 1024;
+  options.max_body_bytes = 1024;
   StartServer(options);
   Client c(server_->address());
   c.Send("GET /ok HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + std::string(4096, 'a'));

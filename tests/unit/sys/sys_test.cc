@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "node/sys/sys_topics.h"
-
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "node/sys/sys_topics.h"
 
 namespace mqtt::sys {
 namespace {
