@@ -2,6 +2,8 @@
 #include "node/http/server.h"
 
 #include <exception>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -63,13 +65,24 @@ Response Dispatch(const Handlers& handlers, std::string_view method, std::string
   }
 }
 
+// Where API answers from other threads go: the server's io_context until Stop(), then nowhere.
+// Shared with every Respond, so that a worker answering after the server is gone drops it.
+struct ResponseGate {
+  std::mutex mu;
+  asio::io_context* io = nullptr;  // guarded by mu
+};
+
 struct Server::Impl {
   // Declared before io: connections destroyed with the io_context's pending handlers use them.
   ServerOptions options;
   Handlers handlers;
   ApiHandler api;
   size_t open_connections = 0;  // the server thread's
+  std::shared_ptr<ResponseGate> gate = std::make_shared<ResponseGate>();
   asio::io_context io{1};
+  // Connections whose API answer is pending, by address (the server thread's). After io: they
+  // go first, while the io_context their sockets use still exists.
+  std::map<const void*, std::shared_ptr<void>> awaiting;
   tcp::acceptor acceptor{io};
   std::string address;
   std::thread thread;
@@ -128,15 +141,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
       r.authorization = std::string(it->value());
     }
-    auto self = shared_from_this();
-    Respond respond = [self](Response response) {
-      asio::post(self->server_->io,
-                 [self, response = std::move(response)] { self->Write(response); });
+    server_->awaiting[this] = shared_from_this();
+    // Holds the connection weakly: an answer that comes after Stop() keeps nothing alive.
+    Respond respond = [gate = server_->gate, weak = weak_from_this()](Response response) {
+      std::lock_guard<std::mutex> lock(gate->mu);
+      if (gate->io == nullptr) return;
+      asio::post(*gate->io, [weak, response = std::move(response)] {
+        if (auto self = weak.lock()) {
+          self->server_->awaiting.erase(self.get());
+          self->Write(response);
+        }
+      });
     };
     try {
       server_->api(std::move(r), std::move(respond));
     } catch (const std::exception& e) {  // nothing may escape to the io_context
       MQTT_LOG_WARN("http: api: %s", e.what());
+      server_->awaiting.erase(this);
       Write(TextResponse(500, "internal error\n"));
     }
   }
@@ -217,6 +238,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   impl->address =
       ip.is_v6() ? absl::StrCat("[", host, "]:", bound) : absl::StrCat(host, ":", bound);
   Impl* raw = impl.get();
+  raw->gate->io = &raw->io;  // no other thread has the gate yet
   raw->AcceptNext();
   raw->thread = std::thread([raw] { raw->io.run(); });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -231,6 +253,10 @@ void Server::Stop() {
   impl_->stopped = true;
   impl_->io.stop();
   impl_->thread.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->gate->mu);
+    impl_->gate->io = nullptr;  // later answers are dropped
+  }
   beast::error_code ignored;
   impl_->acceptor.close(ignored);  // the thread is gone: nothing else touches it now
   // Open connections are dropped with the io_context's pending handlers (~Impl).

@@ -15,8 +15,8 @@
 // Threading: the server runs its own thread and io_context (never a broker worker: a scrape
 // cannot stall MQTT traffic). Handlers run on that thread, one at a time, and must be safe to
 // call from it; `api` must not block it (it posts its work elsewhere and responds later).
-// Respond may be called from any thread, at most once, while the Server object exists (after
-// Stop() the answer is dropped). Start() and Stop() from any other thread.
+// Respond may be called from any thread, at most once, even after Stop() or the Server's
+// destruction (the answer is then dropped). Start() and Stop() from any other thread.
 #pragma once
 
 #include <chrono>
