@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libssl-dev libboost-dev libgtest-dev libgmock-dev libjemalloc-dev
-  libraft-dev libuv1-dev iproute2 libyaml-cpp-dev prometheus-cpp-dev
+  libraft-dev libuv1-dev iproute2 libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint python3-yaml
   mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev haproxy
 )

@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "cluster/node.h"
 #include "node/base/log.h"
 #include "node/config/config.h"
+#include "node/http/api.h"
 #include "node/http/node_http.h"
 #include "node/net/io_worker.h"
 #include "node/net/layered_transport.h"
@@ -31,7 +33,12 @@
 #include "node/net/tcp_transport.h"
 #include "node/router/shared_subscriptions.h"
 #include "node/session/broker.h"
+#include "node/sys/sys_topics.h"
 #include "storage/store.h"
+
+#ifndef MQTTD_VERSION
+#define MQTTD_VERSION "unknown"
+#endif
 
 namespace {
 
@@ -56,6 +63,25 @@ void ReloadAccessFiles(mqtt::auth::AccessControl* access_control) {
   } else {
     MQTT_LOG_INFO("SIGHUP: password and ACL files reloaded");
   }
+}
+
+// $SYS topics (node/sys): the interval, the version and, clustered, the membership summary.
+mqtt::sys::SysOptions SysOptionsFrom(const mqtt::Config& config,
+                                     mqtt::cluster::ClusterNode* cluster) {
+  mqtt::sys::SysOptions options;
+  options.interval = std::chrono::seconds(config.sys_interval);
+  options.version = MQTTD_VERSION;
+  options.node_id = config.node_id;
+  if (cluster != nullptr) {
+    options.cluster_members = [cluster] {
+      std::map<std::string, uint64_t> counts;
+      for (const mqtt::cluster::MemberInfo& m : cluster->membership().Members()) {
+        ++counts[mqtt::cluster::MemberStateName(m.state)];
+      }
+      return counts;
+    };
+  }
+  return options;
 }
 
 mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
@@ -336,8 +362,18 @@ int Run(const mqtt::Config& config) {
 
   // /healthz, /readyz (503 until the listeners are up, and from SIGTERM on), /metrics, on the
   // HTTP server's own thread; null with --http-listen ''.
-  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
-      mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get());
+  std::vector<std::string> api_keys;
+  if (!config.http_api_key_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> keys =
+        mqtt::http::ReadApiKeys(config.http_api_key_file);
+    if (!keys.ok()) {
+      MQTT_LOG_ERROR("%s", keys.status().message());
+      return 1;
+    }
+    api_keys = std::move(*keys);
+  }
+  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http = mqtt::http::NodeHttp::Start(
+      config.http_listen, &broker, store.get(), cluster->get(), std::move(api_keys));
   if (!http.ok()) {
     MQTT_LOG_ERROR("%s", http.status().message());
     return 1;
@@ -385,6 +421,8 @@ int Run(const mqtt::Config& config) {
   }
   for (auto& worker : workers) worker->Start();
   broker.Start();
+  mqtt::sys::SysPublisher sys(&broker, SysOptionsFrom(config, cluster->get()));
+  sys.Start();
   for (auto& listener : listeners) {
     mqtt::net::Listener* l = listener.get();
     worker_ptrs[0]->Post([l] { l->Start(); });
@@ -412,6 +450,7 @@ int Run(const mqtt::Config& config) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+  sys.Stop();
   if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
   broker.Shutdown(std::chrono::seconds(3));
   if (*http != nullptr) (*http)->Stop();
@@ -438,6 +477,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   mqtt::SetLogLevel(config->log_level);
+  mqtt::LogFormat log_format = mqtt::LogFormat::kText;
+  mqtt::ParseLogFormat(config->log_format, &log_format);  // the option allows text or json only
+  mqtt::SetLogFormat(log_format);
 #ifdef NDEBUG
   // Debian's Abseil is built with its mutex deadlock detector on: a lock-order graph update on
   // every absl::Mutex acquisition (~300 instructions per publish in callgrind). Debug and

@@ -276,8 +276,8 @@ std::vector<Option> MakeOptions() {
       {"data-dir", "data_dir", "DIR", "directory for persistent state", Text(&Config::data_dir)},
       {"log-level", "log.level", "LEVEL", "debug, info, warn or error", Level()},
       {"log-format", "log.format", "FORMAT",
-       "text or json; json is accepted and kept but not written yet (lines are text until the "
-       "JSON log output lands)",
+       "text (TIME LEVEL MESSAGE key=value ...) or json (one object per line: ts, level, msg "
+       "and the event's fields)",
        OneOf(&Config::log_format, {"text", "json"})},
       {"listen", "listeners", "HOST:PORT",
        "MQTT over TCP on HOST:PORT; repeatable (or comma-separated); port 0 picks a free port; "
@@ -411,6 +411,10 @@ std::vector<Option> MakeOptions() {
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",
        HostPort(&Config::http_listen, 0)},
+      {"http-api-key-file", "http.api_key_file", "FILE",
+       "enable the HTTP API (/api/v1/, docs/http-api.yaml) for requests with 'Authorization: "
+       "Bearer KEY', KEY one line of FILE; empty: the API answers 404",
+       OptionalText(&Config::http_api_key_file)},
       {"tls-cert", "tls.cert_file", "FILE",
        "PEM certificate (then its chain) of the TLS listeners; a listener's cert_file overrides it",
        OptionalText(&Config::tls_cert_file)},
@@ -447,6 +451,10 @@ std::vector<Option> MakeOptions() {
        Uint(&Config::tls_reload_interval, 0, 86400)},
       {"ws-path", "websocket.path", "PATH", "HTTP path of the WebSocket listeners",
        Text(&Config::ws_path)},
+      {"sys-interval", "sys_interval", "SECONDS",
+       "publish this node's $SYS topics (docs/sys-topics.md) every SECONDS, retained, to its own "
+       "subscribers; 0: none",
+       Uint(&Config::sys_interval, 0, 86400)},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

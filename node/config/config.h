@@ -51,7 +51,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string node_id;  // default: the host name
   LogLevel log_level = LogLevel::kInfo;
-  std::string log_format = "text";         // text or json (parsed and stored; not used yet)
+  std::string log_format = "text";         // text or json (node/base/log.h)
   uint32_t workers = 0;                    // default: one per core (at most 256)
   uint32_t max_inflight = 20;              // outbound QoS 1/2 messages awaiting ack, per client
   uint32_t max_queued_messages = 1000;     // per client, behind the inflight window
@@ -103,6 +103,8 @@ struct Config {
   std::string ws_path = "/mqtt";
   // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
   std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
+  std::string http_api_key_file;  // one API key per line; empty: no HTTP API (node/http/api.h)
+  uint32_t sys_interval = 10;     // seconds between $SYS rounds (node/sys); 0: none
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;
   bool print_config = false;             // print ConfigToYaml() and exit

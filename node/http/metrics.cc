@@ -52,6 +52,22 @@ void AddNode(const MetricSources& s, absl::Time now, Scrape* out) {
   }
 }
 
+void AddTraffic(const TrafficFigures& f, Scrape* out) {
+  for (int qos = 0; qos < 3; ++qos) {
+    const Labels labels = {{"qos", std::to_string(qos)}};
+    out->Counter("mqttd_messages_received_total", "PUBLISH packets received from clients.",
+                 static_cast<double>(f.messages_received[qos]), labels);
+    out->Counter("mqttd_messages_sent_total", "PUBLISH packets sent to clients (resends included).",
+                 static_cast<double>(f.messages_sent[qos]), labels);
+  }
+  out->Counter("mqttd_bytes_received_total", "Bytes of MQTT packets received from clients.",
+               static_cast<double>(f.bytes_received));
+  out->Counter("mqttd_bytes_sent_total",
+               "Bytes of PUBLISH, PUBACK and PUBREC packets sent to clients (other packet types "
+               "are not counted).",
+               static_cast<double>(f.bytes_sent));
+}
+
 void AddStore(const StoreFigures& f, Scrape* out) {
   out->Gauge("mqttd_store_messages", "Message records in the store.",
              static_cast<double>(f.messages));
@@ -132,6 +148,7 @@ void AddRegistry(const RegistryFigures& f, Scrape* out) {
 std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
   Scrape scrape;
   AddNode(sources, now, &scrape);
+  if (sources.traffic) AddTraffic(sources.traffic(), &scrape);
   if (sources.store) AddStore(sources.store(), &scrape);
   AddCluster(sources, &scrape);
   if (sources.registry) AddRegistry(sources.registry(), &scrape);

@@ -26,6 +26,13 @@ struct StoreFigures {  // storage::StoreStats
   uint64_t bytes_written = 0;
 };
 
+struct TrafficFigures {  // session/worker_counters.h TrafficTotals, summed over workers
+  uint64_t messages_received[3] = {0, 0, 0};  // by QoS
+  uint64_t messages_sent[3] = {0, 0, 0};
+  uint64_t bytes_received = 0;
+  uint64_t bytes_sent = 0;
+};
+
 struct PeerOutboxFigures {  // cluster::ForwardPeerStats
   std::string node_id;
   bool connected = false;
@@ -53,6 +60,7 @@ struct MetricSources {
   std::function<uint64_t()> clients_connected;
   std::function<uint64_t()> subscriptions;
   std::function<uint64_t()> retained_messages;
+  std::function<TrafficFigures()> traffic;  // relaxed reads of per-worker counters
   std::function<StoreFigures()> store;
   std::function<std::map<std::string, uint64_t>()> members_by_state;  // "alive" -> 2, this node too
   std::function<std::vector<PeerOutboxFigures>()> outboxes;

@@ -4,6 +4,7 @@
 #include <map>
 #include <vector>
 
+#include "node/http/api.h"
 #include "node/http/metrics.h"
 
 #ifndef MQTTD_VERSION
@@ -24,6 +25,18 @@ void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
     return clients;
   };
   s->subscriptions = [broker] { return broker->router().subscription_count(); };
+  s->traffic = [broker] {
+    TrafficTotals t;
+    for (size_t i = 0; i < broker->worker_count(); ++i) t.Add(broker->shard(i).counters().Read());
+    TrafficFigures f;
+    for (int q = 0; q < 3; ++q) {
+      f.messages_received[q] = t.messages_received[q];
+      f.messages_sent[q] = t.messages_sent[q];
+    }
+    f.bytes_received = t.bytes_received;
+    f.bytes_sent = t.bytes_sent;
+    return f;
+  };
   s->retained_messages = [broker] { return broker->router().retained_count(); };
   if (store == nullptr) return;
   s->store = [store] {
@@ -68,7 +81,8 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
 
 absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& listen, Broker* broker,
                                                           storage::Store* store,
-                                                          cluster::ClusterNode* cluster) {
+                                                          cluster::ClusterNode* cluster,
+                                                          std::vector<std::string> api_keys) {
   if (listen.empty()) return nullptr;
   // No storage check: the store is open before the node gets here, and a storage failure stops
   // the node (SIGTERM to itself), which /readyz reports as "shutting down".
@@ -96,7 +110,10 @@ absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& lis
   };
   ServerOptions options;
   options.listen = listen;
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, std::move(handlers));
+  // A publish's payload comes in the body, as text or base64.
+  if (!api_keys.empty()) options.max_body_bytes = 4u << 20;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::Start(options, std::move(handlers), MakeApi(broker, cluster, std::move(api_keys)));
   if (!server.ok()) return server.status();
   node->server_ = std::move(*server);
   return node;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// NodeHttp: mqttd's HTTP server (--http-listen) with /healthz, /readyz and /metrics over the
-// node's parts. The one place that maps the broker, the store and the cluster onto the metric
-// sources (metrics.h) and the readiness checks (health.h).
+// NodeHttp: mqttd's HTTP server (--http-listen) with /healthz, /readyz, /metrics and the HTTP
+// API (/api/v1/, api.h) over the node's parts. The one place that maps the broker, the store and
+// the cluster onto the metric sources (metrics.h) and the readiness checks (health.h).
 //
 // Lifecycle: Start after the store, the broker and the cluster exist (it may be before the
 // listeners: /readyz says 503 until SetListening), SetShuttingDown when SIGTERM arrives (then
@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cluster/node.h"
@@ -24,10 +25,12 @@ namespace mqtt::http {
 class NodeHttp {
  public:
   // Null (and OK) when `listen` is empty: the HTTP server is disabled. `store` and `cluster` may
-  // be null (no persistence, alone). Errors: Server::Start's.
+  // be null (no persistence, alone). `api_keys` empty: the HTTP API (api.h) is disabled.
+  // Errors: Server::Start's.
   static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(const std::string& listen, Broker* broker,
                                                          storage::Store* store,
-                                                         cluster::ClusterNode* cluster);
+                                                         cluster::ClusterNode* cluster,
+                                                         std::vector<std::string> api_keys = {});
 
   const std::string& address() const { return server_->address(); }
   void SetListening() { readiness_.SetListening(true); }

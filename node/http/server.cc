@@ -2,6 +2,8 @@
 #include "node/http/server.h"
 
 #include <exception>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -9,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "node/base/log.h"
@@ -62,12 +65,24 @@ Response Dispatch(const Handlers& handlers, std::string_view method, std::string
   }
 }
 
+// Where API answers from other threads go: the server's io_context until Stop(), then nowhere.
+// Shared with every Respond, so that a worker answering after the server is gone drops it.
+struct ResponseGate {
+  std::mutex mu;
+  asio::io_context* io = nullptr;  // guarded by mu
+};
+
 struct Server::Impl {
   // Declared before io: connections destroyed with the io_context's pending handlers use them.
   ServerOptions options;
   Handlers handlers;
+  ApiHandler api;
   size_t open_connections = 0;  // the server thread's
+  std::shared_ptr<ResponseGate> gate = std::make_shared<ResponseGate>();
   asio::io_context io{1};
+  // Connections whose API answer is pending, by address (the server thread's). After io: they
+  // go first, while the io_context their sockets use still exists.
+  std::map<const void*, std::shared_ptr<void>> awaiting;
   tcp::acceptor acceptor{io};
   std::string address;
   std::thread thread;
@@ -82,7 +97,9 @@ namespace {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, Server::Impl* server)
-      : server_(server), stream_(std::move(socket)), buffer_(server->options.max_request_bytes) {
+      : server_(server),
+        stream_(std::move(socket)),
+        buffer_(server->options.max_request_bytes + server->options.max_body_bytes) {
     ++server_->open_connections;
   }
   ~Connection() { --server_->open_connections; }
@@ -90,7 +107,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start() {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(server_->options.max_request_bytes));
-    parser_->body_limit(server_->options.max_request_bytes);
+    parser_->body_limit(server_->options.max_body_bytes);
     stream_.expires_after(server_->options.timeout);
     bhttp::async_read(
         stream_, buffer_, *parser_,
@@ -103,11 +120,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (std::optional<Response> r = ErrorResponse(ec)) Write(*r);
       return;  // else: the last reference goes with this handler, closing the socket
     }
-    const auto& request = parser_->get();
+    auto& request = parser_->get();
     const auto method = request.method_string();
     const auto target = request.target();
+    const std::string_view path(target.data(), target.size());
+    if (server_->api && path.starts_with(server_->options.api_prefix)) {
+      ToApi(request);
+      return;
+    }
     Write(Dispatch(server_->handlers, std::string_view(method.data(), method.size()),
                    std::string_view(target.data(), target.size())));
+  }
+
+  // The answer comes back on the server's thread, whichever thread responds.
+  void ToApi(bhttp::request<bhttp::string_body>& request) {
+    Request r;
+    r.method = std::string(request.method_string());
+    r.target = std::string(request.target());
+    r.body = std::move(request.body());
+    if (auto it = request.find(bhttp::field::authorization); it != request.end()) {
+      r.authorization = std::string(it->value());
+    }
+    server_->awaiting[this] = shared_from_this();
+    // Holds the connection weakly: an answer that comes after Stop() keeps nothing alive.
+    Respond respond = [gate = server_->gate, weak = weak_from_this()](Response response) {
+      std::lock_guard<std::mutex> lock(gate->mu);
+      if (gate->io == nullptr) return;
+      asio::post(*gate->io, [weak, response = std::move(response)] {
+        if (auto self = weak.lock()) {
+          self->server_->awaiting.erase(self.get());
+          self->Write(response);
+        }
+      });
+    };
+    try {
+      server_->api(std::move(r), std::move(respond));
+    } catch (const std::exception& e) {  // nothing may escape to the io_context
+      MQTT_LOG_WARN("http: api: %s", e.what());
+      server_->awaiting.erase(this);
+      Write(TextResponse(500, "internal error\n"));
+    }
   }
 
   void Write(const Response& r) {
@@ -153,7 +205,7 @@ void Server::Impl::AcceptNext() {
 }
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
-                                                      Handlers handlers) {
+                                                      Handlers handlers, ApiHandler api) {
   const size_t colon = options.listen.rfind(':');
   uint32_t port = 0;
   if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
@@ -172,6 +224,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->handlers = std::move(handlers);
+  impl->api = std::move(api);
   const tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
@@ -185,6 +238,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   impl->address =
       ip.is_v6() ? absl::StrCat("[", host, "]:", bound) : absl::StrCat(host, ":", bound);
   Impl* raw = impl.get();
+  raw->gate->io = &raw->io;  // no other thread has the gate yet
   raw->AcceptNext();
   raw->thread = std::thread([raw] { raw->io.run(); });
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -199,6 +253,10 @@ void Server::Stop() {
   impl_->stopped = true;
   impl_->io.stop();
   impl_->thread.join();
+  {
+    std::lock_guard<std::mutex> lock(impl_->gate->mu);
+    impl_->gate->io = nullptr;  // later answers are dropped
+  }
   beast::error_code ignored;
   impl_->acceptor.close(ignored);  // the thread is gone: nothing else touches it now
   // Open connections are dropped with the io_context's pending handlers (~Impl).

@@ -216,6 +216,13 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
   router_.Route(*message, delivery);
 }
 
+void Broker::PublishLocal(uint32_t from_worker, MessagePtr message) {
+  if (message->retain) router_.SetRetained(message);
+  const AckTokenPtr no_ack;
+  PublishDelivery delivery(*shards_[from_worker], message, no_ack, /*remote=*/nullptr, 0);
+  router_.Route(*message, delivery);
+}
+
 // The sender chose the groups' members: a plain copy reaches only the plain subscribers here,
 // and a group's copy only one member of that group, so each message reaches exactly one member
 // of a group cluster-wide (5.0 section 4.8.2).

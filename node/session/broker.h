@@ -110,6 +110,11 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   // thread.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
 
+  // A message of this node itself ($SYS, node/sys) published on worker `from_worker` (on its
+  // thread) to this node's subscribers only: retained in the router alone (not stored, not
+  // replicated to the cluster), never forwarded to another node. QoS 0.
+  void PublishLocal(uint32_t from_worker, MessagePtr message);
+
   // Admin (session_info.h; `mqttctl sessions` and `kick`). Any thread; the work runs on the
   // workers and the future is ready once it is done. A stopped worker never answers: a caller
   // that is not a worker waits with a timeout (a worker must not wait at all).

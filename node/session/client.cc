@@ -47,6 +47,10 @@ int64_t ExpiryDeadline(const Properties& properties) {
   return MonotonicMs() + int64_t{*properties.message_expiry_interval} * 1000;
 }
 
+const char* VersionName(Version version) {
+  return version == Version::kV5 ? "5.0" : version == Version::kV311 ? "3.1.1" : "3.1";
+}
+
 PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
   return PubAck{type, packet_id, reason, {}};
 }
@@ -96,6 +100,7 @@ size_t Client::OnInput(std::string_view data) {
       return data.size();
     }
   }
+  host_->counters().BytesReceived(consumed);  // what failed above is not counted
   return consumed;
 }
 
@@ -365,8 +370,9 @@ absl::Status Client::AcceptConnect(Connect connect) {
   // The session record is in this turn's batch, written before the CONNACK leaves.
   if (session_->persistent()) session_->SaveRecord(will_.get());
   SendConnack(session_present, std::move(ack));
-  MQTT_LOG_DEBUG("client %s connected from %s (session present %d)", client_id_, peer(),
-                 session_present);
+  MQTT_LOG_EVENT(kInfo, "client connected", {"client_id", client_id_}, {"peer", peer()},
+                 {"protocol_version", VersionName(version_)}, {"clean_start", connect.clean_start},
+                 {"keep_alive", keep_alive_}, {"session_present", session_present});
   session_->Attach(this, requested.receive_maximum.value_or(65535));
   return absl::OkStatus();
 }
@@ -393,6 +399,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   const uint16_t packet_id = publish->packet_id;
   const uint8_t qos = publish->qos;
+  host_->counters().MessageReceived(qos);
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
       session_->inbound_qos2_count() >= node().options().receive_maximum) {
     return WithReason(ProtocolError("more unacknowledged QoS 2 messages than Receive Maximum"),
@@ -465,11 +472,14 @@ void Client::OnDurable(uint64_t ack_seq) {
 
 void Client::SendReadyAcks() {
   size_t sent = 0;
+  std::string* buffer = output_buffer();
+  const size_t before = buffer->size();
   while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
-    EncodePubAck(pending_acks_[sent].ack, version_, output_buffer());
+    EncodePubAck(pending_acks_[sent].ack, version_, buffer);
     ++sent;
   }
   if (sent == 0) return;
+  host_->counters().BytesSent(buffer->size() - before);
   pending_acks_.erase(pending_acks_.begin(), pending_acks_.begin() + sent);
   RequestFlush();
 }
@@ -615,6 +625,7 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
   }
   // A normal DISCONNECT deletes the will [MQTT-3.1.2-10]; 5.0 reason 0x04 keeps it.
   if (disconnect->reason_code != rc::kDisconnectWithWill) will_.reset();
+  LogDisconnected("client sent DISCONNECT", disconnect->reason_code);
   if (will_) PublishWill();
   EndSession();
   Close();
@@ -669,6 +680,8 @@ bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_i
     buffer->resize(before);
     return false;
   }
+  host_->counters().MessageSent(out.qos);
+  host_->counters().BytesSent(buffer->size() - before);
   RequestFlush();
   return true;
 }
@@ -686,6 +699,7 @@ void Client::TakenOver(bool resumed) {
 
 void Client::Disconnect(uint8_t reason_code) {
   if (closing()) return;
+  LogDisconnected("closed by the server", reason_code);
   if (version_ == Version::kV5 && phase_ == Phase::kConnected) {
     EncodeDisconnect(mqtt::Disconnect{reason_code, {}}, version_, output_buffer());
   }
@@ -720,8 +734,12 @@ void Client::SendConnackAndClose(uint8_t code, Version version) {
 
 void Client::Fail(const absl::Status& status) {
   uint8_t reason = ReasonOf(status);
-  MQTT_LOG_INFO("client %s (%s): closing: %s", client_id_.empty() ? "-" : client_id_, peer(),
-                status.message());
+  if (phase_ == Phase::kConnected) {
+    LogDisconnected(std::string_view(status.message().data(), status.message().size()), reason);
+  } else {
+    MQTT_LOG_INFO("client %s (%s): closing: %s", client_id_.empty() ? "-" : client_id_, peer(),
+                  status.message());
+  }
   if (version_ == Version::kV5) {
     if (phase_ == Phase::kAwaitConnect || phase_ == Phase::kAuthenticating) {
       EncodeConnack({false, reason, {}}, version_, output_buffer());
@@ -750,16 +768,31 @@ void Client::OnTimeout() {
     transport_->Abort();
     return;
   }
-  MQTT_LOG_INFO("client %s (%s): keep alive of %ds expired", client_id_, peer(), keep_alive_);
+  LogDisconnected(absl::StrCat("keep alive of ", keep_alive_, "s expired"), rc::kKeepAliveTimeout);
   if (will_) PublishWill();
   Disconnect(rc::kKeepAliveTimeout);
 }
 
 void Client::OnClosed() {
+  LogDisconnected("connection closed without DISCONNECT", -1);
   if (phase_ == Phase::kConnected && will_ && !node().shutting_down()) PublishWill();
   phase_ = Phase::kDone;
   EndSession();
   host_->RemoveClient(this);
+}
+
+// Client ids and peers are views into this client, valid for the call. reason_code -1: none.
+void Client::LogDisconnected(std::string_view reason, int reason_code) {
+  if (phase_ != Phase::kConnected || disconnect_logged_) return;
+  disconnect_logged_ = true;
+  if (reason_code < 0) {
+    MQTT_LOG_EVENT(kInfo, "client disconnected", {"client_id", client_id_}, {"peer", peer()},
+                   {"protocol_version", VersionName(version_)}, {"reason", reason});
+  } else {
+    MQTT_LOG_EVENT(kInfo, "client disconnected", {"client_id", client_id_}, {"peer", peer()},
+                   {"protocol_version", VersionName(version_)}, {"reason", reason},
+                   {"reason_code", reason_code});
+  }
 }
 
 // Publishes the will now, or hands it to the shard when 5.0 Will Delay applies to a session that

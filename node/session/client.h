@@ -23,6 +23,7 @@
 #include "node/router/ack_token.h"
 #include "node/session/node_context.h"
 #include "node/session/session.h"
+#include "node/session/worker_counters.h"
 
 namespace mqtt {
 
@@ -59,6 +60,8 @@ class ClientHost {
                         Connect connect, std::string leftover_input) = 0;
   // Forgets `client`; it stays alive until the end of the loop turn.
   virtual void RemoveClient(Client* client) = 0;
+  // This worker's traffic counters (written on this worker only).
+  virtual WorkerCounters& counters() = 0;
 
  protected:
   ~ClientHost() = default;
@@ -133,6 +136,8 @@ class Client final : public net::TransportCallbacks,
   void SendConnack(bool session_present, Properties properties);
   void SendConnackAndClose(uint8_t code, Version version);
   void Fail(const absl::Status& status);
+  // The one "client disconnected" event of a connection that was connected (logged once).
+  void LogDisconnected(std::string_view reason, int reason_code);
   void EndSession();
   void PublishWill();
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
@@ -181,6 +186,7 @@ class Client final : public net::TransportCallbacks,
   Version version_ = Version::kV311;
   bool taken_over_by_resume_ = false;
   bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0
+  bool disconnect_logged_ = false;       // LogDisconnected ran
   uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
   uint16_t keep_alive_ = 0;
   uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT

@@ -56,6 +56,8 @@ class Shard final : public SessionStorage, public ClientHost {
   void HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> transport, Connect connect,
                 std::string leftover_input) override;
   void RemoveClient(Client* client) override;
+  WorkerCounters& counters() override { return counters_; }
+  const WorkerCounters& counters() const { return counters_; }
 
   // SessionStorage (session_host.h). All null/no-ops when the node runs without a store.
   storage::Store* store() const override;
@@ -100,6 +102,14 @@ class Shard final : public SessionStorage, public ClientHost {
   // Closes all clients for shutdown; returns how many were open.
   size_t CloseAllClients();
   size_t client_count() const { return live_clients_.load(); }
+  // Sessions of this shard, connected or not. This worker's thread only.
+  size_t session_count() const { return sessions_.size(); }
+  // Calls fn(Session&) for each session of this shard, in no order. This worker's thread only;
+  // `fn` must not open or end sessions.
+  template <typename Fn>
+  void ForEachSession(Fn&& fn) {
+    for (auto& [client_id, session] : sessions_) fn(*session);
+  }
 
   // Ends a session: publishes its delayed will, removes its subscriptions, forgets it.
   void DestroySession(Session* session);
@@ -187,6 +197,7 @@ class Shard final : public SessionStorage, public ClientHost {
   std::vector<AckTokenPtr> held_tokens_;
   uint64_t next_outbox_seq_ = 1;  // recovery empties the outbox, so numbering restarts
   boost::asio::steady_timer sweep_timer_;
+  WorkerCounters counters_;  // written on this worker, read anywhere (worker_counters.h)
 
   absl::Mutex inbox_mutex_;
   std::vector<Delivery> inbox_ ABSL_GUARDED_BY(inbox_mutex_);

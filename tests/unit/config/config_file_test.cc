@@ -76,6 +76,7 @@ cluster:
   allow_register_during_netsplit: true
 http:
   listen: 127.0.0.1:9090
+  api_key_file: /etc/mqttd/api-keys
 tls:
   cert_file: /etc/mqttd/tls.crt
   key_file: /etc/mqttd/tls.key
@@ -90,6 +91,7 @@ tls:
   reload_interval: 30
 websocket:
   path: /mqtt-ws
+sys_interval: 2
 )";
 
 // The documented layout, in order.
@@ -132,6 +134,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.bootstrap_members",
                                           "cluster.allow_register_during_netsplit",
                                           "http.listen",
+                                          "http.api_key_file",
                                           "tls.cert_file",
                                           "tls.key_file",
                                           "tls.ca_file",
@@ -143,7 +146,9 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "tls.groups",
                                           "tls.handshake_timeout",
                                           "tls.reload_interval",
-                                          "websocket.path"};
+                                          "websocket.path",
+                                          
+                                          "sys_interval"};
 
 std::string Error(const std::string& text) {
   Config config;
@@ -228,6 +233,9 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.cluster_raft_listen, "0.0.0.0:7947");
   EXPECT_EQ(c.cluster_bootstrap_members, (std::vector<std::string>{"n1", "n2", "n3"}));
   EXPECT_TRUE(c.cluster_allow_register_during_netsplit);
+  EXPECT_EQ(c.http_listen, "127.0.0.1:9090");
+  EXPECT_EQ(c.http_api_key_file, "/etc/mqttd/api-keys");
+  EXPECT_EQ(c.sys_interval, 2u);
 }
 
 TEST(ConfigFileTest, EmptyFileIsAllDefaults) {

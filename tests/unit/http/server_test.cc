@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "node/http/server.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "boost/asio/connect.hpp"
 #include "boost/asio/io_context.hpp"
@@ -164,7 +168,7 @@ TEST_F(ServerTest, OversizedHeaderGets431) {
 
 TEST_F(ServerTest, OversizedBodyGets413) {
   ServerOptions options;
-  options.max_request_bytes = 1024;
+  options.max_body_bytes = 1024;
   StartServer(options);
   Client c(server_->address());
   c.Send("GET /ok HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + std::string(4096, 'a'));
@@ -210,6 +214,70 @@ TEST_F(ServerTest, StopIsIdempotentWithOpenConnections) {
   server_->Stop();
   server_.reset();
   EXPECT_EQ(idle.ReadAll(), "");
+}
+
+// An API handler that answers later, from another thread, as the HTTP API does with workers.
+class ApiServerTest : public ::testing::Test {
+ protected:
+  void StartServer() {
+    auto api = [this](Request request, Respond respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(request);
+      pending_.push_back(std::move(respond));
+      cv_.notify_all();
+    };
+    auto server = Server::Start(ServerOptions{}, OkHandlers(), api);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+  }
+  Respond WaitForRequest() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !pending_.empty(); });
+    Respond r = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    return r;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Request> requests_;
+  std::vector<Respond> pending_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ApiServerTest, AnswerFromAnotherThreadReachesTheClient) {
+  StartServer();
+  Client c(server_->address());
+  c.Send(
+      "POST /api/v1/x?y=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+      "Content-Length: 2\r\n\r\nhi");
+  Respond respond = WaitForRequest();
+  std::thread([respond] { respond(Response{201, "{}", "application/json", {}}); }).join();
+  const std::string answer = c.ReadAll();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 201 ", 0), 0u) << answer;
+  EXPECT_NE(answer.find("Content-Type: application/json"), std::string::npos) << answer;
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0].method, "POST");
+  EXPECT_EQ(requests_[0].target, "/api/v1/x?y=1");
+  EXPECT_EQ(requests_[0].body, "hi");
+  EXPECT_EQ(requests_[0].authorization, "Bearer k");
+}
+
+TEST_F(ApiServerTest, OtherPathsStillGoToTheHandlers) {
+  StartServer();
+  EXPECT_EQ(Get(server_->address(), "/ok").rfind("HTTP/1.1 200 ", 0), 0u);
+  EXPECT_EQ(Get(server_->address(), "/apix").rfind("HTTP/1.1 404 ", 0), 0u);
+}
+
+TEST_F(ApiServerTest, AnswerAfterTheServerIsGoneIsDropped) {
+  StartServer();
+  Client c(server_->address());
+  c.Send("GET /api/v1/slow HTTP/1.1\r\nHost: x\r\n\r\n");
+  Respond respond = WaitForRequest();
+  server_.reset();                       // Stop() and destroy, with the request unanswered
+  respond(TextResponse(200, "late\n"));  // must not touch the freed server (ASan)
+  EXPECT_EQ(c.ReadAll(), "");
 }
 
 }  // namespace
