@@ -172,7 +172,16 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
   if (connect->will && !IsValidTopicName(connect->will->topic)) {
     return WithReason(ProtocolError("invalid will topic"), rc::kTopicNameInvalid);
   }
-  if (auth::ConnectVerdict verdict = Authenticate(*connect);
+  // A TLS listener with username_from_cert: the verified certificate is the credential and its
+  // identity the user name (the ACL's `user` sections apply to it), as Mosquitto's
+  // use_identity_as_username; CONNECT's own User Name and Password are not used.
+  const std::string certificate_user = transport_->certificate_username();
+  if (!certificate_user.empty()) {
+    connect->username = certificate_user;
+    connect->password.reset();
+  }
+  if (auth::ConnectVerdict verdict =
+          certificate_user.empty() ? Authenticate(*connect) : auth::ConnectVerdict::kAccepted;
       verdict != auth::ConnectVerdict::kAccepted) {
     const bool bad = verdict == auth::ConnectVerdict::kBadUserNameOrPassword;
     MQTT_LOG_INFO("client %s (%s): CONNECT refused: %s", connect->client_id, peer(),

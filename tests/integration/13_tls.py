@@ -3,7 +3,8 @@
 """MQTT over TLS (mqttd's --tls-listen): mosquitto_pub/sub with --cafile over TLS 1.2 and 1.3,
 mutual TLS (client certificate required: accepted, missing, from another CA, expired), the
 username taken from the certificate's CN or SAN, the handshake timeout, certificate reload on
-SIGHUP, a bad certificate path at start-up. Certificates are made by the openssl command line
+SIGHUP, a bad certificate path at start-up; with a password file and an ACL, the certificate's
+identity is the client's user name and the credential (the ACL's user rules apply to it). Certificates are made by the openssl command line
 (certs.py) in a temporary directory. Four workers: most clients move to their session's home
 worker after CONNECT, so the TLS hand-over between workers is exercised throughout."""
 
@@ -321,3 +322,46 @@ class StartUp(unittest.TestCase):
 
 if __name__ == "__main__":
     harness.main()
+
+
+@unittest.skipIf(SKIP, "mqttd's TLS flags")
+class CertificateIdentity(TlsBase):
+    """--tls-username-from-cn with --password-file and --acl-file: a client with a verified
+    certificate (CN alice) connects without a user name or password (no anonymous client is
+    allowed: a password file is given), and the ACL's `user alice` rules are its rules."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.files = tempfile.mkdtemp(prefix="mqttd-tls-auth-")
+        passwords = cls.files + "/passwd"
+        subprocess.run(["mosquitto_passwd", "-c", "-b", passwords, "bob", "secret"], check=True,
+                       capture_output=True)
+        with open(cls.files + "/acl", "w") as f:
+            f.write("user alice\ntopic readwrite alice/#\n")
+        cls.EXTRA = ("--tls-require-client-cert", "--tls-username-from-cert", "cn",
+                     "--password-file", passwords, "--acl-file", cls.files + "/acl")
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.files, ignore_errors=True)
+
+    def alice(self):
+        return ["--cert", self.certs.path("alice.crt"), "--key", self.certs.path("alice.key")]
+
+    def test_identity_is_the_user_name_for_the_acl(self):
+        topic = "alice/" + unique("t")
+        pub = mosquitto("mosquitto_pub", self.port, self.certs, topic,
+                        ["-m", "mine", "-r", "-q", "1"] + self.alice())
+        self.assertEqual(pub.returncode, 0, pub.stderr + self.broker.log_tail())
+        sub = mosquitto("mosquitto_sub", self.port, self.certs, topic,
+                        ["-C", "1", "-W", "10"] + self.alice())
+        self.assertEqual((sub.returncode, sub.stdout.strip()), (0, "mine"), sub.stderr)
+
+    def test_acl_denies_what_the_identity_may_not_read(self):
+        """[MQTT-3.9.3]: a SUBSCRIBE outside alice's rules gets return code 0x80 (3.1.1)."""
+        topic = "other/" + unique("t")
+        sub = mosquitto("mosquitto_sub", self.port, self.certs, topic,
+                        ["-C", "1", "-W", "3", "-d"] + self.alice())
+        self.assertIn("128", sub.stdout + sub.stderr, "SUBACK granted: " + sub.stdout)
