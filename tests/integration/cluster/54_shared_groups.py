@@ -26,10 +26,9 @@ import unittest
 
 import paho.mqtt.client as paho
 
-from harness_cluster import mqttctl_json, start_chain, unique, wait_until
+from harness_cluster import SharedCluster, mqttctl_json, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
-MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
 WAIT_S = 10.0
 N = 60
 
@@ -149,26 +148,14 @@ class Publisher:
 
 
 @skip_under_mosquitto("mqttd's cluster")
-class SharedGroupsAcrossNodes(unittest.TestCase):
+class SharedGroupsAcrossNodes(SharedCluster):
 
-    @classmethod
-    def setUpClass(cls):
-        if not MQTTCTL or not os.path.exists(MQTTCTL):
-            raise unittest.SkipTest("MQTTCTL_BIN not set (run through ctest)")
-        prefix = unique("share")
-        cls.nodes = []
-        try:
-            # Node 0 alone prefers its own members; 1 and 2 spread over the cluster.
-            start_chain(prefix, 3, cls.nodes.append, WAIT_S, lambda i: [
-                "--shared-subscription-prefer-local", "true"] if i == 0 else [])
-        except BaseException:
-            cls.tearDownClass()
-            raise
+    PREFIX = "share"
 
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.cleanup()
+    @staticmethod
+    def node_args(i):
+        # Node 0 alone prefers its own members; 1 and 2 spread over the cluster.
+        return ["--shared-subscription-prefer-local", "true"] if i == 0 else []
 
     def setUp(self):
         self.base = "sg/%s" % unique("t")

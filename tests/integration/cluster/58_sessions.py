@@ -16,7 +16,8 @@ import struct
 import subprocess
 import unittest
 
-from harness_cluster import mqttctl_json, start_chain, unique, wait_members_alive, wait_until
+from harness_cluster import (SharedCluster, mqttctl_json, unique, wait_members_alive,
+                             wait_until)
 from harness_persist import skip_under_mosquitto
 
 import harness  # noqa: E402 (on the path harness_cluster sets)
@@ -47,25 +48,8 @@ def run_mqttctl(node, *args):
 
 
 @skip_under_mosquitto("mqttd's cluster and mqttctl")
-class Sessions(unittest.TestCase):
-    nodes = []
-
-    @classmethod
-    def setUpClass(cls):
-        if not MQTTCTL or not os.path.exists(MQTTCTL):
-            raise unittest.SkipTest("MQTTCTL_BIN not set (run through ctest)")
-        prefix = unique("ses")
-        try:
-            start_chain(prefix, 3, cls.nodes.append, WAIT_S)
-        except Exception:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.cleanup()
-        cls.nodes = []
+class Sessions(SharedCluster):
+    PREFIX = "ses"
 
     def raw(self, node):
         client = RawClient(node.host, node.port)

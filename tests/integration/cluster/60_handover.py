@@ -18,35 +18,19 @@ import os
 import time
 import unittest
 
-from harness_cluster import start_chain, unique, wait_until
+from harness_cluster import SharedCluster, unique, wait_until
 from harness_persist import (RESTART_WAIT, Publisher, Subscriber, check_stream,
                              skip_under_mosquitto)
 
-MQTTCTL = os.environ.get("MQTTCTL_BIN", "")
 WAIT_S = 15.0
 N = int(os.environ.get("HANDOVER_N", "300"))
 
 
 @skip_under_mosquitto("mqttd's cluster")
-class Handover(unittest.TestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.nodes = []
-        try:
-            cls.nodes = start_chain(unique("ho"), 3, cls.nodes.append, WAIT_S)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        for node in cls.nodes:
-            node.cleanup()
+class Handover(SharedCluster):
+    PREFIX = "ho"
 
     def setUp(self):
-        if not MQTTCTL or not os.path.exists(MQTTCTL):
-            self.skipTest("MQTTCTL_BIN not set (run through ctest)")
         self.a, self.b, self.c = self.nodes
         self.topic = unique("ho/t")
 

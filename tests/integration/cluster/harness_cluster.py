@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "persistence"))
@@ -134,3 +135,37 @@ def wait_members_alive(nodes, timeout):
         return True
     wait_until(all_alive, timeout, "every node sees %r alive" % sorted(names))
 
+
+
+class SharedCluster(unittest.TestCase):
+    """A test class whose tests share one cluster of NODES nodes (start_chain), started once in
+    setUpClass (skipped without MQTTCTL_BIN, as mqttctl-driven checks need it) and stopped in
+    tearDownClass, also when starting it failed half-way. `node_args(i)`: extra flags of node i."""
+
+    NODES = 3
+    PREFIX = "c"
+    TIMEOUT_S = 15.0
+    nodes = []
+
+    @staticmethod
+    def node_args(i):
+        return []
+
+    @classmethod
+    def setUpClass(cls):
+        mqttctl = os.environ.get("MQTTCTL_BIN", "")
+        if not mqttctl or not os.path.exists(mqttctl):
+            raise unittest.SkipTest("MQTTCTL_BIN not set (run through ctest)")
+        cls.nodes = []
+        try:
+            start_chain(unique(cls.PREFIX), cls.NODES, cls.nodes.append, cls.TIMEOUT_S,
+                        cls.node_args)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for node in cls.nodes:
+            node.cleanup()
+        cls.nodes = []
