@@ -18,7 +18,6 @@ at its own granted QoS [MQTT-4.8.2-3], and with round robin every member gets so
 Filters use the $share/{ShareName}/{filter} form [MQTT-4.8.2-1], [MQTT-4.8.2-2]."""
 
 import collections
-import os
 import subprocess
 import threading
 import time
