@@ -10,8 +10,11 @@
 // Errors (absl::Status codes, mapped to wire consequences by ReasonCodeFor()):
 //   kInvalidArgument    malformed packet          (5.0 reason 0x81)
 //   kFailedPrecondition protocol error            (5.0 reason 0x82)
-//   kUnimplemented      unsupported protocol name or level in CONNECT: the caller answers with
-//                       CONNACK 0x01 (3.x) / 0x84 (5.0) and closes  [MQTT-3.1.2-2]
+//   kUnimplemented      MQTT's protocol name with a level it does not have (or MQIsdp with
+//                       another level than 3) in CONNECT: the caller answers with CONNACK
+//                       0x01 and closes  [MQTT-3.1.2-2]
+//   kNotFound           a protocol name that is not MQTT's in CONNECT: not an MQTT client, so
+//                       nothing it could parse is sent back; the caller closes [MQTT-3.1.2-1]
 // The message of each status says what was wrong, for the log.
 //
 // Encode* append to `out` and never fail: the caller passes valid packets.

@@ -26,8 +26,9 @@ constexpr uint8_t kUsernameFlag = 0x80;
 constexpr std::string_view kMqttName = "MQTT";
 constexpr std::string_view kMqisdpName = "MQIsdp";
 
-// Protocol name and level. A truncated field is malformed; a well-formed but unknown name or
-// level is kUnimplemented so the caller can answer CONNACK 0x01 / 0x84 [MQTT-3.1.2-2].
+// Protocol name and level. A truncated field is malformed; an unknown name is kNotFound (not an
+// MQTT client: closed without an answer [MQTT-3.1.2-1]); a known name with a level it does not
+// have is kUnimplemented so the caller can answer CONNACK 0x01 [MQTT-3.1.2-2].
 absl::Status ReadProtocol(Reader* reader, Version* version) {
   std::string_view name;
   uint8_t level;
@@ -37,6 +38,10 @@ absl::Status ReadProtocol(Reader* reader, Version* version) {
     *version = static_cast<Version>(level);
   } else if (name == kMqisdpName && level == 3) {
     *version = Version::kV31;
+  } else if (name != kMqttName && name != kMqisdpName) {
+    return absl::NotFoundError(absl::StrCat("protocol name \"",
+                                            absl::CHexEscape(internal::AbslView(name)),
+                                            "\" is not MQTT [MQTT-3.1.2-1]"));
   } else {
     return absl::UnimplementedError(absl::StrCat("unsupported protocol \"",
                                                  absl::CHexEscape(internal::AbslView(name)),

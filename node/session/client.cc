@@ -149,6 +149,14 @@ absl::Status Client::HandlePacket(const FrameHeader& header, std::string_view bo
 absl::Status Client::HandleConnect(std::string_view body, std::string_view rest) {
   absl::StatusOr<Connect> connect = DecodeConnect(body);
   if (!connect.ok()) {
+    if (absl::IsNotFound(connect.status())) {
+      // Not MQTT: no CONNACK, which a client of another protocol could not parse anyway (a
+      // 3.1.1-shaped one would also mislead a 5.0 parser) [MQTT-3.1.2-1].
+      MQTT_LOG_INFO("connection %s: %s: closed", peer(), connect.status().message());
+      phase_ = Phase::kDone;
+      Close();
+      return absl::OkStatus();
+    }
     if (absl::IsUnimplemented(connect.status())) {
       MQTT_LOG_INFO("connection %s: %s", peer(), connect.status().message());
       SendConnackAndClose(v3::kUnacceptableProtocolVersion, Version::kV311);  // [MQTT-3.1.2-2]

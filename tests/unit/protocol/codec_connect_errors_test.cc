@@ -78,9 +78,13 @@ TEST(ConnectErrors, ProtocolNameLevelMismatchIsUnimplemented_MQTT_3_1_2_2) {
   EXPECT_UNSUPPORTED(DecodeConnect(Hex("00064d514973647004 02 003c 000163")));  // MQIsdp 4
 }
 
-TEST(ConnectErrors, UnknownProtocolNameIsUnimplemented_MQTT_3_1_2_1) {
-  EXPECT_UNSUPPORTED(DecodeConnect(Hex("000448545450 04 02 003c 000163")));  // "HTTP"
-  EXPECT_UNSUPPORTED(DecodeConnect(Hex("0000 04 02 003c 000163")));          // ""
+TEST(ConnectErrors, UnknownProtocolNameIsNotFound_MQTT_3_1_2_1) {
+  EXPECT_TRUE(testing_util::HasCode(DecodeConnect(Hex("000448545450 04 02 003c 000163")),
+                                    absl::StatusCode::kNotFound));  // "HTTP"
+  EXPECT_TRUE(testing_util::HasCode(DecodeConnect(Hex("0000 04 02 003c 000163")),
+                                    absl::StatusCode::kNotFound));  // ""
+  EXPECT_TRUE(testing_util::HasCode(DecodeConnect(Hex("00044d515458 05 02 003c 000163 00")),
+                                    absl::StatusCode::kNotFound));  // "MQTX" level 5
 }
 
 TEST(ConnectErrors, ProtocolNameRunningPastTheBodyIsMalformed) {
