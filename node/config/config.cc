@@ -312,7 +312,8 @@ std::vector<Option> MakeOptions() {
        "queue QoS 0 messages for offline persistent sessions (on disk) instead of dropping them",
        Bool(&Config::queue_qos0_offline)},
       {"max-packet-size", "limits.max_packet_size", "BYTES",
-       "largest packet accepted from a client; a bigger one closes the connection",
+       "largest packet accepted from a client; a bigger one closes the connection (5.0: "
+       "DISCONNECT 0x95); a client can make the node hold this much for a packet it is sending",
        Uint(&Config::max_packet_size, 64, 268'435'460)},
       {"max-outbound-buffer", "limits.max_outbound_buffer", "BYTES",
        "unwritten bytes per connection beyond which QoS 0 messages to it are dropped",

@@ -55,7 +55,7 @@ struct Config {
   uint32_t workers = 0;                    // default: one per core (at most 256)
   uint32_t max_inflight = 20;              // outbound QoS 1/2 messages awaiting ack, per client
   uint32_t max_queued_messages = 1000;     // per client, behind the inflight window
-  uint32_t max_packet_size = 1024 * 1024;  // bytes, whole packet, inbound
+  uint32_t max_packet_size = 16 * 1024 * 1024;  // bytes, whole packet, inbound
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
   uint32_t max_queued_bytes = 64 * 1024 * 1024;    // per client, topic + payload; 0 = no limit
   bool queue_qos0_offline = false;

@@ -30,7 +30,7 @@ class Shard;
 
 struct BrokerOptions {
   SessionLimits session_limits;
-  uint32_t max_packet_size = 1024 * 1024;
+  uint32_t max_packet_size = 16 * 1024 * 1024;
   uint32_t connect_timeout_seconds = 10;
   uint16_t receive_maximum = 1024;    // inbound QoS 1/2 unacknowledged, advertised to 5.0
   uint16_t topic_alias_maximum = 64;  // inbound topic aliases per 5.0 connection

@@ -8,6 +8,8 @@ Generic rule cited where no statement is more specific: [MQTT-4.8.0-1] (protocol
 close the network connection)."""
 
 import struct
+import subprocess
+import tempfile
 import time
 
 import harness
@@ -221,17 +223,32 @@ class MaxPacketSizeTest(BadInputCase):
 
 
 class DefaultMaxPacketSizeTest(BadInputCase):
-    """Default --max-packet-size is 1 MiB (Mosquitto's default is unlimited)."""
+    """Default --max-packet-size is 16 MiB: payloads of a few MiB (firmware chunks, images) pass
+    (Mosquitto's default is unlimited, EMQX's 1 MB, HiveMQ's 256 MB)."""
+
+    MIB = 1024 * 1024
 
     @harness.skip_under_mosquitto("Mosquitto has no default packet size limit")
-    def test_default_max_packet_size_1_mib(self):
+    def test_default_max_packet_size_16_mib(self):
         c = self.raw()
-        c.publish(self.by_topic + "/under", b"u" * (1024 * 1024 - 1024), qos=1)
+        c.publish(self.by_topic + "/under", b"u" * (16 * self.MIB - 1024), qos=1)
         p = self.bystander.recv_publish()
         self.assertEqual((p.topic, len(p.payload)), (self.by_topic + "/under",
-                                                     1024 * 1024 - 1024))
-        self.assert_closes(publish_packet(self.by_topic + "/over", b"o" * (1024 * 1024 + 1024),
+                                                     16 * self.MIB - 1024))
+        self.assert_closes(publish_packet(self.by_topic + "/over", b"o" * (16 * self.MIB + 1024),
                                           qos=1, pid=2))
+
+    def test_mosquitto_pub_of_a_1_mib_file(self):
+        """mosquitto_pub -f of a 1 MiB file reaches a subscriber (issue 14's new-user case)."""
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(b"m" * self.MIB)
+            f.flush()
+            out = subprocess.run(["mosquitto_pub", "-h", self.broker.host, "-p",
+                                  str(self.broker.port), "-t", self.by_topic + "/file", "-q", "1",
+                                  "-f", f.name], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        p = self.bystander.recv_publish()
+        self.assertEqual((p.topic, len(p.payload)), (self.by_topic + "/file", self.MIB))
 
 
 if __name__ == "__main__":

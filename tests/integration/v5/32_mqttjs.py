@@ -45,7 +45,7 @@ class MqttJs(BrokerTestCase):
         p = self.node("connect_props")["properties"]
         self.assertEqual(p["receiveMaximum"], 50)
         self.assertEqual(p["topicAliasMaximum"], 8)
-        self.assertEqual(p["maximumPacketSize"], 1048576)
+        self.assertEqual(p["maximumPacketSize"], 16 * 1024 * 1024)
 
     def test_subscription_identifiers(self):
         """Overlapping subscriptions with ids 7 and 11: one message with both
