@@ -96,6 +96,7 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.receive_maximum = static_cast<uint16_t>(config.receive_maximum);
   options.topic_alias_maximum = static_cast<uint16_t>(config.topic_alias_maximum);
   options.max_keep_alive = static_cast<uint16_t>(config.max_keep_alive);
+  options.max_session_expiry = config.max_session_expiry;
   mqtt::ParseShareStrategy(config.shared_subscription_strategy, &options.share_strategy);
   if (!config.auth_hmac_secret.empty()) {
     options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));

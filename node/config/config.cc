@@ -331,6 +331,11 @@ std::vector<Option> MakeOptions() {
        "5.0: a larger or zero client keep alive is replaced by this (Server Keep Alive); 65535 = "
        "no cap",
        Uint(&Config::max_keep_alive, 1, 65535)},
+      {"max-session-expiry", "limits.max_session_expiry", "SECONDS",
+       "longest a persistent session outlives its connection: a 3.x Clean Session 0 session "
+       "ends this long after its client left, a 5.0 client's Session Expiry Interval is capped "
+       "to it (and told in CONNACK); 4294967295: never (Mosquitto's default)",
+       Uint(&Config::max_session_expiry, 1, 0xFFFFFFFF)},
       {"shared-subscription-strategy", "shared_subscriptions.strategy", "NAME",
        "member choice in a shared group: round_robin, random, sticky, hash_clientid, hash_topic",
        OneOf(&Config::shared_subscription_strategy,

@@ -51,18 +51,19 @@ struct Config {
   std::string data_dir = "./data";
   std::string node_id;  // default: the host name
   LogLevel log_level = LogLevel::kInfo;
-  std::string log_format = "text";         // text or json (node/base/log.h)
-  uint32_t workers = 0;                    // default: one per core (at most 256)
-  uint32_t max_inflight = 20;              // outbound QoS 1/2 messages awaiting ack, per client
-  uint32_t max_queued_messages = 1000;     // per client, behind the inflight window
-  uint32_t max_packet_size = 16 * 1024 * 1024;  // bytes, whole packet, inbound
+  std::string log_format = "text";      // text or json (node/base/log.h)
+  uint32_t workers = 0;                 // default: one per core (at most 256)
+  uint32_t max_inflight = 20;           // outbound QoS 1/2 messages awaiting ack, per client
+  uint32_t max_queued_messages = 1000;  // per client, behind the inflight window
+  uint32_t max_packet_size = 16 * 1024 * 1024;     // bytes, whole packet, inbound
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
   uint32_t max_queued_bytes = 64 * 1024 * 1024;    // per client, topic + payload; 0 = no limit
   bool queue_qos0_offline = false;
-  uint32_t connect_timeout_seconds = 10;  // time allowed between accept and CONNECT
-  uint32_t receive_maximum = 1024;        // 5.0: inbound unacknowledged QoS 2 per client
-  uint32_t topic_alias_maximum = 64;      // 5.0: inbound topic aliases per connection
-  uint32_t max_keep_alive = 65535;        // 5.0: larger (or 0) client values are capped
+  uint32_t connect_timeout_seconds = 10;        // time allowed between accept and CONNECT
+  uint32_t receive_maximum = 1024;              // 5.0: inbound unacknowledged QoS 2 per client
+  uint32_t topic_alias_maximum = 64;            // 5.0: inbound topic aliases per connection
+  uint32_t max_keep_alive = 65535;              // 5.0: larger (or 0) client values are capped
+  uint32_t max_session_expiry = 7 * 24 * 3600;  // seconds; 0xFFFFFFFF: never
   std::string shared_subscription_strategy = "round_robin";
   bool shared_subscription_prefer_local = false;  // cluster: an online local member first
   std::string auth_hmac_secret;  // enables the HMAC-SHA256-CHALLENGE enhanced auth method

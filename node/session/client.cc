@@ -354,11 +354,14 @@ absl::Status Client::AcceptConnect(Connect connect) {
     return absl::OkStatus();
   }
   session_->set_claim_epoch(claim_epoch_);
-  // 3.x: clean session = 0 keeps the session until the client cleans it. 5.0: the Session
-  // Expiry Interval says how long it outlives the connection [MQTT-3.1.2-23].
+  // 3.x: clean session = 0 keeps the session until the client cleans it, or abandons it for
+  // --max-session-expiry. 5.0: the Session Expiry Interval says how long it outlives the
+  // connection [MQTT-3.1.2-23], at most --max-session-expiry (told in CONNACK, 3.2.2.3.2).
+  const bool capped = version_ == Version::kV5 && expiry > options.max_session_expiry;
+  if (capped) expiry = options.max_session_expiry;
   session_->set_expiry_interval(version_ == Version::kV5 ? expiry
                                 : connect.clean_start    ? 0
-                                                         : kSessionNeverExpires);
+                                                         : options.max_session_expiry);
   session_->set_version(version_);
   phase_ = Phase::kConnected;
 
@@ -372,6 +375,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
     ack.wildcard_subscription_available = 1;
     ack.subscription_identifier_available = 1;
     ack.shared_subscription_available = 1;
+    if (capped) ack.session_expiry_interval = expiry;
     if (keep_alive_ == 0 || keep_alive_ > options.max_keep_alive) {
       if (options.max_keep_alive < 65535) {
         keep_alive_ = options.max_keep_alive;
@@ -638,7 +642,9 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
       return ProtocolError(
           "DISCONNECT sets a session expiry after CONNECT had 0");  // [MQTT-3.14.2-2]
     }
-    if (session_ != nullptr) session_->set_expiry_interval(*expiry);
+    if (session_ != nullptr) {
+      session_->set_expiry_interval(std::min(*expiry, node().options().max_session_expiry));
+    }
   }
   // A normal DISCONNECT deletes the will [MQTT-3.1.2-10]; 5.0 reason 0x04 keeps it.
   if (disconnect->reason_code != rc::kDisconnectWithWill) will_.reset();

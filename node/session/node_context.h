@@ -35,6 +35,9 @@ struct BrokerOptions {
   uint16_t receive_maximum = 1024;    // inbound QoS 1/2 unacknowledged, advertised to 5.0
   uint16_t topic_alias_maximum = 64;  // inbound topic aliases per 5.0 connection
   uint16_t max_keep_alive = 65535;    // 5.0 Server Keep Alive caps the client's value
+  // Persistent sessions end this long after their client left, at the latest (seconds;
+  // 0xFFFFFFFF: never). Caps 5.0 Session Expiry Intervals.
+  uint32_t max_session_expiry = 0xFFFFFFFF;
   ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
   // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
   std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;

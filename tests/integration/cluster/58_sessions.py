@@ -84,7 +84,7 @@ class Sessions(SharedCluster):
         self.v5(n1, ids["p5"], clean=True, expiry=600, filters=["c/1", "c/2", "c/3"])
         expected = {  # node, protocol, persistent, subscriptions, expiry (s), never expires
             "c311": (n0.name, "3.1.1", False, 1, 0, False),
-            "p311": (n1.name, "3.1.1", True, 2, 0, True),
+            "p311": (n1.name, "3.1.1", True, 2, 7 * 24 * 3600, False),  # --max-session-expiry
             "c5": (n2.name, "5.0", False, 0, 0, False),
             "p5": (n1.name, "5.0", True, 3, 600, False),
         }
@@ -120,7 +120,7 @@ class Sessions(SharedCluster):
         self.assertEqual(lines[0].split()[:2], ["CLIENT", "ID"])
         self.assertEqual(lines[1].split()[:6],
                          [ids["p311"], n1.name, "connected", "3.1.1", "persistent", "2"])
-        self.assertEqual(lines[1].split()[7], "never")
+        self.assertEqual(lines[1].split()[7], "604800s")  # --max-session-expiry
 
     def test_offline_persistent_session_counts_what_is_queued_for_it(self):
         n0, n1, _ = self.nodes

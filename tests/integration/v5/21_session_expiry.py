@@ -12,6 +12,8 @@ from harness5 import *  # noqa: F401,F403
 from harness5 import (Broker5TestCase, PacketTypes, paho_props, main, sub_options,
                       SESSION_EXPIRY_INTERVAL, WILL_DELAY_INTERVAL, RC_PROTOCOL_ERROR, unique)
 
+import harness  # noqa: E402 (on the path harness5 sets)
+
 
 class SessionExpiry(Broker5TestCase):
 
@@ -160,6 +162,39 @@ class SessionExpiry(Broker5TestCase):
         self.assertEqual(sp, 1)
         m = c2.recv()
         self.assertEqual((m.topic, m.payload, m.qos), (topic, b"p5-away", 1))
+
+
+@harness.skip_under_mosquitto("mqttd's --max-session-expiry")
+class SessionExpiryCapped(Broker5TestCase):
+    """--max-session-expiry 2: abandoned sessions do not stay on disk for ever (issue 14)."""
+    BROKER_ARGS = ("--max-session-expiry", "2")
+
+    def test_interval_above_the_maximum_is_capped_and_told_in_connack(self):
+        """5.0 section 3.2.2.3.2: the server may use another Session Expiry Interval than the
+        client's, and says so in CONNACK."""
+        c = self.raw5(unique("cap"), props=[(SESSION_EXPIRY_INTERVAL, 0xFFFFFFFF)])
+        self.assertEqual(c.connack.props.get(SESSION_EXPIRY_INTERVAL), 2, c.connack)
+        within = self.raw5(unique("cap"), props=[(SESSION_EXPIRY_INTERVAL, 1)])
+        self.assertFalse(within.connack.props.has(SESSION_EXPIRY_INTERVAL), within.connack)
+
+    def test_abandoned_3_1_1_session_expires(self):
+        """A 3.1.1 Clean Session 0 session ends --max-session-expiry after its client left; a
+        reconnect before that resumes it (Session Present 1 [MQTT-3.2.2-2]), one after finds
+        none (Session Present 0 [MQTT-3.2.2-3])."""
+        cid = unique("abandon")
+        c = self.raw(cid, clean=False)
+        c.subscribe([(self.topic(), 1)])
+        c.disconnect()
+        again = harness.RawClient(self.broker)
+        self._cleanup_clients.append(again)
+        self.assertEqual(again.connect(cid, clean=False)[0], 1, "resumed within 2 s")
+        again.disconnect()
+        # Any reconnect would resume it and restart the clock: wait past the expiry (2 s) and the
+        # sweep that ends it (every second), with a margin, then look once.
+        time.sleep(4.5)
+        later = harness.RawClient(self.broker)
+        self._cleanup_clients.append(later)
+        self.assertEqual(later.connect(cid, clean=False)[0], 0, "the session did not expire")
 
 
 if __name__ == "__main__":
