@@ -9,6 +9,7 @@ PKGS=(
   libraft-dev libuv1-dev iproute2 libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev yamllint python3-yaml
   mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev haproxy
+  openssl  # the TLS tests make their certificates with the openssl command line
 )
 # --build-only: what configuring and building the release preset needs (the container image's
 # build stage, deploy/Dockerfile): the list above minus these test and tooling packages, no
@@ -17,7 +18,8 @@ BUILD_ONLY=0
 if [ "${1:-}" = "--build-only" ]; then
   BUILD_ONLY=1
   not_for_build=(ccache git iproute2 golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
-    yamllint python3-yaml mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev haproxy)
+    yamllint python3-yaml mosquitto mosquitto-clients python3-paho-mqtt clang libclang-rt-14-dev haproxy
+    openssl)
   build_pkgs=()
   for p in "${PKGS[@]}"; do [[ " ${not_for_build[*]} " == *" $p "* ]] || build_pkgs+=("$p"); done
   PKGS=("${build_pkgs[@]}")
