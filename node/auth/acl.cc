@@ -5,11 +5,10 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "node/base/files.h"
 
 namespace mqtt::auth {
 namespace {
@@ -246,11 +245,9 @@ absl::StatusOr<AclFile> AclFile::Parse(std::string_view text, std::string_view n
 }
 
 absl::StatusOr<AclFile> AclFile::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 }  // namespace mqtt::auth

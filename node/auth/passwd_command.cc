@@ -9,13 +9,13 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "node/auth/password_file.h"
+#include "node/base/files.h"
 
 namespace mqtt::auth {
 namespace {
@@ -87,14 +87,6 @@ absl::StatusOr<std::string> ReadPassword() {
   return *password;
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Writes `path.tmp` and renames it over `path`, keeping the mode of an existing file.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& text) {
   struct stat st {};
@@ -118,7 +110,7 @@ absl::Status Run(const PasswdArgs& args) {
   const std::string& user = args.positional[1];
   std::string text;
   if (!args.create) {
-    absl::StatusOr<std::string> existing = ReadFile(path);
+    absl::StatusOr<std::string> existing = ReadFileToString(path);
     if (!existing.ok()) return existing.status();
     // Refuse to edit a file we could not read back.
     if (absl::Status s = PasswordFile::Parse(*existing, path).status(); !s.ok()) return s;

@@ -6,11 +6,10 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "node/base/files.h"
 
 namespace mqtt::auth {
 namespace {
@@ -155,11 +154,9 @@ absl::StatusOr<PasswordFile> PasswordFile::Parse(std::string_view text, std::str
 }
 
 absl::StatusOr<PasswordFile> PasswordFile::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return Parse(text.str(), path);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 bool PasswordFile::Check(std::string_view user, std::string_view password) const {

@@ -3,15 +3,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "node/base/files.h"
 #include "node/config/config.h"
 #include "node/config/option_table.h"
 
@@ -75,11 +74,9 @@ absl::StatusOr<CommandLine> SplitCommandLine(int argc, const char* const* argv) 
 }
 
 absl::Status ReadConfigFile(const std::string& path, Config* config) {
-  std::ifstream in(path);
-  if (!in) return FlagError("config", absl::StrCat("cannot read '", path, "'"));
-  std::stringstream text;
-  text << in.rdbuf();
-  return ParseConfigText(text.str(), path, config);
+  absl::StatusOr<std::string> text = ReadFileToString(path);
+  if (!text.ok()) return FlagError("config", absl::StrCat("cannot read '", path, "'"));
+  return ParseConfigText(*text, path, config);
 }
 
 // Applies every MQTTD_* variable of `envp`. One that is no key is an error when `strict`, and
