@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "node/base/files.h"
 
 namespace mqtt::auth {
@@ -230,10 +231,9 @@ absl::StatusOr<AclFile> AclFile::Parse(std::string_view text, std::string_view n
   {
     AclParser parser(&file);
     int line_number = 0;
-    for (size_t start = 0; start < text.size();) {
-      size_t end = std::min(text.find('\n', start), text.size());
-      std::string_view line = text.substr(start, end - start);
-      start = end + 1;
+    for (absl::string_view piece :
+         absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
+      std::string_view line(piece.data(), piece.size());
       ++line_number;
       if (absl::Status s = parser.Line(line); !s.ok()) {
         return absl::InvalidArgumentError(

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "node/base/files.h"
 
 namespace mqtt::auth {
@@ -132,10 +133,9 @@ absl::StatusOr<std::string> HashPassword(std::string_view password, int iteratio
 absl::StatusOr<PasswordFile> PasswordFile::Parse(std::string_view text, std::string_view name) {
   PasswordFile file;
   int line_number = 0;
-  for (size_t start = 0; start < text.size();) {
-    size_t end = std::min(text.find('\n', start), text.size());
-    std::string_view line = text.substr(start, end - start);
-    start = end + 1;
+  for (absl::string_view piece :
+       absl::StrSplit(absl::string_view(text.data(), text.size()), '\n')) {
+    std::string_view line(piece.data(), piece.size());
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line[0] == '#') continue;

@@ -115,8 +115,9 @@ Binding Text(std::string Config::*field) {
           nullptr, [=](const Config& c) { return Items{c.*field}; }};
 }
 
-// A secret string; empty means none.
-Binding Secret(std::string Config::*field) {
+// A string that may be empty (a path, a secret, an OpenSSL list; empty: none or the default).
+// A secret is masked by the option's kSecret trait, not by its binding.
+Binding OptionalText(std::string Config::*field) {
   Binding b = Text(field);
   b.set = [=](absl::string_view v, Config* c) {
     c->*field = std::string(v);
@@ -124,9 +125,6 @@ Binding Secret(std::string Config::*field) {
   };
   return b;
 }
-
-// A file name; empty means none.
-Binding Path(std::string Config::*field) { return Secret(field); }
 
 // HOST:PORT, or empty for none.
 Binding HostPort(std::string Config::*field, uint32_t min_port) {
@@ -230,16 +228,6 @@ Binding SecureListeners(const char* protocol) {
             }
             return items;
           }};
-}
-
-// A string that may be empty (a path or an OpenSSL list; empty: none or the default).
-Binding OptionalText(std::string Config::*field) {
-  Binding b = Text(field);
-  b.set = [=](absl::string_view v, Config* c) {
-    c->*field = std::string(v);
-    return absl::OkStatus();
-  };
-  return b;
 }
 
 // A boolean that is also a switch on the command line (--flag alone means true).
@@ -348,14 +336,14 @@ std::vector<Option> MakeOptions() {
       {"auth-hmac-secret", "auth.hmac_secret", "SECRET",
        "enable 5.0 enhanced authentication method HMAC-SHA256-CHALLENGE with this shared secret "
        "(prefer the config file or the environment to the command line for secrets)",
-       Secret(&Config::auth_hmac_secret), nullptr, kSecret},
+       OptionalText(&Config::auth_hmac_secret), nullptr, kSecret},
       {"password-file", "auth.password_file", "FILE",
        "password file in Mosquitto's format (mosquitto_passwd, mqttctl passwd); re-read on SIGHUP",
-       Path(&Config::password_file)},
+       OptionalText(&Config::password_file)},
       {"acl-file", "auth.acl_file", "FILE",
        "ACL file in Mosquitto's syntax plus client and address sections (docs/security.md); "
        "re-read on SIGHUP",
-       Path(&Config::acl_file)},
+       OptionalText(&Config::acl_file)},
       {"allow-anonymous", "auth.allow_anonymous", "true|false|auto",
        "accept clients without a user name (auto: true without a password file, false with one)",
        OneOf(&Config::allow_anonymous, {"auto", "true", "false"})},

@@ -488,16 +488,9 @@ absl::StatusOr<std::optional<TransferredSession>> Shard::ExportSession(const std
   absl::StatusOr<storage::SessionState> state = store()->LoadSession(client_id);
   if (!state.ok()) return state.status();
   TransferredSession exported{std::move(*state), {}};
-  uint64_t last_seq = 0;
-  for (bool end = false; !end;) {
-    absl::StatusOr<storage::QueuePage> page =
-        store()->ReadQueue(client_id, last_seq, 1024, UnixMs());
-    if (!page.ok()) return page.status();
-    for (storage::QueuedMessage& m : page->messages) exported.queue.push_back(std::move(m));
-    last_seq = std::max(last_seq, page->last_seq);
-    end = page->end || page->messages.empty();
-  }
-  exporting_[client_id] = Exporting{to_node, epoch, last_seq};
+  absl::StatusOr<uint64_t> last_seq = ReadStoredQueue(client_id, 0, &exported.queue);
+  if (!last_seq.ok()) return last_seq.status();
+  exporting_[client_id] = Exporting{to_node, epoch, *last_seq};
   MQTT_LOG_INFO("client %s: session (%d queued, %d in flight) handed to node %s", client_id,
                 exported.queue.size(), exported.state.inflight.size(), to_node);
   return exported;
@@ -511,8 +504,7 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
   Session* session = FindSession(client_id);
   if (session == nullptr || session->client() != nullptr) return;  // ended, or back here
   // What was queued after the copy goes to the new holder, in the batch that deletes the copy.
-  // The store is read: what this turn queued so far must be in it.
-  if (!CommitNow() || !RelayQueueAfter(client_id, exported.last_seq, exported.to_node)) return;
+  if (!RelayQueueAfter(client_id, exported.last_seq, exported.to_node)) return;
   MovedSession moved{client_id, exported.to_node, MonotonicMs() + kMovedRelayMs, {}};
   for (const auto& [filter, options] : session->subscriptions()) moved.filters.push_back(filter);
   const uint64_t id = session->id();
@@ -524,24 +516,18 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
 
 bool Shard::RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
                             const std::string& to_node) {
-  SessionMover* mover = node_->session_mover();
-  for (bool end = false; !end;) {
-    absl::StatusOr<storage::QueuePage> page =
-        store()->ReadQueue(client_id, after_seq, 1024, UnixMs());
-    if (!page.ok()) {
-      node_->StorageFailed(page.status());
-      return false;
-    }
-    for (const storage::QueuedMessage& m : page->messages) {
-      auto message = std::make_shared<Message>(*persist::FromStored(0, m.message));
-      message->qos = static_cast<uint8_t>(m.entry.qos());
-      message->retain = m.entry.retain();
-      const std::vector<uint32_t> ids(m.entry.subscription_identifiers().begin(),
-                                      m.entry.subscription_identifiers().end());
-      mover->Relay(*this, to_node, client_id, message, ids, nullptr);
-    }
-    after_seq = std::max(after_seq, page->last_seq);
-    end = page->end || page->messages.empty();
+  std::vector<storage::QueuedMessage> queued;
+  if (absl::Status s = ReadStoredQueue(client_id, after_seq, &queued).status(); !s.ok()) {
+    node_->StorageFailed(s);
+    return false;
+  }
+  for (const storage::QueuedMessage& m : queued) {
+    auto message = std::make_shared<Message>(*persist::FromStored(0, m.message));
+    message->qos = static_cast<uint8_t>(m.entry.qos());
+    message->retain = m.entry.retain();
+    const std::vector<uint32_t> ids(m.entry.subscription_identifiers().begin(),
+                                    m.entry.subscription_identifiers().end());
+    node_->session_mover()->Relay(*this, to_node, client_id, message, ids, nullptr);
   }
   return true;
 }
@@ -641,22 +627,30 @@ Session* Shard::ImportSession(const std::string& client_id, TransferredSession& 
 
 bool Shard::AppendStoredQueue(const std::string& client_id, uint64_t after_seq,
                               TransferredSession& imported) {
-  if (!CommitNow()) return false;  // the store is read: what this turn queued must be in it
+  std::vector<storage::QueuedMessage> queued;
+  if (absl::Status s = ReadStoredQueue(client_id, after_seq, &queued).status(); !s.ok()) {
+    node_->StorageFailed(s);
+    return false;
+  }
+  for (storage::QueuedMessage& m : queued) {
+    m.seq = imported.state.next_seq++;
+    imported.queue.push_back(std::move(m));
+  }
+  return true;
+}
+
+absl::StatusOr<uint64_t> Shard::ReadStoredQueue(const std::string& client_id, uint64_t after_seq,
+                                                std::vector<storage::QueuedMessage>* out) {
+  if (!CommitNow()) return absl::UnavailableError("storage failed");
   for (bool end = false; !end;) {
     absl::StatusOr<storage::QueuePage> page =
         store()->ReadQueue(client_id, after_seq, 1024, UnixMs());
-    if (!page.ok()) {
-      node_->StorageFailed(page.status());
-      return false;
-    }
-    for (storage::QueuedMessage& m : page->messages) {
-      m.seq = imported.state.next_seq++;
-      imported.queue.push_back(std::move(m));
-    }
+    if (!page.ok()) return page.status();
+    for (storage::QueuedMessage& m : page->messages) out->push_back(std::move(m));
     after_seq = std::max(after_seq, page->last_seq);
     end = page->end || page->messages.empty();
   }
-  return true;
+  return after_seq;
 }
 
 void Shard::EndMovedSession(uint64_t session_id) {

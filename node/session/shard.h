@@ -157,6 +157,11 @@ class Shard final : public SessionStorage, public ClientHost {
   // Appends the stored queue entries of `client_id` after `after_seq` to `imported`'s queue.
   bool AppendStoredQueue(const std::string& client_id, uint64_t after_seq,
                          TransferredSession& imported);
+  // Commits this turn's batch (what the turn queued so far must be in the store), then appends
+  // `client_id`'s stored queue entries after `after_seq` to `out`, in order; returns the last
+  // sequence number examined (at least `after_seq`).
+  absl::StatusOr<uint64_t> ReadStoredQueue(const std::string& client_id, uint64_t after_seq,
+                                           std::vector<storage::QueuedMessage>* out);
   void EndMovedSession(uint64_t session_id);
   void RelayMoved(const MovedSession& moved, OutboundMessage&& out);
   bool RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
