@@ -181,6 +181,21 @@ grpc::Status AdminService::Sessions(grpc::ServerContext*, const admin::v1::Sessi
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Drain(grpc::ServerContext* context, const admin::v1::DrainRequest*,
+                                 admin::v1::DrainResponse* response) {
+  if (!sources_.drain) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no drain here");
+  std::shared_future<admin::v1::DrainResponse> report = sources_.drain();
+  // A call without a deadline has the far future as its deadline: cap it.
+  const auto until =
+      std::min(context->deadline(), std::chrono::system_clock::now() + std::chrono::hours(1));
+  if (report.wait_until(until) != std::future_status::ready) {
+    return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                        "the drain goes on; the node exits when it is done");
+  }
+  *response = report.get();
+  return grpc::Status::OK;
+}
+
 absl::StatusOr<bool> AdminService::KickOn(const std::string& node_id,
                                           const std::string& client_id) {
   if (node_id == SelfId()) {

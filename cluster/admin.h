@@ -48,6 +48,8 @@ struct AdminSources {
   // 5.0 reason 0x98 Administrative action (Broker::Kick).
   std::function<std::future<std::vector<SessionInfo>>(SessionFilter)> sessions;
   std::function<std::future<bool>(std::string client_id)> kick;
+  // Starts the node's drain (or joins the one under way); ready with its report.
+  std::function<std::shared_future<admin::v1::DrainResponse>()> drain;
 };
 
 class AdminService final : public admin::v1::Admin::Service {
@@ -66,6 +68,8 @@ class AdminService final : public admin::v1::Admin::Service {
                         admin::v1::SessionsResponse* response) override;
   grpc::Status Kick(grpc::ServerContext* context, const admin::v1::KickRequest* request,
                     admin::v1::KickResponse* response) override;
+  grpc::Status Drain(grpc::ServerContext* context, const admin::v1::DrainRequest* request,
+                     admin::v1::DrainResponse* response) override;
 
  private:
   std::string SelfId() const;

@@ -8,11 +8,13 @@
 //   mqttctl [--server HOST:PORT] [--json] status
 //   mqttctl [--server HOST:PORT] [--json] sessions [--client-id ID] [--node ID] [--limit N]
 //   mqttctl [--server HOST:PORT] [--json] kick CLIENT_ID
+//   mqttctl [--server HOST:PORT] [--json] drain [--node ID] [--timeout SECONDS]
 //   mqttctl passwd [-c] [-b] [-D] FILE USER [PASSWORD]   (local: node/auth/passwd_command.h)
 //
 // `members` and `sessions` ask every alive member too (the node asked gives the members).
 // Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions: no
-// member answered; kick: no node had the client connected), 2 usage.
+// member answered; kick: no node had the client connected; drain: a session stayed on the
+// node or a forwarded message was not delivered), 2 usage.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -22,6 +24,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -51,6 +54,11 @@ commands:
   kick CLIENT_ID               disconnects that client wherever it is connected (5.0: DISCONNECT
                                0x98 Administrative action); a clean session ends, a persistent
                                one stays offline
+  drain [--node ID] [--timeout SECONDS]
+                               drains the node (or the member ID): it stops accepting, disconnects
+                               its clients (5.0: 0x8B, or 0x9C with its server_reference), hands
+                               its persistent sessions to the other nodes, leaves the cluster and
+                               exits 0; waits for it [300 s] and prints what moved
   passwd [-c] FILE USER | passwd [-c] -b FILE USER PASSWORD | passwd -D FILE USER
                                adds, changes (password from the terminal or stdin, or -b) or
                                deletes (-D) a user of a password file in Mosquitto's format ($7$);
@@ -76,6 +84,7 @@ struct Args {
   std::string topic;
   std::string client_id;  // sessions: --client-id; kick: its argument
   uint32_t limit = 1000;
+  uint32_t timeout_seconds = 300;  // drain
 };
 
 Args Parse(int argc, char** argv) {
@@ -104,6 +113,11 @@ Args Parse(int argc, char** argv) {
       if (!absl::SimpleAtoi(n, &args.limit) || args.limit == 0) {
         Usage(absl::StrCat("--limit: not a positive number: '", n, "'"));
       }
+    } else if (arg == "--timeout") {
+      const std::string n = value();
+      if (!absl::SimpleAtoi(n, &args.timeout_seconds) || args.timeout_seconds == 0) {
+        Usage(absl::StrCat("--timeout: not a positive number of seconds: '", n, "'"));
+      }
     } else if (args.command.empty() && !arg.starts_with("-")) {
       args.command = std::string(arg);
     } else if (args.command == "kick" && args.client_id.empty() && !arg.starts_with("-")) {
@@ -113,7 +127,8 @@ Args Parse(int argc, char** argv) {
     }
   }
   if (args.command != "members" && args.command != "routes" && args.command != "retained" &&
-      args.command != "status" && args.command != "sessions" && args.command != "kick") {
+      args.command != "status" && args.command != "sessions" && args.command != "kick" &&
+      args.command != "drain") {
     Usage(args.command.empty() ? "no command"
                                : absl::StrCat("unknown command '", args.command, "'"));
   }
@@ -387,6 +402,68 @@ int Kick(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientConte
   return 0;
 }
 
+// The cluster address of member `node_id` as the node asked sees it; empty (after a message) if
+// it does not know it.
+std::string MemberAddress(const Args& args, mqtt::admin::v1::Admin::Stub& stub,
+                          const std::string& node_id) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, std::chrono::seconds(5));
+  mqtt::admin::v1::MembersResponse response;
+  grpc::Status status = stub.Members(&ctx, {}, &response);
+  if (!status.ok()) {
+    Fail(args, status);
+    return "";
+  }
+  for (const auto& m : response.members()) {
+    if (m.node_id() == node_id) return m.address();
+  }
+  std::cerr << "mqttctl: " << args.server << " knows no member '" << node_id << "'\n";
+  return "";
+}
+
+int Drain(Args args, std::unique_ptr<mqtt::admin::v1::Admin::Stub> stub) {
+  if (!args.node.empty()) {
+    args.server = MemberAddress(args, *stub, args.node);
+    if (args.server.empty()) return 1;
+    stub = Connect(args.server);
+  }
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::seconds(args.timeout_seconds);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(deadline);
+  mqtt::admin::v1::DrainResponse response;
+  grpc::Status status = stub->Drain(&ctx, {}, &response);
+  if (!status.ok()) return Fail(args, status);
+  // The node answers once everything is handed over, then leaves and exits: wait for that, so
+  // that what runs after mqttctl (a pod's stop) finds the node gone.
+  while (std::chrono::system_clock::now() < deadline) {
+    grpc::ClientContext probe;
+    SetDeadline(&probe, std::chrono::milliseconds(500));
+    mqtt::admin::v1::StatusResponse ignored;
+    if (!stub->Status(&probe, {}, &ignored).ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (args.json) {
+    PrintJson(response);
+  } else {
+    std::cout << "drained " << response.node_id() << " in " << response.took_ms()
+              << " ms: " << response.clients_closed() << " clients disconnected, "
+              << response.sessions() << " persistent sessions: " << response.moved() << " moved, "
+              << response.followed() << " followed their client, " << response.ended() << " ended, "
+              << response.kept() << " kept on the node\n";
+  }
+  if (response.kept() != 0) {
+    std::cerr << "mqttctl: " << response.kept()
+              << " sessions stay in the node's data dir: " << response.kept_reason() << "\n";
+  }
+  if (response.outbox_left() != 0) {
+    std::cerr << "mqttctl: " << response.outbox_left()
+              << " forwarded messages were not acknowledged by their node; they stay in the "
+                 "node's data dir\n";
+  }
+  return response.kept() == 0 && response.outbox_left() == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -401,6 +478,7 @@ int main(int argc, char** argv) {
   if (args.command == "routes") return Routes(args, *stub, &ctx);
   if (args.command == "retained") return Retained(args, *stub, &ctx);
   if (args.command == "sessions") return Sessions(args, *stub, &ctx);
+  if (args.command == "drain") return Drain(args, std::move(stub));
   if (args.command == "kick") {
     // Kick may ask every member in turn (3 s each) after the registry's holder.
     SetDeadline(&ctx, std::chrono::seconds(30));

@@ -222,7 +222,9 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   node->admin_ = std::make_unique<AdminService>(
       AdminSources{node->membership_.get(), node->routes_.get(), node->forwarder_.get(),
                    node->retained_.get(), std::move(parts.status), node->registry_.get(),
-                   std::move(parts.sessions), std::move(parts.kick)});
+                   parts.sessions, std::move(parts.kick), std::move(parts.drain)});
+  node->session_source_ = parts.session_source;
+  node->sessions_ = std::move(parts.sessions);
   builder.RegisterService(node->admin_.get());
   node->server_ = builder.BuildAndStart();
   if (node->server_ == nullptr || port == 0) {
@@ -279,6 +281,15 @@ void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   if (retained_ != nullptr) retained_->Stop();
   if (routes_ != nullptr) routes_->Stop();
   membership_->Stop();
+}
+
+DrainReport ClusterNode::Drain(absl::Time deadline) {
+  DrainOptions options;
+  options.node_id = membership_->Members().front().node_id;  // this node first
+  if (session_source_ == nullptr || !sessions_) return {};
+  Drainer drainer(std::move(options), membership_.get(), transfer_.get(), forwarder_.get(),
+                  session_source_, sessions_);
+  return drainer.Run(deadline);
 }
 
 absl::Status ClusterNode::StartRetained() {

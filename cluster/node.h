@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cluster/admin.h"
+#include "cluster/drain.h"
 #include "cluster/forward.h"
 #include "cluster/membership.h"
 #include "cluster/registry_node.h"
@@ -65,6 +66,8 @@ struct NodeParts {
   // Serves the sessions other nodes take from this one (the broker); with the registry and
   // forwarding, sessions move between nodes (session_mover()).
   SessionSource* session_source = nullptr;
+  // `mqttctl drain` (AdminSources::drain); thread-safe.
+  std::function<std::shared_future<admin::v1::DrainResponse>()> drain;
 };
 
 class ClusterNode {
@@ -106,6 +109,10 @@ class ClusterNode {
   // before accepting clients.
   SessionMover* session_mover() { return transfer_.get(); }
 
+  // The cluster part of a drain (cluster/drain.h): call after the node stopped accepting and
+  // closed its connections, before Shutdown. Blocks until done or `deadline`.
+  DrainReport Drain(absl::Time deadline);
+
  private:
   ClusterNode() = default;
 
@@ -118,6 +125,8 @@ class ClusterNode {
   std::unique_ptr<ClientClaims> claims_;
   std::unique_ptr<SessionTransfer> transfer_;
   std::unique_ptr<AdminService> admin_;
+  SessionSource* session_source_ = nullptr;
+  Drainer::ListSessions sessions_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;
   std::string advertise_address_;

@@ -245,25 +245,37 @@ void RegistryNode::ChangeDone(const char* what, const std::string& node_id, absl
 }
 
 void ClientClaims::Claim(const std::string& client_id, ClaimDone done) {
-  node_->Propose({RegisterCommand(client_id, node_id_)},
-                 [this, client_id,
-                  done = std::move(done)](absl::StatusOr<std::vector<RegistryChange>> result) {
-                   if (result.ok() && result->size() == 1 &&
-                       (*result)[0].kind == RegistryChange::Kind::kRegistered) {
-                     const RegistryChange& change = (*result)[0];
-                     Claimed claimed{change.holder.epoch, {}};
-                     if (change.previous.has_value() && change.previous->node_id != node_id_) {
-                       claimed.previous_node = change.previous->node_id;
-                     }
-                     return done(std::move(claimed));
-                   }
-                   absl::Status error =
-                       result.ok() ? absl::InternalError("registry: no change") : result.status();
-                   if (!allow_without_majority_) return done(std::move(error));
-                   MQTT_LOG_WARN("client %s: connected without registering (%s)", client_id,
-                                 error.message());
-                   done(Claimed{});
-                 });
+  Propose(RegisterCommand(client_id, node_id_), client_id, allow_without_majority_,
+          std::move(done));
+}
+
+void ClientClaims::ClaimFrom(const std::string& client_id, const std::string& holder,
+                             ClaimDone done) {
+  Propose(RegisterCommand(client_id, node_id_, holder), client_id,
+          /*allow_without_majority=*/false, std::move(done));
+}
+
+void ClientClaims::Propose(v1::RegistryCommand command, const std::string& client_id,
+                           bool allow_without_majority, ClaimDone done) {
+  node_->Propose({std::move(command)}, [this, client_id, allow_without_majority,
+                                        done = std::move(done)](
+                                           absl::StatusOr<std::vector<RegistryChange>> result) {
+    if (result.ok() && result->size() == 1) {
+      const RegistryChange& change = (*result)[0];
+      if (change.kind == RegistryChange::Kind::kIgnored) {
+        return done(absl::FailedPreconditionError("another node holds the client id"));
+      }
+      Claimed claimed{change.holder.epoch, {}};
+      if (change.previous.has_value() && change.previous->node_id != node_id_) {
+        claimed.previous_node = change.previous->node_id;
+      }
+      return done(std::move(claimed));
+    }
+    absl::Status error = result.ok() ? absl::InternalError("registry: no change") : result.status();
+    if (!allow_without_majority) return done(std::move(error));
+    MQTT_LOG_WARN("client %s: connected without registering (%s)", client_id, error.message());
+    done(Claimed{});
+  });
 }
 
 bool ClientClaims::StillHolds(const std::string& client_id, uint64_t epoch) const {

@@ -127,8 +127,12 @@ class ClientClaims final : public ClientRegistry {
   void Claim(const std::string& client_id, ClaimDone done) override;
   bool StillHolds(const std::string& client_id, uint64_t epoch) const override;
   void Release(const std::string& client_id, uint64_t epoch) override;
+  void ClaimFrom(const std::string& client_id, const std::string& holder, ClaimDone done) override;
 
  private:
+  void Propose(v1::RegistryCommand command, const std::string& client_id,
+               bool allow_without_majority, ClaimDone done);
+
   RegistryNode* const node_;
   const std::string node_id_;
   const bool allow_without_majority_;

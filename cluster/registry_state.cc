@@ -22,6 +22,10 @@ void RegistryState::Apply(const v1::RegistryCommand& command,
     case v1::RegistryCommand::kRegister: {
       const v1::Register& r = command.register_();
       change.client_id = r.client_id();
+      if (!r.only_from().empty()) {
+        auto held = holders_.find(r.client_id());
+        if (held != holders_.end() && held->second.node_id != r.only_from()) break;  // ignored
+      }
       RegistryHolder& holder = holders_[r.client_id()];
       if (!holder.node_id.empty()) change.previous = holder;
       holder = {r.node_id(), ++last_epoch_};
@@ -95,10 +99,12 @@ absl::Status RegistryState::Restore(std::string_view data) {
   return absl::OkStatus();
 }
 
-v1::RegistryCommand RegisterCommand(std::string_view client_id, std::string_view node_id) {
+v1::RegistryCommand RegisterCommand(std::string_view client_id, std::string_view node_id,
+                                    std::string_view only_from) {
   v1::RegistryCommand command;
   command.mutable_register_()->set_client_id(std::string(client_id));
   command.mutable_register_()->set_node_id(std::string(node_id));
+  if (!only_from.empty()) command.mutable_register_()->set_only_from(std::string(only_from));
   return command;
 }
 

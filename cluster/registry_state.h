@@ -10,7 +10,8 @@
 //   counter for the whole registry: an epoch is never given twice). The change names the
 //   previous holder, which closes its connection (5.0: DISCONNECT 0x8E) and hands the session
 //   over. Registering again on the same node also takes a new epoch (a new connection there
-//   replaces the old one: MQTT's takeover).
+//   replaces the old one: MQTT's takeover). With `only_from`, applied only if that node holds
+//   the client id or nobody does (a drain's handover), else ignored.
 // - Release(client, node, epoch): the holder at exactly that epoch is gone (a clean session
 //   ended); a later Register is never undone by an older Release.
 // - DropNode(node): the node was removed from the cluster; its entries go.
@@ -68,7 +69,8 @@ class RegistryState {
 };
 
 // Helpers to build batches.
-v1::RegistryCommand RegisterCommand(std::string_view client_id, std::string_view node_id);
+v1::RegistryCommand RegisterCommand(std::string_view client_id, std::string_view node_id,
+                                    std::string_view only_from = {});
 v1::RegistryCommand ReleaseCommand(std::string_view client_id, std::string_view node_id,
                                    uint64_t epoch);
 v1::RegistryCommand DropNodeCommand(std::string_view node_id);

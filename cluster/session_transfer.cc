@@ -82,6 +82,17 @@ class SessionTransfer::Service final : public v1::SessionTransfer::CallbackServi
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* Adopt(grpc::CallbackServerContext* ctx, const v1::AdoptRequest* request,
+                                  v1::AdoptReply*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    source_->AdoptSession(request->client_id(), request->from_node(), [reactor](absl::Status s) {
+      reactor->Finish(
+          s.ok() ? grpc::Status::OK
+                 : grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message())));
+    });
+    return reactor;
+  }
+
  private:
   SessionSource* const source_;
 };
@@ -145,6 +156,31 @@ void SessionTransfer::Fetch(const std::string& client_id, uint64_t epoch,
                         if (!call->reply.found()) return done(std::nullopt);
                         done(FromReply(std::move(call->reply)));
                       });
+}
+
+void SessionTransfer::Push(const std::string& client_id, const std::string& to_node,
+                           absl::Duration timeout, std::function<void(absl::Status)> done) {
+  const std::string address = AliveAddress(to_node);
+  if (address.empty()) {
+    return done(absl::UnavailableError(absl::StrCat("node ", to_node, " is not alive")));
+  }
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::AdoptRequest request;
+    v1::AdoptReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_client_id(client_id);
+  call->request.set_from_node(options_.node_id);
+  call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  stubs_.Get(address)->async()->Adopt(
+      &call->ctx, &call->request, &call->reply,
+      [this, call, address, done = std::move(done)](grpc::Status s) {
+        if (s.error_code() == grpc::StatusCode::UNAVAILABLE) stubs_.Drop(address);
+        done(s.ok()
+                 ? absl::OkStatus()
+                 : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+      });
 }
 
 void SessionTransfer::Finish(const std::string& client_id, uint64_t epoch,

@@ -8,6 +8,8 @@
 //   connection starts a new one).
 // - Finish: a Finish call, retried in the background (a thread of its own) until the holder
 //   answers or `finish_attempts` run out (then logged: the old holder keeps its copy).
+// - Push: a draining node asks another to Adopt one of its sessions (which then Fetches and
+//   Finishes as above).
 // - Relay: a durable forwarding entry for one client's session (ForwardEntry.shared.client_id)
 //   on the Forwarder's stream to that node, so it keeps the order and the durability of
 //   forwarding.
@@ -60,6 +62,11 @@ class SessionTransfer final : public SessionMover {
   void Relay(SessionStorage& from, const std::string& to_node, const std::string& client_id,
              const MessagePtr& message, const std::vector<uint32_t>& subscription_ids,
              const AckTokenPtr& ack) override;
+
+  // Draining: asks `to_node` to take this node's persistent session of `client_id` (its Adopt
+  // RPC: SessionSource::AdoptSession there). `done` on a gRPC thread with its answer.
+  void Push(const std::string& client_id, const std::string& to_node, absl::Duration timeout,
+            std::function<void(absl::Status)> done);
 
  private:
   class Service;  // session_transfer.cc

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // mqttd: one broker node. Parses the configuration, starts the workers and listeners, prints one
 // "ready" line on stdout, on SIGHUP re-reads the password and ACL files, and on SIGTERM/SIGINT
-// closes every connection and exits 0.
+// (or `mqttctl drain`) drains: closes every connection, hands its persistent sessions to other
+// nodes when clustered, leaves the cluster and exits 0.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -97,6 +98,7 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.topic_alias_maximum = static_cast<uint16_t>(config.topic_alias_maximum);
   options.max_keep_alive = static_cast<uint16_t>(config.max_keep_alive);
   options.max_session_expiry = config.max_session_expiry;
+  options.server_reference = config.server_reference;
   mqtt::ParseShareStrategy(config.shared_subscription_strategy, &options.share_strategy);
   if (!config.auth_hmac_secret.empty()) {
     options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));
@@ -127,11 +129,28 @@ absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
   return absl::StrCat(host, ":", ntohs(addr.sin_port));
 }
 
+// `mqttctl drain` and SIGTERM end the node the same way: a drain request sends SIGTERM to this
+// process (its main thread takes it, WaitForStopSignal), and every requester waits for the one
+// report, which the main thread gives once everything is handed over.
+class DrainHandle {
+ public:
+  std::shared_future<mqtt::admin::v1::DrainResponse> Request() {
+    kill(getpid(), SIGTERM);
+    return report_;
+  }
+  void Report(mqtt::admin::v1::DrainResponse report) { promise_.set_value(std::move(report)); }
+
+ private:
+  std::promise<mqtt::admin::v1::DrainResponse> promise_;
+  std::shared_future<mqtt::admin::v1::DrainResponse> report_ = promise_.get_future().share();
+};
+
 // Joins the cluster when --cluster-listen is given (null otherwise). A restart comes back with a
 // higher incarnation than any this node announced before, kept in the store's node record, so
 // that the members' old news about it (suspect, dead) is refuted.
 absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
-    const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Broker* broker) {
+    const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Broker* broker,
+    DrainHandle* drain) {
   if (config.cluster_listen.empty()) return nullptr;
   mqtt::cluster::ClusterOptions options;
   options.node_id = config.node_id;
@@ -180,8 +199,9 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   auto kick = [broker](std::string client_id) {
     return broker->Kick(std::move(client_id), mqtt::rc::kAdministrativeAction);
   };
-  return mqtt::cluster::ClusterNode::Start(options, {&broker->router(), store, broker, status,
-                                                     claimed_elsewhere, sessions, kick, broker});
+  return mqtt::cluster::ClusterNode::Start(
+      options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick, broker,
+                [drain] { return drain->Request(); }});
 }
 
 // The TLS settings of one mqtts or wss listener: its own keys over the tls.* settings.
@@ -331,11 +351,12 @@ int Run(const mqtt::Config& config) {
   mqtt::BrokerOptions broker_options = BrokerOptionsFrom(config);
   broker_options.access_control = *access_control;
   mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
+  DrainHandle drain;
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
   // The cluster starts before recovery, so that the subscriptions of recovered sessions are
   // announced as this node's routes like any others.
   absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
-      StartCluster(config, store.get(), &broker);
+      StartCluster(config, store.get(), &broker, &drain);
   if (!cluster.ok()) {
     MQTT_LOG_ERROR("%s", cluster.status().message());
     return 1;
@@ -443,8 +464,12 @@ int Run(const mqtt::Config& config) {
         ReloadAccessFiles(access_control->get());
       },
       [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
+  // The drain (docs/operations.md "Stopping a node"): not ready, no new connections, the clients
+  // disconnected (their persistent sessions stay, offline), the sessions handed to other nodes,
+  // the outboxes emptied, then the cluster left.
+  const absl::Time deadline = absl::Now() + absl::Seconds(config.shutdown_timeout);
   if (*http != nullptr) (*http)->SetShuttingDown();
-  MQTT_LOG_INFO("signal %d: shutting down", signal_number);
+  MQTT_LOG_INFO("signal %d: draining (at most %d s)", signal_number, config.shutdown_timeout);
   std::promise<void> stopped;
   worker_ptrs[0]->Post([&] {
     for (auto& listener : listeners) listener->Stop();
@@ -452,8 +477,25 @@ int Run(const mqtt::Config& config) {
   });
   stopped.get_future().wait();
   sys.Stop();
-  if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
+  mqtt::admin::v1::DrainResponse report;
+  report.set_node_id(config.node_id);
+  for (size_t i = 0; i < broker.worker_count(); ++i) {
+    report.set_clients_closed(report.clients_closed() + broker.shard(i).client_count());
+  }
   broker.Shutdown(std::chrono::seconds(3));
+  if (*cluster != nullptr) {
+    const mqtt::cluster::DrainReport moved = (*cluster)->Drain(deadline);
+    report.set_sessions(moved.sessions);
+    report.set_moved(moved.moved);
+    report.set_followed(moved.followed);
+    report.set_ended(moved.ended);
+    report.set_kept(moved.kept);
+    report.set_kept_reason(moved.kept_reason);
+    report.set_outbox_left(moved.outbox_left);
+    report.set_took_ms(absl::ToInt64Milliseconds(moved.took));
+  }
+  drain.Report(report);
+  if (*cluster != nullptr) (*cluster)->Shutdown(absl::Seconds(2));
   if (*http != nullptr) (*http)->Stop();
   for (auto& worker : workers) worker->Stop();
   MQTT_LOG_INFO("stopped");

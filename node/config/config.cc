@@ -449,6 +449,16 @@ std::vector<Option> MakeOptions() {
        "publish this node's $SYS topics (docs/sys-topics.md) every SECONDS, retained, to its own "
        "subscribers; 0: none",
        Uint(&Config::sys_interval, 0, 86400)},
+      {"shutdown-timeout", "shutdown_timeout", "SECONDS",
+       "SIGTERM, SIGINT and `mqttctl drain` stop accepting, disconnect the clients, hand the "
+       "persistent sessions to other nodes (clustered) and exit within this time; what is not "
+       "handed over by then stays in the data dir",
+       Uint(&Config::shutdown_timeout, 1, 86400)},
+      {"server-reference", "server_reference", "HOST[:PORT]",
+       "sent to 5.0 clients disconnected by a shutdown or drain (DISCONNECT 0x9C Use another "
+       "server with this Server Reference, e.g. the load balancer's address); empty: 0x8B Server "
+       "shutting down",
+       OptionalText(&Config::server_reference)},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

@@ -303,6 +303,64 @@ void Broker::FinishExport(const std::string& client_id, uint64_t epoch) {
   home->worker()->Post([home, client_id, epoch] { home->FinishExport(client_id, epoch); });
 }
 
+void Broker::AdoptSession(const std::string& client_id, const std::string& from_node,
+                          Adopted done) {
+  if (client_registry_ == nullptr || session_mover_ == nullptr) {
+    return done(absl::FailedPreconditionError("this node is not in a cluster with a registry"));
+  }
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  SessionMover* mover = session_mover_;
+  client_registry_->ClaimFrom(
+      client_id, from_node,
+      [home, mover, client_id, from_node, done = std::move(done)](absl::StatusOr<Claimed> claim) {
+        if (!claim.ok()) return done(claim.status());
+        const uint64_t epoch = claim->epoch;
+        mover->Fetch(client_id, epoch, from_node, /*discard=*/false,
+                     [home, client_id, from_node, epoch, done = std::move(done)](
+                         absl::StatusOr<std::optional<TransferredSession>> fetched) {
+                       if (!fetched.ok()) return done(fetched.status());
+                       if (!fetched->has_value()) {
+                         return done(absl::NotFoundError("no persistent session there"));
+                       }
+                       auto session = std::make_shared<TransferredSession>(std::move(**fetched));
+                       home->worker()->Post([home, client_id, from_node, epoch, session, done] {
+                         done(home->AdoptSession(client_id, epoch, *session, from_node));
+                       });
+                     });
+      });
+}
+
+std::future<SessionSource::Handovers> Broker::HandoverState() {
+  struct Gather {
+    absl::Mutex mu;
+    size_t left;
+    Handovers sum;
+    std::promise<Handovers> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->left = shards_.size();
+  std::future<Handovers> result = gather->done.get_future();
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->worker()->Post([s, gather] {
+      const Handovers part = s->handovers();
+      absl::MutexLock lock(&gather->mu);
+      gather->sum.exporting += part.exporting;
+      gather->sum.relaying += part.relaying;
+      gather->sum.last_activity_ms = std::max(gather->sum.last_activity_ms, part.last_activity_ms);
+      if (--gather->left == 0) gather->done.set_value(gather->sum);
+    });
+  }
+  return result;
+}
+
+void Broker::EndRelays() {
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->worker()->Post([s] { s->EndRelays(); });
+  }
+}
+
 namespace {
 
 // The sessions of several workers, gathered as each answers; the last one sorts and answers.

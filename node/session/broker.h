@@ -106,6 +106,10 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   void ExportSession(const std::string& client_id, uint64_t epoch, const std::string& to_node,
                      bool discard, Exported done) override;
   void FinishExport(const std::string& client_id, uint64_t epoch) override;
+  void AdoptSession(const std::string& client_id, const std::string& from_node,
+                    Adopted done) override;
+  std::future<Handovers> HandoverState() override;
+  void EndRelays() override;
   // The registry gave `client_id` to another node at `epoch` (Shard::ClaimedElsewhere). Any
   // thread.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);

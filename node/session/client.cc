@@ -720,11 +720,15 @@ void Client::TakenOver(bool resumed) {
   Disconnect(rc::kSessionTakenOver);  // [MQTT-3.1.4-2]
 }
 
-void Client::Disconnect(uint8_t reason_code) {
+void Client::Disconnect(uint8_t reason_code, std::string_view server_reference) {
   if (closing()) return;
   LogDisconnected("closed by the server", reason_code);
   if (version_ == Version::kV5 && phase_ == Phase::kConnected) {
-    EncodeDisconnect(mqtt::Disconnect{reason_code, {}}, version_, output_buffer());
+    mqtt::Disconnect disconnect{reason_code, {}};
+    if (!server_reference.empty()) {
+      disconnect.properties.server_reference = std::string(server_reference);
+    }
+    EncodeDisconnect(disconnect, version_, output_buffer());
   }
   EndSession();
   Close();

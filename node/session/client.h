@@ -92,7 +92,8 @@ class Client final : public net::TransportCallbacks,
   void TakenOver(bool resumed) override;
 
   // Server-initiated close with a reason (sent as DISCONNECT to 5.0 clients).
-  void Disconnect(uint8_t reason_code);
+  // 5.0: with `server_reference` (0x1C) when not empty, e.g. for 0x9C Use another server.
+  void Disconnect(uint8_t reason_code, std::string_view server_reference = {});
 
   // Checked once a second by the shard: keep alive [MQTT-3.1.2-24], the time allowed to send
   // CONNECT, and the time allowed to drain output while closing.

@@ -43,6 +43,9 @@ struct BrokerOptions {
   std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
   // Password file and ACL file; null: every client and topic allowed (checked by Client only).
   std::shared_ptr<auth::AccessControl> access_control;
+  // Sent to 5.0 clients that a shutdown or drain disconnects (DISCONNECT 0x9C Use another server
+  // with this Server Reference); empty: 0x8B Server shutting down.
+  std::string server_reference;
 };
 
 class NodeContext {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,6 +114,11 @@ class ClientRegistry {
   // Any thread: the session claimed at `epoch` ended on this node (a clean session closed, or an
   // expired one).
   virtual void Release(const std::string& client_id, uint64_t epoch) = 0;
+  // Any thread: as Claim, but only while `holder` holds the client id (or nobody does): a
+  // drain hands a session over without taking it from a client that reconnected elsewhere
+  // meanwhile. FailedPrecondition when another node holds it; never claims without a majority.
+  virtual void ClaimFrom(const std::string& client_id, const std::string& holder,
+                         ClaimDone done) = 0;
 
  protected:
   ~ClientRegistry() = default;
@@ -163,6 +169,25 @@ class SessionSource {
   // Any thread: the session taken at `epoch` is held by `to_node` now: what was queued here after
   // the export goes there, the stored copy is deleted.
   virtual void FinishExport(const std::string& client_id, uint64_t epoch) = 0;
+
+  // Draining (docs/cluster-sessions.md "Drain"). On the node that takes a session: any thread,
+  // `done` on any thread. Takes over the persistent session `from_node` holds for `client_id`
+  // without a connection: claims the id only while `from_node` holds it (ClaimFrom), fetches,
+  // writes and restores the session (offline), and finishes the move. NotFound: `from_node`
+  // had no such session; FailedPrecondition: another node holds the id now (its client
+  // reconnected there, and the session followed it); others: as Claim and Fetch.
+  using Adopted = std::function<void(absl::Status)>;
+  virtual void AdoptSession(const std::string& client_id, const std::string& from_node,
+                            Adopted done) = 0;
+  // On the draining node, any thread: how far its handovers are (summed over the workers).
+  struct Handovers {
+    size_t exporting = 0;          // exported, waiting for the taker's Finish
+    size_t relaying = 0;           // moved sessions whose routes still lead here (relay stubs)
+    int64_t last_activity_ms = 0;  // MonotonicMs of the last Finish or relayed message
+  };
+  virtual std::future<Handovers> HandoverState() = 0;
+  // Any thread: ends every relay stub now (their routes leave with them).
+  virtual void EndRelays() = 0;
 
  protected:
   ~SessionSource() = default;

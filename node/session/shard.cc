@@ -152,9 +152,11 @@ bool Shard::Kick(const std::string& client_id, uint8_t reason) {
 }
 
 size_t Shard::CloseAllClients() {
+  const std::string& reference = node_->options().server_reference;
+  const uint8_t reason = reference.empty() ? rc::kServerShuttingDown : rc::kUseAnotherServer;
   std::vector<std::shared_ptr<Client>> all;
   for (auto& [key, client] : clients_) all.push_back(client);
-  for (auto& client : all) client->Disconnect(rc::kServerShuttingDown);
+  for (auto& client : all) client->Disconnect(reason, reference);
   return all.size();
 }
 
@@ -501,6 +503,7 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
   if (it == exporting_.end() || it->second.epoch != epoch) return;
   const Exporting exported = std::move(it->second);
   exporting_.erase(it);
+  last_handover_ms_ = MonotonicMs();
   Session* session = FindSession(client_id);
   if (session == nullptr || session->client() != nullptr) return;  // ended, or back here
   // What was queued after the copy goes to the new holder, in the batch that deletes the copy.
@@ -535,6 +538,7 @@ bool Shard::RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
 void Shard::RelayMoved(const MovedSession& moved, OutboundMessage&& out) {
   SessionMover* mover = node_->session_mover();
   if (mover == nullptr) return;
+  last_handover_ms_ = MonotonicMs();
   MessagePtr message = out.message;
   if (message->qos != out.qos || message->retain != out.retain) {
     auto copy = std::make_shared<Message>(*message);
@@ -651,6 +655,28 @@ absl::StatusOr<uint64_t> Shard::ReadStoredQueue(const std::string& client_id, ui
     end = page->end || page->messages.empty();
   }
   return after_seq;
+}
+
+absl::Status Shard::AdoptSession(const std::string& client_id, uint64_t epoch,
+                                 TransferredSession& imported, const std::string& from_node) {
+  if (!node_->client_registry()->StillHolds(client_id, epoch)) {
+    return absl::FailedPreconditionError("a newer claim holds the client id");
+  }
+  Session* session = ImportSession(client_id, imported);
+  if (session == nullptr) return absl::UnavailableError("storage failed");
+  session->set_claim_epoch(epoch);
+  node_->session_mover()->Finish(client_id, epoch, from_node);
+  return absl::OkStatus();
+}
+
+SessionSource::Handovers Shard::handovers() const {
+  return {exporting_.size(), moved_.size(), last_handover_ms_};
+}
+
+void Shard::EndRelays() {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, moved] : moved_) ids.push_back(id);
+  for (uint64_t id : ids) EndMovedSession(id);
 }
 
 void Shard::EndMovedSession(uint64_t session_id) {

@@ -84,6 +84,14 @@ class Shard final : public SessionStorage, public ClientHost {
                                                                   const std::string& to_node,
                                                                   bool discard);
   void FinishExport(const std::string& client_id, uint64_t epoch);
+  // Draining, the taking node's side (SessionSource::AdoptSession): writes and restores the
+  // session taken from `from_node` at `epoch`, offline, and finishes the move. FailedPrecondition
+  // if a newer claim replaced `epoch` meanwhile (the session is then not written here).
+  absl::Status AdoptSession(const std::string& client_id, uint64_t epoch,
+                            TransferredSession& imported, const std::string& from_node);
+  // Draining, the old holder's side (SessionSource::HandoverState and EndRelays).
+  SessionSource::Handovers handovers() const;
+  void EndRelays();
   // A copy for the session of `client_id` only, relayed by the node it moved from.
   void DeliverToClient(const std::string& client_id, OutboundMessage&& out);
   // How long a session that moved away still passes on what reaches it here: the routes it had
@@ -99,7 +107,8 @@ class Shard final : public SessionStorage, public ClientHost {
   // DISCONNECT with `reason`; its will is published); a clean session ends, a persistent one
   // stays offline. False if no connection of that client id is attached here.
   bool Kick(const std::string& client_id, uint8_t reason);
-  // Closes all clients for shutdown; returns how many were open.
+  // Closes all clients for shutdown or a drain (5.0: DISCONNECT 0x9C Use another server with
+  // the configured server reference, else 0x8B Server shutting down); returns how many were open.
   size_t CloseAllClients();
   size_t client_count() const { return live_clients_.load(); }
   // Sessions of this shard, connected or not. This worker's thread only.
@@ -186,6 +195,7 @@ class Shard final : public SessionStorage, public ClientHost {
   absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
   absl::flat_hash_map<uint64_t, MovedSession> moved_;            // by the session id it had
   absl::flat_hash_map<std::string, Exporting> exporting_;        // by client id
+  int64_t last_handover_ms_ = 0;  // MonotonicMs of the last FinishExport or relayed message
   // Ids a session had here before an imported copy replaced it (ImportSession): deliveries
   // already on their way to such an id, from other workers, go to the client's session.
   struct Replaced {

@@ -292,7 +292,7 @@ class DefaultsTest(ChartTestCase):
         self.assertEqual(c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "http"})
         self.assertEqual(c["startupProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
         self.assertEqual(c["lifecycle"]["preStop"]["exec"]["command"],
-                         ["mqttctl", "--server", "127.0.0.1:7946", "drain"])
+                         ["mqttctl", "--server", "127.0.0.1:7946", "drain", "--timeout", "120"])
         grace = self.r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         self.assertGreaterEqual(grace, 120)  # drain.timeoutSeconds
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
@@ -322,7 +322,7 @@ class DefaultsTest(ChartTestCase):
     def test_config_file(self):
         cfg = self.r.config()
         self.assertEqual(sorted(cfg), ["cluster", "limits", "listeners", "log", "shared_subscriptions",
-                                       "storage"])
+                                       "shutdown_timeout", "storage"])
         self.assertEqual(cfg["log"], {"level": "info", "format": "text"})
         self.assertEqual(cfg["listeners"], [{"protocol": "mqtt", "address": "0.0.0.0:1883"}])
         for key in ("max_inflight", "max_queued_messages", "max_queued_bytes", "max_packet_size"):
@@ -531,6 +531,10 @@ class ValuesTest(ChartTestCase):
     def test_drain_and_grace(self):
         r = self.render({"drain": {"timeoutSeconds": 300}})
         self.assertEqual(r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 330)
+        # SIGTERM drains within the same time as the preStop hook.
+        self.assertEqual(r.config()["shutdown_timeout"], 300)
+        self.assertEqual(r.container()["lifecycle"]["preStop"]["exec"]["command"][-2:],
+                         ["--timeout", "300"])
         r = self.render({"drain": {"enabled": False}, "terminationGracePeriodSeconds": 20})
         self.assertNotIn("lifecycle", r.container())
         self.assertEqual(r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 20)

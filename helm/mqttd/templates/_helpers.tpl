@@ -191,6 +191,8 @@ The config file: .Values.config with the keys the chart owns set over it (listen
 {{- $_ = set $cluster "listen" (include "mqttd.clusterListen" .) }}
 {{- $_ = set $cluster "join_dns" (include "mqttd.joinDns" .) }}
 {{- $_ = set $cfg "cluster" $cluster }}
+{{- /* SIGTERM drains too: within the same time as the preStop drain. */}}
+{{- $_ = set $cfg "shutdown_timeout" (int .Values.drain.timeoutSeconds) }}
 {{- if .Values.auth.enabled }}
 {{- $auth := get $cfg "auth" | default dict }}
 {{- $_ = set $auth "password_file" (printf "/etc/mqttd/auth/%s" .Values.auth.passwordKey) }}

@@ -57,6 +57,24 @@ TEST(RegistryStateTest, AnOldReleaseNeverUndoesALaterRegister) {
   EXPECT_EQ(state.Holder("c")->epoch, 3u);
 }
 
+// A drain hands a session over only if the draining node still holds it: a client that
+// reconnected elsewhere meanwhile keeps its registration.
+TEST(RegistryStateTest, RegisterOnlyFromAppliesOnlyWhileThatNodeHoldsTheId) {
+  RegistryState state;
+  std::vector<RegistryChange> changes;
+  state.Apply(RegisterCommand("c", "a"), &changes);       // epoch 1
+  state.Apply(RegisterCommand("c", "b", "a"), &changes);  // a holds it: applied, epoch 2
+  EXPECT_EQ(changes.back().kind, RegistryChange::Kind::kRegistered);
+  EXPECT_EQ(changes.back().previous->node_id, "a");
+  state.Apply(RegisterCommand("c", "d", "a"), &changes);  // b holds it now: ignored
+  EXPECT_EQ(changes.back().kind, RegistryChange::Kind::kIgnored);
+  EXPECT_EQ(state.Holder("c")->node_id, "b");
+  EXPECT_EQ(state.last_epoch(), 2u);                          // an ignored command takes no epoch
+  state.Apply(RegisterCommand("fresh", "d", "a"), &changes);  // nobody holds it: applied
+  EXPECT_EQ(changes.back().kind, RegistryChange::Kind::kRegistered);
+  EXPECT_EQ(state.Holder("fresh")->node_id, "d");
+}
+
 TEST(RegistryStateTest, DropNodeReleasesEverythingItHeld) {
   RegistryState state;
   std::vector<RegistryChange> changes;

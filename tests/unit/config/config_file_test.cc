@@ -92,6 +92,8 @@ tls:
 websocket:
   path: /mqtt-ws
 sys_interval: 2
+shutdown_timeout: 90
+server_reference: mqtt.example.com:1883
 )";
 
 // The documented layout, in order.
@@ -148,8 +150,10 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "tls.handshake_timeout",
                                           "tls.reload_interval",
                                           "websocket.path",
-                                          
-                                          "sys_interval"};
+
+                                          "sys_interval",
+                                          "shutdown_timeout",
+                                          "server_reference"};
 
 std::string Error(const std::string& text) {
   Config config;
@@ -237,6 +241,8 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.http_listen, "127.0.0.1:9090");
   EXPECT_EQ(c.http_api_key_file, "/etc/mqttd/api-keys");
   EXPECT_EQ(c.sys_interval, 2u);
+  EXPECT_EQ(c.shutdown_timeout, 90u);
+  EXPECT_EQ(c.server_reference, "mqtt.example.com:1883");
 }
 
 TEST(ConfigFileTest, EmptyFileIsAllDefaults) {

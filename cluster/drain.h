@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// Drainer: the cluster part of draining a node (issue 12, docs/cluster-sessions.md "Drain"):
+// once the node has stopped accepting and closed its connections, every persistent session it
+// holds is handed to another node, and the node waits until nothing of its own is left to send.
+//
+// 1. Each persistent session goes to one of the alive members, chosen by rendezvous hashing of
+//    its client id (an even spread, and the same choice whoever asks), through that member's
+//    Adopt (SessionTransfer::Push): it claims the id only while this node holds it (a client
+//    that already reconnected elsewhere took its session with it), Takes, writes, Finishes.
+//    `parallel` adoptions are in flight at once; a failed one is tried on the next member.
+// 2. It waits until every export got its Finish, and until the relay stubs (the moved sessions'
+//    routes, still in the other nodes' tables for a moment) have been quiet for `settle`, then
+//    ends them: the route change has spread by then, so what still reaches this node for them
+//    is a copy their new node got directly too.
+// 3. It waits until this node's forwarding outboxes to alive members are empty (the relays and
+// forwards it made
+//    reached their nodes). Sessions that no other node took stay in this node's store.
+//
+// Threading: Run blocks its caller (the main thread); everything else is the callees'.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "cluster/forward.h"
+#include "cluster/membership.h"
+#include "cluster/session_transfer.h"
+#include "node/session/remote.h"
+#include "node/session/session_info.h"
+
+namespace mqtt::cluster {
+
+struct DrainOptions {
+  std::string node_id;
+  int parallel = 32;                                 // adoptions in flight
+  absl::Duration adopt_timeout = absl::Seconds(10);  // each
+  absl::Duration settle = absl::Seconds(2);          // quiet relays before they end
+};
+
+struct DrainReport {
+  uint64_t sessions = 0;     // persistent sessions here when the drain began
+  uint64_t moved = 0;        // taken by another node through Adopt
+  uint64_t followed = 0;     // their client had reconnected elsewhere: moved with it
+  uint64_t ended = 0;        // gone meanwhile (expired, or a clean start elsewhere)
+  uint64_t kept = 0;         // not moved: they stay in this node's store
+  std::string kept_reason;   // why, for the first one kept
+  uint64_t outbox_left = 0;  // forwarding entries not acknowledged by their node at the end
+  absl::Duration took;
+};
+
+class Drainer {
+ public:
+  using ListSessions = std::function<std::future<std::vector<SessionInfo>>(SessionFilter)>;
+  // All must outlive Run.
+  Drainer(DrainOptions options, Membership* membership, SessionTransfer* transfer,
+          Forwarder* forwarder, SessionSource* source, ListSessions sessions);
+
+  // Hands everything over (above), giving up on what is left at `deadline`.
+  DrainReport Run(absl::Time deadline);
+
+ private:
+  std::vector<std::string> PersistentSessions(absl::Time deadline);
+  void MoveSessions(const std::vector<std::string>& client_ids, absl::Time deadline,
+                    DrainReport* report);
+  void AwaitHandovers(absl::Time deadline);
+  uint64_t AwaitOutboxes(absl::Time deadline);
+
+  const DrainOptions options_;
+  Membership* const membership_;
+  SessionTransfer* const transfer_;
+  Forwarder* const forwarder_;
+  SessionSource* const source_;
+  const ListSessions sessions_;
+};
+
+// The alive members other than `self` in rendezvous order for `client_id`: the first takes the
+// session, the next one if it fails. Deterministic (exposed for tests).
+std::vector<std::string> RendezvousOrder(const std::string& client_id,
+                                         std::vector<std::string> members);
+
+}  // namespace mqtt::cluster
