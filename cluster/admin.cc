@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -193,6 +194,26 @@ grpc::Status AdminService::Drain(grpc::ServerContext* context, const admin::v1::
                         "the drain goes on; the node exits when it is done");
   }
   *response = report.get();
+  return grpc::Status::OK;
+}
+
+// In steps of a tenth of a second, so that a thousand reconnections do not arrive at once.
+grpc::Status AdminService::Shed(grpc::ServerContext* context, const admin::v1::ShedRequest* request,
+                                admin::v1::ShedResponse* response) {
+  if (!sources_.shed) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no shed here");
+  response->set_node_id(SelfId());
+  const uint64_t rate = request->rate_per_second() == 0 ? 100 : request->rate_per_second();
+  const uint64_t step = std::max<uint64_t>(1, rate / 10);
+  uint64_t shed = 0;
+  while (shed < request->count() && !context->IsCancelled()) {
+    std::future<size_t> closed = sources_.shed(std::min(step, request->count() - shed));
+    if (closed.wait_for(std::chrono::seconds(2)) != std::future_status::ready) break;
+    const size_t n = closed.get();
+    if (n == 0) break;  // nobody left to close
+    shed += n;
+    if (shed < request->count()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  response->set_shed(shed);
   return grpc::Status::OK;
 }
 

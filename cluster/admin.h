@@ -50,6 +50,8 @@ struct AdminSources {
   std::function<std::future<bool>(std::string client_id)> kick;
   // Starts the node's drain (or joins the one under way); ready with its report.
   std::function<std::shared_future<admin::v1::DrainResponse>()> drain;
+  // Closes up to N connections (Broker::Shed).
+  std::function<std::future<size_t>(size_t)> shed;
 };
 
 class AdminService final : public admin::v1::Admin::Service {
@@ -70,6 +72,8 @@ class AdminService final : public admin::v1::Admin::Service {
                     admin::v1::KickResponse* response) override;
   grpc::Status Drain(grpc::ServerContext* context, const admin::v1::DrainRequest* request,
                      admin::v1::DrainResponse* response) override;
+  grpc::Status Shed(grpc::ServerContext* context, const admin::v1::ShedRequest* request,
+                    admin::v1::ShedResponse* response) override;
 
  private:
   std::string SelfId() const;

@@ -9,6 +9,7 @@
 //   mqttctl [--server HOST:PORT] [--json] sessions [--client-id ID] [--node ID] [--limit N]
 //   mqttctl [--server HOST:PORT] [--json] kick CLIENT_ID
 //   mqttctl [--server HOST:PORT] [--json] drain [--node ID] [--timeout SECONDS]
+//   mqttctl [--server HOST:PORT] rebalance [--tolerance PCT] [--rate N] [--timeout SECONDS]
 //   mqttctl passwd [-c] [-b] [-D] FILE USER [PASSWORD]   (local: node/auth/passwd_command.h)
 //
 // `members` and `sessions` ask every alive member too (the node asked gives the members).
@@ -59,6 +60,13 @@ commands:
                                its clients (5.0: 0x8B, or 0x9C with its server_reference), hands
                                its persistent sessions to the other nodes, leaves the cluster and
                                exits 0; waits for it [300 s] and prints what moved
+  rebalance [--tolerance PCT] [--rate N] [--timeout SECONDS]
+                               spreads the connections evenly: each alive node holding more than
+                               its share (+ PCT %) [10] closes the excess, N per second [100]
+                               (5.0: 0x9C with its server_reference, else 0x8B), so that those
+                               clients reconnect through the load balancer (their persistent
+                               sessions follow them); waits until every node is within PCT % of
+                               its share [60 s]; exit 1 if it is not
   passwd [-c] FILE USER | passwd [-c] -b FILE USER PASSWORD | passwd -D FILE USER
                                adds, changes (password from the terminal or stdin, or -b) or
                                deletes (-D) a user of a password file in Mosquitto's format ($7$);
@@ -84,7 +92,9 @@ struct Args {
   std::string topic;
   std::string client_id;  // sessions: --client-id; kick: its argument
   uint32_t limit = 1000;
-  uint32_t timeout_seconds = 300;  // drain
+  uint32_t timeout_seconds = 0;  // drain [300], rebalance [60]
+  uint32_t tolerance_percent = 10;
+  uint32_t rate = 100;
 };
 
 Args Parse(int argc, char** argv) {
@@ -113,6 +123,16 @@ Args Parse(int argc, char** argv) {
       if (!absl::SimpleAtoi(n, &args.limit) || args.limit == 0) {
         Usage(absl::StrCat("--limit: not a positive number: '", n, "'"));
       }
+    } else if (arg == "--tolerance") {
+      const std::string n = value();
+      if (!absl::SimpleAtoi(n, &args.tolerance_percent) || args.tolerance_percent > 100) {
+        Usage(absl::StrCat("--tolerance: not a percentage: '", n, "'"));
+      }
+    } else if (arg == "--rate") {
+      const std::string n = value();
+      if (!absl::SimpleAtoi(n, &args.rate) || args.rate == 0) {
+        Usage(absl::StrCat("--rate: not a positive number: '", n, "'"));
+      }
     } else if (arg == "--timeout") {
       const std::string n = value();
       if (!absl::SimpleAtoi(n, &args.timeout_seconds) || args.timeout_seconds == 0) {
@@ -128,11 +148,12 @@ Args Parse(int argc, char** argv) {
   }
   if (args.command != "members" && args.command != "routes" && args.command != "retained" &&
       args.command != "status" && args.command != "sessions" && args.command != "kick" &&
-      args.command != "drain") {
+      args.command != "drain" && args.command != "rebalance") {
     Usage(args.command.empty() ? "no command"
                                : absl::StrCat("unknown command '", args.command, "'"));
   }
   if (args.command == "kick" && args.client_id.empty()) Usage("kick: no client id given");
+  if (args.timeout_seconds == 0) args.timeout_seconds = args.command == "drain" ? 300 : 60;
   return args;
 }
 
@@ -464,6 +485,98 @@ int Drain(Args args, std::unique_ptr<mqtt::admin::v1::Admin::Stub> stub) {
   return response.kept() == 0 && response.outbox_left() == 0 ? 0 : 1;
 }
 
+struct NodeLoad {
+  std::string node_id;
+  std::string address;
+  int64_t clients = -1;  // -1: did not answer
+};
+
+// The alive members and their connected clients, asked of each (1 s each).
+std::vector<NodeLoad> Loads(const Args& args, mqtt::admin::v1::Admin::Stub& stub) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, std::chrono::seconds(5));
+  mqtt::admin::v1::MembersResponse members;
+  if (grpc::Status s = stub.Members(&ctx, {}, &members); !s.ok()) {
+    Fail(args, s);
+    return {};
+  }
+  std::vector<NodeLoad> loads;
+  for (const auto& m : members.members()) {
+    if (m.state() != "alive") continue;
+    NodeLoad load{m.node_id(), m.address()};
+    grpc::ClientContext c;
+    SetDeadline(&c, std::chrono::seconds(1));
+    mqtt::admin::v1::StatusResponse status;
+    if (Connect(m.address())->Status(&c, {}, &status).ok()) load.clients = status.clients();
+    loads.push_back(std::move(load));
+  }
+  return loads;
+}
+
+// Every node answered and holds between share - tolerance and share + tolerance.
+bool Balanced(const std::vector<NodeLoad>& loads, uint32_t tolerance_percent, int64_t* share) {
+  int64_t total = 0;
+  for (const NodeLoad& l : loads) {
+    if (l.clients < 0) return false;
+    total += l.clients;
+  }
+  *share = loads.empty() ? 0 : (total + loads.size() - 1) / loads.size();
+  const int64_t slack = std::max<int64_t>(1, *share * tolerance_percent / 100);
+  return std::all_of(loads.begin(), loads.end(), [&](const NodeLoad& l) {
+    return l.clients <= *share + slack && l.clients >= *share - slack;
+  });
+}
+
+std::string LoadLine(const std::vector<NodeLoad>& loads) {
+  std::vector<std::string> parts;
+  for (const NodeLoad& l : loads) {
+    parts.push_back(absl::StrCat(l.node_id, " ", l.clients < 0 ? "?" : std::to_string(l.clients)));
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+int Rebalance(const Args& args, mqtt::admin::v1::Admin::Stub& stub) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + std::chrono::seconds(args.timeout_seconds);
+  std::vector<NodeLoad> loads = Loads(args, stub);
+  if (loads.empty()) return 1;
+  int64_t share = 0;
+  std::cout << "before: " << LoadLine(loads) << "\n";
+  if (Balanced(loads, args.tolerance_percent, &share)) {
+    std::cout << "balanced already (share " << share << ")\n";
+    return 0;
+  }
+  // Every node above its share sheds the excess, all at once (each at --rate).
+  std::vector<std::future<uint64_t>> sheds;
+  for (const NodeLoad& l : loads) {
+    if (l.clients <= share) continue;
+    sheds.push_back(std::async(std::launch::async, [&args, l, share] {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, std::chrono::seconds(args.timeout_seconds));
+      mqtt::admin::v1::ShedRequest request;
+      request.set_count(l.clients - share);
+      request.set_rate_per_second(args.rate);
+      mqtt::admin::v1::ShedResponse response;
+      grpc::Status s = Connect(l.address)->Shed(&ctx, request, &response);
+      if (!s.ok()) std::cerr << "mqttctl: " << l.node_id << ": " << s.error_message() << "\n";
+      return response.shed();
+    }));
+  }
+  uint64_t shed = 0;
+  for (auto& f : sheds) shed += f.get();
+  // The shed clients reconnect through the load balancer: wait until the spread is even.
+  bool balanced = false;
+  while (!(balanced = Balanced(loads = Loads(args, stub), args.tolerance_percent, &share)) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  std::cout << "closed " << shed << " connections; after " << took.count()
+            << " ms: " << LoadLine(loads) << (balanced ? " (balanced)" : " (not balanced)") << "\n";
+  return balanced ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -479,6 +592,7 @@ int main(int argc, char** argv) {
   if (args.command == "retained") return Retained(args, *stub, &ctx);
   if (args.command == "sessions") return Sessions(args, *stub, &ctx);
   if (args.command == "drain") return Drain(args, std::move(stub));
+  if (args.command == "rebalance") return Rebalance(args, *stub);
   if (args.command == "kick") {
     // Kick may ask every member in turn (3 s each) after the registry's holder.
     SetDeadline(&ctx, std::chrono::seconds(30));

@@ -219,10 +219,10 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   // A retained Push or a forward batch carries whole messages; a full route state can exceed
   // gRPC's default 4 MB too.
   builder.SetMaxReceiveMessageSize(-1);
-  node->admin_ = std::make_unique<AdminService>(
-      AdminSources{node->membership_.get(), node->routes_.get(), node->forwarder_.get(),
-                   node->retained_.get(), std::move(parts.status), node->registry_.get(),
-                   parts.sessions, std::move(parts.kick), std::move(parts.drain)});
+  node->admin_ = std::make_unique<AdminService>(AdminSources{
+      node->membership_.get(), node->routes_.get(), node->forwarder_.get(), node->retained_.get(),
+      std::move(parts.status), node->registry_.get(), parts.sessions, std::move(parts.kick),
+      std::move(parts.drain), std::move(parts.shed)});
   node->session_source_ = parts.session_source;
   node->sessions_ = std::move(parts.sessions);
   builder.RegisterService(node->admin_.get());
@@ -252,27 +252,34 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     }
     node->link_->Attach(node->routes_.get());
   }
-  absl::Status s = node->membership_->Start(node->advertise_address_);
-  if (s.ok() && node->registry_ != nullptr) {
-    s = node->registry_->Start();
-    if (!s.ok()) node->membership_->Stop();
+  return node;
+}
+
+absl::Status ClusterNode::Join() {
+  absl::Status s = membership_->Start(advertise_address_);
+  if (s.ok() && registry_ != nullptr) {
+    s = registry_->Start();
+    if (!s.ok()) membership_->Stop();
   }
   if (!s.ok()) {
-    if (node->link_ != nullptr) node->link_->Detach();
-    node->server_->Shutdown();
-    if (node->routes_ != nullptr) node->routes_->Stop();
-    node->shut_down_ = true;
+    if (link_ != nullptr) link_->Detach();
+    server_->Shutdown();
+    if (routes_ != nullptr) routes_->Stop();
+    shut_down_ = true;
     return s;
   }
-  return node;
+  joined_ = true;
+  return absl::OkStatus();
 }
 
 void ClusterNode::Shutdown(absl::Duration leave_timeout) {
   if (shut_down_) return;
   shut_down_ = true;
   if (link_ != nullptr) link_->Detach();  // the router stops calling the table
-  if (absl::Status s = membership_->Leave(leave_timeout); !s.ok()) {
-    MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
+  if (joined_) {                          // else nobody knows this process: no one to tell
+    if (absl::Status s = membership_->Leave(leave_timeout); !s.ok()) {
+      MQTT_LOG_INFO("cluster: leave not confirmed by every member: %s", s.message());
+    }
   }
   if (registry_ != nullptr) registry_->Stop();  // its service answers Unavailable from now on
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));

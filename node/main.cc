@@ -201,7 +201,8 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   };
   return mqtt::cluster::ClusterNode::Start(
       options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick, broker,
-                [drain] { return drain->Request(); }});
+                [drain] { return drain->Request(); },
+                [broker](size_t count) { return broker->Shed(count); }});
 }
 
 // The TLS settings of one mqtts or wss listener: its own keys over the tls.* settings.
@@ -353,8 +354,8 @@ int Run(const mqtt::Config& config) {
   mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
   DrainHandle drain;
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
-  // The cluster starts before recovery, so that the subscriptions of recovered sessions are
-  // announced as this node's routes like any others.
+  // The cluster starts before recovery, so that the subscriptions of recovered sessions enter its
+  // route table like any others; it joins the other members after recovery.
   absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
       StartCluster(config, store.get(), &broker, &drain);
   if (!cluster.ok()) {
@@ -376,6 +377,11 @@ int Run(const mqtt::Config& config) {
     return 1;
   }
   if (*cluster != nullptr) {
+    // Only now, with the recovered sessions' routes in its table (ClusterNode::Join).
+    if (absl::Status s = (*cluster)->Join(); !s.ok()) {
+      MQTT_LOG_ERROR("%s", s.message());
+      return 1;
+    }
     if (absl::Status s = (*cluster)->StartRetained(); !s.ok()) {
       MQTT_LOG_ERROR("cluster: retained messages: %s", s.message());
       return 1;

@@ -127,6 +127,9 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   // Closes the connection of `client_id` with `reason` (Shard::Kick); false if it is not
   // connected to this node.
   std::future<bool> Kick(std::string client_id, uint8_t reason);
+  // Rebalancing (`mqttctl rebalance`): closes up to `count` connected clients, spread over the
+  // workers (Shard::Shed); ready with how many were closed.
+  std::future<size_t> Shed(size_t count);
 
  private:
   absl::Status RecoverOutboxes();

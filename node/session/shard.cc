@@ -151,6 +151,19 @@ bool Shard::Kick(const std::string& client_id, uint8_t reason) {
   return true;
 }
 
+size_t Shard::Shed(size_t count) {
+  std::vector<std::shared_ptr<Client>> chosen;
+  for (const auto& [client_id, session] : sessions_) {
+    if (chosen.size() == count) break;
+    auto it = clients_.find(dynamic_cast<Client*>(session->client()));
+    if (session->client() != nullptr && it != clients_.end()) chosen.push_back(it->second);
+  }
+  const std::string& reference = node_->options().server_reference;
+  const uint8_t reason = reference.empty() ? rc::kServerShuttingDown : rc::kUseAnotherServer;
+  for (auto& client : chosen) client->Disconnect(reason, reference);
+  return chosen.size();
+}
+
 size_t Shard::CloseAllClients() {
   const std::string& reference = node_->options().server_reference;
   const uint8_t reason = reference.empty() ? rc::kServerShuttingDown : rc::kUseAnotherServer;

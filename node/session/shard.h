@@ -107,6 +107,10 @@ class Shard final : public SessionStorage, public ClientHost {
   // DISCONNECT with `reason`; its will is published); a clean session ends, a persistent one
   // stays offline. False if no connection of that client id is attached here.
   bool Kick(const std::string& client_id, uint8_t reason);
+  // Rebalancing: closes up to `count` connected clients as CloseAllClients does (5.0: 0x9C with
+  // the server reference, else 0x8B) so that they reconnect through the load balancer; returns
+  // how many it closed.
+  size_t Shed(size_t count);
   // Closes all clients for shutdown or a drain (5.0: DISCONNECT 0x9C Use another server with
   // the configured server reference, else 0x8B Server shutting down); returns how many were open.
   size_t CloseAllClients();

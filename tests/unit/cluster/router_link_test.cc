@@ -77,8 +77,10 @@ TEST(RouterLinkTest, LocalSubscriptionBecomesARemoteRouteOnThePeerAndGoesAway) {
   Router router_b(ShareStrategy::kRoundRobin);
   auto a = ClusterNode::Start(Options("link-a", {}), PartsOf(&router_a));
   ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE((*a)->Join().ok());
   auto b = ClusterNode::Start(Options("link-b", {(*a)->listen_address()}), PartsOf(&router_b));
   ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE((*b)->Join().ok());
   const uint32_t a_on_b = (*b)->routes()->NodeIndex("link-a");
 
   Subscriber sub;
@@ -122,8 +124,10 @@ TEST(RouterLinkTest, SharedMembersMakeTheirNodeOneMemberOfTheGroupOnThePeer) {
   Router router_b(ShareStrategy::kRoundRobin);
   auto a = ClusterNode::Start(Options("share-a", {}), PartsOf(&router_a));
   ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE((*a)->Join().ok());
   auto b = ClusterNode::Start(Options("share-b", {(*a)->listen_address()}), PartsOf(&router_b));
   ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_TRUE((*b)->Join().ok());
   const std::string a_on_b = std::to_string((*b)->routes()->NodeIndex("share-a"));
   auto shares_on_b_are = [&](std::vector<std::string> want) {
     return WaitFor([&] { return SharesFor(router_b, "jobs/1") == want; }, std::chrono::seconds(10));
