@@ -24,6 +24,8 @@ from paho.mqtt.properties import Properties
 
 import chaos_cluster  # noqa: F401 (puts the tests' harness on sys.path)
 
+assert chaos_cluster.TESTS_CLUSTER  # harness, harness5 (concurrent_connects) come from there
+
 KEEPALIVE_S = 5
 CONNACK_WAIT_S = 5.0
 RETRY_S = 0.2
@@ -42,7 +44,8 @@ class Session(threading.Thread):
 
     def __init__(self, cluster, client_id, version, target, log):
         super().__init__(daemon=True, name=client_id)
-        self.cluster, self.client_id, self.version, self.target = cluster, client_id, version, target
+        self.cluster, self.client_id = cluster, client_id
+        self.version, self.target = version, target
         self.log = log
         self.lock = threading.Lock()
         self.halt = threading.Event()

@@ -15,6 +15,7 @@ Threading: one object, driven by the main thread (faults); clients only read
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -131,6 +132,14 @@ class ExternalCluster(Cluster):
 
     def describe(self):
         return "existing cluster %s" % ",".join("%s:%d" % a for a in self.nodes)
+
+    def start(self, timeout=10):
+        """Checks that every node accepts TCP connections (raises OSError naming it if not)."""
+        for host, port in self.nodes:
+            try:
+                socket.create_connection((host, port), timeout=timeout).close()
+            except OSError as e:
+                raise OSError("%s:%d does not accept connections: %s" % (host, port, e))
 
 
 class LocalCluster(Cluster):

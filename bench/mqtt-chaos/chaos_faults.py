@@ -57,7 +57,7 @@ def schedule_from_file(path):
     return sorted(out, key=lambda e: e[0])
 
 
-def refusals(schedule, cluster, drain_ok):
+def refusals(schedule, cluster):
     """Lines explaining faults this cluster cannot do (empty: all fine)."""
     lines = []
     for _at, fault, _params in schedule:
@@ -136,10 +136,9 @@ class FaultRunner:
         rec["notes"] = "cut %.1fs" % hold
 
     def _move(self, rec, params):
-        """`count` subscribers (default half; or sub=K,K: those) leave their node (clean DISCONNECT or a dropped
-        TCP connection, alternately) and reconnect with the same client id to another node
-        (random, or to=N):
-        Session Present must be 1 [MQTT-3.2.2-2]."""
+        """`count` subscribers (default half; or sub=K,K: those) leave their node (clean
+        DISCONNECT or a dropped TCP connection, alternately) and reconnect with the same client
+        id to another node (random, or to=N): Session Present must be 1 [MQTT-3.2.2-2]."""
         run = self.run
         subs = list(run.subscribers)
         if "sub" in params:  # sub=K[,K...]: those subscribers (by index)
