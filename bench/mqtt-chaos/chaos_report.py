@@ -80,12 +80,38 @@ def _check_one(sub, got, expected, pubs, per_pub_order, t0_wall):
             "qos2_duplicates_first": ["%s#%d" % k for k in dup2[:20]],
             "duplicates_detail": dup_detail,
             "qos1_duplicates": dup1, "order_breaks": breaks,
+            "_lost_sent": [rel(pubs[pub].sent.get(seq)) for pub, seq in lost],
+            "_dup2_sent": [rel(pubs[pub].sent.get(seq)) for pub, seq in dup2],
             "not_acknowledged": len(set(counts) - expected), "connects": sub.connects,
             "moves": len(sub.moves), "sessions_lost": len(sub.sessions_lost)}
 
 
+def _after_fault(faults, t):
+    """The last fault that had started when a message was sent (t: s after the first
+    publish): "#k fault target", or "before any fault"."""
+    last = None
+    for k, f in enumerate(faults):
+        if t is not None and f["at"] <= t:
+            last = "#%d %s %s" % (k + 1, f["fault"], f["target"] or "")
+    return (last or "before any fault").strip()
+
+
+def _by_fault(faults, per_sub, key):
+    counts = {}
+    for s in per_sub:
+        for t in s.pop(key):
+            where = _after_fault(faults, t)
+            counts[where] = counts.get(where, 0) + 1
+    return counts
+
+
 def summarise(run, per_sub, per_pub_order, dropped):
     pubs = run.publishers
+    for s in per_sub:
+        for lost in s["lost_first"]:
+            lost["after_fault"] = _after_fault(run.fault_records, lost["sent"])
+    lost_by_fault = _by_fault(run.fault_records, per_sub, "_lost_sent")
+    dup2_by_fault = _by_fault(run.fault_records, per_sub, "_dup2_sent")
     acked = {q: sum(len(p.acked) for p in pubs if p.qos == q) for q in (1, 2)}
     sessions_lost = [(c.client_id, when, node) for c in pubs + run.subscribers
                      for when, node in c.sessions_lost]
@@ -130,7 +156,8 @@ def summarise(run, per_sub, per_pub_order, dropped):
         "self_test_drop": dropped,
         "faults": [{k: v for k, v in r.items() if not k.startswith("_")}
                    for r in run.fault_records],
-        "totals": totals, "subscribers": per_sub,
+        "totals": totals, "lost_by_fault": lost_by_fault,
+        "qos2_duplicates_by_fault": dup2_by_fault, "subscribers": per_sub,
         "publishers": [{"client_id": p.client_id, "version": "5.0" if p.version == 5 else "3.1.1",
                         "qos": p.qos, "node": p.target, "sent": len(p.sent),
                         "acknowledged": len(p.acked), "connects": p.connects,
@@ -188,11 +215,15 @@ def human(report):
     rows = [(p["client_id"], p["version"], p["qos"], p["node"], p["sent"], p["acknowledged"],
              p["order_breaks"]) for p in report["publishers"]]
     out += [_table(("publisher", "ver", "qos", "node", "sent", "acked", "order breaks"), rows)]
+    for what, key in (("LOST", "lost_by_fault"), ("QoS 2 duplicates",
+                                                   "qos2_duplicates_by_fault")):
+        for where, count in sorted(report[key].items()):
+            out.append("%s: %d published after fault %s" % (what, count, where))
     for s in report["subscribers"]:
         for lost in s["lost_first"][:5]:
-            out.append("LOST at %s: %s#%d (QoS %d, sent %s, acked %s)" % (
+            out.append("LOST at %s: %s#%d (QoS %d, sent %s, acked %s, after %s)" % (
                 s["client_id"], lost["publisher"], lost["seq"], lost["qos"],
-                _fmt(lost["sent"]), _fmt(lost["acked"])))
+                _fmt(lost["sent"]), _fmt(lost["acked"]), lost["after_fault"]))
         if s["qos2_duplicates_first"]:
             out.append("QoS 2 DUPLICATES at %s: %s" % (s["client_id"],
                                                          ", ".join(s["qos2_duplicates_first"])))
