@@ -131,9 +131,12 @@ class FaultRunner:
                 % (cluster.names[i], hold))
         cluster.partition(i)
         time.sleep(hold)  # the partition itself
+        seen = cluster.mqttctl_json(i, "members")  # what the cut-off node thinks of the others
         cluster.heal(i)
         rec["_restored"] = time.time()
-        rec["notes"] = "cut %.1fs" % hold
+        states = sorted({m["state"] for m in (seen or {}).get("members", [])
+                         if m.get("nodeId") != cluster.names[i]})
+        rec["notes"] = "cut %.1fs; it saw the others %s" % (hold, "/".join(states) or "?")
 
     def _move(self, rec, params):
         """`count` subscribers (default half; or sub=K,K: those) leave their node (clean
