@@ -218,7 +218,7 @@ class LocalCluster(Cluster):
         root namespace still reach every node."""
         if self.topo is None:
             raise Refused("partition needs the nodes in network namespaces (run as root, "
-                          "without --no-netns)")
+                          "without --netns no)")
         for j in range(self.n):
             if j != i:
                 self.topo.cut(i, j)

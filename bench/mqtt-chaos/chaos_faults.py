@@ -66,7 +66,7 @@ def refusals(schedule, cluster):
                          "possible on an existing cluster reached with --nodes" % fault)
         elif fault == "partition" and not cluster.partitions:
             lines.append("fault 'partition' needs the nodes in network namespaces: run as root "
-                         "and without --no-netns")
+                         "and without --netns no")
         elif fault in ("move", "concurrent") and cluster.size() < 2:
             lines.append("fault %r needs at least 2 nodes" % fault)
     return sorted(set(lines))
