@@ -22,7 +22,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTS_CLUSTER = os.path.join(REPO, "tests", "integration", "cluster")
-sys.path.insert(0, TESTS_CLUSTER)
+TESTS = os.path.dirname(TESTS_CLUSTER)
+for _path in (os.path.join(TESTS, "v5"), TESTS, os.path.join(TESTS, "persistence"),
+              TESTS_CLUSTER):
+    sys.path.insert(0, _path)  # harness, harness5, harness_persist, harness_cluster, netns
 
 PROBE_MS, SUSPECT_MS = 100, 500  # harness_cluster's short SWIM timings
 
@@ -119,7 +122,7 @@ class ExternalCluster(Cluster):
         self.admins = ["%s:%d" % a for a in _split_addresses(admin)] if admin else []
         if self.admins and len(self.admins) != len(self.nodes):
             raise ValueError("--admin needs one address per --nodes address")
-        self.names = ["node%d" % i for i in range(len(self.nodes))]
+        self.names = ["node%d" % i for i in range(len(self.nodes))]  # until start()
 
     def size(self):
         return len(self.nodes)
@@ -134,12 +137,18 @@ class ExternalCluster(Cluster):
         return "existing cluster %s" % ",".join("%s:%d" % a for a in self.nodes)
 
     def start(self, timeout=10):
-        """Checks that every node accepts TCP connections (raises OSError naming it if not)."""
+        """Checks that every node accepts TCP connections (raises OSError naming it if not)
+        and, with admin addresses, learns the node ids (`mqttctl status`)."""
         for host, port in self.nodes:
             try:
                 socket.create_connection((host, port), timeout=timeout).close()
             except OSError as e:
                 raise OSError("%s:%d does not accept connections: %s" % (host, port, e))
+        for i in range(len(self.admins)):
+            status = self.mqttctl_json(i, "status")
+            if status is None or not status.get("nodeId"):
+                raise OSError("mqttctl status of %s did not answer" % self.admins[i])
+            self.names[i] = status["nodeId"]
 
 
 class LocalCluster(Cluster):
