@@ -246,6 +246,14 @@ class Subscriber(Session):
         self.client.subscribe(self.topic_filter, qos=2)
 
     def _on_subscribe(self, client, userdata, mid, granted, properties=None):
+        code = getattr(granted[0], "value", granted[0]) if granted else 0x80
+        if code >= 0x80:  # refused: nothing will match, every expected message would be lost
+            self.error = RuntimeError("%s: SUBACK 0x%02x for %s" % (self.client_id, code,
+                                                                    self.topic_filter))
+            self.log(str(self.error))
+            return
+        if code != 2:
+            self.log("%s: granted QoS %d, not 2" % (self.client_id, code))
         now = time.time()
         if self.sub_time is None:
             self.sub_time = now
