@@ -362,11 +362,13 @@ class ProbeMesh:
                 c.join(5)
 
 
-def concurrent_connects(cluster, client_id, k, settle_timeout=10.0):
+def concurrent_connects(cluster, client_id, k, settle_timeout=10.0, while_open=None):
     """K raw CONNECTs (3.1.1 and 5.0 alternating, Clean Start 1) with one client id, spread
     over the nodes, released together. After every CONNACK, waits until at most one connection
-    is still open (or settle_timeout), then pings the open ones. Returns a dict: accepted,
-    alive (connections still answering PINGREQ), outcomes."""
+    is still open (or settle_timeout), then pings the open ones, then calls while_open() (the
+    cluster-side check) before closing them. Returns a dict: accepted, alive (connections still
+    answering PINGREQ), alive_nodes, refused (the first few other outcomes), cluster_side
+    (what while_open returned)."""
     import harness  # noqa: E402 (tests/integration, on the path through chaos_cluster)
     import harness5  # noqa: E402
     clients, outcomes = [], [None] * k
@@ -416,9 +418,10 @@ def concurrent_connects(cluster, client_id, k, settle_timeout=10.0):
                 alive.append(i)
             except (harness.Closed, TimeoutError, OSError, AssertionError):
                 pass
+        cluster_side = while_open() if while_open else None
         return {"accepted": len(accepted), "alive": len(alive), "alive_nodes":
                 [i % cluster.size() for i in alive],
-                "refused": [o for o in outcomes if o != 0][:5]}
+                "refused": [o for o in outcomes if o != 0][:5], "cluster_side": cluster_side}
     finally:
         for c in clients:
             if c is not None:

@@ -175,14 +175,16 @@ class FaultRunner:
         run = self.run
         k = int(params.get("k", run.opts.concurrent))
         cid = "chaos-%s-race%d" % (run.run_id, len(run.fault_records))
-        result = concurrent_connects(run.cluster, cid, k)
+        # While the survivor is connected: mqttctl sessions must list the id connected once.
+        result = concurrent_connects(run.cluster, cid, k, while_open=lambda: run.
+                                     check_duplicate_sessions("concurrent connects"))
         rec["target"] = "%d CONNECTs" % k
         rec["notes"] = "accepted %d, connected after settling %d" % (result["accepted"],
                                                                      result["alive"])
         rec["concurrent"] = result
         if result["alive"] != 1:
             rec["ok"] = False
-        if result["alive"] > 1:
+        if result["alive"] > 1 and not result["cluster_side"]:  # else recorded already
             run.duplicate_sessions.append({"client_id": cid, "when": "concurrent connects",
                                            "nodes": result["alive_nodes"]})
         rec["_restored"] = time.time()
