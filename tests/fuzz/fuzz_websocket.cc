@@ -23,7 +23,6 @@
 namespace mqtt::net {
 namespace {
 
-constexpr size_t kMaxHttpHead = 8 * 1024;  // as layered_transport.cc
 constexpr std::string_view kPath = "/mqtt";
 
 void Check(bool ok) {
@@ -87,10 +86,11 @@ class Connection {
     const size_t before = head_.size();
     head_.append(data, n);
     const size_t end = HttpHeadEnd(head_);
-    if (end == std::string::npos) {
-      if (head_.size() > kMaxHttpHead) out_.end = 2;
+    if (HttpHeadTooLarge(head_.size(), end)) {  // as LayeredTransport::HandleUpgrade
+      out_.end = 2;
       return n;
     }
+    if (end == std::string::npos) return n;
     Check(end > before && end <= head_.size());
     WsUpgrade answer = AnswerUpgrade(std::string_view(head_).substr(0, end), kPath);
     CheckAnswer(answer);
