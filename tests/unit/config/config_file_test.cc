@@ -148,7 +148,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "tls.handshake_timeout",
                                           "tls.reload_interval",
                                           "websocket.path",
-                                          
+
                                           "sys_interval"};
 
 std::string Error(const std::string& text) {
@@ -325,6 +325,17 @@ TEST(ConfigFileTest, SecureListenersRoundTripThroughPrintConfig) {
 TEST(ConfigFileTest, SyntaxErrorsNameTheLine) {
   EXPECT_EQ(Error("limits:\n  max_inflight: [1\n"), "m.yaml:3: end of sequence flow not found");
   EXPECT_EQ(Error("node_id: a\n---\nnode_id: b\n"), "m.yaml:3: one YAML document only, found more");
+}
+
+// Found by fuzz_config (corpus/config/crash-comma-*): yaml-cpp 0.7's LoadAll looped forever,
+// allocating, on a token that cannot start a node; mqttd hung at start-up until killed for
+// memory. Each of these used to hang; now each is a syntax error naming the line.
+TEST(ConfigFileTest, StrayTokenThatStopsTheYamlParserIsASyntaxError) {
+  EXPECT_EQ(Error(","), "m.yaml:1: unexpected ','");
+  EXPECT_EQ(Error(",n:"), "m.yaml:1: unexpected ','");
+  EXPECT_EQ(Error("# comment\n  ,: x\n"), "m.yaml:2: unexpected ','");
+  EXPECT_EQ(Error("node_id: a\n...\n,\n"), "m.yaml:3: one YAML document only, found more");
+  EXPECT_EQ(Error("node_id: a\n,\n"), "m.yaml:2: end of map not found");
 }
 
 TEST(ConfigFileTest, PrintedConfigParsesBackToTheSameConfig) {
