@@ -29,6 +29,31 @@ std::string TypeName(const YAML::Node& node) {
   return "nothing";
 }
 
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF). yaml-cpp passes other bytes through, and its emitter replaces them with U+FFFD in
+// quoted scalars, so a value that is not UTF-8 would not survive ConfigToYaml.
+bool IsUtf8(absl::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t n = b < 0x80           ? 1
+                     : (b >> 5) == 0x6  ? 2
+                     : (b >> 4) == 0xE  ? 3
+                     : (b >> 3) == 0x1E ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? b : b & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 // Walks one file's document along the option table; every error names the file, the line and
 // the key path.
 class Reader {
@@ -111,6 +136,7 @@ class Reader {
       return Error(value.Mark(), path,
                    absl::StrCat("must be a single value, not ", TypeName(value)));
     }
+    if (!IsUtf8(value.Scalar())) return Error(value.Mark(), path, "is not valid UTF-8");
     absl::Status s = option.value.set(value.Scalar(), config);
     return s.ok() ? s : Error(value.Mark(), path, s.message());
   }
@@ -145,6 +171,9 @@ class Reader {
       if (!entry.second.IsScalar()) {
         return Error(entry.second.Mark(), key_path,
                      absl::StrCat("must be a single value, not ", TypeName(entry.second)));
+      }
+      if (!IsUtf8(entry.second.Scalar())) {
+        return Error(entry.second.Mark(), key_path, "is not valid UTF-8");
       }
     }
     if (!item["address"]) return Error(item.Mark(), path, "address missing");
