@@ -2,14 +2,19 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite, as CI runs it: installs dependencies, builds the release and the
 # ASan+UBSan presets, and runs every test that is not labelled bench or soak under each (the
-# asan preset also skips the `smoke` bench run: timings mean nothing under sanitizers).
+# asan preset also skips the `smoke` bench run: timings mean nothing under sanitizers), then
+# builds the libFuzzer targets alone (preset `fuzz`, clang) and runs `ctest --preset fuzz`: each
+# target's corpus replayed, then MQTT_FUZZ_SECONDS (default 20) of mutation per target.
 #   tests/run-all.sh            everything
 #   tests/run-all.sh --no-asan  release only (quicker, for local iteration)
+#   tests/run-all.sh --no-fuzz  release and asan, no fuzz targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 presets=(release asan)
-[ "${1:-}" = "--no-asan" ] && presets=(release)
+fuzz=1
+[ "${1:-}" = "--no-asan" ] && presets=(release) && fuzz=0
+[ "${1:-}" = "--no-fuzz" ] && fuzz=0
 for preset in "${presets[@]}"; do
   echo "=== preset $preset: build"
   cmake --preset "$preset" >/dev/null
@@ -17,3 +22,12 @@ for preset in "${presets[@]}"; do
   echo "=== preset $preset: test"
   ctest --preset "$preset"
 done
+if [ "$fuzz" = 1 ]; then
+  # install-deps.sh installs clang and libclang-rt-14-dev (libFuzzer and the sanitizers).
+  command -v clang++ >/dev/null || { echo "clang++ missing: the fuzz preset needs it" >&2; exit 1; }
+  echo "=== preset fuzz: build (the fuzz targets and what they link only)"
+  cmake --preset fuzz -DMQTT_FUZZ_SECONDS="${MQTT_FUZZ_SECONDS:-20}" >/dev/null
+  cmake --build --preset fuzz --target fuzz_targets
+  echo "=== preset fuzz: corpus replay and short runs"
+  ctest --preset fuzz
+fi

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // The YAML config file: ParseConfigText reads it, ConfigToYaml writes it. yaml-cpp reports
 // errors by throwing; every exception is caught in this file and becomes a Status.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <exception>
 #include <set>
+#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,31 @@ std::string TypeName(const YAML::Node& node) {
   if (node.IsSequence()) return "a list";
   if (node.IsScalar()) return absl::StrCat("'", node.Scalar(), "'");
   return "nothing";
+}
+
+// True when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF). yaml-cpp passes other bytes through, and its emitter replaces them with U+FFFD in
+// quoted scalars, so a value that is not UTF-8 would not survive ConfigToYaml.
+bool IsUtf8(absl::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    const size_t n = b < 0x80           ? 1
+                     : (b >> 5) == 0x6  ? 2
+                     : (b >> 4) == 0xE  ? 3
+                     : (b >> 3) == 0x1E ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? b : b & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if ((c & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
 }
 
 // Walks one file's document along the option table; every error names the file, the line and
@@ -109,6 +136,7 @@ class Reader {
       return Error(value.Mark(), path,
                    absl::StrCat("must be a single value, not ", TypeName(value)));
     }
+    if (!IsUtf8(value.Scalar())) return Error(value.Mark(), path, "is not valid UTF-8");
     absl::Status s = option.value.set(value.Scalar(), config);
     return s.ok() ? s : Error(value.Mark(), path, s.message());
   }
@@ -143,6 +171,9 @@ class Reader {
       if (!entry.second.IsScalar()) {
         return Error(entry.second.Mark(), key_path,
                      absl::StrCat("must be a single value, not ", TypeName(entry.second)));
+      }
+      if (!IsUtf8(entry.second.Scalar())) {
+        return Error(entry.second.Mark(), key_path, "is not valid UTF-8");
       }
     }
     if (!item["address"]) return Error(item.Mark(), path, "address missing");
@@ -288,17 +319,69 @@ std::pair<std::string, std::string> SplitPath(absl::string_view path) {
   return {std::string(path.substr(0, dot)), std::string(path.substr(dot + 1))};
 }
 
+// Records where the root node of each document starts (the first node event after a
+// document start); parses nothing else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override { in_document_ = true; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> roots;
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (in_document_) roots.push_back(mark);
+    in_document_ = false;
+  }
+  bool in_document_ = false;
+};
+
+// Counts the documents of `text`, stopping at two, and checks that there is at most one.
+// YAML::LoadAll is not used: yaml-cpp 0.7 (Debian 12) loops forever in it, allocating a null
+// document per turn, on a token that cannot start a node (a file that is just ",": upstream
+// issue 1040, fixed by PR 1319 after 0.8.0). Such a stuck parser starts its next "document" where
+// the previous one started; that is reported as the syntax error it is.
+absl::Status CheckOneDocument(const std::string& text, const Reader& reader) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  int documents = 0;
+  while (documents < 2 && parser.HandleNextDocument(starts)) ++documents;
+  if (documents < 2) return absl::OkStatus();
+  const std::vector<YAML::Mark>& roots = starts.roots;
+  if (roots.size() == 2 && roots[0].pos == roots[1].pos) {
+    const size_t pos = static_cast<size_t>(roots[0].pos);
+    const std::string what = pos < text.size() ? std::string(1, text[pos]) : "end of file";
+    return reader.Error(roots[0], "", absl::StrCat("unexpected '", what, "'"));
+  }
+  return reader.Error(roots.size() == 2 ? roots[1] : YAML::Mark::null_mark(), "",
+                      "one YAML document only, found more");
+}
+
 }  // namespace
 
 absl::Status ParseConfigText(absl::string_view text, absl::string_view file_name, Config* config) {
   Reader reader(file_name);
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.empty()) return absl::OkStatus();
-    if (documents.size() > 1) {
-      return reader.Error(documents[1].Mark(), "", "one YAML document only, found more");
-    }
-    return ParseDocument(documents[0], reader, config);
+    const std::string copy(text);
+    if (absl::Status s = CheckOneDocument(copy, reader); !s.ok()) return s;
+    return ParseDocument(YAML::Load(copy), reader, config);
   } catch (const YAML::Exception& e) {
     return reader.Error(e.mark, "", e.msg);
   } catch (const std::exception& e) {

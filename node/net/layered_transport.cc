@@ -16,7 +16,6 @@ using boost::asio::ip::tcp;
 constexpr size_t kKeepOutputCapacity = 64 * 1024;  // as TcpTransport
 constexpr int kMaxReadsPerWakeup = 4;
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
-constexpr size_t kMaxHttpHead = 8 * 1024;  // an Upgrade request larger than this is refused
 
 std::string TlsError() {
   unsigned long e = ERR_get_error();
@@ -283,14 +282,14 @@ size_t LayeredTransport::HandleUpgrade(const char* data, size_t n) {
   const size_t before = http_->size();
   http_->append(data, n);
   const size_t end = HttpHeadEnd(*http_);
-  if (end == std::string::npos) {
-    if (http_->size() > kMaxHttpHead) {
-      MQTT_LOG_INFO("connection %s: HTTP request head over %d bytes: closed", peer(),
-                    static_cast<int>(kMaxHttpHead));
-      Abort();
-    }
+  // A complete head is measured too: one large read must not get past the limit.
+  if (HttpHeadTooLarge(http_->size(), end)) {
+    MQTT_LOG_INFO("connection %s: HTTP request head over %d bytes: closed", peer(),
+                  static_cast<int>(kMaxHttpHead));
+    Abort();
     return n;
   }
+  if (end == std::string::npos) return n;
   WsUpgrade answer = AnswerUpgrade(std::string_view(*http_).substr(0, end), options_->ws_path);
   http_.reset();
   wire_.append(answer.response);

@@ -9,8 +9,7 @@ namespace mqtt::net {
 using boost::asio::ip::tcp;
 
 Listener::Listener(IoWorker* accept_worker, std::vector<IoWorker*> workers, AcceptFn on_accept)
-    : accept_worker_(accept_worker),
-      workers_(std::move(workers)),
+    : workers_(std::move(workers)),
       on_accept_(std::move(on_accept)),
       acceptor_(accept_worker->io()),
       retry_timer_(accept_worker->io()) {}

@@ -35,7 +35,6 @@ class Listener {
   Listener(IoWorker* accept_worker, std::vector<IoWorker*> workers, AcceptFn on_accept);
   void AcceptNext();
 
-  IoWorker* accept_worker_;
   std::vector<IoWorker*> workers_;
   AcceptFn on_accept_;
   boost::asio::ip::tcp::acceptor acceptor_;

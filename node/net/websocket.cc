@@ -85,6 +85,10 @@ size_t HttpHeadEnd(std::string_view data) {
   return end == std::string_view::npos ? end : end + 4;
 }
 
+bool HttpHeadTooLarge(size_t collected, size_t end) {
+  return end == std::string_view::npos ? collected > kMaxHttpHead : end > kMaxHttpHead;
+}
+
 WsUpgrade AnswerUpgrade(std::string_view request, std::string_view path) {
   Request r = ParseHead(request);
   if (r.method != "GET" || r.version != "HTTP/1.1") {

@@ -36,6 +36,12 @@ WsUpgrade AnswerUpgrade(std::string_view request, std::string_view path);
 
 // Position of the end of an HTTP request head in `data` (just past "\r\n\r\n"), or npos.
 size_t HttpHeadEnd(std::string_view data);
+// An Upgrade request whose head is longer than this is refused.
+inline constexpr size_t kMaxHttpHead = 8 * 1024;
+// True when a head collected so far (`collected` bytes, HttpHeadEnd `end`) is too large: a
+// complete head longer than kMaxHttpHead, or more than that without its end yet. The same
+// answer whether the head came in one read or in many.
+bool HttpHeadTooLarge(size_t collected, size_t end);
 
 // Appends one unmasked server frame (FIN set) to `out`.
 void AppendWsFrame(std::string_view payload, uint8_t opcode, std::string* out);

@@ -333,6 +333,38 @@ TEST(ConfigFileTest, SyntaxErrorsNameTheLine) {
   EXPECT_EQ(Error("node_id: a\n---\nnode_id: b\n"), "m.yaml:3: one YAML document only, found more");
 }
 
+// Found by fuzz_config (corpus/config/crash-comma-*): yaml-cpp 0.7's LoadAll looped forever,
+// allocating, on a token that cannot start a node; mqttd hung at start-up until killed for
+// memory. Each of these used to hang; now each is a syntax error naming the line.
+TEST(ConfigFileTest, StrayTokenThatStopsTheYamlParserIsASyntaxError) {
+  EXPECT_EQ(Error(","), "m.yaml:1: unexpected ','");
+  EXPECT_EQ(Error(",n:"), "m.yaml:1: unexpected ','");
+  EXPECT_EQ(Error("# comment\n  ,: x\n"), "m.yaml:2: unexpected ','");
+  EXPECT_EQ(Error("node_id: a\n...\n,\n"), "m.yaml:3: one YAML document only, found more");
+  EXPECT_EQ(Error("node_id: a\n,\n"), "m.yaml:2: end of map not found");
+}
+
+// Found by fuzz_config (corpus/config/crash-not-utf8-round-trip): a value with bytes that are
+// not UTF-8 was accepted, and ConfigToYaml, quoting it, turned them into U+FFFD, so the printed
+// config no longer parsed back to the same one.
+TEST(ConfigFileTest, ValueThatIsNotUtf8IsRefused) {
+  EXPECT_EQ(Error("data_dir: ./d\xff:x\n"), "m.yaml:1: data_dir: is not valid UTF-8");
+  EXPECT_EQ(Error("listeners:\n  - {protocol: ws, address: ':80', path: \"/\xc0\xaf\"}\n"),
+            "m.yaml:2: listeners[0].path: is not valid UTF-8");
+  EXPECT_EQ(Error("cluster:\n  join: [\"a\xed\xa0\x80:1\"]\n"),
+            "m.yaml:2: cluster.join[0]: is not valid UTF-8");
+  // Valid UTF-8 that must be quoted (a control character, a ':') still round-trips.
+  auto config =
+      Parse({"--config",
+             WriteFile("utf8.yaml", "data_dir: \"./d\xc3\xa9\\x16:\xf0\x9f\x98\x80\"\n").c_str()});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->data_dir, "./d\xc3\xa9\x16:\xf0\x9f\x98\x80");
+  const std::string printed = ConfigToYaml(*config);
+  auto again = Parse({"--config", WriteFile("printed.yaml", printed).c_str()});
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << printed;
+  EXPECT_EQ(*again, *config) << printed;
+}
+
 TEST(ConfigFileTest, PrintedConfigParsesBackToTheSameConfig) {
   std::string secretless = kEveryKey;
   secretless.replace(secretless.find("hmac_secret: s3cret"), 19, "hmac_secret: \"\"");

@@ -85,6 +85,21 @@ TEST(WsUpgradeTest, IgnoresTheQueryString) {
   EXPECT_TRUE(AnswerUpgrade(Request("mqtt", "/mqtt?token=1"), "/mqtt").accepted);
 }
 
+// Found by fuzz_websocket (corpus/websocket/crash-head-over-limit-in-one-read): a head over
+// kMaxHttpHead was refused when it came in pieces but accepted when it came in one read.
+TEST(WsUpgradeTest, HeadOverTheLimitIsTooLargeInOneReadAsInPieces) {
+  std::string head = Request("mqtt", "/mqtt");
+  head.insert(head.find("\r\n") + 2, "X-Pad: " + std::string(kMaxHttpHead, 'a') + "\r\n");
+  const size_t end = HttpHeadEnd(head);
+  ASSERT_EQ(end, head.size());
+  EXPECT_TRUE(HttpHeadTooLarge(head.size(), end)) << "complete, in one read";
+  const std::string first_read = head.substr(0, kMaxHttpHead + 1);
+  EXPECT_TRUE(HttpHeadTooLarge(first_read.size(), HttpHeadEnd(first_read))) << "in pieces";
+  EXPECT_FALSE(HttpHeadTooLarge(kMaxHttpHead, std::string::npos));
+  const std::string normal = Request("mqtt", "/mqtt");
+  EXPECT_FALSE(HttpHeadTooLarge(normal.size(), HttpHeadEnd(normal)));
+}
+
 TEST(WsDecoderTest, FramesOfEverySizeFedWholeInPiecesAndByteAtATime) {
   std::string wire = ClientFrame("ab") + ClientFrame(std::string(300, 'c')) +
                      ClientFrame(std::string(70000, 'd')) + ClientFrame("", kWsBinary);
