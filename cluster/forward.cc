@@ -76,6 +76,7 @@ class Forwarder::Peer final : public AckListener {
     if (entries_.size() >= f_->options_.max_outbox_messages ||
         bytes_ + bytes > f_->options_.max_outbox_bytes) {
       ++dropped_;
+      ++dropped_full_;
       LogDropLocked("outbox full");
       return false;
     }
@@ -163,6 +164,7 @@ class Forwarder::Peer final : public AckListener {
     s.durable_queued = durable_count_;
     s.forwarded = forwarded_;
     s.dropped = dropped_;
+    s.dropped_full = dropped_full_;
     s.held_acks = held_acks_;
     return s;
   }
@@ -367,6 +369,7 @@ class Forwarder::Peer final : public AckListener {
   uint64_t durable_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t forwarded_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_full_ ABSL_GUARDED_BY(mu_) = 0;  // of dropped_: outbox full
   uint64_t held_acks_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_drop_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string address_ ABSL_GUARDED_BY(mu_);

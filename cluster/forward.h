@@ -82,6 +82,7 @@ struct ForwardPeerStats {
   uint64_t durable_queued = 0;  // of which in the store
   uint64_t forwarded = 0;       // entries acknowledged by the peer
   uint64_t dropped = 0;         // outbox full, or the peer was removed
+  uint64_t dropped_full = 0;    // of which: outbox full
   uint64_t held_acks = 0;       // publishers' acknowledgements waiting for the peer (congested)
 };
 

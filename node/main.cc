@@ -28,6 +28,7 @@
 #include "node/config/config.h"
 #include "node/http/api.h"
 #include "node/http/node_http.h"
+#include "node/net/connection_gate.h"
 #include "node/net/io_worker.h"
 #include "node/net/layered_transport.h"
 #include "node/net/listener.h"
@@ -55,6 +56,19 @@ absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> AccessControlFrom(
       {config.password_file, config.acl_file, config.allow_anonymous});
 }
 
+// The file watch: re-reads the password and ACL files when one changed (a bad new file keeps
+// the old policy, logged once per change).
+void ReloadChangedAccessFiles(mqtt::auth::AccessControl* access_control) {
+  if (access_control == nullptr) return;
+  bool reloaded = false;
+  if (absl::Status s = access_control->ReloadIfChanged(&reloaded); !s.ok()) {
+    MQTT_LOG_ERROR("password or ACL file changed; reload failed, keeping the previous ones: %s",
+                   s.message());
+  } else if (reloaded) {
+    MQTT_LOG_INFO("password or ACL file changed: reloaded");
+  }
+}
+
 // Re-reads the password and ACL files (a bad new file keeps the old policy).
 void ReloadAccessFiles(mqtt::auth::AccessControl* access_control) {
   if (access_control == nullptr) return;
@@ -64,6 +78,35 @@ void ReloadAccessFiles(mqtt::auth::AccessControl* access_control) {
   } else {
     MQTT_LOG_INFO("SIGHUP: password and ACL files reloaded");
   }
+}
+
+// Checks the disk watermark and logs a change (or a failed check).
+void CheckDiskWatermark(mqtt::storage::DiskWatermark* watermark, const std::string& data_dir) {
+  if (watermark == nullptr) return;
+  absl::StatusOr<bool> changed = watermark->Check();
+  if (!changed.ok()) {
+    MQTT_LOG_ERROR("disk watermark: %s", changed.status().message());
+  } else if (*changed && watermark->exceeded()) {
+    MQTT_LOG_WARN(
+        "disk watermark exceeded: %d bytes free for data-dir '%s', below storage.min_free_disk: "
+        "new persistent sessions and QoS 1/2 messages that would be stored are refused",
+        watermark->available_bytes(), data_dir);
+  } else if (*changed) {
+    MQTT_LOG_INFO("disk watermark cleared: %d bytes free for data-dir '%s'",
+                  watermark->available_bytes(), data_dir);
+  }
+}
+
+// The watermark of --min-free-disk for the store's file system; null without a store or
+// with --min-free-disk 0.
+std::shared_ptr<mqtt::storage::DiskWatermark> DiskWatermarkFrom(const mqtt::Config& config,
+                                                                bool has_store) {
+  if (!has_store || (config.min_free_disk_bytes == 0 && config.min_free_disk_percent == 0)) {
+    return nullptr;
+  }
+  return std::make_shared<mqtt::storage::DiskWatermark>(
+      mqtt::storage::MinFreeDisk{config.min_free_disk_bytes, config.min_free_disk_percent},
+      [dir = config.data_dir] { return mqtt::storage::StatDisk(dir); });
 }
 
 // $SYS topics (node/sys): the interval, the version and, clustered, the membership summary.
@@ -92,6 +135,7 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.session_limits.max_outbound_buffer = config.max_outbound_buffer;
   options.session_limits.max_queued_bytes = config.max_queued_bytes;
   options.session_limits.queue_qos0_offline = config.queue_qos0_offline;
+  options.session_limits.drop_oldest = config.queue_full_policy == "drop_oldest";
   options.max_packet_size = config.max_packet_size;
   options.connect_timeout_seconds = config.connect_timeout_seconds;
   options.receive_maximum = static_cast<uint16_t>(config.receive_maximum);
@@ -99,6 +143,8 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
   options.max_keep_alive = static_cast<uint16_t>(config.max_keep_alive);
   options.max_session_expiry = config.max_session_expiry;
   options.server_reference = config.server_reference;
+  options.message_rate = config.message_rate;
+  options.byte_rate = config.byte_rate;
   mqtt::ParseShareStrategy(config.shared_subscription_strategy, &options.share_strategy);
   if (!config.auth_hmac_secret.empty()) {
     options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));
@@ -232,7 +278,6 @@ absl::StatusOr<std::shared_ptr<mqtt::net::LayeredOptions>> LayeredOptionsFor(
   options->websocket = listener.protocol != "mqtts";
   options->ws_path = listener.path.empty() ? config.ws_path : listener.path;
   options->handshake_timeout = std::chrono::seconds(config.tls_handshake_timeout);
-  options->max_connections = listener.max_connections;
   if (options->websocket && (options->ws_path.empty() || options->ws_path[0] != '/')) {
     return absl::InvalidArgumentError(absl::StrCat(listener.protocol, " listener: path '",
                                                    options->ws_path, "' must start with '/'"));
@@ -249,16 +294,32 @@ absl::StatusOr<std::shared_ptr<mqtt::net::LayeredOptions>> LayeredOptionsFor(
   return options;
 }
 
-// Accepted sockets of a TLS or WebSocket listener, over its connection limit, are closed.
+// The connection limits of each listener, in the order of config.listeners then
+// config.secure_listeners: --max-connections (a secure listener's own max_connections first) and
+// --connection-rate.
+std::vector<std::shared_ptr<mqtt::net::ConnectionGate>> ConnectionGatesFor(
+    const mqtt::Config& config) {
+  std::vector<std::shared_ptr<mqtt::net::ConnectionGate>> gates;
+  for (const mqtt::ListenAddress& address : config.listeners) {
+    gates.push_back(std::make_shared<mqtt::net::ConnectionGate>(
+        absl::StrCat("mqtt ", address.host, ":", address.port),
+        address.max_connections != 0 ? address.max_connections : config.max_connections,
+        config.connection_rate));
+  }
+  for (const mqtt::SecureListener& l : config.secure_listeners) {
+    gates.push_back(std::make_shared<mqtt::net::ConnectionGate>(
+        absl::StrCat(l.protocol, " ", l.address.host, ":", l.address.port),
+        l.max_connections != 0 ? l.max_connections : config.max_connections,
+        config.connection_rate));
+  }
+  return gates;
+}
+
+// Accepted sockets of a TLS or WebSocket listener beyond its limits are closed at once.
 mqtt::net::Listener::AcceptFn SecureAcceptor(mqtt::Broker* broker,
                                              std::shared_ptr<mqtt::net::LayeredOptions> options) {
   return [broker, options](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
-    if (options->max_connections != 0 &&
-        options->open.load(std::memory_order_relaxed) >= options->max_connections) {
-      MQTT_LOG_WARN("%s listener: %u connections open, the limit: refused", options->protocol,
-                    options->max_connections);
-      return;  // the socket closes
-    }
+    if (options->gate != nullptr && !options->gate->Admit()) return;  // the socket closes
     mqtt::net::SslPtr ssl;
     if (options->tls != nullptr) {
       ssl.reset(options->tls->NewSsl());
@@ -285,6 +346,41 @@ void ReloadTlsContexts(const std::vector<std::shared_ptr<mqtt::net::TlsContext>>
     }
   }
 }
+
+// Runs each watch of files every `interval` seconds (0: never), from WaitForStopSignal's poll.
+class FileWatches {
+ public:
+  void Add(uint32_t interval_seconds, std::function<void()> check) {
+    if (interval_seconds == 0) return;
+    watches_.push_back({absl::Seconds(interval_seconds), absl::Now(), std::move(check)});
+  }
+  // How often WaitForStopSignal must poll: the shortest interval (0: no watch).
+  uint32_t poll_seconds() const {
+    uint32_t shortest = 0;
+    for (const Watch& w : watches_) {
+      const auto s = static_cast<uint32_t>(absl::ToInt64Seconds(w.interval));
+      if (shortest == 0 || s < shortest) shortest = s;
+    }
+    return shortest;
+  }
+  void Poll() {
+    const absl::Time now = absl::Now();
+    for (Watch& w : watches_) {
+      // Polled every shortest interval: a wake-up a little early still counts as due.
+      if (now - w.last + absl::Milliseconds(200) < w.interval) continue;
+      w.last = now;
+      w.check();
+    }
+  }
+
+ private:
+  struct Watch {
+    absl::Duration interval;
+    absl::Time last;
+    std::function<void()> check;
+  };
+  std::vector<Watch> watches_;
+};
 
 // Waits for SIGTERM or SIGINT and returns it. Runs `on_sighup` at each SIGHUP, and `poll` every
 // `poll_seconds` (0: never).
@@ -335,6 +431,8 @@ int Run(const mqtt::Config& config) {
     store = std::move(*opened);
   }
 
+  // Before the workers: a connection still open when they stop counts down through its gate.
+  const std::vector<std::shared_ptr<mqtt::net::ConnectionGate>> gates = ConnectionGatesFor(config);
   uint32_t worker_count =
       config.workers ? config.workers : std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::unique_ptr<mqtt::net::IoWorker>> workers;
@@ -351,6 +449,10 @@ int Run(const mqtt::Config& config) {
   }
   mqtt::BrokerOptions broker_options = BrokerOptionsFrom(config);
   broker_options.access_control = *access_control;
+  std::shared_ptr<mqtt::storage::DiskWatermark> watermark =
+      DiskWatermarkFrom(config, store != nullptr);
+  CheckDiskWatermark(watermark.get(), config.data_dir);
+  broker_options.disk_watermark = watermark;
   mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
   DrainHandle drain;
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
@@ -400,8 +502,9 @@ int Run(const mqtt::Config& config) {
     }
     api_keys = std::move(*keys);
   }
-  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http = mqtt::http::NodeHttp::Start(
-      config.http_listen, &broker, store.get(), cluster->get(), std::move(api_keys));
+  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
+      mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get(),
+                                  std::move(api_keys), {gates.begin(), gates.end()});
   if (!http.ok()) {
     MQTT_LOG_ERROR("%s", http.status().message());
     return 1;
@@ -417,11 +520,14 @@ int Run(const mqtt::Config& config) {
   std::vector<std::unique_ptr<mqtt::net::Listener>> listeners;
   std::string ready = absl::StrCat("mqttd ", config.node_id, " ready");
   if (*cluster != nullptr) absl::StrAppend(&ready, " cluster=", (*cluster)->listen_address());
+  size_t gate_index = 0;
   for (const mqtt::ListenAddress& address : config.listeners) {
+    mqtt::net::ConnectionGate* gate = gates[gate_index++].get();
     auto listener = mqtt::net::Listener::Bind(
         worker_ptrs[0], worker_ptrs, address.host, address.port,
-        [&broker](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
-          broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, std::move(socket)));
+        [&broker, gate](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
+          if (!gate->Admit()) return;  // beyond the listener's limits: the socket closes
+          broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, std::move(socket), gate));
         });
     if (!listener.ok()) {
       MQTT_LOG_ERROR("%s", listener.status().message());
@@ -438,6 +544,7 @@ int Run(const mqtt::Config& config) {
       return 1;
     }
     if ((*options)->tls != nullptr) tls_contexts.push_back((*options)->tls);
+    (*options)->gate = gates[gate_index++].get();
     auto listener = mqtt::net::Listener::Bind(worker_ptrs[0], worker_ptrs, spec.address.host,
                                               spec.address.port, SecureAcceptor(&broker, *options));
     if (!listener.ok()) {
@@ -462,14 +569,25 @@ int Run(const mqtt::Config& config) {
   std::cout << ready << " workers=" << worker_count << std::endl;
   MQTT_LOG_INFO("%s", ready);
 
+  FileWatches watches;
+  watches.Add(config.tls_reload_interval,
+              [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
+  watches.Add(config.auth_reload_interval,
+              [&] { ReloadChangedAccessFiles(access_control->get()); });
+  // statvfs every few seconds, never per write: a full disk takes minutes to reach.
+  constexpr uint32_t kDiskCheckSeconds = 5;
+  if (watermark != nullptr) {
+    watches.Add(kDiskCheckSeconds, [&] { CheckDiskWatermark(watermark.get(), config.data_dir); });
+  }
   const int signal_number = WaitForStopSignal(
-      signals, config.tls_reload_interval,
+      signals, watches.poll_seconds(),
       [&] {
         MQTT_LOG_INFO("SIGHUP: reloading TLS certificates, password and ACL files");
         ReloadTlsContexts(tls_contexts, /*only_changed=*/false);
         ReloadAccessFiles(access_control->get());
+        CheckDiskWatermark(watermark.get(), config.data_dir);
       },
-      [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
+      [&] { watches.Poll(); });
   // The drain (docs/operations.md "Stopping a node"): not ready, no new connections, the clients
   // disconnected (their persistent sessions stay, offline), the sessions handed to other nodes,
   // the outboxes emptied, then the cluster left.

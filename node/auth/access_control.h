@@ -5,8 +5,8 @@
 // Clients hold a Policy and compare generation() before each operation, so a reload applies to
 // a connected client's next operation without a lock on the hot path.
 //
-// Threading: every method may be called from any thread. Reload() runs on the main thread (on
-// SIGHUP); policy() takes a mutex, generation() is one atomic load.
+// Threading: every method may be called from any thread. Reload() and ReloadIfChanged() run on
+// the main thread (SIGHUP, file watch); policy() takes a mutex, generation() is one atomic load.
 #pragma once
 
 #include <atomic>
@@ -65,6 +65,10 @@ class AccessControl {
 
   // Reads the files again. On error the current policy stays and the error is returned.
   absl::Status Reload();
+  // Reload() when a file's modification time, size or inode changed since the last reading (a
+  // Kubernetes Secret update replaces the file behind a symbolic link); `reloaded` says whether
+  // the files were read. A bad new file is reported once, not at every check.
+  absl::Status ReloadIfChanged(bool* reloaded) ABSL_LOCKS_EXCLUDED(mutex_);
 
   std::shared_ptr<const Policy> policy() const ABSL_LOCKS_EXCLUDED(mutex_);
   // Changes with every successful Reload().
@@ -73,10 +77,12 @@ class AccessControl {
  private:
   explicit AccessControl(AccessOptions options) : options_(std::move(options)) {}
   absl::StatusOr<std::shared_ptr<const Policy>> Read() const;
+  std::string FileStamps() const;
 
   const AccessOptions options_;
   mutable absl::Mutex mutex_;
   std::shared_ptr<const Policy> policy_ ABSL_GUARDED_BY(mutex_);
+  std::string loaded_stamps_ ABSL_GUARDED_BY(mutex_);  // FileStamps() at the last reading
   std::atomic<uint64_t> generation_{1};
 };
 

@@ -153,6 +153,42 @@ Binding OneOf(std::string Config::*field, std::vector<std::string> names) {
           nullptr, [=](const Config& c) { return Items{c.*field}; }};
 }
 
+// storage.min_free_disk: N% of the file system, or BYTES with an optional KiB, MiB, GiB or TiB
+// suffix; 0 turns the watermark off.
+absl::Status ParseMinFreeDisk(absl::string_view v, Config* c) {
+  uint32_t percent = 0;
+  if (absl::ConsumeSuffix(&v, "%")) {
+    if (!ParseUint(v, 0, 100, &percent).ok()) {
+      return absl::InvalidArgumentError("a percentage must be between 0% and 100%");
+    }
+    c->min_free_disk_percent = percent;
+    c->min_free_disk_bytes = 0;
+    return absl::OkStatus();
+  }
+  static constexpr std::pair<const char*, uint64_t> kUnits[] = {
+      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+  uint64_t unit = 1;
+  for (const auto& [suffix, size] : kUnits) {
+    if (absl::ConsumeSuffix(&v, suffix)) unit = size;
+  }
+  uint64_t n = 0;
+  if (!absl::SimpleAtoi(v, &n) || n > (1ull << 50) / unit) {
+    return absl::InvalidArgumentError(
+        "must be N% or BYTES (an integer, optionally with KiB, MiB, GiB or TiB)");
+  }
+  c->min_free_disk_bytes = n * unit;
+  c->min_free_disk_percent = 0;
+  return absl::OkStatus();
+}
+
+Binding MinFreeDisk() {
+  return {Kind::kScalar, "N% or BYTES (KiB, MiB, GiB, TiB suffixes)", ParseMinFreeDisk, nullptr,
+          [](const Config& c) {
+            return Items{c.min_free_disk_percent != 0 ? absl::StrCat(c.min_free_disk_percent, "%")
+                                                      : absl::StrCat(c.min_free_disk_bytes)};
+          }};
+}
+
 Binding Level() {
   static const char* kNames[] = {"debug", "info", "warn", "error"};
   return {Kind::kScalar, "one of debug, info, warn, error",
@@ -290,12 +326,18 @@ std::vector<Option> MakeOptions() {
        "outbound QoS 1/2 messages sent to a client and not yet acknowledged",
        Uint(&Config::max_inflight, 1, 65535)},
       {"max-queued-messages", "limits.max_queued_messages", "N",
-       "messages queued per client behind the inflight window; newer ones are dropped when full",
+       "messages queued per client behind the inflight window; when full, a message is dropped "
+       "as limits.queue_full_policy says",
        Uint(&Config::max_queued_messages, 1, 10'000'000)},
       {"max-queued-bytes", "limits.max_queued_bytes", "BYTES",
-       "topic + payload bytes queued per client (memory and disk); newer messages are dropped "
-       "when full; 0 = no limit",
+       "topic + payload bytes queued per client (memory and disk); when full, messages are "
+       "dropped as limits.queue_full_policy says; 0 = no limit",
        Uint(&Config::max_queued_bytes, 0, 4'000'000'000u)},
+      {"queue-full-policy", "limits.queue_full_policy", "POLICY",
+       "which message a full queue drops: drop_newest (the one arriving; what is queued keeps "
+       "its order) or drop_oldest (the oldest queued ones, as EMQX does); counted in "
+       "mqttd_messages_dropped_total{reason=\"queue_full\"}",
+       OneOf(&Config::queue_full_policy, {"drop_newest", "drop_oldest"})},
       {"queue-qos0-offline", "limits.queue_qos0_offline", "true|false",
        "queue QoS 0 messages for offline persistent sessions (on disk) instead of dropping them",
        Bool(&Config::queue_qos0_offline)},
@@ -306,6 +348,26 @@ std::vector<Option> MakeOptions() {
       {"max-outbound-buffer", "limits.max_outbound_buffer", "BYTES",
        "unwritten bytes per connection beyond which QoS 0 messages to it are dropped",
        Uint(&Config::max_outbound_buffer, 4096, 1u << 30)},
+      {"max-connections", "limits.max_connections", "N",
+       "connections open at once per listener (a listener's own max_connections overrides it); "
+       "beyond it an accepted socket is closed at once, counted in "
+       "mqttd_connections_refused_total{reason=\"max_connections\"}; 0 = no limit but the "
+       "process's file descriptors",
+       Uint(&Config::max_connections, 0, 10'000'000)},
+      {"connection-rate", "limits.connection_rate", "N",
+       "connections accepted per second per listener (token bucket, burst of one second); an "
+       "excess socket is closed at once, counted in "
+       "mqttd_connections_refused_total{reason=\"connection_rate\"}; 0 = no limit",
+       Uint(&Config::connection_rate, 0, 1'000'000)},
+      {"message-rate", "limits.message_rate", "N",
+       "PUBLISH packets read per second from one client (token bucket, burst of one second): "
+       "beyond it the node stops reading that socket until tokens are back, so the client slows "
+       "down and nothing is dropped; counted in mqttd_clients_throttled_total; 0 = no limit",
+       Uint(&Config::message_rate, 0, 10'000'000)},
+      {"byte-rate", "limits.byte_rate", "BYTES",
+       "bytes read per second from one client, as message_rate (a larger packet is let through "
+       "and paid for afterwards); 0 = no limit",
+       Uint(&Config::byte_rate, 0, 4'000'000'000u)},
       {"connect-timeout", "limits.connect_timeout", "SECONDS",
        "time a new connection has to send CONNECT",
        Uint(&Config::connect_timeout_seconds, 1, 3600)},
@@ -344,6 +406,11 @@ std::vector<Option> MakeOptions() {
        "ACL file in Mosquitto's syntax plus client and address sections (docs/security.md); "
        "re-read on SIGHUP",
        OptionalText(&Config::acl_file)},
+      {"auth-reload-interval", "auth.reload_interval", "SECONDS",
+       "check the password and ACL files' modification time, size and inode this often and "
+       "reload them when changed (Kubernetes Secret updates; a bad new file keeps the old one); "
+       "0: only on SIGHUP",
+       Uint(&Config::auth_reload_interval, 0, 86400)},
       {"allow-anonymous", "auth.allow_anonymous", "true|false|auto",
        "accept clients without a user name (auto: true without a password file, false with one)",
        OneOf(&Config::allow_anonymous, {"auto", "true", "false"})},
@@ -357,6 +424,12 @@ std::vector<Option> MakeOptions() {
        "write-ahead log (and memtable) budget of the store: disk use stays within live data plus "
        "a few times this (about once, measured), and a restart replays at most this much log",
        Uint(&Config::storage_wal_budget, 4u << 20, 4'000'000'000u)},
+      {"min-free-disk", "storage.min_free_disk", "SIZE",
+       "disk watermark: free space the data directory's file system keeps; below it new "
+       "persistent sessions (5.0 CONNACK 0x97, 3.1.1 return code 3) and QoS 1/2 messages that "
+       "would be stored (5.0 0x97; 3.1.1: the connection is closed) are refused, the rest goes "
+       "on (docs/security.md); checked every 5 s; 0: off",
+       MinFreeDisk()},
       {"cluster-listen", "cluster.listen", "HOST:PORT",
        "gRPC address for peer nodes and mqttctl; without it the node runs alone",
        HostPort(&Config::cluster_listen, 0)},

@@ -23,7 +23,8 @@ namespace mqtt {
 
 struct ListenAddress {
   std::string host;
-  uint16_t port = 0;  // 0: pick a free port (reported on the ready line)
+  uint16_t port = 0;             // 0: pick a free port (reported on the ready line)
+  uint32_t max_connections = 0;  // YAML listener key; 0: limits.max_connections
 
   bool operator==(const ListenAddress&) const = default;
 };
@@ -58,8 +59,13 @@ struct Config {
   uint32_t max_packet_size = 16 * 1024 * 1024;     // bytes, whole packet, inbound
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;  // bytes of unwritten output before QoS 0 drops
   uint32_t max_queued_bytes = 64 * 1024 * 1024;    // per client, topic + payload; 0 = no limit
+  std::string queue_full_policy = "drop_newest";   // or drop_oldest
   bool queue_qos0_offline = false;
   uint32_t connect_timeout_seconds = 10;        // time allowed between accept and CONNECT
+  uint32_t max_connections = 0;                 // per listener; 0: no limit
+  uint32_t connection_rate = 1000;              // accepts per second per listener; 0: no limit
+  uint32_t message_rate = 0;                    // PUBLISH per second per client; 0: no limit
+  uint32_t byte_rate = 0;                       // bytes read per second per client; 0: no limit
   uint32_t receive_maximum = 1024;              // 5.0: inbound unacknowledged QoS 2 per client
   uint32_t topic_alias_maximum = 64;            // 5.0: inbound topic aliases per connection
   uint32_t max_keep_alive = 65535;              // 5.0: larger (or 0) client values are capped
@@ -70,10 +76,15 @@ struct Config {
   bool fsync = false;            // fsync each storage write (power-loss durability)
   bool persistence = true;       // keep persistent sessions and retained messages in RocksDB
   uint32_t storage_wal_budget = 64 * 1024 * 1024;  // bytes of RocksDB WAL (and memtables)
+  // Disk watermark: free space kept on the data directory's file system, as a percentage of
+  // its size or in bytes (one of the two is non-zero; both 0: off).
+  uint32_t min_free_disk_percent = 5;
+  uint64_t min_free_disk_bytes = 0;
   // Password and ACL files (node/auth, docs/security.md); re-read on SIGHUP.
   std::string password_file;  // Mosquitto format; empty: user names are not checked
   std::string acl_file;       // Mosquitto syntax plus client/address sections; empty: no ACL
   std::string allow_anonymous = "auto";  // true, false, auto (true unless a password file)
+  uint32_t auth_reload_interval = 0;     // seconds between password/ACL file checks; 0: off
   // Cluster (issue 11). Without cluster_listen the node runs alone.
   std::string cluster_listen;                 // HOST:PORT of the cluster gRPC server
   std::string cluster_advertise;              // HOST:PORT peers dial; default: cluster_listen

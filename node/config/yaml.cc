@@ -178,7 +178,13 @@ class Reader {
     }
     if (!item["address"]) return Error(item.Mark(), path, "address missing");
     if (protocol == "mqtt") {
-      return ApplyScalar(option, item["address"], absl::StrCat(path, ".address"), config);
+      absl::Status s = ApplyScalar(option, item["address"], absl::StrCat(path, ".address"), config);
+      if (!s.ok() || !item["max_connections"]) return s;
+      const YAML::Node v = item["max_connections"];
+      s = config_internal::ParseUintText(v.Scalar(), 0, 10'000'000,
+                                         &config->listeners.back().max_connections);
+      if (!s.ok()) return Error(v.Mark(), absl::StrCat(path, ".max_connections"), s.message());
+      return absl::OkStatus();
     }
     return ApplySecureListener(protocol, item, path, config);
   }
@@ -187,7 +193,7 @@ class Reader {
     if (key == "protocol" || key == "address") return true;
     const bool tls = protocol == "mqtts" || protocol == "wss";
     const bool ws = protocol == "ws" || protocol == "wss";
-    if (protocol != "mqtt" && key == "max_connections") return true;
+    if (key == "max_connections") return true;
     if (tls && (key == "cert_file" || key == "key_file" || key == "ca_file" ||
                 key == "require_client_cert")) {
       return true;
@@ -296,9 +302,13 @@ void EmitValue(const Option& option, const Config& config, YAML::Emitter* out) {
   std::vector<std::string> items = option.value.get(config);
   if (option.value.kind == Kind::kListeners) {
     *out << YAML::BeginSeq;
-    for (const std::string& item : items) {
+    for (const ListenAddress& l : config.listeners) {
       *out << YAML::BeginMap << YAML::Key << "protocol" << YAML::Value << "mqtt" << YAML::Key
-           << "address" << YAML::Value << item << YAML::EndMap;
+           << "address" << YAML::Value << config_internal::FormatListen(l);
+      if (l.max_connections != 0) {
+        *out << YAML::Key << "max_connections" << YAML::Value << l.max_connections;
+      }
+      *out << YAML::EndMap;
     }
     EmitSecureListeners(config, out);
     *out << YAML::EndSeq;

@@ -60,12 +60,40 @@ void AddTraffic(const TrafficFigures& f, Scrape* out) {
     out->Counter("mqttd_messages_sent_total", "PUBLISH packets sent to clients (resends included).",
                  static_cast<double>(f.messages_sent[qos]), labels);
   }
+  out->Counter("mqttd_clients_throttled_total",
+               "Times reading from a client paused because it went over its rate, by limit.",
+               static_cast<double>(f.throttled_message_rate), {{"limit", "message_rate"}});
+  out->Counter("mqttd_clients_throttled_total",
+               "Times reading from a client paused because it went over its rate, by limit.",
+               static_cast<double>(f.throttled_byte_rate), {{"limit", "byte_rate"}});
   out->Counter("mqttd_bytes_received_total", "Bytes of MQTT packets received from clients.",
                static_cast<double>(f.bytes_received));
   out->Counter("mqttd_bytes_sent_total",
                "Bytes of PUBLISH, PUBACK and PUBREC packets sent to clients (other packet types "
                "are not counted).",
                static_cast<double>(f.bytes_sent));
+}
+
+// Every message a client did not get, by reason: the workers' counts, and the cluster's
+// per-peer outboxes that were full (outbox_full, 0 on a node alone).
+void AddDrops(const MetricSources& s, Scrape* out) {
+  if (!s.traffic && !s.outboxes) return;
+  std::map<std::string, uint64_t> dropped;
+  if (s.traffic) dropped = s.traffic().dropped;
+  uint64_t outbox_full = 0;
+  if (s.outboxes) {
+    for (const PeerOutboxFigures& p : s.outboxes()) outbox_full += p.dropped_full;
+  }
+  dropped["outbox_full"] = outbox_full;
+  for (const auto& [reason, n] : dropped) {
+    out->Counter("mqttd_messages_dropped_total",
+                 "Messages not delivered to a client, by reason: queue_full (the session's queue "
+                 "was full), outbound_buffer (QoS 0 to a client not reading), expired (5.0 "
+                 "Message Expiry), acl (read denied), packet_too_large (above the client's "
+                 "Maximum Packet Size), quota (disk watermark), outbox_full (a cluster peer's "
+                 "outbox).",
+                 static_cast<double>(n), {{"reason", reason}});
+  }
 }
 
 void AddStore(const StoreFigures& f, Scrape* out) {
@@ -81,6 +109,30 @@ void AddStore(const StoreFigures& f, Scrape* out) {
                static_cast<double>(f.write_groups));
   out->Counter("mqttd_store_written_bytes_total", "Bytes of committed write batches (~ WAL bytes).",
                static_cast<double>(f.bytes_written));
+}
+
+void AddListeners(const std::vector<ListenerFigures>& listeners, Scrape* out) {
+  for (const ListenerFigures& l : listeners) {
+    out->Gauge("mqttd_listener_connections", "MQTT connections open on the listener.",
+               static_cast<double>(l.open), {{"listener", l.name}});
+    for (const auto& [reason, n] :
+         {std::pair<const char*, uint64_t>{"max_connections", l.refused_max_connections},
+          {"connection_rate", l.refused_rate}}) {
+      out->Counter("mqttd_connections_refused_total",
+                   "Accepted sockets closed at once by the listener's limits, by reason.",
+                   static_cast<double>(n), {{"listener", l.name}, {"reason", reason}});
+    }
+  }
+}
+
+void AddDisk(const DiskFigures& f, Scrape* out) {
+  out->Gauge("mqttd_disk_watermark_exceeded",
+             "1 while the data directory's free space is below storage.min_free_disk (new "
+             "persistent sessions and stored QoS 1/2 messages are refused), else 0.",
+             f.exceeded ? 1 : 0);
+  out->Gauge("mqttd_disk_available_bytes",
+             "Free bytes of the data directory's file system at the last watermark check.",
+             static_cast<double>(f.available_bytes));
 }
 
 void AddCluster(const MetricSources& s, Scrape* out) {
@@ -149,7 +201,10 @@ std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
   Scrape scrape;
   AddNode(sources, now, &scrape);
   if (sources.traffic) AddTraffic(sources.traffic(), &scrape);
+  AddDrops(sources, &scrape);
   if (sources.store) AddStore(sources.store(), &scrape);
+  if (sources.disk) AddDisk(sources.disk(), &scrape);
+  if (sources.listeners) AddListeners(sources.listeners(), &scrape);
   AddCluster(sources, &scrape);
   if (sources.registry) AddRegistry(sources.registry(), &scrape);
   return scrape.Text();

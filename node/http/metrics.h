@@ -26,11 +26,27 @@ struct StoreFigures {  // storage::StoreStats
   uint64_t bytes_written = 0;
 };
 
+struct DiskFigures {  // storage::DiskWatermark
+  bool exceeded = false;
+  uint64_t available_bytes = 0;
+};
+
 struct TrafficFigures {  // session/worker_counters.h TrafficTotals, summed over workers
   uint64_t messages_received[3] = {0, 0, 0};  // by QoS
   uint64_t messages_sent[3] = {0, 0, 0};
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
+  // Messages not delivered to a client, by reason (session/worker_counters.h DropReasonName).
+  std::map<std::string, uint64_t> dropped;
+  uint64_t throttled_message_rate = 0;  // reading paused: limits.message_rate
+  uint64_t throttled_byte_rate = 0;     // reading paused: limits.byte_rate
+};
+
+struct ListenerFigures {  // net::ConnectionGate
+  std::string name;       // "mqtt 0.0.0.0:1883"
+  uint64_t open = 0;
+  uint64_t refused_max_connections = 0;
+  uint64_t refused_rate = 0;
 };
 
 struct PeerOutboxFigures {  // cluster::ForwardPeerStats
@@ -42,6 +58,7 @@ struct PeerOutboxFigures {  // cluster::ForwardPeerStats
   uint64_t forwarded = 0;
   uint64_t dropped = 0;
   uint64_t held_acks = 0;
+  uint64_t dropped_full = 0;  // of dropped: outbox full
 };
 
 struct RegistryFigures {  // cluster::Registry
@@ -62,10 +79,12 @@ struct MetricSources {
   std::function<uint64_t()> retained_messages;
   std::function<TrafficFigures()> traffic;  // relaxed reads of per-worker counters
   std::function<StoreFigures()> store;
+  std::function<DiskFigures()> disk;  // null: no watermark (no store, or min_free_disk 0)
   std::function<std::map<std::string, uint64_t>()> members_by_state;  // "alive" -> 2, this node too
   std::function<std::vector<PeerOutboxFigures>()> outboxes;
   std::function<uint64_t()> forward_duplicates_dropped;
   std::function<RegistryFigures()> registry;
+  std::function<std::vector<ListenerFigures>()> listeners;
 };
 
 // The Prometheus text exposition (version 0.0.4) of every metric whose source is set.

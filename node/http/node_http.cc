@@ -35,10 +35,20 @@ void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
     }
     f.bytes_received = t.bytes_received;
     f.bytes_sent = t.bytes_sent;
+    for (int r = 0; r < kDropReasons; ++r) {
+      f.dropped[DropReasonName(static_cast<DropReason>(r))] = t.dropped[r];
+    }
+    f.throttled_message_rate = t.throttled[0];
+    f.throttled_byte_rate = t.throttled[1];
     return f;
   };
   s->retained_messages = [broker] { return broker->router().retained_count(); };
   if (store == nullptr) return;
+  if (std::shared_ptr<const storage::DiskWatermark> watermark = broker->options().disk_watermark) {
+    s->disk = [watermark] {
+      return DiskFigures{watermark->exceeded(), watermark->available_bytes()};
+    };
+  }
   s->store = [store] {
     const storage::StoreStats stats = store->stats();
     return StoreFigures{stats.messages, stats.queue_entries, stats.batches, stats.write_groups,
@@ -60,7 +70,7 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
       std::vector<PeerOutboxFigures> out;
       for (const cluster::ForwardPeerStats& p : forwarder->Stats()) {
         out.push_back({p.node_id, p.connected, p.queued, p.queued_bytes, p.durable_queued,
-                       p.forwarded, p.dropped, p.held_acks});
+                       p.forwarded, p.dropped, p.held_acks, p.dropped_full});
       }
       return out;
     };
@@ -79,10 +89,10 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& listen, Broker* broker,
-                                                          storage::Store* store,
-                                                          cluster::ClusterNode* cluster,
-                                                          std::vector<std::string> api_keys) {
+absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(
+    const std::string& listen, Broker* broker, storage::Store* store, cluster::ClusterNode* cluster,
+    std::vector<std::string> api_keys,
+    std::vector<std::shared_ptr<const net::ConnectionGate>> gates) {
   if (listen.empty()) return nullptr;
   // No storage check: the store is open before the node gets here, and a storage failure stops
   // the node (SIGTERM to itself), which /readyz reports as "shutting down".
@@ -101,6 +111,15 @@ absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(const std::string& lis
   sources->ready = [readiness] { return readiness->ready(); };
   AddBrokerSources(broker, store, sources.get());
   AddClusterSources(cluster, sources.get());
+  if (!gates.empty()) {
+    sources->listeners = [gates = std::move(gates)] {
+      std::vector<ListenerFigures> out;
+      for (const auto& g : gates) {
+        out.push_back({g->name(), g->open(), g->refused_max_connections(), g->refused_rate()});
+      }
+      return out;
+    };
+  }
 
   Handlers handlers;
   handlers["/healthz"] = [readiness] { return readiness->Healthz(); };

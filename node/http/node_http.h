@@ -17,6 +17,7 @@
 #include "cluster/node.h"
 #include "node/http/health.h"
 #include "node/http/server.h"
+#include "node/net/connection_gate.h"
 #include "node/session/broker.h"
 #include "storage/store.h"
 
@@ -26,11 +27,11 @@ class NodeHttp {
  public:
   // Null (and OK) when `listen` is empty: the HTTP server is disabled. `store` and `cluster` may
   // be null (no persistence, alone). `api_keys` empty: the HTTP API (api.h) is disabled.
-  // Errors: Server::Start's.
-  static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(const std::string& listen, Broker* broker,
-                                                         storage::Store* store,
-                                                         cluster::ClusterNode* cluster,
-                                                         std::vector<std::string> api_keys = {});
+  // `gates`: the MQTT listeners' connection limits (/metrics). Errors: Server::Start's.
+  static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(
+      const std::string& listen, Broker* broker, storage::Store* store,
+      cluster::ClusterNode* cluster, std::vector<std::string> api_keys = {},
+      std::vector<std::shared_ptr<const net::ConnectionGate>> gates = {});
 
   const std::string& address() const { return server_->address(); }
   void SetListening() { readiness_.SetListening(true); }

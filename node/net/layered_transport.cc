@@ -48,7 +48,7 @@ LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
   }
   if (options_->websocket) layers_.ws = std::make_unique<WsDecoder>();
   layers_.phase = layers_.ssl ? Phase::kTls : options_->websocket ? Phase::kUpgrade : Phase::kOpen;
-  options_->open.fetch_add(1, std::memory_order_relaxed);
+  if (options_->gate != nullptr) options_->gate->Opened();
 }
 
 LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
@@ -57,10 +57,12 @@ LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
       socket_(std::move(socket)),
       options_(std::move(options)),
       layers_(std::move(layers)) {
-  options_->open.fetch_add(1, std::memory_order_relaxed);
+  if (options_->gate != nullptr) options_->gate->Opened();
 }
 
-LayeredTransport::~LayeredTransport() { options_->open.fetch_sub(1, std::memory_order_relaxed); }
+LayeredTransport::~LayeredTransport() {
+  if (options_->gate != nullptr) options_->gate->Closed();
+}
 
 std::string LayeredTransport::peer() const {
   boost::system::error_code ec;

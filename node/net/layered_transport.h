@@ -27,21 +27,22 @@
 
 #include "boost/asio/basic_waitable_timer.hpp"
 #include "boost/asio/post.hpp"
+#include "node/net/connection_gate.h"
 #include "node/net/tcp_transport.h"
 #include "node/net/tls_context.h"
 #include "node/net/websocket.h"
 
 namespace mqtt::net {
 
-// What a listener's connections share; read-only once the listener runs (but `open`).
+// What a listener's connections share; read-only once the listener runs.
 struct LayeredOptions {
   std::string protocol;             // "mqtts", "ws" or "wss": for logs
   std::shared_ptr<TlsContext> tls;  // null: no TLS
   bool websocket = false;
   std::string ws_path = "/mqtt";
   std::chrono::milliseconds handshake_timeout{10000};
-  uint32_t max_connections = 0;   // 0: no limit
-  std::atomic<uint32_t> open{0};  // connections of this listener now (any worker)
+  // The listener's connection limits; counts its connections. Null: none. Outlives them.
+  ConnectionGate* gate = nullptr;
 };
 
 struct SslFree {

@@ -26,8 +26,9 @@ constexpr int kMaxReadsPerWakeup = 4;
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
 }  // namespace
 
-TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket)
-    : worker_(worker), socket_(std::move(socket)) {
+TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate)
+    : worker_(worker), gate_(gate), socket_(std::move(socket)) {
+  if (gate_ != nullptr) gate_->Opened();
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   socket_.set_option(tcp::no_delay(true), ec);
@@ -41,7 +42,9 @@ std::string TcpTransport::peer() const {
   return absl::StrCat(remote.address().to_string(), ":", remote.port());
 }
 
-TcpTransport::~TcpTransport() = default;
+TcpTransport::~TcpTransport() {
+  if (gate_ != nullptr) gate_->Closed();
+}
 
 void TcpTransport::Start(TransportCallbacks* callbacks, std::string initial_input) {
   callbacks_ = callbacks;
@@ -195,7 +198,7 @@ namespace {
 // A TCP socket between two workers: the file descriptor and its address family.
 class DetachedTcp final : public DetachedTransport {
  public:
-  DetachedTcp(int fd, bool is_v6) : fd_(fd), is_v6_(is_v6) {}
+  DetachedTcp(int fd, bool is_v6, ConnectionGate* gate) : fd_(fd), is_v6_(is_v6), gate_(gate) {}
   ~DetachedTcp() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -209,12 +212,13 @@ class DetachedTcp final : public DetachedTransport {
       return nullptr;  // the destructor closes fd_
     }
     fd_ = -1;
-    return std::make_shared<TcpTransport>(worker, std::move(socket));
+    return std::make_shared<TcpTransport>(worker, std::move(socket), gate_);
   }
 
  private:
   int fd_;
   const bool is_v6_;
+  ConnectionGate* const gate_;
 };
 
 }  // namespace
@@ -233,7 +237,7 @@ std::unique_ptr<DetachedTransport> TcpTransport::Detach() {
     Shutdown();  // the callbacks are already gone: nobody is told
     return nullptr;
   }
-  return std::make_unique<DetachedTcp>(fd, is_v6);
+  return std::make_unique<DetachedTcp>(fd, is_v6, gate_);
 }
 
 }  // namespace mqtt::net

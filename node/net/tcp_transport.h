@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "boost/asio/ip/tcp.hpp"
+#include "node/net/connection_gate.h"
 #include "node/net/io_worker.h"
 #include "node/net/transport.h"
 
@@ -27,8 +28,9 @@ using TcpSocket =
 class TcpTransport final : public Transport, public std::enable_shared_from_this<TcpTransport> {
  public:
   // `socket` must be bound to worker's io_context. Sets TCP_NODELAY: we coalesce writes
-  // ourselves, and Nagle would delay small acknowledgements.
-  TcpTransport(IoWorker* worker, TcpSocket socket);
+  // ourselves, and Nagle would delay small acknowledgements. `gate`: the listener's, which
+  // counts this connection while it exists (null: none); it outlives every connection.
+  TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate = nullptr);
   ~TcpTransport() override;
   TcpTransport(const TcpTransport&) = delete;
   TcpTransport& operator=(const TcpTransport&) = delete;
@@ -58,6 +60,7 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   void Shutdown();
 
   IoWorker* const worker_;
+  ConnectionGate* const gate_;
   TcpSocket socket_;
   TransportCallbacks* callbacks_ = nullptr;
   // The state, flags and write offset share one 8-byte slot: the size decides the allocator

@@ -6,7 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "boost/asio/steady_timer.hpp"
 #include "node/base/log.h"
+#include "node/net/io_worker.h"
 #include "node/protocol/message.h"
 #include "node/protocol/reason_codes.h"
 #include "node/protocol/utf8.h"
@@ -72,8 +74,103 @@ const std::string& Client::auth_method() const {
   return extras_ == nullptr ? kNone : extras_->auth_method;
 }
 
+namespace {
+
+// A token bucket of `rate` tokens per second holding at most one second's worth. A packet is let
+// through while the balance is positive and then charged in full, so that one larger than the
+// burst still passes (the balance goes negative and the next waits longer).
+class TokenBucket {
+ public:
+  explicit TokenBucket(uint32_t rate) : rate_(rate), tokens_(rate) {}
+  bool enabled() const { return rate_ != 0; }
+  bool HasToken(Clock::time_point now) {
+    const double seconds = std::chrono::duration<double>(now - refilled_).count();
+    if (refilled_ != Clock::time_point{}) tokens_ = std::min(rate_, tokens_ + seconds * rate_);
+    refilled_ = now;
+    return tokens_ > 0;
+  }
+  void Charge(double cost) { tokens_ -= cost; }
+  // Until the balance is one token again.
+  Clock::duration Wait() const {
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>((1 - tokens_) / rate_));
+  }
+
+ private:
+  const double rate_;
+  double tokens_;
+  Clock::time_point refilled_{};
+};
+
+}  // namespace
+
+struct Client::Throttle {
+  Throttle(boost::asio::io_context& io, uint32_t message_rate, uint32_t byte_rate)
+      : messages(message_rate), bytes(byte_rate), timer(io) {}
+  TokenBucket messages;
+  TokenBucket bytes;
+  std::string pending;  // read from the socket and not handled yet
+  boost::asio::steady_timer timer;
+  bool paused = false;  // reading paused until the timer fires
+};
+
+// With a rate limit, what is read is kept by the client (the transport would offer it again
+// only with new input, and none comes while reading is paused).
 size_t Client::OnInput(std::string_view data) {
-  last_activity_ = Clock::now();
+  // Until CONNECT is accepted the clock runs from the accept: a client sending its CONNECT a
+  // byte at a time (slowloris) does not hold the connection open beyond the CONNECT timeout.
+  if (phase_ == Phase::kConnected) last_activity_ = Clock::now();
+  if (throttle_ == nullptr) {
+    const size_t used = HandleInput(data);
+    if (throttle_ == nullptr || used >= data.size() || phase_ == Phase::kDone) return used;
+    throttle_->pending.assign(data.substr(used));  // the CONNECT in `data` turned limits on
+    return data.size();
+  }
+  throttle_->pending.append(data);
+  if (!throttle_->paused) HandlePending();
+  return data.size();
+}
+
+void Client::HandlePending() {
+  std::string input = std::move(throttle_->pending);
+  throttle_->pending.clear();
+  const size_t used = HandleInput(input);
+  if (used < input.size() && phase_ != Phase::kDone) throttle_->pending = input.substr(used);
+}
+
+// Charges the packet to the client's buckets, or pauses reading until a token is back.
+bool Client::AdmitPacket(const FrameHeader& header) {
+  Throttle& t = *throttle_;
+  const Clock::time_point now = Clock::now();
+  const bool publish = header.type() == PacketType::kPublish;
+  TokenBucket* empty = nullptr;
+  if (publish && t.messages.enabled() && !t.messages.HasToken(now)) empty = &t.messages;
+  if (empty == nullptr && t.bytes.enabled() && !t.bytes.HasToken(now)) empty = &t.bytes;
+  if (empty == nullptr) {
+    if (publish && t.messages.enabled()) t.messages.Charge(1);
+    if (t.bytes.enabled()) t.bytes.Charge(header.header_size + header.remaining_length);
+    return true;
+  }
+  t.paused = true;
+  host_->counters().Throttled(/*bytes=*/empty == &t.bytes);
+  transport_->PauseReading();
+  t.timer.expires_after(empty->Wait());
+  t.timer.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (std::shared_ptr<Client> self = weak.lock()) self->ResumeAfterThrottle();
+  });
+  return false;
+}
+
+void Client::ResumeAfterThrottle() {
+  if (phase_ == Phase::kDone || closing()) return;
+  last_activity_ = Clock::now();  // waiting for tokens is not the client's silence
+  throttle_->paused = false;
+  HandlePending();
+  if (!throttle_->paused && phase_ != Phase::kDone && !closing()) transport_->ResumeReading();
+}
+
+size_t Client::HandleInput(std::string_view data) {
   const uint32_t max_packet_size = node().options().max_packet_size;
   size_t consumed = 0;
   while (phase_ != Phase::kDone && !closing()) {
@@ -91,6 +188,7 @@ size_t Client::OnInput(std::string_view data) {
       return data.size();
     }
     if (result == FrameResult::kNeedMore) break;
+    if (throttle_ != nullptr && phase_ == Phase::kConnected && !AdmitPacket(header)) break;
     size_t end = consumed + header.header_size + header.remaining_length;
     std::string_view body = data.substr(consumed + header.header_size, header.remaining_length);
     absl::Status status = HandlePacket(header, body, data.substr(end));
@@ -328,6 +426,10 @@ absl::Status Client::AcceptConnect(Connect connect) {
   const BrokerOptions& options = node().options();
   client_id_ = std::move(connect.client_id);
   keep_alive_ = connect.keep_alive;
+  last_activity_ = Clock::now();  // the keep alive counts from here
+  if (RefusedByDiskWatermark(connect, connect.properties.session_expiry_interval.value_or(0))) {
+    return absl::OkStatus();
+  }
   if (options.access_control != nullptr) {
     extras().username = std::move(connect.username);
     extras().address = auth::IpAddress::FromPeer(peer());
@@ -395,6 +497,10 @@ absl::Status Client::AcceptConnect(Connect connect) {
                  {"protocol_version", VersionName(version_)}, {"clean_start", connect.clean_start},
                  {"keep_alive", keep_alive_}, {"session_present", session_present});
   session_->Attach(this, requested.receive_maximum.value_or(65535));
+  if (options.message_rate != 0 || options.byte_rate != 0) {
+    throttle_ = std::make_unique<Throttle>(transport_->worker()->io(), options.message_rate,
+                                           options.byte_rate);
+  }
   return absl::OkStatus();
 }
 
@@ -437,7 +543,20 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   // acknowledged and dropped, as Mosquitto does.
   const bool allowed = duplicate || Authorized(publish->topic, auth::Access::kWrite);
   if (!allowed && version_ == Version::kV5 && reason == rc::kSuccess) reason = rc::kNotAuthorized;
-  const bool deliver = !duplicate && allowed && reason == rc::kSuccess;
+  bool deliver = !duplicate && allowed && reason == rc::kSuccess;
+  // Above the disk watermark a message the node would have to store is refused: 5.0 with 0x97
+  // on PUBACK/PUBREC; 3.1.1 has no negative acknowledgement, so the connection is closed and the
+  // client sends it again once reconnected.
+  if (deliver && qos > 0 && DiskWatermarkExceeded() && NeedsStorage(*publish)) {
+    host_->counters().Dropped(DropReason::kQuota);
+    MQTT_LOG_WARN("client %s: QoS %d message on %s refused: disk watermark exceeded", client_id_,
+                  qos, publish->topic);
+    if (version_ != Version::kV5) {
+      return absl::ResourceExhaustedError("disk watermark exceeded: QoS 1/2 message refused");
+    }
+    reason = rc::kQuotaExceeded;
+    deliver = false;
+  }
   AckTokenPtr token;
   if (qos > 0) {
     PubAck ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
@@ -688,10 +807,58 @@ const Properties* Client::OutboundProperties(const OutboundMessage& out, std::st
   return &scratch;
 }
 
-bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
+bool Client::DiskWatermarkExceeded() {
+  const auto& watermark = node().options().disk_watermark;
+  return watermark != nullptr && watermark->exceeded() && node().store() != nullptr;
+}
+
+namespace {
+
+// A dry run of the routing: does any target store the message?
+class StorageProbe final : public RouteVisitor {
+ public:
+  void ToSession(const SessionTarget& t) override {
+    durable |= t.durable_client_id != nullptr && t.qos > 0;
+  }
+  void ToNode(uint32_t, bool d) override { durable |= d; }
+  void ToNodeShared(uint32_t, bool d, std::string_view, std::string_view) override { durable |= d; }
+  bool durable = false;
+};
+
+}  // namespace
+
+bool Client::NeedsStorage(const Publish& publish) {
+  if (publish.retain || (publish.qos == 2 && session_->persistent())) return true;
+  Message probe_message;
+  probe_message.topic = publish.topic;
+  probe_message.qos = publish.qos;
+  probe_message.publisher_id = client_id_;
+  probe_message.publisher_session_id = session_->id();
+  StorageProbe probe;
+  node().router().Route(probe_message, probe);
+  return probe.durable;
+}
+
+// Above the disk watermark no new persistent session is made: 5.0 CONNACK 0x97, 3.1.1 return
+// code 3 (server unavailable). A client resuming the session it has here is let in: reading its
+// queue frees space.
+bool Client::RefusedByDiskWatermark(const Connect& connect, uint32_t expiry) {
+  const bool persistent = version_ == Version::kV5 ? expiry != 0 : !connect.clean_start;
+  if (!persistent || !DiskWatermarkExceeded()) return false;
+  if (!connect.clean_start && host_->HasSession(client_id_)) return false;
+  MQTT_LOG_WARN(
+      "client %s (%s): CONNECT refused: disk watermark exceeded, no new persistent "
+      "session",
+      client_id_, peer());
+  SendConnackAndClose(version_ == Version::kV5 ? rc::kQuotaExceeded : v3::kServerUnavailable,
+                      version_);
+  return true;
+}
+
+SendResult Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
   // Checked at delivery, as Mosquitto does: a wildcard subscription may cover denied topics,
-  // and retained messages and wills come this way too. False: dropped for this client only.
-  if (!Authorized(out.message->topic, auth::Access::kRead)) return false;
+  // and retained messages and wills come this way too. Refused: dropped for this client only.
+  if (!Authorized(out.message->topic, auth::Access::kRead)) return SendResult::kNotAuthorized;
   std::string_view topic = out.message->topic;
   const Properties* properties = nullptr;
   if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
@@ -701,12 +868,12 @@ bool Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_i
                      version_, buffer);
   if (client_max_packet_size_ != 0 && buffer->size() - before > client_max_packet_size_) {
     buffer->resize(before);
-    return false;
+    return SendResult::kTooLarge;
   }
   host_->counters().MessageSent(out.qos);
   host_->counters().BytesSent(buffer->size() - before);
   RequestFlush();
-  return true;
+  return SendResult::kSent;
 }
 
 void Client::SendPubrel(uint16_t packet_id) {

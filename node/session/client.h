@@ -62,6 +62,8 @@ class ClientHost {
   virtual void RemoveClient(Client* client) = 0;
   // This worker's traffic counters (written on this worker only).
   virtual WorkerCounters& counters() = 0;
+  // Whether this worker holds a session (connected or not) for `client_id`.
+  virtual bool HasSession(const std::string& client_id) = 0;
 
  protected:
   ~ClientHost() = default;
@@ -86,7 +88,7 @@ class Client final : public net::TransportCallbacks,
   void ResumeConnect(Connect connect, std::string leftover_input, ClaimResult claim = {});
 
   // SessionClient (session_host.h).
-  bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
+  SendResult SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
   void SendPubrel(uint16_t packet_id) override;
   size_t unsent_bytes() const override { return transport_->unsent_bytes(); }
   void TakenOver(bool resumed) override;
@@ -107,6 +109,15 @@ class Client final : public net::TransportCallbacks,
   // net::TransportCallbacks
   size_t OnInput(std::string_view data) override;
   void OnClosed() override;
+  // The packets of `data` (OnInput's work); returns how many bytes were used.
+  size_t HandleInput(std::string_view data);
+
+  // limits.message_rate and limits.byte_rate (client.cc): token buckets that pause reading
+  // from the socket; what was read and not handled waits in the Throttle.
+  struct Throttle;
+  bool AdmitPacket(const FrameHeader& header);
+  void HandlePending();
+  void ResumeAfterThrottle();
 
   std::string* output_buffer() { return transport_->output_buffer(); }
   void RequestFlush() { transport_->RequestFlush(); }
@@ -147,6 +158,12 @@ class Client final : public net::TransportCallbacks,
   // policy (true without one). A reload applies from the next call.
   auth::ConnectVerdict Authenticate(const Connect& connect) const;
   bool Authorized(std::string_view topic, auth::Access access);
+  // The disk watermark (storage.min_free_disk) is exceeded and the node has a store.
+  bool DiskWatermarkExceeded();
+  // Whether accepting `publish` would write to the store: retained, QoS 2 of a persistent
+  // publisher, or routed to a persistent session (here or on another node).
+  bool NeedsStorage(const Publish& publish);
+  bool RefusedByDiskWatermark(const Connect& connect, uint32_t expiry);
 
   // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
   // goes once it and all before it are ready. Sequence numbers wrap; only equality is used.
@@ -197,6 +214,7 @@ class Client final : public net::TransportCallbacks,
   Session* session_ = nullptr;
   std::chrono::steady_clock::time_point last_activity_;
   std::unique_ptr<Extras> extras_;
+  std::unique_ptr<Throttle> throttle_;  // null without a rate limit
   std::vector<PendingAck> pending_acks_;
 };
 

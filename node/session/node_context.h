@@ -19,6 +19,7 @@
 #include "node/router/ack_token.h"
 #include "node/router/router.h"
 #include "node/session/session.h"
+#include "storage/disk_watermark.h"
 #include "storage/store.h"
 
 namespace mqtt {
@@ -38,6 +39,10 @@ struct BrokerOptions {
   // Persistent sessions end this long after their client left, at the latest (seconds;
   // 0xFFFFFFFF: never). Caps 5.0 Session Expiry Intervals.
   uint32_t max_session_expiry = 0xFFFFFFFF;
+  // Per client, read from its socket (0: no limit): PUBLISH packets and bytes per second. Over
+  // it, reading pauses until the client's token bucket has a token again (Client).
+  uint32_t message_rate = 0;
+  uint32_t byte_rate = 0;
   ShareStrategy share_strategy = ShareStrategy::kRoundRobin;
   // 5.0 enhanced authentication methods, by name; none by default (CONNECT with a method: 0x8C).
   std::vector<std::shared_ptr<const auth::AuthMethod>> auth_methods;
@@ -46,6 +51,9 @@ struct BrokerOptions {
   // Sent to 5.0 clients that a shutdown or drain disconnects (DISCONNECT 0x9C Use another server
   // with this Server Reference); empty: 0x8B Server shutting down.
   std::string server_reference;
+  // storage.min_free_disk; null: none. Above it, new persistent sessions and QoS 1/2 messages
+  // that would be stored are refused (Client).
+  std::shared_ptr<const storage::DiskWatermark> disk_watermark;
 };
 
 class NodeContext {

@@ -43,6 +43,7 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
 void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   client_ = client;
   expires_at_ms_ = 0;
+  oldest_stored_.reset();
   if (online_) online_->store(true, std::memory_order_relaxed);
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
   // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
@@ -52,8 +53,9 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
       client_->SendPubrel(entry.packet_id);
       return false;
     }
-    if (client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id)) return false;
-    ++dropped_;
+    const SendResult sent = client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id);
+    if (sent == SendResult::kSent) return false;
+    DroppedBySend(sent);
     Unstore(entry);
     return true;
   });
@@ -99,6 +101,7 @@ void Session::Detach(const Redistribute& redistribute) {
     queue_.reset();
     disk_read_after_ = 0;
   }
+  oldest_stored_.reset();
 }
 
 std::shared_ptr<const std::string> Session::durable_client_id() {
@@ -161,23 +164,20 @@ void Session::Deliver(OutboundMessage&& out) {
   // QoS 0 waits for an offline session only when configured, and then on disk.
   if (out.qos == 0 && offline && !(limits_.queue_qos0_offline && persistent())) return;
   const bool durable = persistent() && (out.qos > 0 || offline);
+  const uint64_t bytes = QueuedBytes(out);
+  // Room is made before the acknowledgement is held: dropping a stored oldest entry may commit
+  // this turn's batch, which must not release this message's acknowledgement before it is stored.
+  const bool dropped =
+      !CanSendNow(out.qos) && QueueFull(bytes) && !(limits_.drop_oldest && DropOldestFor(bytes));
   // The publisher's acknowledgement waits for this turn's batch only if something is stored.
   if (durable) storage_->HoldUntilCommitted(std::move(out.ack));
   out.ack.reset();
-  if (CanSendNow(out.qos)) {
-    SendNow(std::move(out));
+  if (dropped) {
+    Dropped(DropReason::kQueueFull);  // the newest: what is queued keeps its order
     return;
   }
-  const uint64_t bytes = QueuedBytes(out);
-  if (queued_count() + disk_queued_ >= limits_.max_queued_messages ||
-      (limits_.max_queued_bytes != 0 && queued_bytes_ + bytes > limits_.max_queued_bytes)) {
-    ++dropped_;  // the newest message is dropped: what is queued keeps its order
-    // Logged at the 1st, 2nd, 4th, 8th... drop: a slow subscriber is visible without flooding.
-    if ((dropped_ & (dropped_ - 1)) == 0) {
-      MQTT_LOG_WARN(
-          "client %s: queue full (%d messages, %d bytes), newest message dropped (%d so far)",
-          client_id_, queued_count() + disk_queued_, queued_bytes_, dropped_);
-    }
+  if (CanSendNow(out.qos)) {
+    SendNow(std::move(out));
     return;
   }
   queued_bytes_ += bytes;
@@ -193,24 +193,101 @@ void Session::Deliver(OutboundMessage&& out) {
   queue_->push_back(std::move(out));
 }
 
+bool Session::QueueFull(uint64_t bytes) const {
+  return queued_count() + disk_queued_ >= limits_.max_queued_messages ||
+         (limits_.max_queued_bytes != 0 && queued_bytes_ + bytes > limits_.max_queued_bytes);
+}
+
+bool Session::DropOldestFor(uint64_t bytes) {
+  if (limits_.max_queued_bytes != 0 && bytes > limits_.max_queued_bytes) return false;
+  while (QueueFull(bytes)) {
+    if (!queue_empty()) {  // what is in memory is older than what is only on disk
+      const OutboundMessage& oldest = queue_->front();
+      if (oldest.seq != 0 && persistent()) {
+        storage_->batch()->RemoveQueueEntry(client_id_, oldest.seq);
+      }
+      queued_bytes_ -= std::min(queued_bytes_, QueuedBytes(oldest));
+      queue_->pop_front();
+    } else if (disk_queued_ == 0 || !DropOldestStored()) {
+      return false;
+    }
+    Dropped(DropReason::kQueueFull);
+  }
+  return true;
+}
+
+// The oldest entry on disk (queue_ is empty), from oldest_stored_, refilled by a read of the
+// next page once this turn's batch is written (the read must see what this session stored and
+// removed). Its removal goes into the batch that will hold the new entry.
+bool Session::DropOldestStored() {
+  if (oldest_stored_ == nullptr || oldest_stored_->empty()) {
+    storage::Store* store = storage_->store();
+    if (store == nullptr || !persistent() || !storage_->CommitNow()) return false;
+    absl::StatusOr<storage::QueuePage> page =
+        store->ReadQueue(client_id_, disk_read_after_, kQueuePage, UnixMs());
+    if (!page.ok()) {
+      storage_->StorageFailed(page.status());
+      return false;
+    }
+    for (uint32_t i = 0; i < page->expired; ++i) Dropped(DropReason::kExpired);
+    disk_queued_ -= std::min<uint64_t>(disk_queued_, page->expired + page->missing);
+    if (oldest_stored_ == nullptr) {
+      oldest_stored_ = std::make_unique<std::deque<std::pair<uint64_t, uint64_t>>>();
+    }
+    for (const storage::QueuedMessage& queued : page->messages) {
+      oldest_stored_->emplace_back(queued.seq, queued.entry.message_bytes());
+    }
+    if (oldest_stored_->empty()) {
+      disk_queued_ = 0;  // the count is advisory: the store says the queue is empty
+      return false;
+    }
+  }
+  const auto [seq, bytes] = oldest_stored_->front();
+  oldest_stored_->pop_front();
+  storage_->batch()->RemoveQueueEntry(client_id_, seq);
+  disk_queued_ -= std::min<uint64_t>(disk_queued_, 1);
+  queued_bytes_ -= std::min(queued_bytes_, bytes);
+  return true;
+}
+
+void Session::Dropped(DropReason reason) {
+  ++dropped_;
+  storage_->CountDrop(reason);
+  // The first drop of each minute is logged: a slow subscriber is visible without flooding.
+  const int64_t now = MonotonicMs();
+  if (drop_logged_ms_ != 0 && now - drop_logged_ms_ < 60'000) return;
+  drop_logged_ms_ = now;
+  MQTT_LOG_WARN(
+      "client %s: message dropped (%s; queue %d messages, %d bytes; %d dropped by this session "
+      "so far, more drops this minute are counted, not logged)",
+      client_id_, DropReasonName(reason), queued_count() + disk_queued_, queued_bytes_, dropped_);
+}
+
+void Session::DroppedBySend(SendResult result) {
+  if (result == SendResult::kSent) return;
+  Dropped(result == SendResult::kTooLarge ? DropReason::kTooLarge : DropReason::kAcl);
+}
+
 void Session::SendNow(OutboundMessage&& out) {
   if (Expired(out)) {
-    ++dropped_;
+    Dropped(DropReason::kExpired);
     if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
   }
   if (out.qos == 0) {
     if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     // A client that does not read its socket loses QoS 0 messages rather than growing memory.
-    if (client_->unsent_bytes() > limits_.max_outbound_buffer ||
-        !client_->SendPublish(out, false, 0)) {
-      ++dropped_;
+    if (client_->unsent_bytes() > limits_.max_outbound_buffer) {
+      Dropped(DropReason::kOutboundBuffer);
+    } else {
+      DroppedBySend(client_->SendPublish(out, false, 0));
     }
     return;
   }
   uint16_t packet_id = NextPacketId();
-  if (!client_->SendPublish(out, false, packet_id)) {
-    ++dropped_;  // larger than the client's Maximum Packet Size: dropped for this client only
+  if (const SendResult sent = client_->SendPublish(out, false, packet_id);
+      sent != SendResult::kSent) {
+    DroppedBySend(sent);  // too large for the client, or denied: dropped for this client only
     if (out.seq != 0 && persistent()) storage_->batch()->RemoveQueueEntry(client_id_, out.seq);
     return;
   }
@@ -245,6 +322,7 @@ void Session::DrainQueue() {
 // the read sees every entry this session stored. Returns false when nothing was read.
 bool Session::LoadQueuePage() {
   storage::Store* store = storage_->store();
+  oldest_stored_.reset();
   if (store == nullptr || !storage_->CommitNow()) return false;
   while (disk_queued_ > 0 && queue_empty()) {
     absl::StatusOr<storage::QueuePage> page =
@@ -261,6 +339,7 @@ bool Session::LoadQueuePage() {
 void Session::AppendQueuePage(storage::QueuePage& page_ref) {
   storage::QueuePage* page = &page_ref;
   disk_read_after_ = page->last_seq;
+  for (uint32_t i = 0; i < page->expired; ++i) Dropped(DropReason::kExpired);
   for (storage::QueuedMessage& queued : page->messages) {
     if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
     OutboundMessage out{persist::FromStored(queued.entry.message_id(), queued.message),

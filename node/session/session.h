@@ -8,8 +8,11 @@
 //   for QoS 1/2, the inflight window has room (min of --max-inflight and the client's 5.0
 //   Receive Maximum); otherwise it is queued. QoS 0 is queued only while connected (to keep order
 //   behind queued QoS 1/2 messages) and, unless queue_qos0_offline, dropped while offline. A
-//   queue full by count or bytes drops the new message and counts it. Expired messages (5.0
-//   Message Expiry) are dropped, never delivered.
+//   queue full by count or bytes drops the new message (drop_newest) or as many of the oldest
+//   queued ones as needed (drop_oldest; a stored one is deleted in the batch that stores the
+//   new one, so a crash keeps one or the other state). Expired messages (5.0 Message Expiry) are
+//   dropped, never delivered. Every drop is counted by reason (SessionStorage::CountDrop), and
+//   the first of each minute is logged per session.
 // - On reconnect, inflight messages are sent again in their original order with DUP set
 //   [MQTT-4.4.0-1], and PUBREL again for those already PUBREC'd, then the queue drains.
 // - Messages that came through a shared subscription are offered to another member of the group
@@ -43,6 +46,9 @@ struct SessionLimits {
   uint64_t max_queued_bytes = 64 * 1024 * 1024;  // topic + payload bytes queued; 0 = no limit
   uint32_t max_outbound_buffer = 4 * 1024 * 1024;
   bool queue_qos0_offline = false;  // keep QoS 0 for offline persistent sessions (on disk)
+  // A full queue drops its oldest message to take the new one (EMQX's choice) instead of the
+  // new one (limits.queue_full_policy).
+  bool drop_oldest = false;
 };
 
 struct SubscriptionOptions {
@@ -178,6 +184,13 @@ class Session {
   void Unstore(const Inflight& entry);
   bool LoadQueuePage();
   void AppendQueuePage(storage::QueuePage& page);
+  bool QueueFull(uint64_t bytes) const;
+  // Makes room for a message of `bytes` by dropping the oldest queued ones; false when the queue
+  // holds nothing more to drop (the new message is then dropped).
+  bool DropOldestFor(uint64_t bytes);
+  bool DropOldestStored();
+  void Dropped(DropReason reason);
+  void DroppedBySend(SendResult result);
 
   SessionStorage* const storage_;
   const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
@@ -207,7 +220,11 @@ class Session {
   uint64_t disk_queued_ = 0;
   uint64_t queued_bytes_ = 0;  // topic + payload of what is queued, in memory and on disk
   uint64_t disk_read_after_ = 0;
-  bool stored_ = false;  // a session record may exist in the store
+  // drop_oldest, offline: the oldest entries on disk (seq, bytes), read a page at a time so that
+  // not every drop needs a read. Only while queue_ is empty; LoadQueuePage forgets them.
+  std::unique_ptr<std::deque<std::pair<uint64_t, uint64_t>>> oldest_stored_;
+  int64_t drop_logged_ms_ = 0;  // MonotonicMs of the last drop logged
+  bool stored_ = false;         // a session record may exist in the store
   // The origins of the messages delivered since the session moved here, for a while; the
   // oldest are forgotten beyond kMaxIds.
   struct DuplicateWatch {

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "node/protocol/message.h"
 #include "node/router/ack_token.h"
+#include "node/session/worker_counters.h"
 #include "storage/store.h"
 
 namespace mqtt {
@@ -36,16 +37,24 @@ class SessionStorage {
   virtual bool CommitNow() = 0;
   // A read or write failed: the node stops rather than acknowledge what it cannot keep.
   virtual void StorageFailed(const absl::Status& status) = 0;
+  // A message for a session of this worker was dropped (the worker's counters).
+  virtual void CountDrop(DropReason reason) = 0;
 
  protected:
   ~SessionStorage() = default;
 };
 
+// What SendPublish did with a message: sent, or why not (it is then dropped for this client).
+enum class SendResult : uint8_t {
+  kSent,
+  kTooLarge,       // above the client's 5.0 Maximum Packet Size [MQTT-3.1.2-25]
+  kNotAuthorized,  // the ACL denies the client read access to the topic
+};
+
 class SessionClient {
  public:
-  // Encodes a PUBLISH. False, sending nothing, when it exceeds the client's 5.0 Maximum Packet
-  // Size [MQTT-3.1.2-25].
-  virtual bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) = 0;
+  // Encodes a PUBLISH, or sends nothing and says why.
+  virtual SendResult SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) = 0;
   virtual void SendPubrel(uint16_t packet_id) = 0;
   // Output not yet written (QoS 0 is dropped above the outbound buffer limit).
   virtual size_t unsent_bytes() const = 0;

@@ -57,6 +57,9 @@ class Shard final : public SessionStorage, public ClientHost {
                 std::string leftover_input) override;
   void RemoveClient(Client* client) override;
   WorkerCounters& counters() override { return counters_; }
+  bool HasSession(const std::string& client_id) override {
+    return FindSession(client_id) != nullptr;
+  }
   const WorkerCounters& counters() const { return counters_; }
 
   // SessionStorage (session_host.h). All null/no-ops when the node runs without a store.
@@ -66,6 +69,7 @@ class Shard final : public SessionStorage, public ClientHost {
   void HoldUntilCommitted(AckTokenPtr token) override;
   bool CommitNow() override;
   void StorageFailed(const absl::Status& status) override { node_->StorageFailed(status); }
+  void CountDrop(DropReason reason) override { counters_.Dropped(reason); }
 
   void StartTimers();
   void StopTimers();

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Traffic counters of one worker: MQTT messages and bytes in and out, for $SYS (node/sys) and
-// /metrics (node/http). One set per Shard, so that the publish path never shares a cache line
-// or an atomic read-modify-write with another worker.
+// Traffic counters of one worker: MQTT messages and bytes in and out, and messages dropped by
+// reason, for $SYS (node/sys) and /metrics (node/http). One set per Shard, so that the publish path
+// never shares a cache line or an atomic read-modify-write with another worker.
 //
 // Threading: written only by the owning worker's thread (Add: a relaxed load and store, no
 // locked instruction); read from any thread with relaxed loads (Read). Totals over workers are
@@ -13,11 +13,31 @@
 
 namespace mqtt {
 
+// Why a message was not delivered to a client (mqttd_messages_dropped_total{reason}). The
+// cluster's per-peer outbox drops (outbox_full) are counted by the forwarder (cluster/forward.h).
+enum class DropReason : uint8_t {
+  kQueueFull,       // the session's queue was full (limits.queue_full_policy says which one)
+  kOutboundBuffer,  // QoS 0 to a client that does not read: limits.max_outbound_buffer
+  kExpired,         // 5.0 Message Expiry Interval elapsed before delivery
+  kAcl,             // the ACL denies the receiver read access to the topic
+  kTooLarge,        // larger than the receiver's 5.0 Maximum Packet Size [MQTT-3.1.2-25]
+  kQuota,           // refused above the disk watermark (storage.min_free_disk)
+};
+inline constexpr int kDropReasons = 6;
+// The metric label: queue_full, outbound_buffer, expired, acl, packet_too_large, quota.
+inline const char* DropReasonName(DropReason reason) {
+  static constexpr const char* kNames[kDropReasons] = {"queue_full", "outbound_buffer",  "expired",
+                                                       "acl",        "packet_too_large", "quota"};
+  return kNames[static_cast<int>(reason)];
+}
+
 struct TrafficTotals {
   uint64_t messages_received[3] = {0, 0, 0};  // PUBLISH packets from clients, by QoS
   uint64_t messages_sent[3] = {0, 0, 0};      // PUBLISH packets to clients (resends too), by QoS
   uint64_t bytes_received = 0;                // every MQTT packet read from clients
   uint64_t bytes_sent = 0;                    // PUBLISH, PUBACK and PUBREC packets written
+  uint64_t dropped[kDropReasons] = {};        // by DropReason
+  uint64_t throttled[2] = {0, 0};             // reading paused: message_rate, byte_rate
 
   uint64_t received() const {
     return messages_received[0] + messages_received[1] + messages_received[2];
@@ -30,6 +50,9 @@ struct TrafficTotals {
     }
     bytes_received += o.bytes_received;
     bytes_sent += o.bytes_sent;
+    for (int r = 0; r < kDropReasons; ++r) dropped[r] += o.dropped[r];
+    throttled[0] += o.throttled[0];
+    throttled[1] += o.throttled[1];
   }
 };
 
@@ -39,6 +62,9 @@ class alignas(64) WorkerCounters {
   void MessageSent(uint8_t qos) { Add(messages_sent_[qos % 3], 1); }
   void BytesReceived(uint64_t n) { Add(bytes_received_, n); }
   void BytesSent(uint64_t n) { Add(bytes_sent_, n); }
+  void Dropped(DropReason reason) { Add(dropped_[static_cast<int>(reason)], 1); }
+  // Reading from a client paused by its rate: `bytes` false for message_rate, true for byte_rate.
+  void Throttled(bool bytes) { Add(throttled_[bytes ? 1 : 0], 1); }
 
   TrafficTotals Read() const {
     TrafficTotals t;
@@ -48,6 +74,9 @@ class alignas(64) WorkerCounters {
     }
     t.bytes_received = bytes_received_.load(std::memory_order_relaxed);
     t.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
+    for (int r = 0; r < kDropReasons; ++r)
+      t.dropped[r] = dropped_[r].load(std::memory_order_relaxed);
+    for (int r = 0; r < 2; ++r) t.throttled[r] = throttled_[r].load(std::memory_order_relaxed);
     return t;
   }
 
@@ -61,6 +90,8 @@ class alignas(64) WorkerCounters {
   std::atomic<uint64_t> messages_sent_[3] = {0, 0, 0};
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<uint64_t> bytes_sent_{0};
+  std::atomic<uint64_t> dropped_[kDropReasons] = {};
+  std::atomic<uint64_t> throttled_[2] = {};
 };
 
 }  // namespace mqtt

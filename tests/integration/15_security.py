@@ -488,5 +488,60 @@ class ReloadTest(Broker5TestCase):
         self.assert_broker_alive()
 
 
+@unittest.skipIf(is_mosquitto(), "mqttd's --auth-reload-interval")
+class FileWatchTest(Broker5TestCase):
+    """--auth-reload-interval: the password and ACL files are re-read when their modification
+    time, size or inode change (a Kubernetes Secret update), without SIGHUP; a bad new file keeps
+    the old one and is logged once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.files = tempfile.mkdtemp(prefix="mqttd-security-")
+        cls.passwd = os.path.join(cls.files, "passwd")
+        mosquitto_passwd(cls.passwd, "alice", USERS["alice"], "sha512-pbkdf2")
+        cls.acl = os.path.join(cls.files, "acl")
+        with open(cls.acl, "w") as f:
+            f.write("user alice\ntopic readwrite alice/#\n")
+        cls.BROKER_ARGS = ("--password-file", cls.passwd, "--acl-file", cls.acl,
+                           "--auth-reload-interval", "1")
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.files, ignore_errors=True)
+
+    def replace(self, path, text):
+        """As a Secret update does: a new file renamed over the old one (new inode)."""
+        tmp = path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, path)
+
+    def test_changed_files_reloaded_without_sighup(self):
+        c3 = self.raw(username="alice", password=USERS["alice"])
+        self.assertEqual(c3.subscribe([("news/#", 1)]), [V3_SUBACK_FAILURE])
+        mark = len(self.broker.logs)
+        self.replace(self.acl, "user alice\ntopic readwrite alice/#\ntopic readwrite news/#\n")
+        mqttctl_passwd(self.passwd, "frank", "frank-pw")
+        wait_for_log(self.broker, "password or ACL file changed: reloaded", after=mark)
+        self.assertEqual(c3.subscribe([("news/#", 1)], pid=2), [1])  # the same connection
+        self.raw5(username="frank", password="frank-pw")
+
+        mark = len(self.broker.logs)
+        self.replace(self.acl, "user alice\ntopic readwrite news/#/broken\n")
+        wait_for_log(self.broker, "reload failed, keeping the previous ones", after=mark)
+        self.assertIn(self.acl + ":2:", self.broker.logs[mark:])
+        c3.publish("news/x", b"still", qos=1, pid=3)  # the previous ACL is still in force
+        self.assertEqual(c3.recv_publish().payload, b"still")
+        # Reported once per change, not at every check.
+        c3.ping(timeout=WAIT)
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            c3.ping()
+        self.assertEqual(self.broker.logs[mark:].count("reload failed"), 1)
+        self.assert_broker_alive()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Offline queue limits and options (issue 5): the per-client byte bound (--max-queued-bytes)
-drops the newest messages and keeps the order of the rest; QoS 0 for an offline persistent
+drops the newest messages and keeps the order of the rest; with --queue-full-policy drop_oldest
+(issue 14) the oldest stored entries go, in the batch that stores the new one, and a SIGKILL
+keeps exactly the newest; QoS 0 for an offline persistent
 session is dropped by default and queued on disk with --queue-qos0-offline on, surviving a
 SIGKILL."""
 
@@ -69,6 +71,23 @@ class QueueLimitsTest(unittest.TestCase):
         payloads = [b"m%d" % i for i in range(6)]
         self.publish(topic, payloads, qos=1)
         self.assertEqual(received_payloads(self.reconnect(cid), 6), payloads[:3])
+
+    def test_drop_oldest_keeps_the_newest_across_a_kill(self):
+        self.start("--max-queued-messages", "3", "--queue-full-policy", "drop_oldest")
+        topic = unique("ql/oldest")
+        cid = self.offline_subscriber(topic, 1)
+        payloads = [b"m%d" % i for i in range(8)]
+        self.publish(topic, payloads, qos=1)  # each PUBACK once its batch (drop + add) is written
+        self.node.restart()  # SIGKILL, then the same data directory
+        self.assertEqual(received_payloads(self.reconnect(cid), 8), payloads[5:])
+
+    def test_drop_oldest_by_bytes_keeps_the_newest(self):
+        self.start("--max-queued-bytes", "2500", "--queue-full-policy", "drop_oldest")
+        topic = unique("ql/oldest-bytes")
+        cid = self.offline_subscriber(topic, 1)
+        payloads = [bytes([65 + i]) * 1000 for i in range(5)]
+        self.publish(topic, payloads, qos=1)
+        self.assertEqual(received_payloads(self.reconnect(cid), 5), payloads[3:])
 
     def test_qos0_is_not_queued_for_offline_sessions_by_default(self):
         self.start()

@@ -103,6 +103,7 @@ class TurnStorage final : public SessionStorage {
     return true;
   }
   void StorageFailed(const absl::Status& status) override { ADD_FAILURE() << status; }
+  void CountDrop(DropReason) override {}
 
  private:
   storage::Store* const store_;

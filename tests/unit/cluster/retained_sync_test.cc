@@ -51,6 +51,7 @@ class FakeStorage final : public SessionStorage {
     return ok;
   }
   void StorageFailed(const absl::Status&) override {}
+  void CountDrop(DropReason) override {}
   size_t held() const { return held_.size(); }
 
   storage::Store* store_ = nullptr;

@@ -106,9 +106,14 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "limits.max_inflight",
                                           "limits.max_queued_messages",
                                           "limits.max_queued_bytes",
+                                          "limits.queue_full_policy",
                                           "limits.queue_qos0_offline",
                                           "limits.max_packet_size",
                                           "limits.max_outbound_buffer",
+                                          "limits.max_connections",
+                                          "limits.connection_rate",
+                                          "limits.message_rate",
+                                          "limits.byte_rate",
                                           "limits.connect_timeout",
                                           "limits.receive_maximum",
                                           "limits.topic_alias_maximum",
@@ -119,10 +124,12 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "auth.hmac_secret",
                                           "auth.password_file",
                                           "auth.acl_file",
+                                          "auth.reload_interval",
                                           "auth.allow_anonymous",
                                           "storage.persistence",
                                           "storage.fsync",
                                           "storage.wal_budget",
+                                          "storage.min_free_disk",
                                           "cluster.listen",
                                           "cluster.advertise",
                                           "cluster.join",
@@ -274,7 +281,7 @@ TEST(ConfigFileTest, UnknownKeysAreNamed) {
             "'limits.max_inflight' in the file)");
   EXPECT_EQ(Error("listeners:\n  - address: 0.0.0.0:1\n    port: 2\n"),
             "m.yaml:3: listeners[0].port: unknown key for a mqtt listener (it has protocol, "
-            "address)");
+            "address, max_connections)");
   EXPECT_EQ(Error("listeners:\n  - {protocol: ws, address: 0.0.0.0:1, cert_file: /x}\n"),
             "m.yaml:2: listeners[0].cert_file: unknown key for a ws listener (it has protocol, "
             "address, path, max_connections)");
@@ -395,6 +402,38 @@ TEST(ConfigFileTest, PrintedConfigHasTheDocumentedLayout) {
   EXPECT_EQ(paths, kLayout);
   EXPECT_EQ(printed["listeners"][0]["protocol"].Scalar(), "mqtt");
   EXPECT_EQ(printed["listeners"][0]["address"].Scalar(), "0.0.0.0:1883");
+}
+
+// Issue 14: a plain mqtt listener's max_connections, the disk watermark's two forms, the queue
+// policy; each survives --print-config.
+TEST(ConfigFileTest, LimitsKeysAndTheirRoundTrip) {
+  Config config;
+  config.node_id = "n1";  // ConfigToYaml writes every key: the host-filled ones must be set
+  config.workers = 2;
+  ASSERT_TRUE(ParseConfigText("listeners:\n  - {address: 127.0.0.1:1, max_connections: 7}\n"
+                              "limits: {queue_full_policy: drop_oldest, message_rate: 50}\n"
+                              "storage: {min_free_disk: 2GiB}\n",
+                              "m.yaml", &config)
+                  .ok());
+  ASSERT_EQ(config.listeners.size(), 1u);
+  EXPECT_EQ(config.listeners[0].max_connections, 7u);
+  EXPECT_EQ(config.queue_full_policy, "drop_oldest");
+  EXPECT_EQ(config.message_rate, 50u);
+  EXPECT_EQ(config.min_free_disk_bytes, 2ull << 30);
+  EXPECT_EQ(config.min_free_disk_percent, 0u);
+  Config back;
+  const absl::Status printed = ParseConfigText(ConfigToYaml(config), "printed.yaml", &back);
+  ASSERT_TRUE(printed.ok()) << printed << "\n" << ConfigToYaml(config);
+  EXPECT_EQ(back.listeners, config.listeners);
+  EXPECT_EQ(back.min_free_disk_bytes, config.min_free_disk_bytes);
+  ASSERT_TRUE(ParseConfigText("storage: {min_free_disk: 10%}\n", "m.yaml", &config).ok());
+  EXPECT_EQ(config.min_free_disk_percent, 10u);
+  EXPECT_EQ(config.min_free_disk_bytes, 0u);
+  EXPECT_EQ(Error("storage: {min_free_disk: 101%}\n"),
+            "m.yaml:1: storage.min_free_disk: a percentage must be between 0% and 100%");
+  EXPECT_EQ(Error("limits: {queue_full_policy: newest}\n"),
+            "m.yaml:1: limits.queue_full_policy: must be one of drop_newest, drop_oldest, not "
+            "'newest'");
 }
 
 TEST(ConfigFileTest, PrintedConfigListsIgnoredVariables) {

@@ -116,6 +116,38 @@ TEST(MetricsTest, StoreClusterAndRegistry) {
   EXPECT_TRUE(Has(text, "mqttd_registry_entries_applied_total 12")) << text;
 }
 
+// Drops by reason: the workers' reasons plus the cluster's outbox_full summed over peers; the
+// disk watermark; each listener's connections and refusals.
+TEST(MetricsTest, DropsDiskAndListeners) {
+  MetricSources s;
+  s.traffic = [] {
+    TrafficFigures f;
+    f.dropped = {{"queue_full", 5}, {"quota", 2}};
+    f.throttled_message_rate = 3;
+    return f;
+  };
+  s.outboxes = [] {
+    PeerOutboxFigures a{"n2", true, 0, 0, 0, 0, 4, 0, 3};
+    PeerOutboxFigures b{"n3", true, 0, 0, 0, 0, 1, 0, 1};
+    return std::vector<PeerOutboxFigures>{a, b};
+  };
+  s.disk = [] { return DiskFigures{true, 12345}; };
+  s.listeners = [] { return std::vector<ListenerFigures>{{"mqtt 0.0.0.0:1883", 7, 2, 9}}; };
+  const std::string text = RenderMetrics(s);
+  ExpectValidExposition(text);
+  EXPECT_TRUE(Has(text, "mqttd_messages_dropped_total{reason=\"queue_full\"} 5")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_messages_dropped_total{reason=\"quota\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_messages_dropped_total{reason=\"outbox_full\"} 4")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_clients_throttled_total{limit=\"message_rate\"} 3")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_disk_watermark_exceeded 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_disk_available_bytes 12345")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_listener_connections{listener=\"mqtt 0.0.0.0:1883\"} 7")) << text;
+  EXPECT_TRUE(Has(text,
+                  "mqttd_connections_refused_total{listener=\"mqtt 0.0.0.0:1883\",reason=\""
+                  "connection_rate\"} 9"))
+      << text;
+}
+
 TEST(MetricsTest, LabelValuesAreEscaped) {
   MetricSources s;
   s.version = "a\"b\\c";

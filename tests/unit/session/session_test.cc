@@ -171,6 +171,47 @@ TEST_F(SessionTest, QueueFullByCountDropsTheNewestAndCountsIt) {
   EXPECT_THAT(received, ElementsAre("m0", "m1", "m2")) << "m3 and m4 were the newest: dropped";
 }
 
+// limits.queue_full_policy: drop_oldest keeps the newest messages, in order, and counts each
+// message it drops with reason queue_full.
+TEST_F(SessionTest, QueueFullDropOldestKeepsTheNewest) {
+  limits_.max_inflight = 1;
+  limits_.max_queued_messages = 2;
+  limits_.drop_oldest = true;
+  Session& s = NewSession();
+  s.Attach(&client_, 65535);
+  for (int i = 0; i < 5; ++i) s.Deliver(Out("m" + std::to_string(i), 1));
+  EXPECT_EQ(s.queued_count(), 2u);
+  EXPECT_EQ(s.dropped_count(), 2u);
+  EXPECT_THAT(storage_.drops, ElementsAre(DropReason::kQueueFull, DropReason::kQueueFull));
+  std::vector<std::string> received;
+  for (int round = 0; round < 5; ++round) {
+    for (const SentPacket& p : client_.Take()) {
+      received.push_back(p.payload);
+      s.OnPuback(p.packet_id);
+    }
+  }
+  EXPECT_THAT(received, ElementsAre("m0", "m3", "m4")) << "m1 and m2 were the oldest queued";
+}
+
+// By bytes: as many of the oldest go as the new message needs; one larger than the whole limit
+// is dropped itself and leaves the queue alone.
+TEST_F(SessionTest, QueueFullByBytesDropOldestMakesRoom) {
+  limits_.max_inflight = 1;
+  limits_.max_queued_bytes = 25;  // topic "t" + 9-byte payload = 10 bytes each
+  limits_.drop_oldest = true;
+  Session& s = NewSession();
+  s.Attach(&client_, 65535);
+  s.Deliver(Out("inflight!", 1));
+  s.Deliver(Out("queued-1!", 1));
+  s.Deliver(Out("queued-2!", 1));
+  s.Deliver(Out("a-larger-message", 1));  // 17 bytes: both queued ones go
+  EXPECT_EQ(s.queued_count(), 1u);
+  EXPECT_EQ(s.queued_bytes(), 17u);
+  s.Deliver(Out(std::string(30, 'x'), 1));  // 31 > 25: never fits
+  EXPECT_EQ(s.queued_count(), 1u);
+  EXPECT_EQ(s.dropped_count(), 3u);
+}
+
 TEST_F(SessionTest, QueueFullByBytesDropsTheNewestAndCountsIt) {
   limits_.max_inflight = 1;
   limits_.max_queued_bytes = 25;  // topic "t" + 9-byte payload = 10 bytes each
@@ -330,6 +371,7 @@ TEST_F(SessionTest, ExpiredMessagesAreDroppedNotDelivered) {
   t.Deliver(Out(MakeMessage("t", "late", 0, MonotonicMs() - 1), 0));
   EXPECT_THAT(other.Take(), IsEmpty());
   EXPECT_EQ(t.dropped_count(), 1u);
+  EXPECT_THAT(storage_.drops, ElementsAre(DropReason::kExpired, DropReason::kExpired));
 }
 
 // [MQTT-4.8.2-4] (5.0 section 4.8.2): when the client disconnects, its shared-subscription QoS 1
@@ -545,6 +587,63 @@ TEST_F(PersistentSessionTest, OfflineQueueLimitCountsEntriesOnDisk) {
   FakeSessionClient next;
   s.Attach(&next, 65535);
   EXPECT_EQ(next.TakePayloads(), Names(0, 10));
+}
+
+// drop_oldest with the queue on disk: the oldest stored entry is deleted in the batch that adds
+// the new one, so the store never holds more than the limit, and a restart (the state read back
+// from the store) delivers the newest messages in order.
+TEST_F(PersistentSessionTest, OfflineDropOldestDeletesTheOldestStoredEntry) {
+  limits_.max_queued_messages = 10;
+  limits_.drop_oldest = true;
+  {
+    Session& s = NewPersistent();
+    s.Attach(&client_, 65535);
+    s.SaveRecord(nullptr);
+    s.Detach(nullptr);
+    for (int i = 0; i < 150; ++i) {
+      s.Deliver(Out("m" + std::to_string(i), 1));
+      if (i % 7 == 0) {  // a few deliveries per loop turn
+        ASSERT_TRUE(pstorage_->CommitNow());
+        EXPECT_LE(store_->queue_stats("p1").count, 10u);
+      }
+    }
+    ASSERT_TRUE(pstorage_->CommitNow());
+    EXPECT_EQ(s.dropped_count(), 140u);
+    EXPECT_EQ(s.disk_queued_count(), 10u);
+    EXPECT_EQ(store_->queue_stats("p1").count, 10u);
+    session_.reset();  // the node stops
+  }
+  std::optional<storage::SessionState> state = Load("p1");
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->queue.count, 10u);
+  Session restored(pstorage_.get(), "p1", 2, limits_);
+  restored.Restore(*state);
+  FakeSessionClient next;
+  restored.Attach(&next, 65535);
+  EXPECT_EQ(next.TakePayloads(), Names(140, 150));
+}
+
+// Online: the oldest queued message leaves memory and its stored entry leaves the store.
+TEST_F(PersistentSessionTest, OnlineDropOldestRemovesTheStoredEntryToo) {
+  limits_.max_queued_messages = 3;
+  limits_.max_inflight = 1;
+  limits_.drop_oldest = true;
+  Session& s = NewPersistent();
+  s.Attach(&client_, 65535);
+  s.SaveRecord(nullptr);
+  for (int i = 0; i < 6; ++i) s.Deliver(Out("m" + std::to_string(i), 1));
+  ASSERT_TRUE(pstorage_->CommitNow());
+  EXPECT_EQ(s.dropped_count(), 2u);
+  std::vector<std::string> received;
+  for (int round = 0; round < 10; ++round) {
+    for (const SentPacket& p : client_.Take()) {
+      received.push_back(p.payload);
+      ASSERT_TRUE(s.OnPuback(p.packet_id));
+    }
+  }
+  EXPECT_THAT(received, ElementsAre("m0", "m3", "m4", "m5"));
+  ASSERT_TRUE(pstorage_->CommitNow());
+  EXPECT_EQ(store_->queue_stats("p1").count, 0u);
 }
 
 // The whole session survives a restart: in-flight messages (DUP on resend), the PUBREC'd one

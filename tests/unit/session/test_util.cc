@@ -51,11 +51,12 @@ bool FakeStorage::CommitNow() {
 
 // --- FakeSessionClient -------------------------------------------------------------------------
 
-bool FakeSessionClient::SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
-  if (out.message->payload.size() > max_payload) return false;
+SendResult FakeSessionClient::SendPublish(const OutboundMessage& out, bool dup,
+                                          uint16_t packet_id) {
+  if (out.message->payload.size() > max_payload) return SendResult::kTooLarge;
   sent.push_back({SentPacket::kPublish, packet_id, dup, out.qos, out.message->topic,
                   out.message->payload, out.shared_group});
-  return true;
+  return SendResult::kSent;
 }
 
 void FakeSessionClient::SendPubrel(uint16_t packet_id) {

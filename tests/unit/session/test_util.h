@@ -43,10 +43,12 @@ class FakeStorage final : public SessionStorage {
   void HoldUntilCommitted(AckTokenPtr token) override;
   bool CommitNow() override;
   void StorageFailed(const absl::Status& status) override { failures.push_back(status); }
+  void CountDrop(DropReason reason) override { drops.push_back(reason); }
 
   size_t held_tokens() const { return held_.size(); }
   int commits = 0;
   std::vector<absl::Status> failures;
+  std::vector<DropReason> drops;
 
  private:
   storage::Store* const store_;
@@ -68,7 +70,7 @@ struct SentPacket {
 
 class FakeSessionClient final : public SessionClient {
  public:
-  bool SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
+  SendResult SendPublish(const OutboundMessage& out, bool dup, uint16_t packet_id) override;
   void SendPubrel(uint16_t packet_id) override;
   size_t unsent_bytes() const override { return unsent; }
   void TakenOver(bool resumed) override { taken_over.push_back(resumed); }

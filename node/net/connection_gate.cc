@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node/net/connection_gate.h"
+
+#include <algorithm>
+
+#include "node/base/log.h"
+
+namespace mqtt::net {
+
+bool ConnectionGate::Admit(Clock::time_point now) {
+  if (max_connections_ != 0 && open() >= max_connections_) {
+    refused_max_.fetch_add(1, std::memory_order_relaxed);
+    LogRefusal("max_connections", now);
+    return false;
+  }
+  if (rate_ != 0 && !TakeToken(now)) {
+    refused_rate_.fetch_add(1, std::memory_order_relaxed);
+    LogRefusal("connection_rate", now);
+    return false;
+  }
+  return true;
+}
+
+bool ConnectionGate::TakeToken(Clock::time_point now) {
+  if (refilled_ != Clock::time_point{}) {
+    const double seconds = std::chrono::duration<double>(now - refilled_).count();
+    tokens_ = std::min<double>(rate_, tokens_ + seconds * rate_);
+  }
+  refilled_ = now;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+void ConnectionGate::LogRefusal(const char* why, Clock::time_point now) {
+  if (logged_ != Clock::time_point{} && now - logged_ < std::chrono::seconds(1)) return;
+  logged_ = now;
+  MQTT_LOG_WARN(
+      "listener %s: connection refused (%s: %u open, limit %u, rate %u/s); %d refused for "
+      "max_connections and %d for connection_rate so far",
+      name_, why, open(), max_connections_, rate_, refused_max_connections(), refused_rate());
+}
+
+}  // namespace mqtt::net
