@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "cluster/node.h"
+#include "node/http/api.h"
 #include "node/http/health.h"
 #include "node/http/server.h"
 #include "node/session/broker.h"
@@ -25,12 +26,12 @@ namespace mqtt::http {
 class NodeHttp {
  public:
   // Null (and OK) when `listen` is empty: the HTTP server is disabled. `store` and `cluster` may
-  // be null (no persistence, alone). `api_keys` empty: the HTTP API (api.h) is disabled.
+  // be null (no persistence, alone). `api_auth` not enabled(): the HTTP API (api.h) is disabled.
   // Errors: Server::Start's.
   static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(const std::string& listen, Broker* broker,
                                                          storage::Store* store,
                                                          cluster::ClusterNode* cluster,
-                                                         std::vector<std::string> api_keys = {});
+                                                         ApiAuth api_auth = {});
 
   const std::string& address() const { return server_->address(); }
   void SetListening() { readiness_.SetListening(true); }

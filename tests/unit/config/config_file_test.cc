@@ -136,6 +136,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "cluster.allow_register_during_netsplit",
                                           "http.listen",
                                           "http.api_key_file",
+                                          "http.basic_auth_file",
                                           "tls.cert_file",
                                           "tls.key_file",
                                           "tls.ca_file",
@@ -148,7 +149,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "tls.handshake_timeout",
                                           "tls.reload_interval",
                                           "websocket.path",
-                                          
+
                                           "sys_interval"};
 
 std::string Error(const std::string& text) {
