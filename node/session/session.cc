@@ -48,9 +48,10 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
   // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
   // discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does not hold the window.
+  // The acknowledgement latency of a resent message counts from the resend.
   const int64_t now_ns = MonotonicNs();
-  std::erase_if(inflight_, [this, now_ns](Inflight& entry) {
-    entry.sent_ns = now_ns;
+  for (Inflight& entry : inflight_) entry.sent_ns = now_ns;
+  std::erase_if(inflight_, [this](const Inflight& entry) {
     if (entry.stage == Stage::kAwaitPubcomp) {
       client_->SendPubrel(entry.packet_id);
       return false;
