@@ -236,6 +236,7 @@ class Forwarder::Peer final : public AckListener {
       context_ = &context;
       sent_ = 0;
       broken_ = false;
+      batches_in_flight_.clear();
     }
     std::unique_ptr<Stream> stream = stub->Stream(&context);
     std::atomic<bool> acknowledged{false};
@@ -289,6 +290,7 @@ class Forwarder::Peer final : public AckListener {
       out->push_back({e.seq, e.durable, e.message, e.shared});
       bytes += e.bytes;
     }
+    if (!out->empty()) batches_in_flight_.push_back({out->back().seq, MonotonicNs()});
     return true;
   }
 
@@ -298,6 +300,11 @@ class Forwarder::Peer final : public AckListener {
     {
       absl::MutexLock lock(&mu_);
       connected_ = true;
+      const int64_t now_ns = MonotonicNs();
+      while (!batches_in_flight_.empty() && batches_in_flight_.front().last_seq <= done_upto) {
+        f_->forward_latency_.RecordConcurrent(now_ns - batches_in_flight_.front().sent_ns);
+        batches_in_flight_.pop_front();
+      }
       while (!entries_.empty() && entries_.front().seq <= done_upto) {
         Entry& e = entries_.front();
         TakeHeldAckLocked(e, &released);
@@ -364,6 +371,11 @@ class Forwarder::Peer final : public AckListener {
   mutable absl::Mutex mu_;
   std::deque<Entry> entries_ ABSL_GUARDED_BY(mu_);  // unacknowledged, by seq
   size_t sent_ ABSL_GUARDED_BY(mu_) = 0;            // entries_[0, sent_) are on the stream
+  struct BatchSent {
+    uint64_t last_seq;  // of its last entry: acknowledged when done_upto reaches it
+    int64_t sent_ns;    // MonotonicNs when it was taken to be written
+  };
+  std::deque<BatchSent> batches_in_flight_ ABSL_GUARDED_BY(mu_);  // of the open stream, by seq
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_);
   uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t durable_count_ ABSL_GUARDED_BY(mu_) = 0;

@@ -52,6 +52,7 @@
 #include "cluster/member_table.h"
 #include "cluster/routes.h"
 #include "cluster/stub_cache.h"
+#include "node/base/latency_histogram.h"
 #include "node/session/remote.h"
 #include "proto/forward.grpc.pb.h"
 #include "storage/store.h"
@@ -112,6 +113,9 @@ class Forwarder final : public RemoteDelivery {
                const AckTokenPtr& ack, const SharedTarget* shared) override;
 
   std::vector<ForwardPeerStats> Stats() const;
+  // From sending a batch to a peer to the peer's acknowledgement of its last entry, over every
+  // peer (mqttd_forward_latency_seconds). A batch re-sent on a new stream counts from then.
+  LatencySnapshot forward_latency() const { return forward_latency_.Snapshot(); }
   uint64_t duplicates_dropped() const { return duplicates_.load(std::memory_order_relaxed); }
 
  private:
@@ -132,6 +136,7 @@ class Forwarder final : public RemoteDelivery {
   std::unique_ptr<Service> service_;
   std::atomic<ForwardedDelivery*> local_{nullptr};
   std::atomic<uint64_t> duplicates_{0};
+  LatencyHistogram forward_latency_;  // recorded by every peer's reader thread (concurrently)
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -7,7 +7,8 @@
 #      debootstrap --variant=minbase from the apt mirror this host is configured with
 #      (/etc/apt/sources.list*, or DEBIAN_MIRROR), imported with `podman import`.
 #   2. buildah bud --format docker --pull=never (docker format keeps the HEALTHCHECK).
-#   3. Runs the image with podman: mqttd must run as uid 10001, answer MQTT on the mapped port
+#   3. Runs the image with podman: mqttd must run as uid 10001, answer GET /readyz (200) and
+#      /metrics on the mapped HTTP port, answer MQTT on the mapped port
 #      (mosquitto_pub/mosquitto_sub), pass its HEALTHCHECK (`podman healthcheck run`), alone and
 #      clustered (--cluster-listen, the mqttctl branch of the check), and exit 0 on podman stop.
 # Usage: deploy/build-image.sh [IMAGE]        (default mqttd:dev)
@@ -188,11 +189,12 @@ trap cleanup EXIT
 # --health-interval disable: no timer, the check is run once by hand below. (Where systemd is
 # not running, podman still logs "unable to get systemd connection" for the timer: harmless.)
 start() {
-  local name=$1 port=0; shift
-  local publish=(-p 127.0.0.1::1883) args=(--data-dir /data --listen 0.0.0.0:1883)
+  local name=$1 port=0 http=0; shift
+  local publish=(-p 127.0.0.1::1883 -p 127.0.0.1::8080)
+  local args=(--data-dir /data --listen 0.0.0.0:1883 --http-listen 0.0.0.0:8080)
   if [[ " ${RUN_OPTS[*]} " == *" --network host "* ]]; then
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    publish=() args=(--data-dir /data --listen "127.0.0.1:$port")
+    port=$(free_port) http=$(free_port)
+    publish=() args=(--data-dir /data --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http")
   fi
   C="$name-$$"
   pm rm -f -t 0 "$C" >/dev/null 2>&1 || true
@@ -206,16 +208,50 @@ start() {
   done
   pm logs "$C" 2>/dev/null | grep " ready " || die "$name: no ready line within 60 s"
   [ "$port" != 0 ] || port=$(pm port "$C" 1883/tcp | head -n 1 | sed 's/.*://')
-  PORT=$port
+  [ "$http" != 0 ] || http=$(pm port "$C" 8080/tcp | head -n 1 | sed 's/.*://')
+  PORT=$port HTTP_PORT=$http
+}
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# http_get URL: prints "STATUS BODY" (the body's first line), from the host.
+http_get() {
+  python3 - "$1" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5)
+    code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+except OSError as e:
+    code, body = 0, str(e).encode()
+print(code, body.decode(errors="replace").splitlines()[0] if body else "")
+PY
+}
+# until_ready URL: waits (30 s at most) for 200 from URL; prints the last answer.
+until_ready() {
+  local got
+  for _ in $(seq 1 60); do
+    got=$(http_get "$1")
+    [ "${got%% *}" = 200 ] && break
+    sleep 0.5
+  done
+  echo "$got"
 }
 
 check_node() {
-  local name=$1 c port uid got; shift
+  local name=$1 c port http uid got; shift
   start "$name" "$@"
-  c=$C port=$PORT
+  c=$C port=$PORT http=$HTTP_PORT
   uid=$(pm exec "$c" awk '/^Uid:/ { print $2 }' /proc/1/status)
   [ "$uid" = 10001 ] || die "$name: mqttd runs as uid $uid, not 10001"
-  log "$name: mqttd (pid 1 in the container) runs as uid $uid; MQTT on 127.0.0.1:$port"
+  log "$name: mqttd (pid 1 in the container) runs as uid $uid; MQTT on 127.0.0.1:$port, HTTP on 127.0.0.1:$http"
+  got=$(until_ready "http://127.0.0.1:$http/readyz")
+  [ "${got%% *}" = 200 ] || die "$name: GET /readyz: $got"
+  log "$name: GET /readyz through the mapped port: $got"
+  got=$(http_get "http://127.0.0.1:$http/metrics")
+  [ "${got%% *}" = 200 ] || die "$name: GET /metrics: $got"
+  log "$name: GET /metrics: 200"
   mosquitto_sub -h 127.0.0.1 -p "$port" -t "check/$name" -C 1 -W 20 >"$WORK_DIR/sub.out" &
   local sub=$!
   for _ in $(seq 1 50); do  # until the subscription is in place: retained-free re-publish
@@ -234,7 +270,7 @@ check_node() {
   log "$name: podman healthcheck run: exit 0; mqttd-healthcheck says: $(pm exec "$c" mqttd-healthcheck)"
   if [ $# -gt 0 ]; then
     log "$name: mqttctl members:"
-    pm exec "$c" mqttctl --server 127.0.0.1:7000 members
+    pm exec "$c" mqttctl --server 127.0.0.1:7946 members
   fi
   pm stop -t 20 "$c" >/dev/null
   got=$(pm inspect -f '{{.State.ExitCode}}' "$c")
@@ -252,5 +288,5 @@ extra=$(pm run --rm "${RUN_OPTS[@]}" --entrypoint dpkg-query "$IMAGE" -W -f '${P
 log "runtime image: no compiler, no -dev package"
 
 check_node single
-check_node clustered --cluster-listen 0.0.0.0:7000
+check_node clustered --cluster-listen 0.0.0.0:7946
 log "image $IMAGE OK: $(pm images --format '{{.ID}} {{.Size}}' "$IMAGE" | head -n 1)"

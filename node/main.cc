@@ -315,6 +315,32 @@ std::vector<std::shared_ptr<mqtt::net::ConnectionGate>> ConnectionGatesFor(
   return gates;
 }
 
+// Who may use the HTTP API: --http-api-key-file's keys, --http-basic-auth-file's users (read
+// once at start-up, like the API keys). An unreadable or malformed file stops the start.
+absl::StatusOr<mqtt::http::ApiAuth> ApiAuthFrom(const mqtt::Config& config) {
+  mqtt::http::ApiAuth auth;
+  if (!config.http_api_key_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> keys =
+        mqtt::http::ReadApiKeys(config.http_api_key_file);
+    if (!keys.ok()) return keys.status();
+    auth.keys = std::move(*keys);
+  }
+  if (!config.http_basic_auth_file.empty()) {
+    absl::StatusOr<mqtt::auth::PasswordFile> users =
+        mqtt::auth::PasswordFile::Load(config.http_basic_auth_file);
+    if (!users.ok()) {
+      return absl::Status(users.status().code(),
+                          absl::StrCat("http: basic auth file: ", users.status().message()));
+    }
+    if (users->size() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "http: the basic auth file '", config.http_basic_auth_file, "' holds no user"));
+    }
+    auth.users = std::make_shared<const mqtt::auth::PasswordFile>(std::move(*users));
+  }
+  return auth;
+}
+
 // Accepted sockets of a TLS or WebSocket listener beyond its limits are closed at once.
 mqtt::net::Listener::AcceptFn SecureAcceptor(mqtt::Broker* broker,
                                              std::shared_ptr<mqtt::net::LayeredOptions> options) {
@@ -492,19 +518,14 @@ int Run(const mqtt::Config& config) {
 
   // /healthz, /readyz (503 until the listeners are up, and from SIGTERM on), /metrics, on the
   // HTTP server's own thread; null with --http-listen ''.
-  std::vector<std::string> api_keys;
-  if (!config.http_api_key_file.empty()) {
-    absl::StatusOr<std::vector<std::string>> keys =
-        mqtt::http::ReadApiKeys(config.http_api_key_file);
-    if (!keys.ok()) {
-      MQTT_LOG_ERROR("%s", keys.status().message());
-      return 1;
-    }
-    api_keys = std::move(*keys);
+  absl::StatusOr<mqtt::http::ApiAuth> api_auth = ApiAuthFrom(config);
+  if (!api_auth.ok()) {
+    MQTT_LOG_ERROR("%s", api_auth.status().message());
+    return 1;
   }
   absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
       mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get(),
-                                  std::move(api_keys), {gates.begin(), gates.end()});
+                                  std::move(*api_auth), {gates.begin(), gates.end()});
   if (!http.ok()) {
     MQTT_LOG_ERROR("%s", http.status().message());
     return 1;

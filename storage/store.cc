@@ -15,6 +15,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "storage/fault_env.h"
 #include "storage/store_impl.h"
@@ -184,6 +185,29 @@ StoreStats Store::stats() const {
   s.write_groups = impl_->write_groups;
   s.bytes_written = impl_->bytes_written;
   return s;
+}
+
+LatencySnapshot Store::write_latency() const { return impl_->write_latency.Snapshot(); }
+
+DbFigures Store::db_figures() const {
+  rocksdb::DB& db = *impl_->db;
+  auto sum = [&db](const std::string& property) {
+    uint64_t value = 0;
+    return db.GetAggregatedIntProperty(property, &value) ? value : 0;
+  };
+  DbFigures f;
+  f.estimate_keys = sum(rocksdb::DB::Properties::kEstimateNumKeys);
+  f.sst_bytes = sum(rocksdb::DB::Properties::kTotalSstFilesSize);
+  f.live_sst_bytes = sum(rocksdb::DB::Properties::kLiveSstFilesSize);
+  f.memtable_bytes = sum(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  f.pending_compaction_bytes = sum(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  rocksdb::VectorLogPtr wal_files;
+  if (db.GetSortedWalFiles(wal_files).ok()) {
+    for (const std::unique_ptr<rocksdb::LogFile>& file : wal_files) {
+      if (file->Type() == rocksdb::kAliveLogFile) f.wal_bytes += file->SizeFileBytes();
+    }
+  }
+  return f;
 }
 
 absl::Status Store::FlushForTesting(bool compact) {

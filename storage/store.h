@@ -28,6 +28,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "node/base/latency_histogram.h"
 #include "proto/storage.pb.h"
 #include "storage/batch.h"
 #include "storage/faults.h"
@@ -99,6 +100,16 @@ struct StoreStats {
   uint64_t batches = 0;        // committed by Write
   uint64_t write_groups = 0;   // RocksDB writes they took
   uint64_t bytes_written = 0;  // RocksDB WriteBatch bytes (~ WAL bytes)
+};
+
+// RocksDB's own figures, summed over the column families (Store::db_figures).
+struct DbFigures {
+  uint64_t estimate_keys = 0;             // rocksdb.estimate-num-keys
+  uint64_t sst_bytes = 0;                 // rocksdb.total-sst-files-size (all versions)
+  uint64_t live_sst_bytes = 0;            // rocksdb.live-sst-files-size (current version)
+  uint64_t memtable_bytes = 0;            // rocksdb.cur-size-all-mem-tables
+  uint64_t pending_compaction_bytes = 0;  // rocksdb.estimate-pending-compaction-bytes
+  uint64_t wal_bytes = 0;                 // the live WAL files (DB::GetSortedWalFiles)
 };
 
 // When `session` ends if no client reconnects: expires_at_unix_ms if set, never if
@@ -197,6 +208,11 @@ class Store {
   const std::string& path() const;
   const OpenStats& open_stats() const;
   StoreStats stats() const;
+  // How long each RocksDB write of a group commit took (fsync included when on), since Open.
+  LatencySnapshot write_latency() const;
+  // RocksDB's properties, read now (for a scrape: a few lookups and a listing of the WAL
+  // files, no I/O on the data). A figure RocksDB cannot give is 0.
+  DbFigures db_figures() const;
   // OK, or the storage error that made this store refuse writes.
   absl::Status write_error() const;
 

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "node/base/latency_histogram.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "storage/rocks_util.h"
@@ -96,6 +97,8 @@ class StoreImpl {
   uint64_t batches ABSL_GUARDED_BY(mu) = 0;
   uint64_t write_groups ABSL_GUARDED_BY(mu) = 0;
   uint64_t bytes_written ABSL_GUARDED_BY(mu) = 0;
+  // RocksDB write (and fsync) time of each group. Recorded with mu held, read without it.
+  LatencyHistogram write_latency;
 
   mutable absl::Mutex meta_mu;
   NodeMeta meta ABSL_GUARDED_BY(meta_mu);

@@ -480,8 +480,12 @@ std::vector<Option> MakeOptions() {
        HostPort(&Config::http_listen, 0)},
       {"http-api-key-file", "http.api_key_file", "FILE",
        "enable the HTTP API (/api/v1/, docs/http-api.yaml) for requests with 'Authorization: "
-       "Bearer KEY', KEY one line of FILE; empty: the API answers 404",
+       "Bearer KEY', KEY one line of FILE; empty (and no basic auth file): the API answers 404",
        OptionalText(&Config::http_api_key_file)},
+      {"http-basic-auth-file", "http.basic_auth_file", "FILE",
+       "enable the HTTP API for requests with 'Authorization: Basic ...' of a user of FILE, a "
+       "password file in Mosquitto's format (mosquitto_passwd, mqttctl passwd; read at start)",
+       OptionalText(&Config::http_basic_auth_file)},
       {"tls-cert", "tls.cert_file", "FILE",
        "PEM certificate (then its chain) of the TLS listeners; a listener's cert_file overrides it",
        OptionalText(&Config::tls_cert_file)},

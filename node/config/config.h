@@ -115,10 +115,11 @@ struct Config {
   std::string ws_path = "/mqtt";
   // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
   std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
-  std::string http_api_key_file;   // one API key per line; empty: no HTTP API (node/http/api.h)
-  uint32_t sys_interval = 10;      // seconds between $SYS rounds (node/sys); 0: none
-  uint32_t shutdown_timeout = 60;  // seconds a drain (SIGTERM, mqttctl drain) may take
-  std::string server_reference;    // 5.0 Server Reference sent with DISCONNECT 0x9C on a drain
+  std::string http_api_key_file;     // one API key per line; empty: no HTTP API (node/http/api.h)
+  std::string http_basic_auth_file;  // users for HTTP basic auth, Mosquitto password format
+  uint32_t sys_interval = 10;        // seconds between $SYS rounds (node/sys); 0: none
+  uint32_t shutdown_timeout = 60;    // seconds a drain (SIGTERM, mqttctl drain) may take
+  std::string server_reference;      // 5.0 Server Reference sent with DISCONNECT 0x9C on a drain
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;
   bool print_config = false;             // print ConfigToYaml() and exit

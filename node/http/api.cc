@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
@@ -110,20 +111,17 @@ class PublishAck final : public AckListener {
 
 class Api {
  public:
-  Api(Broker* broker, cluster::ClusterNode* cluster, std::vector<std::string> keys)
-      : broker_(broker), cluster_(cluster), keys_(std::move(keys)) {}
+  Api(Broker* broker, cluster::ClusterNode* cluster, ApiAuth auth)
+      : broker_(broker), cluster_(cluster), auth_(std::move(auth)) {}
 
   void Handle(const Request& request, const Respond& respond) {
-    if (keys_.empty()) {
-      respond(JsonError(404, "the HTTP API is disabled: start mqttd with --http-api-key-file"));
+    if (!auth_.enabled()) {
+      respond(JsonError(404,
+                        "the HTTP API is disabled: start mqttd with --http-api-key-file or "
+                        "--http-basic-auth-file"));
       return;
     }
-    if (!Authorized(keys_, request.authorization)) {
-      Response r = JsonError(401, "missing or unknown API key (Authorization: Bearer KEY)");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer");
-      respond(std::move(r));
-      return;
-    }
+    if (!AuthorizedRequest(auth_, request.authorization)) return respond(Unauthorized());
     const Target target = ParseTarget(request.target);
     if (!target.ok) {
       respond(JsonError(400, "bad path or query"));
@@ -158,6 +156,21 @@ class Api {
       return respond(ListMembers());
     }
     respond(JsonError(404, absl::StrCat("no such API path: ", std::string(path))));
+  }
+
+  // 401 with one WWW-Authenticate field per scheme accepted (RFC 9110 11.6.1).
+  Response Unauthorized() const {
+    const bool bearer = !auth_.keys.empty();
+    const bool basic = auth_.users != nullptr && auth_.users->size() > 0;
+    std::vector<std::string> wanted;
+    if (bearer) wanted.push_back("an API key (Authorization: Bearer KEY)");
+    if (basic) wanted.push_back("a user's password (Authorization: Basic base64(USER:PASSWORD))");
+    Response r = JsonError(
+        401, absl::StrCat("missing or wrong credentials: ", absl::StrJoin(wanted, " or ")));
+    if (bearer) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    if (basic)
+      r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"mqttd\", charset=\"UTF-8\"");
+    return r;
   }
 
   static Response MethodNotAllowed(std::string allow) {
@@ -304,7 +317,7 @@ class Api {
 
   Broker* const broker_;
   cluster::ClusterNode* const cluster_;
-  const std::vector<std::string> keys_;
+  const ApiAuth auth_;
   uint32_t next_worker_ = 0;  // the HTTP thread's
 };
 
@@ -345,8 +358,23 @@ bool Authorized(const std::vector<std::string>& keys, absl::string_view authoriz
   return match;
 }
 
-ApiHandler MakeApi(Broker* broker, cluster::ClusterNode* cluster, std::vector<std::string> keys) {
-  auto api = std::make_shared<Api>(broker, cluster, std::move(keys));
+bool AuthorizedRequest(const ApiAuth& auth, absl::string_view authorization) {
+  constexpr absl::string_view kBasic = "Basic ";
+  if (!absl::StartsWith(authorization, kBasic)) return Authorized(auth.keys, authorization);
+  if (auth.users == nullptr) return false;
+  std::string credentials;
+  if (!absl::Base64Unescape(absl::StripAsciiWhitespace(authorization.substr(kBasic.size())),
+                            &credentials)) {
+    return false;
+  }
+  const size_t colon = credentials.find(':');
+  if (colon == std::string::npos) return false;
+  const std::string_view both = credentials;
+  return auth.users->Check(both.substr(0, colon), both.substr(colon + 1));
+}
+
+ApiHandler MakeApi(Broker* broker, cluster::ClusterNode* cluster, ApiAuth auth) {
+  auto api = std::make_shared<Api>(broker, cluster, std::move(auth));
   return [api](Request request, Respond respond) { api->Handle(request, respond); };
 }
 

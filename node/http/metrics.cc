@@ -3,6 +3,7 @@
 
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "prometheus/text_serializer.h"
 
@@ -23,6 +24,19 @@ class Scrape {
                const Labels& labels = {}) {
     prometheus::BuildCounter().Name(name).Help(help).Register(registry_).Add(labels).Increment(
         value);
+  }
+  // A histogram merged from its owners: `h` counts per bucket (kLatencyBounds, then +Inf).
+  void Histogram(const std::string& name, const std::string& help, const LatencySnapshot& h,
+                 const Labels& labels = {}) {
+    static const prometheus::Histogram::BucketBoundaries kBounds(kLatencyBounds.begin(),
+                                                                 kLatencyBounds.end());
+    std::vector<double> increments(h.buckets.begin(), h.buckets.end());
+    prometheus::BuildHistogram()
+        .Name(name)
+        .Help(help)
+        .Register(registry_)
+        .Add(labels, kBounds)
+        .ObserveMultiple(increments, static_cast<double>(h.sum_ns) * 1e-9);
   }
   std::string Text() const { return prometheus::TextSerializer().Serialize(registry_.Collect()); }
 
@@ -195,6 +209,75 @@ void AddRegistry(const RegistryFigures& f, Scrape* out) {
                static_cast<double>(f.snapshots_restored));
 }
 
+constexpr const char* kListenerNames[4] = {"tcp", "tls", "ws", "wss"};
+constexpr const char* kProtocolNames[3] = {"3.1", "3.1.1", "5.0"};
+
+void AddConnections(const ConnectionFigures& f, Scrape* out) {
+  for (int l = 0; l < 4; ++l) {
+    for (int v = 0; v < 3; ++v) {
+      const Labels labels = {{"listener", kListenerNames[l]}, {"protocol", kProtocolNames[v]}};
+      // Opened and closed are read one after the other: never show a negative count.
+      const uint64_t open = f.opened[l][v] >= f.closed[l][v] ? f.opened[l][v] - f.closed[l][v] : 0;
+      out->Gauge("mqttd_connections",
+                 "MQTT connections open (CONNECT accepted) by listener and protocol version.",
+                 static_cast<double>(open), labels);
+      out->Counter("mqttd_connections_total",
+                   "MQTT connections accepted (CONNACK 0) since start, by listener and protocol.",
+                   static_cast<double>(f.opened[l][v]), labels);
+    }
+  }
+}
+
+void AddSessions(const SessionFigures& f, Scrape* out) {
+  out->Gauge("mqttd_sessions", "Sessions on this node, connected or not (updated every second).",
+             static_cast<double>(f.sessions));
+  out->Gauge("mqttd_queued_messages",
+             "Messages queued for sessions behind their inflight window or while offline, in "
+             "memory and on disk (updated every second).",
+             static_cast<double>(f.queued));
+  out->Gauge("mqttd_inflight_messages",
+             "QoS 1/2 messages sent to clients and not acknowledged yet (updated every second).",
+             static_cast<double>(f.inflight));
+}
+
+void AddStorageDb(const StorageDbFigures& f, Scrape* out) {
+  out->Gauge("mqttd_storage_estimated_keys", "RocksDB estimate of the keys stored (all families).",
+             static_cast<double>(f.estimate_keys));
+  out->Gauge("mqttd_storage_sst_bytes", "Bytes of all RocksDB SST files (every version).",
+             static_cast<double>(f.sst_bytes));
+  out->Gauge("mqttd_storage_live_sst_bytes", "Bytes of the SST files of the current version.",
+             static_cast<double>(f.live_sst_bytes));
+  out->Gauge("mqttd_storage_memtable_bytes", "Bytes of RocksDB memtables (active and immutable).",
+             static_cast<double>(f.memtable_bytes));
+  out->Gauge("mqttd_storage_pending_compaction_bytes",
+             "RocksDB estimate of the bytes compaction has to rewrite.",
+             static_cast<double>(f.pending_compaction_bytes));
+  out->Gauge("mqttd_storage_wal_bytes", "Bytes of the live RocksDB write-ahead log files.",
+             static_cast<double>(f.wal_bytes));
+}
+
+void AddLatencies(const MetricSources& s, Scrape* out) {
+  if (s.ack_latency) {
+    for (uint8_t qos : {1, 2}) {
+      out->Histogram("mqttd_puback_latency_seconds",
+                     "From sending a QoS 1/2 PUBLISH to a client to its PUBACK (qos 1) or PUBCOMP "
+                     "(qos 2); a resend on reconnect counts from the resend.",
+                     s.ack_latency(qos), {{"qos", std::to_string(qos)}});
+    }
+  }
+  if (s.forward_latency) {
+    out->Histogram("mqttd_forward_latency_seconds",
+                   "From sending a batch of forwarded messages to a peer to the peer's "
+                   "acknowledgement of it.",
+                   s.forward_latency());
+  }
+  if (s.storage_write_latency) {
+    out->Histogram("mqttd_storage_write_seconds",
+                   "Time of one RocksDB write of a group commit (fsync included when on).",
+                   s.storage_write_latency());
+  }
+}
+
 }  // namespace
 
 std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
@@ -207,6 +290,15 @@ std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
   if (sources.listeners) AddListeners(sources.listeners(), &scrape);
   AddCluster(sources, &scrape);
   if (sources.registry) AddRegistry(sources.registry(), &scrape);
+  if (sources.connections) AddConnections(sources.connections(), &scrape);
+  if (sources.sessions) AddSessions(sources.sessions(), &scrape);
+  if (sources.storage_db) AddStorageDb(sources.storage_db(), &scrape);
+  if (sources.cluster_routes) {
+    scrape.Gauge("mqttd_cluster_routes",
+                 "Routes of other nodes this node knows (filter, node), from the route table.",
+                 static_cast<double>(sources.cluster_routes()));
+  }
+  AddLatencies(sources, &scrape);
   return scrape.Text();
 }
 

@@ -15,6 +15,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "node/base/latency_histogram.h"
 
 namespace mqtt::http {
 
@@ -70,6 +71,28 @@ struct RegistryFigures {  // cluster::Registry
   uint64_t snapshots_restored = 0;
 };
 
+struct StorageDbFigures {  // storage::DbFigures
+  uint64_t estimate_keys = 0;
+  uint64_t sst_bytes = 0;
+  uint64_t live_sst_bytes = 0;
+  uint64_t memtable_bytes = 0;
+  uint64_t pending_compaction_bytes = 0;
+  uint64_t wal_bytes = 0;
+};
+
+// Connections by listener (tcp, tls, ws, wss) and protocol level - 3 (3.1, 3.1.1, 5.0), summed
+// over workers: accepted CONNECTs since start, and those of them that ended.
+struct ConnectionFigures {
+  uint64_t opened[4][3] = {};
+  uint64_t closed[4][3] = {};
+};
+
+struct SessionFigures {  // session/worker_counters.h SessionGauges, summed over workers
+  uint64_t sessions = 0;
+  uint64_t queued = 0;
+  uint64_t inflight = 0;
+};
+
 struct MetricSources {
   std::string version;
   absl::Time started_at = absl::Now();
@@ -85,6 +108,14 @@ struct MetricSources {
   std::function<uint64_t()> forward_duplicates_dropped;
   std::function<RegistryFigures()> registry;
   std::function<std::vector<ListenerFigures>()> listeners;
+  // Histograms, merged over their owners (workers) at scrape.
+  std::function<LatencySnapshot(uint8_t qos)> ack_latency;  // qos 1 (PUBACK) or 2 (PUBCOMP)
+  std::function<LatencySnapshot()> forward_latency;
+  std::function<LatencySnapshot()> storage_write_latency;
+  std::function<StorageDbFigures()> storage_db;  // RocksDB properties, read at scrape
+  std::function<ConnectionFigures()> connections;
+  std::function<SessionFigures()> sessions;
+  std::function<uint64_t()> cluster_routes;  // remote routes this node knows
 };
 
 // The Prometheus text exposition (version 0.0.4) of every metric whose source is set.

@@ -43,12 +43,43 @@ void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
     return f;
   };
   s->retained_messages = [broker] { return broker->router().retained_count(); };
+  s->ack_latency = [broker](uint8_t qos) {
+    LatencySnapshot merged;
+    for (size_t i = 0; i < broker->worker_count(); ++i) {
+      merged.Add(broker->shard(i).counters().ReadAckLatency(qos));
+    }
+    return merged;
+  };
+  s->connections = [broker] {
+    ConnectionFigures f;
+    for (size_t i = 0; i < broker->worker_count(); ++i) {
+      broker->shard(i).counters().ReadConnections(f.opened, f.closed);
+    }
+    return f;
+  };
+  s->sessions = [broker] {
+    WorkerCounters::SessionGauges g;
+    for (size_t i = 0; i < broker->worker_count(); ++i) {
+      g.Add(broker->shard(i).counters().ReadSessionGauges());
+    }
+    return SessionFigures{g.sessions, g.queued, g.inflight};
+  };
   if (store == nullptr) return;
   if (std::shared_ptr<const storage::DiskWatermark> watermark = broker->options().disk_watermark) {
     s->disk = [watermark] {
       return DiskFigures{watermark->exceeded(), watermark->available_bytes()};
     };
   }
+  s->storage_write_latency = [store] { return store->write_latency(); };
+  s->storage_db = [store] {
+    const storage::DbFigures f = store->db_figures();
+    return StorageDbFigures{f.estimate_keys,
+                            f.sst_bytes,
+                            f.live_sst_bytes,
+                            f.memtable_bytes,
+                            f.pending_compaction_bytes,
+                            f.wal_bytes};
+  };
   s->store = [store] {
     const storage::StoreStats stats = store->stats();
     return StoreFigures{stats.messages, stats.queue_entries, stats.batches, stats.write_groups,
@@ -75,6 +106,10 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
       return out;
     };
     s->forward_duplicates_dropped = [forwarder] { return forwarder->duplicates_dropped(); };
+    s->forward_latency = [forwarder] { return forwarder->forward_latency(); };
+  }
+  if (cluster::RouteTable* routes = cluster->routes(); routes != nullptr) {
+    s->cluster_routes = [routes] { return routes->remote_route_count(); };
   }
   if (cluster::RegistryNode* node = cluster->registry(); node != nullptr) {
     s->registry = [node] {
@@ -91,8 +126,7 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
 
 absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(
     const std::string& listen, Broker* broker, storage::Store* store, cluster::ClusterNode* cluster,
-    std::vector<std::string> api_keys,
-    std::vector<std::shared_ptr<const net::ConnectionGate>> gates) {
+    ApiAuth api_auth, std::vector<std::shared_ptr<const net::ConnectionGate>> gates) {
   if (listen.empty()) return nullptr;
   // No storage check: the store is open before the node gets here, and a storage failure stops
   // the node (SIGTERM to itself), which /readyz reports as "shutting down".
@@ -130,9 +164,9 @@ absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(
   ServerOptions options;
   options.listen = listen;
   // A publish's payload comes in the body, as text or base64.
-  if (!api_keys.empty()) options.max_body_bytes = 4u << 20;
+  if (api_auth.enabled()) options.max_body_bytes = 4u << 20;
   absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::Start(options, std::move(handlers), MakeApi(broker, cluster, std::move(api_keys)));
+      Server::Start(options, std::move(handlers), MakeApi(broker, cluster, std::move(api_auth)));
   if (!server.ok()) return server.status();
   node->server_ = std::move(*server);
   return node;

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "cluster/node.h"
+#include "node/http/api.h"
 #include "node/http/health.h"
 #include "node/http/server.h"
 #include "node/net/connection_gate.h"
@@ -26,11 +27,11 @@ namespace mqtt::http {
 class NodeHttp {
  public:
   // Null (and OK) when `listen` is empty: the HTTP server is disabled. `store` and `cluster` may
-  // be null (no persistence, alone). `api_keys` empty: the HTTP API (api.h) is disabled.
+  // be null (no persistence, alone). `api_auth` not enabled(): the HTTP API (api.h) is disabled.
   // `gates`: the MQTT listeners' connection limits (/metrics). Errors: Server::Start's.
   static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(
       const std::string& listen, Broker* broker, storage::Store* store,
-      cluster::ClusterNode* cluster, std::vector<std::string> api_keys = {},
+      cluster::ClusterNode* cluster, ApiAuth api_auth = {},
       std::vector<std::shared_ptr<const net::ConnectionGate>> gates = {});
 
   const std::string& address() const { return server_->address(); }

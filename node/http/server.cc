@@ -168,7 +168,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_.set(bhttp::field::server, "mqttd");
     response_.set(bhttp::field::content_type, r.content_type);
     response_.set(bhttp::field::connection, "close");
-    for (const auto& [name, value] : r.headers) response_.set(name, value);
+    for (const auto& [name, value] : r.headers)
+      response_.insert(name, value);  // insert: a field may repeat (WWW-Authenticate)
     response_.body() = r.body;
     response_.prepare_payload();
     stream_.expires_after(server_->options.timeout);

@@ -86,6 +86,10 @@ class LayeredTransport final : public Transport,
   IoWorker* worker() const override { return worker_; }
   std::string peer() const override;
   std::string certificate_username() const override { return layers_.identity; }
+  ListenerKind listener_kind() const override {
+    if (options_->websocket) return options_->tls ? ListenerKind::kWss : ListenerKind::kWs;
+    return ListenerKind::kTls;
+  }
   void FlushOutput() override;
 
  private:

@@ -37,6 +37,10 @@ class TransportCallbacks {
   ~TransportCallbacks() = default;
 };
 
+// Which kind of listener accepted a connection (mqttd_connections{listener=...}).
+enum class ListenerKind : uint8_t { kTcp = 0, kTls = 1, kWs = 2, kWss = 3 };
+inline constexpr int kListenerKinds = 4;
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -84,6 +88,7 @@ class Transport {
   // take usernames from certificates, or without TLS. The session layer uses it in place of
   // CONNECT's User Name (wired by the auth layer).
   virtual std::string certificate_username() const { return {}; }
+  virtual ListenerKind listener_kind() const { return ListenerKind::kTcp; }
 
   // Writes pending output. Called by IoWorker at the end of the turn after RequestFlush().
   virtual void FlushOutput() = 0;

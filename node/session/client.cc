@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "boost/asio/steady_timer.hpp"
+#include "node/base/latency_histogram.h"
 #include "node/base/log.h"
 #include "node/net/io_worker.h"
 #include "node/protocol/message.h"
@@ -493,6 +494,8 @@ absl::Status Client::AcceptConnect(Connect connect) {
   // The session record is in this turn's batch, written before the CONNACK leaves.
   if (session_->persistent()) session_->SaveRecord(will_.get());
   SendConnack(session_present, std::move(ack));
+  listener_ = static_cast<int>(transport_->listener_kind());
+  host_->counters().ConnectionOpened(listener_, static_cast<uint8_t>(version_));
   MQTT_LOG_EVENT(kInfo, "client connected", {"client_id", client_id_}, {"peer", peer()},
                  {"protocol_version", VersionName(version_)}, {"clean_start", connect.clean_start},
                  {"keep_alive", keep_alive_}, {"session_present", session_present});
@@ -539,8 +542,8 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
   const bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
-  // Denied by the ACL: 5.0 acknowledges with 0x87; 3.1.1 has no code, so the message is
-  // acknowledged and dropped, as Mosquitto does.
+  // Denied by the ACL, or a $SYS topic (Authorized): 5.0 acknowledges with 0x87; 3.1.1 has no
+  // code, so the message is acknowledged and dropped, as Mosquitto does.
   const bool allowed = duplicate || Authorized(publish->topic, auth::Access::kWrite);
   if (!allowed && version_ == Version::kV5 && reason == rc::kSuccess) reason = rc::kNotAuthorized;
   bool deliver = !duplicate && allowed && reason == rc::kSuccess;
@@ -649,7 +652,9 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
   if (!ack.ok()) return ack.status();
   switch (ack->type) {
     case PacketType::kPuback:
-      session_->OnPuback(ack->packet_id);
+      if (int64_t sent_ns = 0; session_->OnPuback(ack->packet_id, &sent_ns)) {
+        host_->counters().AckLatency(1, MonotonicNs() - sent_ns);
+      }
       break;
     case PacketType::kPubrec:
       // A 5.0 PUBREC with an error reason ends the exchange: no PUBREL follows (4.3.3).
@@ -668,7 +673,9 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
       break;
     }
     default:
-      session_->OnPubcomp(ack->packet_id);
+      if (int64_t sent_ns = 0; session_->OnPubcomp(ack->packet_id, &sent_ns)) {
+        host_->counters().AckLatency(2, MonotonicNs() - sent_ns);
+      }
       break;
   }
   return absl::OkStatus();
@@ -979,6 +986,7 @@ void Client::OnClosed() {
 void Client::LogDisconnected(std::string_view reason, int reason_code) {
   if (phase_ != Phase::kConnected || disconnect_logged_) return;
   disconnect_logged_ = true;
+  host_->counters().ConnectionClosed(listener_, static_cast<uint8_t>(version_));
   if (reason_code < 0) {
     MQTT_LOG_EVENT(kInfo, "client disconnected", {"client_id", client_id_}, {"peer", peer()},
                    {"protocol_version", VersionName(version_)}, {"reason", reason});
@@ -1016,6 +1024,10 @@ auth::ConnectVerdict Client::Authenticate(const Connect& connect) const {
 }
 
 bool Client::Authorized(std::string_view topic, auth::Access access) {
+  // Only the node publishes under $SYS (node/sys, Broker::PublishLocal): a client's PUBLISH or
+  // will there is denied as an ACL deny is, whatever the ACL says. Mosquitto does the same
+  // (security.c, acl__check_dollar: the "$SYS" prefix, write access).
+  if (access == auth::Access::kWrite && topic.starts_with("$SYS")) return false;
   const auto& control = node().options().access_control;
   if (control == nullptr) return true;
   Extras& x = extras();

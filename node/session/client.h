@@ -205,6 +205,7 @@ class Client final : public net::TransportCallbacks,
   bool taken_over_by_resume_ = false;
   bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0
   bool disconnect_logged_ = false;       // LogDisconnected ran
+  int listener_ = 0;                     // net::ListenerKind, set when CONNECT is accepted
   uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
   uint16_t keep_alive_ = 0;
   uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT

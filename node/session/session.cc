@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "node/base/latency_histogram.h"
 #include "node/base/log.h"
 #include "node/persist/convert.h"
 
@@ -48,6 +49,9 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
   // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
   // discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does not hold the window.
+  // The acknowledgement latency of a resent message counts from the resend.
+  const int64_t now_ns = MonotonicNs();
+  for (Inflight& entry : inflight_) entry.sent_ns = now_ns;
   std::erase_if(inflight_, [this](const Inflight& entry) {
     if (entry.stage == Stage::kAwaitPubcomp) {
       client_->SendPubrel(entry.packet_id);
@@ -300,7 +304,7 @@ void Session::SendNow(OutboundMessage&& out) {
     }
   }
   Stage stage = out.qos == 1 ? Stage::kAwaitPuback : Stage::kAwaitPubrec;
-  inflight_.push_back({packet_id, stage, std::move(out)});
+  inflight_.push_back({packet_id, stage, std::move(out), MonotonicNs()});
   if (persistent()) StoreInflight(inflight_.back());
 }
 
@@ -401,9 +405,10 @@ std::vector<Session::Inflight>::iterator Session::FindInflight(uint16_t packet_i
                       [packet_id](const Inflight& e) { return e.packet_id == packet_id; });
 }
 
-bool Session::OnPuback(uint16_t packet_id) {
+bool Session::OnPuback(uint16_t packet_id, int64_t* sent_ns) {
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPuback) return false;
+  if (sent_ns != nullptr) *sent_ns = it->sent_ns;
   Unstore(*it);
   inflight_.erase(it);
   DrainQueue();
@@ -430,9 +435,10 @@ bool Session::OnPubrecError(uint16_t packet_id) {
   return true;
 }
 
-bool Session::OnPubcomp(uint16_t packet_id) {
+bool Session::OnPubcomp(uint16_t packet_id, int64_t* sent_ns) {
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPubcomp) return false;
+  if (sent_ns != nullptr) *sent_ns = it->sent_ns;
   Unstore(*it);
   inflight_.erase(it);
   DrainQueue();

@@ -142,11 +142,13 @@ class Session {
   void WatchDuplicates(int64_t until_ms);
 
   // Acknowledgements from the client. Unknown packet ids are ignored (returns false).
-  bool OnPuback(uint16_t packet_id);
+  // `sent_ns`, when given, is set to when the acknowledged PUBLISH was last sent (MonotonicNs,
+  // node/base/latency_histogram.h; a resend on reconnect counts from the resend).
+  bool OnPuback(uint16_t packet_id, int64_t* sent_ns = nullptr);
   bool OnPubrec(uint16_t packet_id);  // then PUBREL is sent
   // A 5.0 PUBREC with a reason code >= 0x80: the exchange ends there, no PUBREL (4.3.3).
   bool OnPubrecError(uint16_t packet_id);
-  bool OnPubcomp(uint16_t packet_id);
+  bool OnPubcomp(uint16_t packet_id, int64_t* sent_ns = nullptr);
 
   // Inbound QoS 2: true if this packet id was already received and not yet released, i.e. a
   // re-sent PUBLISH that must not be delivered again [MQTT-4.3.3-2].
@@ -169,6 +171,7 @@ class Session {
     uint16_t packet_id;
     Stage stage;
     OutboundMessage out;  // message is null once PUBREC'd; out.seq: its stored record, or 0
+    int64_t sent_ns = 0;  // MonotonicNs of the last send (PUBLISH, or PUBREL on a reconnect)
   };
 
   bool CanSendNow(uint8_t qos) const;

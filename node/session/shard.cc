@@ -443,6 +443,18 @@ void Shard::Sweep() {
   PublishDueWills(now_ms);
   ExpireSessions(now_ms);
   ExpireMoved(now_ms);
+  UpdateGauges();
+}
+
+// O(sessions) once a second, like ExpireSessions: the gauges cost the publish path nothing.
+void Shard::UpdateGauges() {
+  WorkerCounters::SessionGauges g;
+  g.sessions = sessions_.size();
+  for (auto& [id, session] : sessions_) {
+    g.queued += session->queued_count() + session->disk_queued_count();
+    g.inflight += session->inflight_count();
+  }
+  counters_.SetSessionGauges(g);
 }
 
 void Shard::PublishDueWills(int64_t now_ms) {

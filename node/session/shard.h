@@ -192,6 +192,7 @@ class Shard final : public SessionStorage, public ClientHost {
   void DrainInbox();
   void ArmSweep();
   void Sweep();
+  void UpdateGauges();
   void PublishDueWills(int64_t now_ms);
   void ExpireSessions(int64_t now_ms);
 

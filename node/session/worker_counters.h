@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Traffic counters of one worker: MQTT messages and bytes in and out, and messages dropped by
-// reason, for $SYS (node/sys) and /metrics (node/http). One set per Shard, so that the publish path
+// Traffic counters of one worker: MQTT messages and bytes in and out, messages dropped by reason,
+// for $SYS (node/sys) and /metrics (node/http), and the latency from sending a QoS 1/2 PUBLISH to
+// a client to its PUBACK or PUBCOMP (/metrics only). One set per Shard, so that the publish path
 // never shares a cache line or an atomic read-modify-write with another worker.
 //
 // Threading: written only by the owning worker's thread (Add: a relaxed load and store, no
@@ -10,6 +11,8 @@
 
 #include <atomic>
 #include <cstdint>
+
+#include "node/base/latency_histogram.h"
 
 namespace mqtt {
 
@@ -65,6 +68,50 @@ class alignas(64) WorkerCounters {
   void Dropped(DropReason reason) { Add(dropped_[static_cast<int>(reason)], 1); }
   // Reading from a client paused by its rate: `bytes` false for message_rate, true for byte_rate.
   void Throttled(bool bytes) { Add(throttled_[bytes ? 1 : 0], 1); }
+  // A CONNECT accepted (CONNACK 0 sent) on a `listener` (net::ListenerKind) connection with
+  // protocol level `level` (3, 4, 5); and that connection's end (called once per accept).
+  void ConnectionOpened(int listener, uint8_t level) {
+    Add(opened_[ConnIndex(listener, level)], 1);
+  }
+  void ConnectionClosed(int listener, uint8_t level) {
+    Add(closed_[ConnIndex(listener, level)], 1);
+  }
+  // Accepted and ended connections by [listener][level - 3], since start. A connection may
+  // open on one worker and close on another: only sums over workers are meaningful.
+  void ReadConnections(uint64_t opened[4][3], uint64_t closed[4][3]) const {
+    for (int i = 0; i < kConnSlots; ++i) {
+      opened[i / 3][i % 3] += opened_[i].load(std::memory_order_relaxed);
+      closed[i / 3][i % 3] += closed_[i].load(std::memory_order_relaxed);
+    }
+  }
+
+  // The shard's session gauges, set by its once-a-second sweep (Shard::Sweep).
+  struct SessionGauges {
+    uint64_t sessions = 0;  // connected or not
+    uint64_t queued = 0;    // messages queued for sessions (in memory and on disk)
+    uint64_t inflight = 0;  // QoS 1/2 messages sent and not acknowledged yet
+    void Add(const SessionGauges& o) {
+      sessions += o.sessions;
+      queued += o.queued;
+      inflight += o.inflight;
+    }
+  };
+  void SetSessionGauges(const SessionGauges& g) {
+    sessions_.store(g.sessions, std::memory_order_relaxed);
+    queued_.store(g.queued, std::memory_order_relaxed);
+    inflight_.store(g.inflight, std::memory_order_relaxed);
+  }
+  SessionGauges ReadSessionGauges() const {
+    return {sessions_.load(std::memory_order_relaxed), queued_.load(std::memory_order_relaxed),
+            inflight_.load(std::memory_order_relaxed)};
+  }
+
+  // A client acknowledged a QoS `qos` (1: PUBACK, 2: PUBCOMP) PUBLISH `ns` after it was sent.
+  void AckLatency(uint8_t qos, int64_t ns) { ack_latency_[qos == 2 ? 1 : 0].Record(ns); }
+  // The histogram of AckLatency for `qos` (1 or 2).
+  LatencySnapshot ReadAckLatency(uint8_t qos) const {
+    return ack_latency_[qos == 2 ? 1 : 0].Snapshot();
+  }
 
   TrafficTotals Read() const {
     TrafficTotals t;
@@ -86,12 +133,23 @@ class alignas(64) WorkerCounters {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
 
+  static constexpr int kConnSlots = 4 * 3;
+  static int ConnIndex(int listener, uint8_t level) {
+    return (listener & 3) * 3 + (level >= 3 && level <= 5 ? level - 3 : 1);
+  }
+
   std::atomic<uint64_t> messages_received_[3] = {0, 0, 0};
   std::atomic<uint64_t> messages_sent_[3] = {0, 0, 0};
   std::atomic<uint64_t> bytes_received_{0};
   std::atomic<uint64_t> bytes_sent_{0};
   std::atomic<uint64_t> dropped_[kDropReasons] = {};
   std::atomic<uint64_t> throttled_[2] = {};
+  std::atomic<uint64_t> sessions_{0};
+  std::atomic<uint64_t> queued_{0};
+  std::atomic<uint64_t> inflight_{0};
+  std::atomic<uint64_t> opened_[kConnSlots] = {};
+  std::atomic<uint64_t> closed_[kConnSlots] = {};
+  LatencyHistogram ack_latency_[2];  // [0] QoS 1, [1] QoS 2
 };
 
 }  // namespace mqtt

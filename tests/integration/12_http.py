@@ -53,7 +53,11 @@ def parse_metrics(text):
         m = SAMPLE.match(line)
         assert m, "not a Prometheus sample line: %r" % line
         name = m.group(1)
-        assert name in help_ and name in type_, "no HELP/TYPE before %r" % line
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):  # a histogram's samples
+            if name.endswith(suffix) and type_.get(name[:-len(suffix)]) == "histogram":
+                family = name[:-len(suffix)]
+        assert family in help_ and family in type_, "no HELP/TYPE before %r" % line
         samples[(name, m.group(2) or "")] = float(m.group(4))
     return samples, type_
 
@@ -105,6 +109,43 @@ class HttpTest(unittest.TestCase):
         wait_metric(self.http, "mqttd_subscriptions", 1)
         c.disconnect()
         wait_metric(self.http, "mqttd_clients_connected", 0)
+
+    def test_latency_histograms_connections_and_rocksdb_figures(self):
+        # A QoS 1 and a QoS 2 delivery, acknowledged by the subscriber: one PUBACK and one
+        # PUBCOMP latency each; the persistent subscriber's copies go through the store's group
+        # commit.
+        sub, pub = RawClient(self.broker), RawClient(self.broker)
+        sub.connect(clean=False)
+        self.assertEqual(sub.subscribe([("lat/#", 2)]), [2])
+        pub.connect()
+        pub.publish("lat/1", b"one", qos=1, pid=1)
+        pub.publish("lat/2", b"two", qos=2, pid=2)
+        self.assertEqual(sub.recv_publish().qos, 1)
+        self.assertEqual(sub.recv_publish().qos, 2)
+        wait_metric(self.http, "mqttd_puback_latency_seconds_count", 1, '{qos="1"}')
+        wait_metric(self.http, "mqttd_puback_latency_seconds_count", 1, '{qos="2"}')
+        wait_metric(self.http, "mqttd_connections", 2, '{listener="tcp",protocol="3.1.1"}')
+        samples, types = parse_metrics(get(self.http, "/metrics")[1])
+        self.assertEqual(types.get("mqttd_puback_latency_seconds"), "histogram")
+        self.assertEqual(samples[("mqttd_puback_latency_seconds_bucket",
+                                  '{qos="1",le="+Inf"}')], 1)
+        self.assertEqual(types.get("mqttd_storage_write_seconds"), "histogram")
+        self.assertGreaterEqual(samples[("mqttd_storage_write_seconds_count", "")], 1)
+        self.assertEqual(types.get("mqttd_connections_total"), "counter")
+        self.assertGreaterEqual(
+            samples[("mqttd_connections_total", '{listener="tcp",protocol="3.1.1"}')], 2)
+        for name in ("mqttd_storage_estimated_keys", "mqttd_storage_sst_bytes",
+                     "mqttd_storage_live_sst_bytes", "mqttd_storage_memtable_bytes",
+                     "mqttd_storage_pending_compaction_bytes", "mqttd_storage_wal_bytes",
+                     "mqttd_sessions", "mqttd_queued_messages", "mqttd_inflight_messages"):
+            self.assertEqual(types.get(name), "gauge", name)
+        self.assertGreater(samples[("mqttd_storage_wal_bytes", "")], 0)
+        self.assertNotIn("mqttd_forward_latency_seconds", types)  # not clustered
+        wait_metric(self.http, "mqttd_sessions", 2)  # the shards' sweep: once a second
+        pub.disconnect()
+        wait_metric(self.http, "mqttd_connections", 1, '{listener="tcp",protocol="3.1.1"}')
+        sub.disconnect()
+        wait_metric(self.http, "mqttd_sessions", 1)  # the persistent one stays
 
     def test_content_type_of_metrics(self):
         with urllib.request.urlopen("http://%s/metrics" % self.http, timeout=WAIT) as r:

@@ -4,7 +4,10 @@
 a publish through the API reaches a subscriber (QoS 0/1/2, base64, retained, 5.0
 properties); the client list, one client, subscriptions, retained; a kick disconnects the
 client; no key or a wrong key gets 401, no key file 404 with /metrics still open; bad
-bodies 400; the OpenAPI file passes yamllint and names every path. mqttd only."""
+bodies 400; the OpenAPI file passes yamllint and names every path. Basic auth
+(--http-basic-auth-file, a password file written by mosquitto_passwd, $7$ and $6$): a right
+user and password passes, anything else is 401 with WWW-Authenticate for each scheme on.
+mqttd only."""
 
 import base64
 import json
@@ -32,19 +35,31 @@ def http_address(ready_line):
     return next(w[len("http="):] for w in ready_line.split() if w.startswith("http="))
 
 
-def call(address, method, path, body=None, key=KEY):
-    """(status, parsed JSON body or text)."""
+def basic(user, password):
+    """An Authorization field value for basic auth (RFC 7617)."""
+    return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+
+
+def call(address, method, path, body=None, key=KEY, authorization=None, headers_out=None):
+    """(status, parsed JSON body or text). `authorization`, when given, is sent as is in place
+    of the Bearer key; `headers_out`, a list, gets the response's header fields."""
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
     req = urllib.request.Request("http://%s%s" % (address, path), data=data, method=method)
-    if key is not None:
+    if authorization is not None:
+        req.add_header("Authorization", authorization)
+    elif key is not None:
         req.add_header("Authorization", "Bearer " + key)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=WAIT) as r:
             status, text, ctype = r.status, r.read().decode(), r.headers.get("Content-Type")
+            if headers_out is not None:
+                headers_out.extend(r.headers.items())
     except urllib.error.HTTPError as e:
         status, text, ctype = e.code, e.read().decode(), e.headers.get("Content-Type")
+        if headers_out is not None:
+            headers_out.extend(e.headers.items())
     if ctype == "application/json":
         return status, json.loads(text)
     return status, text
@@ -217,6 +232,100 @@ class HttpApiTest(unittest.TestCase):
         self.assertEqual(sorted(doc["paths"]), sorted([
             "/api/v1/publish", "/api/v1/clients", "/api/v1/clients/{client_id}",
             "/api/v1/subscriptions", "/api/v1/retained", "/api/v1/cluster/members"]))
+
+
+MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
+
+
+def mosquitto_passwd(path, user, password, algorithm):
+    """A user added by Mosquitto's own tool: $7$ (sha512-pbkdf2) or $6$ (sha512)."""
+    args = [MOSQUITTO_PASSWD, "-H", algorithm, "-b"]
+    if not os.path.exists(path):
+        args.insert(1, "-c")
+    subprocess.run(args + [path, user, password], check=True, capture_output=True)
+
+
+def authenticate_fields(headers):
+    return [v for k, v in headers if k.lower() == "www-authenticate"]
+
+
+@harness.only_mqttd("mqttd's HTTP API")
+class HttpApiBasicAuthTest(unittest.TestCase):
+    """One node with an API key file and a basic auth file, one with the basic auth file only."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = harness.tempfile.mkdtemp(prefix="mqttd-api-basic-")
+        cls.users = os.path.join(cls.tmp, "users")
+        mosquitto_passwd(cls.users, "ops", "s3cret:with:colons", "sha512-pbkdf2")
+        mosquitto_passwd(cls.users, "legacy", "old-pw", "sha512")
+        keys = os.path.join(cls.tmp, "keys")
+        with open(keys, "w") as f:
+            f.write(KEY + "\n")
+        cls.both = harness.start_broker(["--http-api-key-file", keys,
+                                         "--http-basic-auth-file", cls.users])
+        cls.basic_only = harness.start_broker(["--http-basic-auth-file", cls.users])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.both.kill()
+        cls.basic_only.kill()
+        harness.shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_right_user_and_password_pass_7_and_6_hashes(self):
+        for broker in (self.both, self.basic_only):
+            http = http_address(broker.ready_line)
+            # The password holds ':' itself: only the first ':' splits (RFC 7617 2).
+            for user, password in (("ops", "s3cret:with:colons"), ("legacy", "old-pw")):
+                status, body = call(http, "GET", "/api/v1/clients",
+                                    authorization=basic(user, password))
+                self.assertEqual(status, 200, (user, body))
+                self.assertIn("clients", body)
+
+    def test_wrong_credentials_401_with_a_challenge_per_scheme(self):
+        wrong = [basic("ops", "s3cret"), basic("ops", "s3cret:with:colons "),
+                 basic("nobody", "old-pw"), basic("", ""), "Basic !!!not-base64",
+                 "Basic " + base64.b64encode(b"ops").decode(), "Basic ", "Digest x"]
+        for broker, schemes in ((self.both, {"Bearer", "Basic"}), (self.basic_only, {"Basic"})):
+            http = http_address(broker.ready_line)
+            for authorization in wrong + [None]:
+                headers = []
+                status, body = call(http, "GET", "/api/v1/clients", key=None,
+                                    authorization=authorization, headers_out=headers)
+                self.assertEqual(status, 401, authorization)
+                self.assertIn("credentials", body["error"])
+                fields = authenticate_fields(headers)
+                self.assertEqual({f.split()[0] for f in fields}, schemes, fields)
+                if "Basic" in schemes:
+                    self.assertIn('Basic realm="mqttd", charset="UTF-8"', fields)
+
+    def test_bearer_key_only_where_a_key_file_is_given(self):
+        status, _ = call(http_address(self.both.ready_line), "GET", "/api/v1/clients")
+        self.assertEqual(status, 200)
+        status, _ = call(http_address(self.basic_only.ready_line), "GET", "/api/v1/clients")
+        self.assertEqual(status, 401)
+
+    def test_publish_with_basic_auth_reaches_a_subscriber(self):
+        topic = "api/basic/" + harness.unique("t")
+        sub = Subscriber(self.basic_only, topic)
+        self.addCleanup(sub.stop)
+        status, body = call(http_address(self.basic_only.ready_line), "POST", "/api/v1/publish",
+                            {"topic": topic, "payload": "via basic", "qos": 1},
+                            authorization=basic("legacy", "old-pw"))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sub.messages.get(timeout=WAIT).payload, b"via basic")
+
+    def test_unreadable_or_empty_basic_auth_file_stops_the_start(self):
+        empty = os.path.join(self.tmp, "empty")
+        with open(empty, "w") as f:
+            f.write("# nobody\n")
+        for path, text in (("/nonexistent/users", "/nonexistent/users"), (empty, "no user")):
+            proc = subprocess.run([harness.broker_bin(), "--listen", "127.0.0.1:0",
+                                   "--http-listen", "127.0.0.1:0", "--persistence", "false",
+                                   "--http-basic-auth-file", path],
+                                  capture_output=True, text=True, timeout=WAIT)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            self.assertIn(text, proc.stderr)
 
 
 @harness.only_mqttd("mqttd's HTTP API")

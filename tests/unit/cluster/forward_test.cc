@@ -228,6 +228,25 @@ TEST(ForwarderTest, MessagesArriveOnceAndInOrder) {
   EXPECT_TRUE(a->StatsOf("b").connected);
 }
 
+// mqttd_forward_latency_seconds: each batch sent is measured once, when the peer's cumulative
+// acknowledgement covers its last entry; only the sending side records.
+TEST(ForwarderTest, ForwardLatencyRecordedPerAcknowledgedBatch) {
+  auto a = MakeNode("a");
+  auto b = MakeNode("b");
+  a->Knows(*b);
+  TurnStorage turn(nullptr);
+  EXPECT_EQ(a->forwarder->forward_latency().count, 0u);
+  for (int i = 0; i < 300; ++i) a->Send(turn, "b", absl::StrCat("m", i), 1, false);
+  ASSERT_TRUE(WaitFor([&] { return a->StatsOf("b").forwarded == 300; }));
+  ASSERT_TRUE(WaitFor([&] { return a->forwarder->forward_latency().count >= 1; }));
+  const LatencySnapshot latency = a->forwarder->forward_latency();
+  EXPECT_LE(latency.count, 300u) << "one record per batch, at most one per message";
+  uint64_t in_buckets = 0;
+  for (uint64_t n : latency.buckets) in_buckets += n;
+  EXPECT_EQ(in_buckets, latency.count);
+  EXPECT_EQ(b->forwarder->forward_latency().count, 0u);
+}
+
 TEST(ForwarderTest, ReceiverRestartGetsWhatWasSentWhileItWasDown) {
   auto a = MakeNode("a");
   auto b = MakeNode("b");

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 #include "node/http/api_publish.h"
 
@@ -74,6 +75,33 @@ TEST(ApiKeysTest, BearerKeyMustMatchOneKeyExactly) {
   EXPECT_FALSE(Authorized(keys, "Basic YWxwaGE="));
   EXPECT_FALSE(Authorized(keys, ""));
   EXPECT_FALSE(Authorized({}, "Bearer "));
+}
+
+// RFC 7617: "Basic base64(USER:PASSWORD)", split at the first ':'; checked against a password
+// file in Mosquitto's format. With users only, a Bearer key is not enough, and vice versa.
+TEST(ApiKeysTest, BasicAuthUserAndPasswordFromAPasswordFile) {
+  absl::StatusOr<std::string> hash = auth::HashPassword("pw:with:colons");
+  ASSERT_TRUE(hash.ok()) << hash.status();
+  absl::StatusOr<auth::PasswordFile> users =
+      auth::PasswordFile::Parse("ops:" + *hash + "\n", "users");
+  ASSERT_TRUE(users.ok()) << users.status();
+  ApiAuth basic_only{{}, std::make_shared<const auth::PasswordFile>(std::move(*users))};
+  auto basic = [](const std::string& credentials) {
+    return "Basic " + absl::Base64Escape(credentials);
+  };
+  EXPECT_TRUE(AuthorizedRequest(basic_only, basic("ops:pw:with:colons")));
+  EXPECT_FALSE(AuthorizedRequest(basic_only, basic("ops:pw")));
+  EXPECT_FALSE(AuthorizedRequest(basic_only, basic("other:pw:with:colons")));
+  EXPECT_FALSE(AuthorizedRequest(basic_only, basic("ops")));
+  EXPECT_FALSE(AuthorizedRequest(basic_only, "Basic %%%"));
+  EXPECT_FALSE(AuthorizedRequest(basic_only, "Bearer alpha"));
+  ApiAuth both = basic_only;
+  both.keys = {"alpha"};
+  EXPECT_TRUE(AuthorizedRequest(both, "Bearer alpha"));
+  EXPECT_TRUE(AuthorizedRequest(both, basic("ops:pw:with:colons")));
+  ApiAuth keys_only{{"alpha"}, nullptr};
+  EXPECT_FALSE(AuthorizedRequest(keys_only, basic("ops:pw:with:colons")));
+  EXPECT_TRUE(AuthorizedRequest(keys_only, "Bearer alpha"));
 }
 
 TEST(ApiKeysTest, FileSkipsCommentsAndBlankLines) {

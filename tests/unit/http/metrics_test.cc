@@ -54,6 +54,15 @@ void ExpectValidExposition(const std::string& text) {
     }
     name = SampleName(line);
     ASSERT_FALSE(name.empty()) << "not a sample: " << line;
+    // A histogram's samples are NAME_bucket, NAME_sum and NAME_count of the family NAME.
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string s = suffix;
+      if (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0 &&
+          type.count(name.substr(0, name.size() - s.size()))) {
+        name = name.substr(0, name.size() - s.size());
+        break;
+      }
+    }
     EXPECT_TRUE(help.count(name) && type.count(name)) << "no HELP/TYPE before " << line;
   }
 }
@@ -146,6 +155,75 @@ TEST(MetricsTest, DropsDiskAndListeners) {
                   "mqttd_connections_refused_total{listener=\"mqtt 0.0.0.0:1883\",reason=\""
                   "connection_rate\"} 9"))
       << text;
+}
+
+// Buckets: `le` is an upper bound (inclusive); the exposition is cumulative, ends with +Inf
+// equal to _count, and _sum is in seconds.
+TEST(MetricsTest, LatencyHistogramsMergedAndCumulative) {
+  LatencyHistogram worker_a, worker_b;
+  worker_a.Record(40'000);          // 40 us: the first bucket (le 5e-05)
+  worker_a.Record(50'000);          // exactly 50 us: still the first bucket
+  worker_b.Record(3'000'000);       // 3 ms: le 0.005
+  worker_b.Record(60'000'000'000);  // 60 s: +Inf only
+  EXPECT_EQ(LatencyBucket(50'000), 0u);
+  EXPECT_EQ(LatencyBucket(50'001), 1u);
+  EXPECT_EQ(LatencyBucket(10'000'000'000), kLatencyBounds.size() - 1);
+  EXPECT_EQ(LatencyBucket(10'000'000'001), kLatencyBounds.size());
+  MetricSources s;
+  s.ack_latency = [&](uint8_t qos) {
+    LatencySnapshot merged;
+    if (qos == 1) {
+      merged.Add(worker_a.Snapshot());
+      merged.Add(worker_b.Snapshot());
+    }
+    return merged;
+  };
+  s.storage_write_latency = [&] { return worker_a.Snapshot(); };
+  const std::string text = RenderMetrics(s);
+  ExpectValidExposition(text);
+  EXPECT_TRUE(Has(text, "# TYPE mqttd_puback_latency_seconds histogram")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_bucket{qos=\"1\",le=\"5e-05\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_bucket{qos=\"1\",le=\"0.0025\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_bucket{qos=\"1\",le=\"0.005\"} 3")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_bucket{qos=\"1\",le=\"10\"} 3")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_bucket{qos=\"1\",le=\"+Inf\"} 4")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_count{qos=\"1\"} 4")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_sum{qos=\"1\"} 60.00309")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_puback_latency_seconds_count{qos=\"2\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_write_seconds_count 2")) << text;
+  // Not clustered: no forward latency.
+  EXPECT_EQ(text.find("mqttd_forward_latency_seconds"), std::string::npos) << text;
+}
+
+TEST(MetricsTest, ConnectionsSessionsAndRocksDbFigures) {
+  MetricSources s;
+  s.connections = [] {
+    ConnectionFigures f;
+    f.opened[0][1] = 5;  // tcp, 3.1.1
+    f.closed[0][1] = 2;
+    f.opened[3][2] = 1;  // wss, 5.0
+    return f;
+  };
+  s.sessions = [] { return SessionFigures{7, 30, 4}; };
+  s.storage_db = [] { return StorageDbFigures{100, 2048, 1024, 512, 64, 4096}; };
+  s.cluster_routes = [] { return uint64_t{12}; };
+  const std::string text = RenderMetrics(s);
+  ExpectValidExposition(text);
+  EXPECT_TRUE(Has(text, "mqttd_connections{listener=\"tcp\",protocol=\"3.1.1\"} 3")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_connections_total{listener=\"tcp\",protocol=\"3.1.1\"} 5")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_connections{listener=\"wss\",protocol=\"5.0\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_connections{listener=\"ws\",protocol=\"3.1\"} 0")) << text;
+  EXPECT_TRUE(Has(text, "# TYPE mqttd_connections_total counter")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_sessions 7")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_queued_messages 30")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_inflight_messages 4")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_estimated_keys 100")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_sst_bytes 2048")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_live_sst_bytes 1024")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_memtable_bytes 512")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_pending_compaction_bytes 64")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_storage_wal_bytes 4096")) << text;
+  EXPECT_TRUE(Has(text, "mqttd_cluster_routes 12")) << text;
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {

@@ -62,14 +62,21 @@ class BrokerTest : public ::testing::Test {
   }
 
   // A new connection accepted on `worker` (not yet CONNECTed).
-  TestPeer Open(uint32_t worker = 0) {
+  TestPeer Open(uint32_t worker = 0, Version version = Version::kV311) {
     auto conn = std::make_shared<FakeConnection>();
     auto transport = std::make_shared<FakeTransport>(workers_[worker], conn);
     conn->current = transport;
     broker_->Accept(transport);
     Poll();
     EXPECT_TRUE(transport->started());
-    return TestPeer(conn, Version::kV311);
+    return TestPeer(conn, version);
+  }
+
+  // The acknowledgement latency histogram of `qos`, over both workers.
+  LatencySnapshot AckLatency(uint8_t qos) {
+    LatencySnapshot merged;
+    for (uint32_t i = 0; i < 2; ++i) merged.Add(broker_->shard(i).counters().ReadAckLatency(qos));
+    return merged;
   }
 
   static Connect MakeConnect(const std::string& client_id, Version version, bool clean_start,
@@ -212,6 +219,95 @@ TEST_F(BrokerTest, Qos1PublishGetsPuback) {
   std::vector<WirePacket> packets = pub.Take();
   EXPECT_THAT(Acks(pub, packets), ElementsAre("PUBACK 17"));
   EXPECT_EQ(packets.size(), 1u);
+}
+
+// Only the node publishes under $SYS. A client's PUBLISH there is denied as an ACL deny is
+// (Mosquitto's acl__check_dollar): 3.1.1 has no reason code, so QoS 1 gets its PUBACK and the
+// message is dropped; 5.0 gets PUBACK/PUBREC 0x87 ("The PUBLISH is not authorized", MQTT 5.0
+// 3.4.2.1 and 3.5.2.1); nothing reaches a $SYS subscriber, no retained copy is kept. The node's
+// own $SYS publish (Broker::PublishLocal) still goes out.
+TEST_F(BrokerTest, ClientPublishUnderSysIsRefusedTheNodesOwnIsNot) {
+  TestPeer sub = Connected(IdOn(1, "sys-sub"));
+  Subscribe(sub, "$SYS/#", 1);
+  TestPeer v3 = Connected(IdOn(0, "pub3"));
+  v3.SendPublish("$SYS/broker/uptime", "fake", 1, 7, false, /*retain=*/true);
+  v3.SendPublish("$SYS/broker/version", "fake0", 0, 0, false, /*retain=*/true);
+  Poll();
+  EXPECT_THAT(Acks(v3, v3.Take()), ElementsAre("PUBACK 7"));
+  TestPeer v5 = Open(0, Version::kV5);
+  ASSERT_TRUE(ConnectPeer(v5, MakeConnect(IdOn(0, "pub5"), Version::kV5, true)).has_value());
+  v5.SendPublish("$SYS/broker/uptime", "fake1", 1, 8);
+  v5.SendPublish("$SYS/broker/uptime", "fake2", 2, 9);
+  Poll();
+  std::vector<WirePacket> packets = v5.Take();
+  EXPECT_THAT(Acks(v5, packets), ElementsAre("PUBACK 8", "PUBREC 9"));
+  for (const WirePacket& packet : packets) {
+    absl::StatusOr<PubAck> ack = v5.DecodeAckPacket(packet);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->reason_code, rc::kNotAuthorized);
+  }
+  EXPECT_THAT(sub.Take(), IsEmpty());
+  EXPECT_EQ(broker_->router().retained_count(), 0u);
+
+  auto own = std::make_shared<Message>();
+  own->topic = "$SYS/broker/version";
+  own->payload = "mqttd";
+  w0_.Post([this, own] { broker_->PublishLocal(0, own); });
+  Poll();
+  EXPECT_THAT(Payloads(Publishes(sub, sub.Take())), ElementsAre("mqttd"));
+}
+
+// mqttd_puback_latency_seconds: a QoS 1 delivery is measured at its PUBACK, a QoS 2 one at its
+// PUBCOMP (not at PUBREC); an acknowledgement of an unknown packet id records nothing.
+TEST_F(BrokerTest, AckLatencyRecordedAtPubackAndPubcomp) {
+  TestPeer sub = Connected(IdOn(1, "lat-sub"));
+  Subscribe(sub, "lat/#", 2);
+  TestPeer pub = Connected(IdOn(0, "lat-pub"));
+  pub.SendPublish("lat/1", "one", 1, 1);
+  pub.SendPublish("lat/2", "two", 2, 2);
+  Poll();
+  std::vector<Publish> got = Publishes(sub, sub.Take());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(AckLatency(1).count, 0u);
+  sub.SendAck(PacketType::kPuback, got[0].packet_id);
+  sub.SendAck(PacketType::kPubrec, got[1].packet_id);
+  Poll();
+  sub.Take();
+  EXPECT_EQ(AckLatency(1).count, 1u);
+  EXPECT_EQ(AckLatency(2).count, 0u) << "PUBREC is not the end of a QoS 2 delivery";
+  sub.SendAck(PacketType::kPubcomp, got[1].packet_id);
+  sub.SendAck(PacketType::kPuback, 999);
+  Poll();
+  const LatencySnapshot q1 = AckLatency(1), q2 = AckLatency(2);
+  EXPECT_EQ(q1.count, 1u);
+  EXPECT_EQ(q2.count, 1u);
+  uint64_t in_buckets = 0;
+  for (uint64_t n : q2.buckets) in_buckets += n;
+  EXPECT_EQ(in_buckets, 1u);
+  EXPECT_GT(q2.sum_ns, 0u);
+}
+
+// mqttd_connections{listener,protocol}: counted when the CONNACK accepts, uncounted when the
+// connection ends, summed over workers (the fake transport is a "tcp" one).
+TEST_F(BrokerTest, ConnectionsCountedByListenerAndProtocolVersion) {
+  auto read = [this](uint64_t opened[4][3], uint64_t closed[4][3]) {
+    for (uint32_t i = 0; i < 2; ++i) broker_->shard(i).counters().ReadConnections(opened, closed);
+  };
+  TestPeer v3 = Connected(IdOn(0, "conn3"));
+  TestPeer v5 = Open(1, Version::kV5);
+  ASSERT_TRUE(ConnectPeer(v5, MakeConnect(IdOn(0, "conn5"), Version::kV5, true)).has_value());
+  uint64_t opened[4][3] = {}, closed[4][3] = {};
+  read(opened, closed);
+  EXPECT_EQ(opened[0][1], 1u);  // tcp, 3.1.1
+  EXPECT_EQ(opened[0][2], 1u);  // tcp, 5.0
+  EXPECT_EQ(closed[0][1] + closed[0][2], 0u);
+  v3.SendDisconnect();
+  Poll();
+  uint64_t opened2[4][3] = {}, closed2[4][3] = {};
+  read(opened2, closed2);
+  EXPECT_EQ(opened2[0][1], 1u);
+  EXPECT_EQ(closed2[0][1], 1u);
+  EXPECT_EQ(closed2[0][2], 0u);
 }
 
 // [MQTT-4.3.3-2]: a QoS 2 PUBLISH re-sent before PUBREL is acknowledged again but not

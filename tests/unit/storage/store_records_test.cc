@@ -360,4 +360,32 @@ TEST_F(StorageTest, LoadSessionsVisitsInClientOrderAndStopsAtError) {
 }
 
 }  // namespace
+// mqttd_storage_write_seconds and the RocksDB figures of /metrics: one histogram entry per
+// RocksDB write, and properties that follow what was written (and flushed).
+TEST_F(StorageTest, WriteLatencyAndRocksDbFiguresFollowTheWrites) {
+  const uint64_t before = store_->write_latency().count;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    Batch batch;
+    batch.PutMessage(id, Msg("fig/" + std::to_string(id), std::string(1000, 'x')));
+    batch.AddQueueEntry("c", id, Entry(id));
+    MustWrite(batch);
+  }
+  const LatencySnapshot latency = store_->write_latency();
+  EXPECT_EQ(latency.count, before + 3);
+  uint64_t in_buckets = 0;
+  for (uint64_t n : latency.buckets) in_buckets += n;
+  EXPECT_EQ(in_buckets, latency.count);
+  EXPECT_GT(latency.sum_ns, 0u);
+
+  DbFigures f = store_->db_figures();
+  EXPECT_GT(f.memtable_bytes, 3000u) << "three 1000-byte payloads are in the memtables";
+  EXPECT_GT(f.wal_bytes, 3000u) << "and in the live WAL";
+  EXPECT_GE(f.estimate_keys, 6u);
+  ASSERT_TRUE(store_->FlushForTesting(/*compact=*/false).ok());
+  f = store_->db_figures();
+  EXPECT_GT(f.sst_bytes, 0u);
+  EXPECT_GT(f.live_sst_bytes, 0u);
+  EXPECT_LE(f.live_sst_bytes, f.sst_bytes);
+}
+
 }  // namespace mqtt::storage
