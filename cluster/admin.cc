@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cluster/cluster_tls.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "node/base/log.h"
@@ -234,8 +235,7 @@ absl::StatusOr<bool> AdminService::KickOn(const std::string& node_id,
   if (!member || member->state != MemberState::kAlive) {
     return absl::UnavailableError(absl::StrCat(node_id, " is not an alive member"));
   }
-  auto stub = admin::v1::Admin::NewStub(
-      grpc::CreateChannel(member->address, grpc::InsecureChannelCredentials()));
+  auto stub = admin::v1::Admin::NewStub(PeerChannel(member->address));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + kPeerTimeout);
   admin::v1::KickRequest request;

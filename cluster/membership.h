@@ -14,8 +14,8 @@
 // handlers and the public methods only take the table's mutex for short copies; no RPC is made
 // under it. Every public method may be called from any thread.
 //
-// Transport: plaintext (InsecureChannelCredentials, one cached channel per peer address); TLS
-// comes with the security issue.
+// Transport: one cached channel per peer address (stub_cache.h), mutual TLS with cluster TLS on
+// (cluster_tls.h), else plaintext.
 #pragma once
 
 #include <cstdint>

@@ -12,10 +12,14 @@
 //   mqttctl [--server HOST:PORT] rebalance [--tolerance PCT] [--rate N] [--timeout SECONDS]
 //   mqttctl passwd [-c] [-b] [-D] FILE USER [PASSWORD]   (local: node/auth/passwd_command.h)
 //
+// A node with cluster TLS (--cluster-tls-*) takes mqttctl with --tls-cert/--tls-key/--tls-ca
+// only: a certificate of the cluster CA (cluster/cluster_tls.h).
+//
 // `members` and `sessions` ask every alive member too (the node asked gives the members).
 // Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions: no
 // member answered; kick: no node had the client connected; drain: a session stayed on the
 // node or a forwarded message was not delivered), 2 usage.
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -31,6 +35,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cluster/cluster_tls.h"
 #include "google/protobuf/util/json_util.h"
 #include "node/auth/passwd_command.h"
 #include "proto/admin.grpc.pb.h"
@@ -75,6 +80,11 @@ commands:
 options:
   --server HOST:PORT   the node's cluster address (its --cluster-listen) [127.0.0.1:7946]
   --json               print the node's answer as JSON instead of a table
+  --tls-cert FILE, --tls-key FILE, --tls-ca FILE
+                       mutual TLS to a node with cluster TLS on: a certificate and key issued
+                       by the cluster CA, and that CA (all three or none)
+  --tls-server-name NAME
+                       the name the nodes' certificates carry [mqttd-cluster]
 )";
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -95,6 +105,7 @@ struct Args {
   uint32_t timeout_seconds = 0;  // drain [300], rebalance [60]
   uint32_t tolerance_percent = 10;
   uint32_t rate = 100;
+  mqtt::cluster::ClusterTlsFiles tls;
 };
 
 Args Parse(int argc, char** argv) {
@@ -110,6 +121,14 @@ Args Parse(int argc, char** argv) {
       args.server = value();
     } else if (arg == "--json") {
       args.json = true;
+    } else if (arg == "--tls-cert") {
+      args.tls.cert_file = value();
+    } else if (arg == "--tls-key") {
+      args.tls.key_file = value();
+    } else if (arg == "--tls-ca") {
+      args.tls.ca_file = value();
+    } else if (arg == "--tls-server-name") {
+      args.tls.server_name = value();
     } else if (arg == "--node") {
       args.node = value();
     } else if (arg == "--filter") {
@@ -154,6 +173,10 @@ Args Parse(int argc, char** argv) {
   }
   if (args.command == "kick" && args.client_id.empty()) Usage("kick: no client id given");
   if (args.timeout_seconds == 0) args.timeout_seconds = args.command == "drain" ? 300 : 60;
+  if (args.tls.enabled() &&
+      (args.tls.cert_file.empty() || args.tls.key_file.empty() || args.tls.ca_file.empty())) {
+    Usage("--tls-cert, --tls-key and --tls-ca go together");
+  }
   return args;
 }
 
@@ -181,6 +204,10 @@ int Fail(const Args& args, const grpc::Status& status) {
                     ? "cannot reach the node: "
                     : "")
             << status.error_message() << "\n";
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    std::cerr << "mqttctl: (a node with cluster TLS refuses a connection without a certificate "
+                 "of the cluster CA: --tls-cert/--tls-key/--tls-ca)\n";
+  }
   return 1;
 }
 
@@ -204,9 +231,19 @@ std::string Age(int64_t started_at_unix_ms) {
   return absl::StrCat(s / 3600, "h");
 }
 
+// How every channel of this run dials: set once by main (TLS from --tls-*), then read only.
+struct Dial {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments args;
+};
+Dial& dial() {
+  static Dial d;
+  return d;
+}
+
 std::unique_ptr<mqtt::admin::v1::Admin::Stub> Connect(const std::string& address) {
   return mqtt::admin::v1::Admin::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateCustomChannel(address, dial().credentials, dial().args));
 }
 
 void SetDeadline(grpc::ClientContext* ctx, std::chrono::milliseconds timeout) {
@@ -579,11 +616,33 @@ int Rebalance(const Args& args, mqtt::admin::v1::Admin::Stub& stub) {
 
 }  // namespace
 
+int Run(const Args& args);
+
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "passwd") {
     return mqtt::auth::PasswdMain(argc - 2, argv + 2);
   }
   const Args args = Parse(argc, argv);
+  grpc_init();  // held until every channel is gone (below)
+  dial().credentials = grpc::InsecureChannelCredentials();
+  if (args.tls.enabled()) {
+    auto credentials = mqtt::cluster::StaticChannelCredentials(args.tls, &dial().args);
+    if (!credentials.ok()) {
+      std::cerr << "mqttctl: " << credentials.status().message() << "\n";
+      grpc_shutdown_blocking();
+      return 2;
+    }
+    dial().credentials = *credentials;
+  }
+  const int rc = Run(args);
+  // Every channel is gone; the credentials (an SSL context) go before exit, and gRPC finishes
+  // freeing what its threads still hold, so that nothing is reported as leaked.
+  dial().credentials.reset();
+  grpc_shutdown_blocking();
+  return rc;
+}
+
+int Run(const Args& args) {
   auto stub = Connect(args.server);
   grpc::ClientContext ctx;
   SetDeadline(&ctx, std::chrono::seconds(5));

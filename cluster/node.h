@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cluster/admin.h"
+#include "cluster/cluster_tls.h"
 #include "cluster/drain.h"
 #include "cluster/forward.h"
 #include "cluster/membership.h"
@@ -35,6 +36,7 @@ struct ClusterOptions {
   std::string advertise;  // HOST:PORT peers dial; empty: the listen address (its host must then
                           // be concrete, or the host name is used for 0.0.0.0 / ::)
   std::vector<std::string> seeds;  // HOST:PORT
+  ClusterTlsFiles tls;             // mutual TLS on the cluster port (cluster_tls.h); empty: none
   std::string join_dns;            // NAME:PORT: every address NAME resolves to is a seed
   uint64_t start_incarnation = 1;  // the stored incarnation + 1
   absl::Duration remove_after = absl::Hours(1);

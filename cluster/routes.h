@@ -24,8 +24,8 @@
 // for short in-memory work; no RPC is made and no sink is called under it. Every public method
 // may be called from any thread, the sink included.
 //
-// Transport: plaintext (InsecureChannelCredentials, one cached channel per peer address); TLS
-// comes with the security issue.
+// Transport: one cached channel per peer address (stub_cache.h), mutual TLS with cluster TLS on
+// (cluster_tls.h), else plaintext.
 #pragma once
 
 #include <cstdint>

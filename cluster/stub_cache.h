@@ -17,6 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "cluster/cluster_tls.h"
 
 namespace mqtt::cluster {
 
@@ -54,9 +55,9 @@ class StubCache {
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(backoff_ms_, 1000));
       // A full route state of 100,000 routes exceeds gRPC's default 4 MB.
       args.SetMaxReceiveMessageSize(-1);
-      // TODO(security issue): TLS credentials.
-      stub = Service::NewStub(
-          grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+      // Mutual TLS with cluster TLS on (cluster_tls.h), else plaintext.
+      std::shared_ptr<grpc::ChannelCredentials> credentials = PeerChannelCredentials(&args);
+      stub = Service::NewStub(grpc::CreateCustomChannel(address, credentials, args));
     }
     return stub;
   }

@@ -197,13 +197,21 @@ class DrainHandle {
 absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Broker* broker,
     DrainHandle* drain) {
-  if (config.cluster_listen.empty()) return nullptr;
+  if (config.cluster_listen.empty()) {
+    if (!config.cluster_tls_cert_file.empty() || !config.cluster_tls_key_file.empty() ||
+        !config.cluster_tls_ca_file.empty()) {
+      return absl::InvalidArgumentError("cluster.tls.* is set but cluster.listen is not");
+    }
+    return nullptr;
+  }
   mqtt::cluster::ClusterOptions options;
   options.node_id = config.node_id;
   options.listen = config.cluster_listen;
   options.advertise = config.cluster_advertise;
   options.seeds = config.join;
   options.join_dns = config.join_dns;
+  options.tls = {config.cluster_tls_cert_file, config.cluster_tls_key_file,
+                 config.cluster_tls_ca_file, config.cluster_tls_server_name};
   options.remove_after = absl::Seconds(config.cluster_remove_after);
   options.probe_interval = absl::Milliseconds(config.cluster_probe_interval_ms);
   options.suspect_timeout = absl::Milliseconds(config.cluster_suspect_timeout_ms);

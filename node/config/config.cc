@@ -474,6 +474,19 @@ std::vector<Option> MakeOptions() {
        "take CONNECTs on a side of a partition without a registry majority (two sessions with one "
        "client id may then live until the partition heals) instead of refusing them",
        Bool(&Config::cluster_allow_register_during_netsplit)},
+      {"cluster-tls-cert", "cluster.tls.cert_file", "FILE",
+       "mutual TLS on the cluster port: this node's PEM certificate (then its chain), issued by "
+       "the cluster CA with a DNS SAN of cluster.tls.server_name; with key_file and ca_file "
+       "(all three or none); re-read every minute",
+       OptionalText(&Config::cluster_tls_cert_file)},
+      {"cluster-tls-key", "cluster.tls.key_file", "FILE",
+       "PEM private key of cluster.tls.cert_file", OptionalText(&Config::cluster_tls_key_file)},
+      {"cluster-tls-ca", "cluster.tls.ca_file", "FILE",
+       "PEM cluster CA: peers and mqttctl must present a certificate it issued",
+       OptionalText(&Config::cluster_tls_ca_file)},
+      {"cluster-tls-server-name", "cluster.tls.server_name", "NAME",
+       "the name each node's certificate is verified against (whatever address was dialled)",
+       Text(&Config::cluster_tls_server_name)},
       {"http-listen", "http.listen", "HOST:PORT",
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",

@@ -100,6 +100,11 @@ struct Config {
   std::string cluster_raft_listen;  // HOST:PORT of the registry's Raft port; default listen + 1
   std::vector<std::string> cluster_bootstrap_members;   // node ids that form the registry
   bool cluster_allow_register_during_netsplit = false;  // availability over one-session-per-id
+  // Cluster TLS (issue 14, cluster/cluster_tls.h): mutual TLS on the cluster port; all or none.
+  std::string cluster_tls_cert_file;
+  std::string cluster_tls_key_file;
+  std::string cluster_tls_ca_file;
+  std::string cluster_tls_server_name = "mqttd-cluster";  // the DNS SAN every node's cert has
   // TLS (mqtts, wss listeners) and WebSocket (ws, wss) settings, for every such listener.
   std::string tls_cert_file;  // PEM certificate chain
   std::string tls_key_file;   // PEM private key

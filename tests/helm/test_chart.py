@@ -182,6 +182,7 @@ SCENARIOS = {
     "tls_ws": {"listeners": {"mqtts": {"enabled": True}, "ws": {"enabled": True}, "wss": {"enabled": True}},
                "tls": {"cert": PEM_CERT, "key": PEM_KEY, "ca": PEM_CERT}},
     "service_monitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+    "cluster_tls": {"cluster": {"tls": {"enabled": True, "cert": PEM_CERT, "key": PEM_KEY, "ca": PEM_CERT}}},
     "replicas_5": {"replicas": 5},
     "replicas_1": {"replicas": 1},
     "bootstrap_5": {"replicas": 5, "fullnameOverride": "broker",
@@ -382,6 +383,53 @@ class ValuesTest(ChartTestCase):
         self.assertEqual(volumes["tls"]["secret"]["secretName"], "mqttd-tls")
         mounts = {m["name"]: m["mountPath"] for m in r.container()["volumeMounts"]}
         self.assertEqual(mounts["tls"], "/etc/mqttd/tls")
+
+    def test_cluster_tls(self):
+        r = self.render(SCENARIOS["cluster_tls"])
+        secret = r.one("Secret", "mqttd-cluster-tls")
+        self.assertEqual(secret["type"], "kubernetes.io/tls")
+        self.assertEqual(base64.b64decode(secret["data"]["tls.crt"]).decode(), PEM_CERT)
+        self.assertEqual(base64.b64decode(secret["data"]["tls.key"]).decode(), PEM_KEY)
+        self.assertEqual(base64.b64decode(secret["data"]["ca.crt"]).decode(), PEM_CERT)
+        args = r.args()
+        self.assertEqual(args["--cluster-tls-cert"], "/etc/mqttd/cluster-tls/tls.crt")
+        self.assertEqual(args["--cluster-tls-key"], "/etc/mqttd/cluster-tls/tls.key")
+        self.assertEqual(args["--cluster-tls-ca"], "/etc/mqttd/cluster-tls/ca.crt")
+        self.assertEqual(args["--cluster-tls-server-name"], "mqttd-cluster")
+        c = r.container()
+        self.assertEqual(c["lifecycle"]["preStop"]["exec"]["command"],
+                         ["mqttctl", "--server", "127.0.0.1:7946",
+                          "--tls-cert=/etc/mqttd/cluster-tls/tls.crt",
+                          "--tls-key=/etc/mqttd/cluster-tls/tls.key",
+                          "--tls-ca=/etc/mqttd/cluster-tls/ca.crt",
+                          "--tls-server-name=mqttd-cluster", "drain", "--timeout", "120"])
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        self.assertEqual(mounts["cluster-tls"]["mountPath"], "/etc/mqttd/cluster-tls")
+        self.assertTrue(mounts["cluster-tls"]["readOnly"])
+        volumes = {v["name"]: v for v in r.sts()["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["cluster-tls"]["secret"]["secretName"], "mqttd-cluster-tls")
+        policy = r.one("NetworkPolicy", "mqttd-raft")["spec"]
+        self.assertEqual(policy["podSelector"]["matchLabels"],
+                         r.sts()["spec"]["selector"]["matchLabels"])
+        open_rule, raft_rule = policy["ingress"]
+        self.assertEqual(sorted(p["port"] for p in open_rule["ports"]), [1883, 7946, 8080])
+        self.assertNotIn("from", open_rule)
+        self.assertEqual([p["port"] for p in raft_rule["ports"]], [7947])
+        self.assertEqual(raft_rule["from"][0]["podSelector"]["matchLabels"],
+                         r.sts()["spec"]["selector"]["matchLabels"])
+
+    def test_cluster_tls_existing_secret_without_policy(self):
+        r = self.render({"cluster": {"tls": {"enabled": True, "existingSecret": "peers",
+                                             "raftNetworkPolicy": False}}})
+        self.assertEqual(r.all("Secret"), [])
+        self.assertEqual(r.all("NetworkPolicy"), [])
+        volumes = {v["name"]: v for v in r.sts()["spec"]["template"]["spec"]["volumes"]}
+        self.assertEqual(volumes["cluster-tls"]["secret"]["secretName"], "peers")
+
+    def test_required_cluster_tls_certificate(self):
+        self.render_fails({"cluster": {"tls": {"enabled": True}}},
+                          "cluster.tls.cert (or cluster.tls.existingSecret) is required when "
+                          "cluster.tls.enabled")
 
     def test_service_monitor(self):
         r = self.render({"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}})

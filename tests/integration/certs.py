@@ -28,12 +28,13 @@ def make_ca(d, name):
           "-addext", "keyUsage=critical,keyCertSign,cRLSign"], d)
 
 
-def make_cert(d, name, ca, cn, serial, san=None, server=False):
-    """name.key and name.crt signed by `ca`, with the given subject CN and serial (hex)."""
+def make_cert(d, name, ca, cn, serial, san=None, server=False, usage=None):
+    """name.key and name.crt signed by `ca`, with the given subject CN and serial (hex).
+    `usage`: the extendedKeyUsage value (default serverAuth or clientAuth after `server`)."""
     _key(d, name)
     _run(["req", "-new", "-key", name + ".key", "-out", name + ".csr", "-subj", "/CN=%s" % cn], d)
     ext = ["basicConstraints=CA:FALSE",
-           "extendedKeyUsage=%s" % ("serverAuth" if server else "clientAuth")]
+           "extendedKeyUsage=%s" % (usage or ("serverAuth" if server else "clientAuth"))]
     if san:
         ext.append("subjectAltName=" + san)
     with open(os.path.join(d, name + ".ext"), "w") as f:

@@ -144,6 +144,24 @@ It is in the pod template, so every pod gets the same list.
 {{- end }}
 {{- end }}
 
+{{- define "mqttd.clusterTlsSecretName" -}}
+{{- if .Values.cluster.tls.existingSecret }}
+{{- .Values.cluster.tls.existingSecret }}
+{{- else }}
+{{- printf "%s-cluster-tls" (include "mqttd.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* mqttd's (and mqttctl's) cluster TLS flags, one per line, when cluster.tls.enabled. */}}
+{{- define "mqttd.clusterTlsArgs" -}}
+{{- if .Values.cluster.tls.enabled }}
+- --cluster-tls-cert=/etc/mqttd/cluster-tls/tls.crt
+- --cluster-tls-key=/etc/mqttd/cluster-tls/tls.key
+- --cluster-tls-ca=/etc/mqttd/cluster-tls/ca.crt
+- --cluster-tls-server-name={{ .Values.cluster.tls.serverName }}
+{{- end }}
+{{- end }}
+
 {{- define "mqttd.authSecretName" -}}
 {{- if .Values.auth.existingSecret }}
 {{- .Values.auth.existingSecret }}

@@ -30,8 +30,9 @@ class ClusterNode(Node):
     listening on host, an address of that namespace."""
 
     def __init__(self, name, seeds=(), extra_args=(), host=None, port=None, cluster_port=None,
-                 netns=None, raft_port=None):
+                 netns=None, raft_port=None, mqttctl_args=()):
         self.name = name
+        self.mqttctl_args = list(mqttctl_args)  # e.g. --tls-* for a node with cluster TLS
         if host is not None:
             self.host = host
         self.netns = netns
@@ -101,13 +102,14 @@ def mqttctl_json(node, *args):
     """The JSON answer of `mqttctl --json ARGS` asked of `node` (MQTTCTL_BIN); AssertionError
     with its stderr if it fails."""
     out = subprocess.run([os.environ.get("MQTTCTL_BIN", ""), "--server", node.cluster_address,
-                          "--json"] + list(args), capture_output=True, text=True, timeout=30)
+                          "--json"] + node.mqttctl_args + list(args),
+                         capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise AssertionError("mqttctl %s: exit %d\n%s" % (args, out.returncode, out.stderr))
     return json.loads(out.stdout)
 
 
-def start_chain(prefix, count, started, timeout, extra_args=lambda i: []):
+def start_chain(prefix, count, started, timeout, extra_args=lambda i: [], mqttctl_args=()):
     """`count` nodes PREFIX-0..count-1, each joining through node 0, started one after another;
     returns them once every node lists every other alive (at most `timeout` s). `started(node)` is
     called as soon as a node exists, before it starts, so that a failure later still cleans it
@@ -115,7 +117,8 @@ def start_chain(prefix, count, started, timeout, extra_args=lambda i: []):
     nodes = []
     for i in range(count):
         seeds = [nodes[0].cluster_address] if nodes else []
-        node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds, extra_args=extra_args(i))
+        node = ClusterNode("%s-%d" % (prefix, i), seeds=seeds, extra_args=extra_args(i),
+                           mqttctl_args=mqttctl_args)
         started(node)
         node.start()
         nodes.append(node)
