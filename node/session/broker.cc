@@ -300,9 +300,13 @@ void Broker::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
 void Broker::ExportSession(const std::string& client_id, uint64_t epoch, const std::string& to_node,
                            bool discard, Exported done) {
   Shard* home = shards_[HomeWorker(client_id)].get();
-  home->worker()->Post([home, client_id, epoch, to_node, discard, done = std::move(done)] {
-    done(home->ExportSession(client_id, epoch, to_node, discard));
-  });
+  // A session still on its way here must be here before it can go on (ImportGate).
+  import_gate_.WhenSettled(client_id, {to_node, 0},
+                           [home, client_id, epoch, to_node, discard, done = std::move(done)] {
+                             home->worker()->Post([home, client_id, epoch, to_node, discard, done] {
+                               done(home->ExportSession(client_id, epoch, to_node, discard));
+                             });
+                           });
 }
 
 void Broker::FinishExport(const std::string& client_id, uint64_t epoch) {
@@ -317,21 +321,29 @@ void Broker::AdoptSession(const std::string& client_id, const std::string& from_
   }
   Shard* home = shards_[HomeWorker(client_id)].get();
   SessionMover* mover = session_mover_;
+  ImportGate* gate = &import_gate_;
+  const uint64_t ticket = gate->Open(client_id);
+  auto finish = [gate, client_id, ticket, done = std::move(done)](absl::Status status) {
+    gate->Close(client_id, ticket);
+    done(std::move(status));
+  };
   client_registry_->ClaimFrom(
       client_id, from_node,
-      [home, mover, client_id, from_node, done = std::move(done)](absl::StatusOr<Claimed> claim) {
-        if (!claim.ok()) return done(claim.status());
+      [home, mover, gate, ticket, client_id, from_node,
+       finish = std::move(finish)](absl::StatusOr<Claimed> claim) {
+        if (!claim.ok()) return finish(claim.status());
         const uint64_t epoch = claim->epoch;
+        gate->Fetching(client_id, ticket, from_node);
         mover->Fetch(client_id, epoch, from_node, /*discard=*/false,
-                     [home, client_id, from_node, epoch, done = std::move(done)](
+                     [home, client_id, from_node, epoch, finish = std::move(finish)](
                          absl::StatusOr<std::optional<TransferredSession>> fetched) {
-                       if (!fetched.ok()) return done(fetched.status());
+                       if (!fetched.ok()) return finish(fetched.status());
                        if (!fetched->has_value()) {
-                         return done(absl::NotFoundError("no persistent session there"));
+                         return finish(absl::NotFoundError("no persistent session there"));
                        }
                        auto session = std::make_shared<TransferredSession>(std::move(**fetched));
-                       home->worker()->Post([home, client_id, from_node, epoch, session, done] {
-                         done(home->AdoptSession(client_id, epoch, *session, from_node));
+                       home->worker()->Post([home, client_id, from_node, epoch, session, finish] {
+                         finish(home->AdoptSession(client_id, epoch, *session, from_node));
                        });
                      });
       });

@@ -31,6 +31,7 @@
 #include "node/protocol/reason_codes.h"
 #include "node/router/ack_token.h"
 #include "node/router/router.h"
+#include "node/session/import_gate.h"
 #include "node/session/node_context.h"
 #include "node/session/remote.h"
 #include "node/session/session.h"
@@ -84,6 +85,7 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   void StorageFailed(const absl::Status& status) override;
   ClientRegistry* client_registry() const override { return client_registry_; }
   SessionMover* session_mover() const override { return session_mover_; }
+  ImportGate& import_gate() override { return import_gate_; }
 
   // ForwardedDelivery (remote.h).
   Executor& executor_of(uint32_t worker) override { return *shards_[worker]->worker(); }
@@ -147,6 +149,7 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   RetainedReplication* retained_ = nullptr;
   ClientRegistry* client_registry_ = nullptr;
   SessionMover* session_mover_ = nullptr;
+  ImportGate import_gate_;
   // Group copies forwarded here that found no member (DeliverForwarded), and when last logged.
   std::atomic<uint64_t> shared_dropped_{0};
   std::atomic<int64_t> last_drop_log_ms_{-1'000'000};

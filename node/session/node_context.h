@@ -25,6 +25,7 @@
 namespace mqtt {
 
 class ClientRegistry;  // remote.h
+class ImportGate;      // import_gate.h
 class SessionMover;    // remote.h
 
 class Shard;
@@ -84,6 +85,8 @@ class NodeContext {
   virtual ClientRegistry* client_registry() const = 0;
   // Moves persistent sessions between nodes; null on a single node (remote.h).
   virtual SessionMover* session_mover() const = 0;
+  // Claims whose session is still on its way here (import_gate.h); used with the registry only.
+  virtual ImportGate& import_gate() = 0;
 
  protected:
   ~NodeContext() = default;

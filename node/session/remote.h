@@ -164,6 +164,8 @@ class SessionSource {
   // Any thread; `done` on a worker. Closes the client's connection here if any (it moved),
   // and gives the persistent session as stored, keeping it until FinishExport; with `discard`
   // deletes it and gives nullopt. nullopt too when there is no session (or only a clean one).
+  // While a claim made here is still fetching the session from another node, the export waits
+  // for it (import_gate.h), so that the session goes on instead of being reported missing.
   virtual void ExportSession(const std::string& client_id, uint64_t epoch,
                              const std::string& to_node, bool discard, Exported done) = 0;
   // Any thread: the session taken at `epoch` is held by `to_node` now: what was queued here after
@@ -175,7 +177,8 @@ class SessionSource {
   // without a connection: claims the id only while `from_node` holds it (ClaimFrom), fetches,
   // writes and restores the session (offline), and finishes the move. NotFound: `from_node`
   // had no such session; FailedPrecondition: another node holds the id now (its client
-  // reconnected there, and the session followed it); others: as Claim and Fetch.
+  // reconnected there, and the session followed it); others: as Claim and Fetch. A claim made
+  // elsewhere after this one's still lets the session be written here: that node takes it on.
   using Adopted = std::function<void(absl::Status)>;
   virtual void AdoptSession(const std::string& client_id, const std::string& from_node,
                             Adopted done) = 0;

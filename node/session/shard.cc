@@ -8,6 +8,7 @@
 #include "node/persist/convert.h"
 #include "node/protocol/reason_codes.h"
 #include "node/router/shared_subscriptions.h"
+#include "node/session/import_gate.h"
 #include "node/session/remote.h"
 
 namespace mqtt {
@@ -46,6 +47,7 @@ void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> tran
     std::shared_ptr<net::DetachedTransport> transport;
     Connect connect;
     std::string leftover;
+    uint64_t import_ticket = 0;  // ImportGate, in a cluster
   };
   auto moving = std::make_shared<Moving>(
       Moving{std::move(transport), std::move(connect), std::move(leftover_input)});
@@ -56,20 +58,27 @@ void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> tran
     target->worker()->Post([target, moving, claim = std::move(claim), imported,
                             from_node = std::move(from_node)]() mutable {
       target->AdoptConnection(std::move(moving->transport), std::move(moving->connect),
-                              std::move(moving->leftover), std::move(claim), std::move(imported),
-                              std::move(from_node));
+                              std::move(moving->leftover), std::move(claim), moving->import_ticket,
+                              std::move(imported), std::move(from_node));
     });
   };
   ClientRegistry* registry = node_->client_registry();
   if (registry == nullptr) return adopt(ClaimResult{});
   SessionMover* mover = node_->session_mover();
-  registry->Claim(moving->connect.client_id, [adopt, mover,
+  ImportGate* gate = &node_->import_gate();
+  moving->import_ticket = gate->Open(moving->connect.client_id);
+  registry->Claim(moving->connect.client_id, [adopt, mover, gate,
                                               moving](absl::StatusOr<Claimed> claimed) {
     if (!claimed.ok()) return adopt(ClaimResult{claimed.status(), 0});
     const ClaimResult claim{absl::OkStatus(), claimed->epoch};
-    if (claimed->previous_node.empty() || mover == nullptr) return adopt(claim);
-    // The previous holder is another node: its session comes here before the CONNACK.
     const std::string& client_id = moving->connect.client_id;
+    if (claimed->previous_node.empty() || mover == nullptr) {
+      // This node held the id already: a session another claim is fetching here comes first.
+      return gate->WhenSettled(client_id, {{}, moving->import_ticket},
+                               [adopt, claim] { adopt(claim); });
+    }
+    // The previous holder is another node: its session comes here before the CONNACK.
+    gate->Fetching(client_id, moving->import_ticket, claimed->previous_node);
     mover->Fetch(
         client_id, claimed->epoch, claimed->previous_node, moving->connect.clean_start,
         [adopt, claim, client_id,
@@ -87,13 +96,17 @@ void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> tran
 }
 
 void Shard::AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                            std::string leftover_input, ClaimResult claim,
+                            std::string leftover_input, ClaimResult claim, uint64_t import_ticket,
                             std::shared_ptr<TransferredSession> imported, std::string from_node) {
-  if (imported != nullptr && claim.status.ok() &&
-      node_->client_registry()->StillHolds(connect.client_id, claim.epoch)) {
-    if (ImportSession(connect.client_id, *imported) == nullptr) return;  // storage failed
+  // Written here even if a newer claim replaced this one meanwhile: the connection is then
+  // refused (OpenSession), and the newer claim's node takes the session from here (its Take
+  // waited for this import: ImportGate).
+  const bool stored = imported == nullptr || ImportSession(connect.client_id, *imported) != nullptr;
+  if (imported != nullptr && stored) {
     node_->session_mover()->Finish(connect.client_id, claim.epoch, from_node);
   }
+  if (import_ticket != 0) node_->import_gate().Close(connect.client_id, import_ticket);
+  if (!stored) return;  // storage failed: the node stops
   std::shared_ptr<net::Transport> transport = detached->Attach(worker_);
   if (transport == nullptr) return;  // logged by the transport; the connection is closed
   auto client = std::make_shared<Client>(this, std::move(transport));
@@ -684,12 +697,12 @@ absl::StatusOr<uint64_t> Shard::ReadStoredQueue(const std::string& client_id, ui
 
 absl::Status Shard::AdoptSession(const std::string& client_id, uint64_t epoch,
                                  TransferredSession& imported, const std::string& from_node) {
-  if (!node_->client_registry()->StillHolds(client_id, epoch)) {
-    return absl::FailedPreconditionError("a newer claim holds the client id");
-  }
+  // A newer claim may have replaced `epoch` meanwhile: the session is written here all the same
+  // (offline, holding no claim), and the newer claim's node takes it from here (ImportGate).
+  const bool holds = node_->client_registry()->StillHolds(client_id, epoch);
   Session* session = ImportSession(client_id, imported);
   if (session == nullptr) return absl::UnavailableError("storage failed");
-  session->set_claim_epoch(epoch);
+  if (holds) session->set_claim_epoch(epoch);
   node_->session_mover()->Finish(client_id, epoch, from_node);
   return absl::OkStatus();
 }

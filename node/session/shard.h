@@ -77,11 +77,11 @@ class Shard final : public SessionStorage, public ClientHost {
   void AddClient(std::shared_ptr<Client> client);
   // Adopts a connection handed over by another worker after it decoded CONNECT. `imported`: the
   // session fetched from `from_node`, the client id's previous holder (SessionMover), written
-  // here before the connection goes on.
+  // here before the connection goes on. `import_ticket` (ImportGate; 0 outside a cluster) is
+  // closed once the import is written or given up.
   void AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Connect connect,
-                       std::string leftover_input, ClaimResult claim,
-                       std::shared_ptr<TransferredSession> imported = nullptr,
-                       std::string from_node = {});
+                       std::string leftover_input, ClaimResult claim, uint64_t import_ticket,
+                       std::shared_ptr<TransferredSession> imported, std::string from_node);
   // Handover, the old holder's side (SessionSource): see remote.h.
   absl::StatusOr<std::optional<TransferredSession>> ExportSession(const std::string& client_id,
                                                                   uint64_t epoch,
@@ -89,8 +89,8 @@ class Shard final : public SessionStorage, public ClientHost {
                                                                   bool discard);
   void FinishExport(const std::string& client_id, uint64_t epoch);
   // Draining, the taking node's side (SessionSource::AdoptSession): writes and restores the
-  // session taken from `from_node` at `epoch`, offline, and finishes the move. FailedPrecondition
-  // if a newer claim replaced `epoch` meanwhile (the session is then not written here).
+  // session taken from `from_node` at `epoch`, offline, and finishes the move; also when a newer
+  // claim replaced `epoch` meanwhile (its node then takes the session from here).
   absl::Status AdoptSession(const std::string& client_id, uint64_t epoch,
                             TransferredSession& imported, const std::string& from_node);
   // Draining, the old holder's side (SessionSource::HandoverState and EndRelays).
