@@ -320,6 +320,7 @@ void OnLocalRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   Conn* c = FromHandle(stream);
   if (nread < 0) return Fail(c, "closed by raft", false);
   if (nread == 0) return;
+  ERR_clear_error();
   if (SSL_write(c->ssl, buf->base, static_cast<int>(nread)) <= 0) {
     return Fail(c, "TLS write: " + SslErrors(), false);
   }
@@ -418,8 +419,11 @@ void Deliver(Conn* c, const char* data, size_t n) {
   }
 }
 
+// Before the preamble (or its answer) went through, a failure is the peer refusing us (a TLS 1.3
+// server checks our certificate after our handshake ended): worth a warning.
 void ReadPlain(Conn* c) {
   char buf[kReadChunk];
+  ERR_clear_error();
   while (c->state == Conn::State::kPreamble || c->state == Conn::State::kOpen) {
     const int n = SSL_read(c->ssl, buf, sizeof(buf));
     if (n > 0) {
@@ -428,8 +432,9 @@ void ReadPlain(Conn* c) {
     }
     const int error = SSL_get_error(c->ssl, n);
     if (error == SSL_ERROR_WANT_READ) break;
-    if (error == SSL_ERROR_ZERO_RETURN) return Fail(c, "closed by the peer", false);
-    return Fail(c, "TLS read: " + SslErrors(), false);
+    const bool refused = c->state == Conn::State::kPreamble;
+    if (error == SSL_ERROR_ZERO_RETURN) return Fail(c, "closed by the peer", refused);
+    return Fail(c, "TLS: " + SslErrors(), refused);
   }
   FlushNet(c);
 }
@@ -465,7 +470,7 @@ void Advance(Conn* c) {
 void OnNetRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
   Conn* c = FromHandle(stream);
   if (nread == UV_EOF) {
-    return Fail(c, "closed by the peer", c->state == Conn::State::kHandshake);
+    return Fail(c, "closed by the peer", c->state != Conn::State::kOpen);
   }
   if (nread < 0) return Fail(c, uv_strerror(static_cast<int>(nread)), false);
   if (nread == 0) return;

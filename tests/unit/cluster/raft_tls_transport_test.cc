@@ -151,7 +151,7 @@ class RaftTlsTransportTest : public ::testing::Test {
 
   void TearDown() override {
     for (Side* side : {&a_, &b_}) {
-      if (!side->initialized) continue;
+      if (!side->initialized || side->closed) continue;
       side->t.data = side;
       side->t.close(&side->t,
                     [](raft_uv_transport* t) { static_cast<Side*>(t->data)->closed = true; });
@@ -339,6 +339,45 @@ TEST_F(RaftTlsTransportTest, CloseCancelsAPendingConnect) {
   ASSERT_TRUE(RunUntil([&] { return b_.closed; }));
   EXPECT_EQ(b_.connect_status, RAFT_CANCELED);
   close(fd);
+}
+
+TEST_F(RaftTlsTransportTest, NewConnectionsUseRenewedFiles) {
+  // a's files are copies, re-read at every new connection (reload_interval 0).
+  const std::string dir = certs_dir + "/reload";
+  std::filesystem::create_directories(dir);
+  ClusterTlsFiles files;
+  files.cert_file = dir + "/node.crt";
+  files.key_file = dir + "/node.key";
+  files.ca_file = dir + "/ca.crt";
+  auto install = [&](const std::string& cert, const std::string& ca) {
+    const auto over = std::filesystem::copy_options::overwrite_existing;
+    std::filesystem::copy_file(certs_dir + "/" + cert + ".crt", files.cert_file, over);
+    std::filesystem::copy_file(certs_dir + "/" + cert + ".key", files.key_file, over);
+    std::filesystem::copy_file(certs_dir + "/" + ca + ".crt", files.ca_file, over);
+  };
+  install("node1", "cluster-ca");
+  RaftTlsOptions options;
+  options.files = files;
+  options.reload_interval = absl::ZeroDuration();
+  ASSERT_TRUE(RaftTlsTransportInit(&a_.t, &loop_, options).ok());
+  a_.initialized = true;
+  a_.t.data = &a_;
+  a_.address = absl::StrCat("127.0.0.1:", test_util::FreePort());
+  ASSERT_EQ(a_.t.init(&a_.t, 1, a_.address.c_str()), 0);
+  Listen(&a_);
+  Init(&b_, 2, Files("node2"));
+  Connect(&b_, a_.address, 1);
+  ASSERT_TRUE(RunUntil([&] { return b_.connect_done && !a_.accepted.empty(); }));
+  ASSERT_EQ(b_.connect_status, 0);
+  CloseStream(b_.connected);
+  CloseStream(a_.accepted[0]);
+  // a's identity becomes the other CA's: b (cluster CA) now refuses a new connection.
+  install("rogue", "other-ca");
+  b_.connect_done = false;
+  Connect(&b_, a_.address, 1);
+  ASSERT_TRUE(RunUntil([&] { return b_.connect_done; }));
+  EXPECT_EQ(b_.connect_status, RAFT_NOCONNECTION);
+  EXPECT_EQ(a_.accepted.size(), 1u);
 }
 
 TEST_F(RaftTlsTransportTest, MissingFilesAreAnInitError) {
