@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cluster/node.h"
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -38,32 +37,6 @@ std::string AdvertisedHost(const std::string& host_port) {
 
 std::string PortOf(const std::string& host_port) {
   return host_port.substr(host_port.rfind(':') + 1);
-}
-
-bool IsWildcardHost(const std::string& host) {
-  return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
-}
-
-// With cluster TLS the Raft port stays plaintext (libraft's raft_uv_tcp): it is bound to the
-// advertised address rather than every interface when that address is an IP (a name is left to
-// libraft's wildcard bind), and the operator is told to fence it. docs/security.md.
-std::string RaftBindAddress(const ClusterOptions& options, const std::string& raft_advertise) {
-  std::string bind = options.raft_listen;
-  const std::string advertised_host = HostOf(raft_advertise);
-  in6_addr ip{};
-  std::string bare = advertised_host;
-  if (bare.size() > 2 && bare.front() == '[') bare = bare.substr(1, bare.size() - 2);
-  const bool is_ip =
-      inet_pton(AF_INET, bare.c_str(), &ip) == 1 || inet_pton(AF_INET6, bare.c_str(), &ip) == 1;
-  if (IsWildcardHost(HostOf(bind)) && is_ip && !IsWildcardHost(advertised_host)) {
-    bind = absl::StrCat(advertised_host, ":", PortOf(bind));
-  }
-  MQTT_LOG_WARN(
-      "cluster: TLS protects the cluster port only; the registry's Raft port %s is plaintext and "
-      "unauthenticated: let only the cluster's nodes reach it (firewall, Kubernetes "
-      "NetworkPolicy; docs/security.md)",
-      bind);
-  return bind;
 }
 
 std::vector<std::string> RememberedMembers(storage::Store* store) {
@@ -165,8 +138,8 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     r.registry = options.registry;
     r.registry.node_id = options.node_id;
     r.registry.raft_address = raft_advertise;
-    r.registry.raft_listen =
-        options.tls.enabled() ? RaftBindAddress(options, raft_advertise) : options.raft_listen;
+    r.registry.raft_listen = options.raft_listen;
+    r.registry.tls = options.tls;  // the Raft port speaks mutual TLS too (raft_tls_transport.h)
     r.registry.data_dir = options.registry_dir;
     r.bootstrap_members = options.bootstrap_members;
     r.has_seeds = has_seeds || !options.join_dns.empty();

@@ -18,6 +18,7 @@ extern "C" {
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "cluster/raft_tls_transport.h"
 #include "node/base/log.h"
 
 namespace mqtt::cluster {
@@ -202,6 +203,7 @@ struct Registry::Loop {
   void Run();           // the raft thread: until Shutdown() has closed everything
 
   // Opening.
+  absl::Status OpenTransport();
   absl::Status InitRaft();
   absl::Status Bootstrap();
 
@@ -245,8 +247,9 @@ struct Registry::Loop {
   struct raft raft {};
   bool loop_open = false, handles_open = false, transport_open = false, io_open = false,
        raft_open = false;
-  bool stopping = false;  // Stop() asked: no new work
-  bool closing = false;   // raft_close() called
+  bool tls_transport = false;  // transport is RaftTlsTransport's, else raft_uv_tcp's
+  bool stopping = false;       // Stop() asked: no new work
+  bool closing = false;        // raft_close() called
   absl::Time close_deadline;
 
   std::deque<std::unique_ptr<Proposal>> queued;  // leader: waiting for the next entry
@@ -273,13 +276,7 @@ absl::Status Registry::Loop::Open() {
   uv_check_init(&uv, &check);
   wake.data = tick.data = check.data = this;
   handles_open = true;
-  rv = raft_uv_tcp_init(&transport, &uv);
-  if (rv != 0) return RaftError(rv, "raft_uv_tcp_init", transport.errmsg);
-  transport_open = true;
-  const std::string& listen = self->options_.raft_listen;
-  if (!listen.empty() && (rv = raft_uv_tcp_set_bind_address(&transport, listen.c_str())) != 0) {
-    return RaftError(rv, "bind address " + listen, transport.errmsg);
-  }
+  if (absl::Status s = OpenTransport(); !s.ok()) return s;
   rv = raft_uv_init(&io, &uv, self->options_.data_dir.c_str(), &transport);
   if (rv != 0) return RaftError(rv, "raft_uv_init " + self->options_.data_dir, io.errmsg);
   io_open = true;
@@ -294,6 +291,27 @@ absl::Status Registry::Loop::Open() {
       &tick, [](uv_timer_t* h) { static_cast<Loop*>(h->data)->OnTick(); }, tick_ms, tick_ms);
   uv_check_start(&check, [](uv_check_t* h) { static_cast<Loop*>(h->data)->Publish(); });
   Publish();
+  return absl::OkStatus();
+}
+
+// raft_uv_tcp, or the TLS transport when cluster TLS files are given.
+absl::Status Registry::Loop::OpenTransport() {
+  const std::string& listen = self->options_.raft_listen;
+  if (self->options_.tls.enabled()) {
+    RaftTlsOptions tls;
+    tls.files = self->options_.tls;
+    tls.bind_address = listen;
+    tls.handshake_timeout = std::max(self->options_.connect_retry_delay * 4, absl::Seconds(2));
+    if (absl::Status s = RaftTlsTransportInit(&transport, &uv, std::move(tls)); !s.ok()) return s;
+    transport_open = tls_transport = true;
+    return absl::OkStatus();
+  }
+  int rv = raft_uv_tcp_init(&transport, &uv);
+  if (rv != 0) return RaftError(rv, "raft_uv_tcp_init", transport.errmsg);
+  transport_open = true;
+  if (!listen.empty() && (rv = raft_uv_tcp_set_bind_address(&transport, listen.c_str())) != 0) {
+    return RaftError(rv, "bind address " + listen, transport.errmsg);
+  }
   return absl::OkStatus();
 }
 
@@ -422,7 +440,8 @@ void Registry::Loop::Close() {
   if (op != nullptr) op->Finish(stopped);
   op.reset();
   if (io_open) raft_uv_close(&io);
-  if (transport_open) raft_uv_tcp_close(&transport);
+  if (transport_open && tls_transport) RaftTlsTransportClose(&transport);
+  if (transport_open && !tls_transport) raft_uv_tcp_close(&transport);
   io_open = transport_open = false;
   if (!loop_open) return;
   for (int i = 0; uv_loop_close(&uv) == UV_EBUSY; ++i) {

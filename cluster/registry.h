@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Registry: the cluster's client-id registry (issue 12, docs/cluster-sessions.md), a
 // RegistryState (registry_state.h) replicated by Raft: Debian's libraft on its libuv transport
-// (raft_uv_tcp, a port of its own). Every node applies every committed entry, in log order, so
+// (raft_uv_tcp, a port of its own; with `tls`, the same over mutual TLS: raft_tls_transport.h).
+// Every node applies every committed entry, in log order, so
 // every node's Holder() converges on the same answer; only the leader appends.
 //
 // Proposals: only the leader can append. Elsewhere Propose fails at once with FailedPrecondition
@@ -53,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "cluster/cluster_tls.h"
 #include "cluster/registry_state.h"
 #include "proto/registry.pb.h"
 
@@ -77,6 +79,9 @@ struct RegistryOptions {
   unsigned snapshot_threshold = 1024;                        // entries between snapshots
   unsigned snapshot_trailing = 128;  // entries kept behind a snapshot for slow followers
   int max_batch_commands = 4096;     // per log entry (a proposal is never split)
+  // Cluster TLS files: set, the Raft port speaks mutual TLS with them (raft_tls_transport.h);
+  // empty, plaintext raft_uv_tcp.
+  ClusterTlsFiles tls;
 };
 
 struct RegistryMember {

@@ -8,11 +8,17 @@ cluster CA and fails without one or with one from another CA; a fourth node with
 certificate, or with one from another CA, cannot join (the others never list it) nor forward;
 a half-configured node refuses to start, naming the missing key.
 
-Not tested here because not built: the registry's Raft port stays plaintext with cluster TLS
-(docs/security.md, "Cluster port"); the node only warns about it at start-up, which is checked."""
+The registry's Raft port speaks mutual TLS with the same files (cluster/raft_tls_transport.h):
+the registry forms over it (the takeover test), `openssl s_client` with a node certificate
+completes the handshake (the port's certificate verifies against the cluster CA with the name
+mqttd-cluster) while without a certificate, or with one of another CA, or without the name, it
+fails; raft_uv_tcp's plaintext handshake sent to the port gets the connection closed and the node
+keeps registering; a node without a certificate is never made a registry member."""
 
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -196,8 +202,93 @@ class ClusterTls(unittest.TestCase):
         self.assertFalse(rogue.logs.count("joined through"), "the rogue node joined")
         self.assert_not_forwarded(rogue)
 
-    def test_node_warns_that_the_raft_port_is_not_protected(self):
-        self.nodes[0].wait_log(r"Raft port .* plaintext and unauthenticated", 1.0)
+    def test_node_no_longer_warns_about_the_raft_port(self):
+        self.nodes[0].wait_log(r" ready ", 1.0)
+        self.assertNotIn("plaintext and unauthenticated", self.nodes[0].logs)
+
+    def s_client(self, node, *args, tls12=False):
+        """`openssl s_client` to the node's Raft port; (exit code, output)."""
+        cmd = ["openssl", "s_client", "-connect", "%s:%d" % (node.host, node.raft_port),
+               "-CAfile", os.path.join(self.dir, "cluster-ca.crt"),
+               "-verify_hostname", "mqttd-cluster", "-verify_return_error", "-ign_eof"]
+        if tls12:
+            cmd.append("-tls1_2")
+        out = subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        return out.returncode, out.stdout + out.stderr
+
+    def test_raft_port_handshake_with_a_cluster_certificate(self):
+        """The port presents the node's certificate (verified against the cluster CA with
+        mqttd-cluster) and accepts ours; then it waits for a Raft preamble we do not send."""
+        code, text = self.s_client(self.nodes[1], "-cert", os.path.join(self.dir, "node0.crt"),
+                                   "-key", os.path.join(self.dir, "node0.key"), "-brief")
+        self.assertIn("Verification: OK", text)
+        self.assertNotIn("alert", text)
+
+    def test_raft_port_refuses_a_handshake_without_certificate(self):
+        code, text = self.s_client(self.nodes[1], tls12=True)
+        self.assertNotEqual(code, 0, text)
+        self.assertIn("handshake failure", text)  # the server's alert under TLS 1.2
+        # TLS 1.3: the client's side ends first; the server's alert follows, nothing else.
+        code, text = self.s_client(self.nodes[1])
+        self.assertIn("alert certificate required", text)
+
+    def test_raft_port_refuses_a_certificate_of_another_ca(self):
+        rogue = ["-cert", os.path.join(self.dir, "rogue.crt"),
+                 "-key", os.path.join(self.dir, "rogue.key")]
+        code, text = self.s_client(self.nodes[1], *rogue, tls12=True)
+        self.assertNotEqual(code, 0, text)
+        self.assertIn("alert unknown ca", text)
+        code, text = self.s_client(self.nodes[1], *rogue)
+        self.assertIn("alert unknown ca", text)
+
+    def test_raft_port_refuses_a_certificate_without_the_server_name(self):
+        """admin.crt: the cluster CA's, but without the DNS SAN mqttd-cluster (gRPC's rule)."""
+        code, text = self.s_client(self.nodes[1], "-cert", os.path.join(self.dir, "admin.crt"),
+                                   "-key", os.path.join(self.dir, "admin.key"), tls12=True)
+        self.assertNotEqual(code, 0, text)
+        self.assertIn("Verified peername: mqttd-cluster", text)  # we accepted the node's
+        self.assertIn("alert bad certificate", text)  # it refused ours
+
+    def test_plaintext_raft_handshake_is_closed_and_the_node_keeps_registering(self):
+        """What a plaintext raft_uv_tcp peer sends first (protocol 1, a raft id, an address):
+        the node closes the connection at once (raft_uv_tcp would keep it open, waiting for
+        messages) and stays healthy."""
+        node = self.nodes[2]
+        address = b"127.0.0.1:1\0\0\0\0\0"  # padded to 16
+        hello = struct.pack("<QQQ", 1, 12345, len(address)) + address
+        with socket.create_connection((node.host, node.raft_port), timeout=5) as sock:
+            sock.sendall(hello)
+            received = b""
+            while True:  # a TLS alert at most, then EOF (or a reset)
+                try:
+                    chunk = sock.recv(4096)
+                except ConnectionResetError:
+                    break
+                except socket.timeout:
+                    self.fail("the Raft port kept a plaintext connection open")
+                if not chunk:
+                    break
+                received += chunk
+            self.assertLess(len(received), 16, "the port answered more than an alert")
+        self.assertTrue(node.alive())
+        client_id = unique("after-plain")
+        first = self.raw(node)
+        first.connect(client_id)
+        second = self.raw(self.nodes[0])
+        second.connect(client_id)  # [MQTT-3.1.4-2] through the registry, after the intruder
+        first.wait_closed(WAIT_S)
+        second.ping()
+
+    def test_node_without_certificate_is_never_a_registry_member(self):
+        mark = [n.log_mark() for n in self.nodes]
+        rogue = self.rogue([])
+        rogue.wait_log(r"join through .* failed", WAIT_S)
+        time.sleep(2.0)  # the leader adds members as they join: give it the chance it must miss
+        for n, since in zip(self.nodes, mark):
+            self.assertNotIn(rogue.name, n.logs[since:], "%s mentions the rogue node" % n.name)
+        # The rogue's own raft connections to the members' ports fail their handshakes.
+        self.assertNotIn("registry %s: leader" % rogue.name, rogue.logs)
 
     def test_missing_key_is_a_start_up_error(self):
         if not MQTTD or not os.path.exists(MQTTD):
