@@ -26,6 +26,7 @@
 #include "cluster/node.h"
 #include "node/base/log.h"
 #include "node/bridge/bridge.h"
+#include "node/bridge/placement.h"
 #include "node/bridge/topic_line.h"
 #include "node/config/config.h"
 #include "node/http/api.h"
@@ -178,6 +179,23 @@ mqtt::bridge::BridgeOptions BridgeOptionsFrom(const mqtt::BridgeConfig& b) {
     o.topics.push_back(*mqtt::bridge::ParseTopicLine(line));  // checked by the config reader
   }
   return o;
+}
+
+// Clustered: starts the bridges this node owns among the alive members (rendezvous hashing,
+// node/bridge/placement.h) and stops the others. A bridge whose owner died moves within the
+// membership's failure detection (suspect timeout) plus a second. Main thread.
+void PlaceBridges(const mqtt::cluster::Membership& membership, const std::string& self,
+                  const std::vector<std::unique_ptr<mqtt::bridge::Bridge>>& bridges) {
+  std::vector<std::string> alive;
+  for (const mqtt::cluster::MemberInfo& m : membership.Members()) {
+    if (m.state == mqtt::cluster::MemberState::kAlive) alive.push_back(m.node_id);
+  }
+  for (const auto& bridge : bridges) {
+    const bool mine = mqtt::bridge::RendezvousOwner(bridge->name(), alive) == self;
+    if (mine == bridge->running()) continue;
+    MQTT_LOG_INFO("bridge %s: %s on this node", bridge->name(), mine ? "starting" : "stopping");
+    mine ? bridge->Start() : bridge->Stop();
+  }
 }
 
 // The registry's Raft address: --cluster-raft-listen, else the cluster port + 1, else (cluster
@@ -560,19 +578,14 @@ int Run(const mqtt::Config& config) {
     return 1;
   }
   // Bridges (node/bridge/bridge.h), each on the worker its name hashes to; started with the
-  // listeners. Clustered, every node would run every bridge: moving one bridge between nodes is
-  // not done yet (docs/bridges.md), so a clustered node runs none.
+  // listeners, alone; clustered, each runs on the one alive member its name picks
+  // (node/bridge/placement.h), checked every second (PlaceBridges).
   std::vector<std::unique_ptr<mqtt::bridge::Bridge>> bridges;
-  if (*cluster != nullptr && !config.bridges.empty()) {
-    MQTT_LOG_ERROR("bridges are not run in a cluster yet (docs/bridges.md); %d ignored",
-                   static_cast<int>(config.bridges.size()));
-  } else {
-    for (const mqtt::BridgeConfig& b : config.bridges) {
-      mqtt::net::IoWorker* worker =
-          worker_ptrs[std::hash<std::string>{}(b.name) % worker_ptrs.size()];
-      bridges.push_back(
-          std::make_unique<mqtt::bridge::Bridge>(&broker, worker, BridgeOptionsFrom(b)));
-    }
+  for (const mqtt::BridgeConfig& b : config.bridges) {
+    mqtt::net::IoWorker* worker =
+        worker_ptrs[std::hash<std::string>{}(b.name) % worker_ptrs.size()];
+    bridges.push_back(
+        std::make_unique<mqtt::bridge::Bridge>(&broker, worker, BridgeOptionsFrom(b)));
   }
   auto bridge_figures = [&bridges] {
     std::vector<mqtt::http::BridgeFigures> out;
@@ -641,7 +654,11 @@ int Run(const mqtt::Config& config) {
   broker.Start();
   mqtt::sys::SysPublisher sys(&broker, SysOptionsFrom(config, cluster->get()));
   sys.Start();
-  for (auto& bridge : bridges) bridge->Start();
+  if (*cluster == nullptr) {
+    for (auto& bridge : bridges) bridge->Start();
+  } else {
+    PlaceBridges((*cluster)->membership(), config.node_id, bridges);
+  }
   for (auto& listener : listeners) {
     mqtt::net::Listener* l = listener.get();
     worker_ptrs[0]->Post([l] { l->Start(); });
@@ -658,6 +675,9 @@ int Run(const mqtt::Config& config) {
               [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
   watches.Add(config.auth_reload_interval,
               [&] { ReloadChangedAccessFiles(access_control->get()); });
+  if (*cluster != nullptr && !bridges.empty()) {
+    watches.Add(1, [&] { PlaceBridges((*cluster)->membership(), config.node_id, bridges); });
+  }
   // statvfs every few seconds, never per write: a full disk takes minutes to reach.
   constexpr uint32_t kDiskCheckSeconds = 5;
   if (watermark != nullptr) {

@@ -445,21 +445,27 @@ const std::string& Bridge::name() const { return state_->options.name; }
 const BridgeStats& Bridge::stats() const { return state_->stats; }
 
 void Bridge::Start() {
-  state_->worker->Post([state = state_] { state->Dial(); });
+  if (std::exchange(running_, true)) return;
+  state_->worker->Post([state = state_] {
+    state->stopped = false;
+    state->delay = 0;
+    state->Dial();
+  });
 }
 
 void Bridge::Stop() {
-  if (std::exchange(stopped_, true)) return;
+  if (!std::exchange(running_, false)) return;
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> stopped = done->get_future();
   state_->worker->Post([state = state_, done] {
-    if (!state->stopped) {
-      state->stopped = true;
-      if (state->local_up) state->local->SendDisconnect();
-      state->timer.cancel();
-      state->resolver.cancel();
-      state->Drop();
-    }
+    state->stopped = true;
+    ++state->generation;  // callbacks of the attempt in progress see a stale generation
+    const bool was_up = state->local_up;
+    if (was_up) state->local->SendDisconnect();
+    state->timer.cancel();
+    state->resolver.cancel();
+    state->Drop();
+    if (was_up) state->PublishState(false);
     done->set_value();
   });
   stopped.wait_for(std::chrono::seconds(5));

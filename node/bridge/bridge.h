@@ -76,8 +76,12 @@ class Bridge {
   Bridge(const Bridge&) = delete;
   Bridge& operator=(const Bridge&) = delete;
 
+  // Start connects (and keeps reconnecting); Stop closes both links and waits until the worker
+  // did. Both idempotent; a stopped bridge may start again (a cluster moves bridges between
+  // nodes: placement.h). Call from one thread.
   void Start();
-  void Stop();  // closes both links; waits until the worker did (idempotent)
+  void Stop();
+  bool running() const { return running_; }
 
   const std::string& name() const;
   const BridgeStats& stats() const;
@@ -86,7 +90,7 @@ class Bridge {
 
  private:
   std::shared_ptr<State> state_;
-  bool stopped_ = false;  // Stop() was called (caller's thread)
+  bool running_ = false;  // between Start() and Stop() (caller's thread)
 };
 
 }  // namespace mqtt::bridge
