@@ -199,7 +199,8 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     broker_end.assign(tcp::v4(), fds[0], ec);
     asio::local::stream_protocol::socket our_end(worker->io());
     our_end.assign(asio::local::stream_protocol(), fds[1], ec);
-    broker->Accept(std::make_shared<net::TcpTransport>(worker, std::move(broker_end)));
+    broker->Accept(std::make_shared<net::TcpTransport>(worker, std::move(broker_end),
+                                                       /*gate=*/nullptr, /*internal=*/true));
     local = std::make_shared<Link>(
         std::make_unique<AsioStream<asio::local::stream_protocol::socket>>(std::move(our_end)),
         Version::kV5, &local_shim, absl::StrCat(options.name, "/local"));

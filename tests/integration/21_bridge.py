@@ -184,11 +184,17 @@ def publish(port, topic, payload, qos=1, retain=False):
 
 def wait_state(port, want, timeout=WAIT):
     """The retained $SYS/broker/connection/b1/state of mqttd reaches `want`."""
+    wait_state_as(port, want, [], timeout)
+
+
+def wait_state_as(port, want, credentials, timeout=WAIT):
+    """wait_state with mosquitto_sub's `credentials` (-u, -P)."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         out = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t",
-                              "$SYS/broker/connection/b1/state", "-C", "1", "-W", "2"],
+                              "$SYS/broker/connection/b1/state", "-C", "1", "-W", "2"] +
+                             credentials,
                              capture_output=True, text=True, timeout=WAIT)
         last = out.stdout.strip()
         if last == want:
@@ -339,6 +345,49 @@ class RemoteDownTest(unittest.TestCase):
         finally:
             local.close()
             remote.close()
+
+
+class SecuredLocalTest(unittest.TestCase):
+    def test_bridge_session_passes_the_local_password_file_and_acl(self):
+        """mqttd with a password file (no anonymous clients) and an ACL that gives alice sec/#
+        only: the bridge's own local session still connects and relays both ways (Mosquitto's
+        bridges are not subject to its password file and ACL either)."""
+        remote = Mosquitto()
+        d = tempfile.mkdtemp(prefix="bridge-auth-")
+        passwd, acl = os.path.join(d, "passwd"), os.path.join(d, "acl")
+        subprocess.run(["mosquitto_passwd", "-c", "-b", passwd, "alice", "pw-alice"], check=True,
+                       capture_output=True)
+        with open(acl, "w") as f:
+            f.write("user alice\ntopic readwrite sec/#\ntopic read $SYS/#\n")
+        local = Mqttd("auth:\n  password_file: %s\n  acl_file: %s\n" % (passwd, acl) +
+                      bridge_config(remote.port, ["sec/# both 1"]))
+        try:
+            wait_state_as(local.port, "1", ["-u", "alice", "-P", "pw-alice"])
+            sub = Collector(remote.port, ["sec/#"])
+            alice = paho.Client(client_id="alice-sub")
+            alice.username_pw_set("alice", "pw-alice")
+            got, subscribed = queue.Queue(), threading.Event()
+            alice.on_message = lambda c, u, m: got.put((m.topic, m.payload.decode()))
+            alice.on_subscribe = lambda *a: subscribed.set()
+            alice.connect("127.0.0.1", local.port)
+            alice.loop_start()
+            alice.subscribe("sec/#", 1)
+            self.assertTrue(subscribed.wait(WAIT))
+            try:
+                subprocess.run(["mosquitto_pub", "-p", str(local.port), "-u", "alice", "-P",
+                                "pw-alice", "-t", "sec/out", "-m", "o", "-q", "1"], check=True)
+                self.assertEqual(sub.wait_for(1)[0][:2], ("sec/out", "o"))
+                publish(remote.port, "sec/in", "i")
+                seen = [got.get(timeout=WAIT) for _ in range(2)]  # its own sec/out, then sec/in
+                self.assertIn(("sec/in", "i"), seen)
+            finally:
+                alice.disconnect()
+                alice.loop_stop()
+                sub.close()
+        finally:
+            local.close()
+            remote.close()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class TlsTest(unittest.TestCase):
