@@ -71,8 +71,6 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
   uint64_t generation = 0;  // bumped per attempt: stale callbacks compare it
   Relay out;                // local -> remote
   Relay in;                 // remote -> local
-  // The link the handler call is for: set by the per-link LinkHandler shims below.
-  Link* current = nullptr;
 
   // --- connection sequence -------------------------------------------------------------------
 
