@@ -125,10 +125,13 @@ class Mqttd:
         self.proc.wait()
 
     def close(self):
+        """SIGTERM; a clean exit (0) is required: under ASan a leak or error changes it."""
+        code = 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(WAIT)
+            code = self.proc.wait(WAIT)
         shutil.rmtree(self.dir, ignore_errors=True)
+        assert code == 0, "mqttd exited with %s:\n%s" % (code, self.logs()[-4000:])
 
     def logs(self):
         return "".join(self.log_lines)
