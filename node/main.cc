@@ -25,6 +25,9 @@
 #include "absl/time/time.h"
 #include "cluster/node.h"
 #include "node/base/log.h"
+#include "node/bridge/bridge.h"
+#include "node/bridge/placement.h"
+#include "node/bridge/topic_line.h"
 #include "node/config/config.h"
 #include "node/http/api.h"
 #include "node/http/node_http.h"
@@ -150,6 +153,49 @@ mqtt::BrokerOptions BrokerOptionsFrom(const mqtt::Config& config) {
     options.auth_methods.push_back(mqtt::auth::MakeHmacChallengeMethod(config.auth_hmac_secret));
   }
   return options;
+}
+
+mqtt::bridge::BridgeOptions BridgeOptionsFrom(const mqtt::BridgeConfig& b) {
+  mqtt::bridge::BridgeOptions o;
+  o.name = b.name;
+  o.addresses = b.addresses;
+  o.version = b.protocol_version == "mqttv50" ? mqtt::Version::kV5 : mqtt::Version::kV311;
+  o.client_id = b.client_id.empty() ? b.name : b.client_id;
+  o.username = b.username;
+  o.password = b.password;
+  o.tls = b.tls;
+  o.ca_file = b.tls_options.ca_file;
+  o.cert_file = b.tls_options.cert_file;
+  o.key_file = b.tls_options.key_file;
+  o.verify = b.tls_options.verify;
+  o.server_name = b.tls_options.server_name;
+  o.clean_session = b.clean_session;
+  o.session_expiry = b.session_expiry;
+  o.keepalive = static_cast<uint16_t>(b.keepalive);
+  o.restart_min = b.restart_min;
+  o.restart_max = b.restart_max;
+  o.try_private = b.try_private;
+  for (const std::string& line : b.topics) {
+    o.topics.push_back(*mqtt::bridge::ParseTopicLine(line));  // checked by the config reader
+  }
+  return o;
+}
+
+// Clustered: starts the bridges this node owns among the alive members (rendezvous hashing,
+// node/bridge/placement.h) and stops the others. A bridge whose owner died moves within the
+// membership's failure detection (suspect timeout) plus a second. Main thread.
+void PlaceBridges(const mqtt::cluster::Membership& membership, const std::string& self,
+                  const std::vector<std::unique_ptr<mqtt::bridge::Bridge>>& bridges) {
+  std::vector<std::string> alive;
+  for (const mqtt::cluster::MemberInfo& m : membership.Members()) {
+    if (m.state == mqtt::cluster::MemberState::kAlive) alive.push_back(m.node_id);
+  }
+  for (const auto& bridge : bridges) {
+    const bool mine = mqtt::bridge::RendezvousOwner(bridge->name(), alive) == self;
+    if (mine == bridge->running()) continue;
+    MQTT_LOG_INFO("bridge %s: %s on this node", bridge->name(), mine ? "starting" : "stopping");
+    mine ? bridge->Start() : bridge->Stop();
+  }
 }
 
 // The registry's Raft address: --cluster-raft-listen, else the cluster port + 1, else (cluster
@@ -531,9 +577,30 @@ int Run(const mqtt::Config& config) {
     MQTT_LOG_ERROR("%s", api_auth.status().message());
     return 1;
   }
-  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http =
-      mqtt::http::NodeHttp::Start(config.http_listen, &broker, store.get(), cluster->get(),
-                                  std::move(*api_auth), {gates.begin(), gates.end()});
+  // Bridges (node/bridge/bridge.h), each on the worker its name hashes to; started with the
+  // listeners, alone; clustered, each runs on the one alive member its name picks
+  // (node/bridge/placement.h), checked every second (PlaceBridges).
+  std::vector<std::unique_ptr<mqtt::bridge::Bridge>> bridges;
+  for (const mqtt::BridgeConfig& b : config.bridges) {
+    mqtt::net::IoWorker* worker =
+        worker_ptrs[std::hash<std::string>{}(b.name) % worker_ptrs.size()];
+    bridges.push_back(
+        std::make_unique<mqtt::bridge::Bridge>(&broker, worker, BridgeOptionsFrom(b)));
+  }
+  auto bridge_figures = [&bridges] {
+    std::vector<mqtt::http::BridgeFigures> out;
+    for (const auto& b : bridges) {
+      const mqtt::bridge::BridgeStats& s = b->stats();
+      out.push_back({b->name(), s.connected.load(std::memory_order_relaxed),
+                     s.connects.load(std::memory_order_relaxed),
+                     s.sent.load(std::memory_order_relaxed),
+                     s.received.load(std::memory_order_relaxed)});
+    }
+    return out;
+  };
+  absl::StatusOr<std::unique_ptr<mqtt::http::NodeHttp>> http = mqtt::http::NodeHttp::Start(
+      config.http_listen, &broker, store.get(), cluster->get(), std::move(*api_auth),
+      {gates.begin(), gates.end()}, bridges.empty() ? nullptr : std::function(bridge_figures));
   if (!http.ok()) {
     MQTT_LOG_ERROR("%s", http.status().message());
     return 1;
@@ -587,6 +654,11 @@ int Run(const mqtt::Config& config) {
   broker.Start();
   mqtt::sys::SysPublisher sys(&broker, SysOptionsFrom(config, cluster->get()));
   sys.Start();
+  if (*cluster == nullptr) {
+    for (auto& bridge : bridges) bridge->Start();
+  } else {
+    PlaceBridges((*cluster)->membership(), config.node_id, bridges);
+  }
   for (auto& listener : listeners) {
     mqtt::net::Listener* l = listener.get();
     worker_ptrs[0]->Post([l] { l->Start(); });
@@ -603,6 +675,9 @@ int Run(const mqtt::Config& config) {
               [&] { ReloadTlsContexts(tls_contexts, /*only_changed=*/true); });
   watches.Add(config.auth_reload_interval,
               [&] { ReloadChangedAccessFiles(access_control->get()); });
+  if (*cluster != nullptr && !bridges.empty()) {
+    watches.Add(1, [&] { PlaceBridges((*cluster)->membership(), config.node_id, bridges); });
+  }
   // statvfs every few seconds, never per write: a full disk takes minutes to reach.
   constexpr uint32_t kDiskCheckSeconds = 5;
   if (watermark != nullptr) {
@@ -629,6 +704,7 @@ int Run(const mqtt::Config& config) {
     stopped.set_value();
   });
   stopped.get_future().wait();
+  for (auto& bridge : bridges) bridge->Stop();
   sys.Stop();
   mqtt::admin::v1::DrainResponse report;
   report.set_node_id(config.node_id);

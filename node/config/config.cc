@@ -266,6 +266,21 @@ Binding SecureListeners(const char* protocol) {
           }};
 }
 
+// The YAML `bridges` list (yaml.cc reads and writes the maps); no flag or variable syntax.
+Binding Bridges() {
+  return {Kind::kBridges, "list of bridge maps (docs/bridges.md)",
+          [](absl::string_view, Config*) {
+            return absl::InvalidArgumentError(
+                "bridges are set in the config file only (docs/bridges.md)");
+          },
+          [](Config* c) { c->bridges.clear(); },
+          [](const Config& c) {
+            Items names;
+            for (const BridgeConfig& b : c.bridges) names.push_back(b.name);
+            return names;
+          }};
+}
+
 // A boolean that is also a switch on the command line (--flag alone means true).
 Binding SwitchOrBool(bool Config::*field) {
   Binding b = Bool(field);
@@ -549,6 +564,12 @@ std::vector<Option> MakeOptions() {
        "server with this Server Reference, e.g. the load balancer's address); empty: 0x8B Server "
        "shutting down",
        OptionalText(&Config::server_reference)},
+      {"bridge", "bridges", "NAME",
+       "connections to other MQTT brokers with Mosquitto's topic lines; config file only: a list "
+       "of maps {name, addresses, protocol_version, client_id, username, password, tls, "
+       "clean_session, session_expiry, keepalive, restart_timeout, try_private, topics} "
+       "(docs/bridges.md)",
+       Bridges(), "none"},
       {"strict-env", nullptr, nullptr,
        "make an MQTTD_* environment variable that is no key an error (otherwise it is ignored "
        "and listed by --print-config)",

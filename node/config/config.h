@@ -45,6 +45,39 @@ struct SecureListener {
   bool operator==(const SecureListener&) const = default;
 };
 
+// TLS to a bridge's remote broker (present in BridgeConfig when `tls` is in its map).
+struct BridgeTls {
+  std::string ca_file;    // PEM CAs the remote's certificate must chain to; empty: system CAs
+  std::string cert_file;  // PEM client certificate (mutual TLS); empty: none
+  std::string key_file;
+  bool verify = true;       // check the remote's certificate and host name
+  std::string server_name;  // SNI and the name checked; empty: the address's host
+
+  bool operator==(const BridgeTls&) const = default;
+};
+
+// One item of the YAML `bridges` list (docs/bridges.md): a connection to another broker with
+// Mosquitto's topic lines (node/bridge/topic_line.h, checked when the file is read).
+struct BridgeConfig {
+  std::string name;                           // [A-Za-z0-9_-]+: $SYS/broker/connection/<name>/state
+  std::vector<std::string> addresses;         // HOST:PORT, tried in order (failover)
+  std::string protocol_version = "mqttv311";  // or mqttv50
+  std::string client_id;                      // empty: the name
+  std::string username;
+  std::string password;  // secret
+  bool tls = false;
+  BridgeTls tls_options;
+  bool clean_session = false;
+  uint32_t session_expiry = 3600;  // 5.0, seconds, with clean_session false
+  uint32_t keepalive = 60;         // seconds
+  uint32_t restart_min = 5;        // seconds: first reconnect delay, doubled up to restart_max
+  uint32_t restart_max = 30;
+  bool try_private = true;          // 3.1.1: protocol level 0x84 (Mosquitto's bridge flag)
+  std::vector<std::string> topics;  // Mosquitto `topic` lines, without the keyword
+
+  bool operator==(const BridgeConfig&) const = default;
+};
+
 struct Config {
   // MQTT over TCP. Default 0.0.0.0:1883 when no listener of any protocol is configured.
   std::vector<ListenAddress> listeners;
@@ -120,11 +153,12 @@ struct Config {
   std::string ws_path = "/mqtt";
   // HTTP server: /healthz, /readyz, /metrics (node/http). Empty: none.
   std::string http_listen = "0.0.0.0:8080";  // HOST:PORT; port 0 picks a free port
-  std::string http_api_key_file;     // one API key per line; empty: no HTTP API (node/http/api.h)
-  std::string http_basic_auth_file;  // users for HTTP basic auth, Mosquitto password format
-  uint32_t sys_interval = 10;        // seconds between $SYS rounds (node/sys); 0: none
-  uint32_t shutdown_timeout = 60;    // seconds a drain (SIGTERM, mqttctl drain) may take
-  std::string server_reference;      // 5.0 Server Reference sent with DISCONNECT 0x9C on a drain
+  std::string http_api_key_file;      // one API key per line; empty: no HTTP API (node/http/api.h)
+  std::string http_basic_auth_file;   // users for HTTP basic auth, Mosquitto password format
+  uint32_t sys_interval = 10;         // seconds between $SYS rounds (node/sys); 0: none
+  uint32_t shutdown_timeout = 60;     // seconds a drain (SIGTERM, mqttctl drain) may take
+  std::string server_reference;       // 5.0 Server Reference sent with DISCONNECT 0x9C on a drain
+  std::vector<BridgeConfig> bridges;  // config file only (issue 16)
   // Command line only: what to do instead of running, and how to read the environment.
   bool help = false;
   bool print_config = false;             // print ConfigToYaml() and exit

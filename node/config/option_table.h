@@ -18,6 +18,7 @@ enum class Kind {
   kScalar,     // one value
   kList,       // YAML: a list of scalars; flag and environment: items separated by commas
   kListeners,  // YAML: a list of {protocol, address} maps; otherwise as kList (addresses)
+  kBridges,    // YAML only: a list of bridge maps (BridgeConfig)
 };
 
 // How one option's value is read and shown, in flag syntax ("20", "true", "host:port").

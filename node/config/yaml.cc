@@ -4,13 +4,16 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <exception>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "node/bridge/topic_line.h"
 #include "node/config/config.h"
 #include "node/config/option_table.h"
 
@@ -117,9 +120,10 @@ class Reader {
     if (option.value.kind == Kind::kListeners) config->secure_listeners.clear();
     for (size_t i = 0; i < value.size(); ++i) {
       std::string item_path = absl::StrCat(path, "[", i, "]");
-      absl::Status s = option.value.kind == Kind::kListeners
-                           ? ApplyListener(option, value[i], item_path, config)
-                           : ApplyScalar(option, value[i], item_path, config);
+      absl::Status s =
+          option.value.kind == Kind::kListeners ? ApplyListener(option, value[i], item_path, config)
+          : option.value.kind == Kind::kBridges ? ApplyBridge(value[i], item_path, config)
+                                                : ApplyScalar(option, value[i], item_path, config);
       if (!s.ok()) return s;
     }
     if (value.size() < option.value.min_items) {
@@ -243,6 +247,176 @@ class Reader {
     return absl::OkStatus();
   }
 
+  // One bridge map (config.h BridgeConfig); each topic line is parsed here so that a bad one
+  // stops start-up naming its file, line and key.
+  absl::Status ApplyBridge(const YAML::Node& item, const std::string& path, Config* config) const {
+    if (!item.IsMap()) {
+      return Error(item.Mark(), path, absl::StrCat("must be a bridge map, not ", TypeName(item)));
+    }
+    BridgeConfig bridge;
+    std::set<std::string> seen;
+    for (const auto& entry : item) {
+      const YAML::Node key = entry.first;
+      const std::string name = key.IsScalar() ? key.Scalar() : "";
+      const std::string key_path = absl::StrCat(path, ".", name);
+      if (!seen.insert(name).second) return Error(key.Mark(), key_path, "duplicate key");
+      if (absl::Status s = ApplyBridgeKey(name, entry.second, key_path, &bridge); !s.ok()) {
+        return s;
+      }
+    }
+    for (const char* required : {"name", "addresses", "topics"}) {
+      if (!seen.count(required))
+        return Error(item.Mark(), path, absl::StrCat(required, " missing"));
+    }
+    for (const BridgeConfig& other : config->bridges) {
+      if (other.name == bridge.name) {
+        return Error(item["name"].Mark(), absl::StrCat(path, ".name"),
+                     absl::StrCat("a second bridge named '", bridge.name, "'"));
+      }
+    }
+    if (bridge.restart_min > bridge.restart_max) {
+      return Error(item["restart_timeout"].Mark(), absl::StrCat(path, ".restart_timeout"),
+                   "min must not exceed max");
+    }
+    config->bridges.push_back(std::move(bridge));
+    return absl::OkStatus();
+  }
+
+  absl::Status ApplyBridgeKey(const std::string& key, const YAML::Node& value,
+                              const std::string& path, BridgeConfig* bridge) const {
+    if (key == "addresses" || key == "topics") return ApplyBridgeList(key, value, path, bridge);
+    if (key == "tls") return ApplyBridgeTls(value, path, bridge);
+    if (key == "restart_timeout") {
+      return ApplyBridgeMap(
+          value, path, {"min", "max"}, [&](const std::string& k, const std::string& v) {
+            return config_internal::ParseUintText(
+                v, 1, 86400, k == "min" ? &bridge->restart_min : &bridge->restart_max);
+          });
+    }
+    std::string text;
+    if (absl::Status s = BridgeScalar(value, path, &text); !s.ok()) return s;
+    absl::Status s = SetBridgeScalar(key, text, bridge);
+    if (s.code() == absl::StatusCode::kNotFound) {
+      return Error(value.Mark(), path,
+                   "unknown key for a bridge (it has name, addresses, protocol_version, client_id, "
+                   "username, password, tls, clean_session, session_expiry, keepalive, "
+                   "restart_timeout, try_private, topics)");
+    }
+    return s.ok() ? s : Error(value.Mark(), path, s.message());
+  }
+
+  static absl::Status SetBridgeScalar(const std::string& key, const std::string& v,
+                                      BridgeConfig* b) {
+    if (key == "name") {
+      if (v.empty() || v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789_-") != std::string::npos) {
+        return absl::InvalidArgumentError("must be letters, digits, '_' or '-'");
+      }
+      b->name = v;
+    } else if (key == "protocol_version") {
+      if (v != "mqttv311" && v != "mqttv50") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("must be mqttv311 or mqttv50, not '", v, "'"));
+      }
+      b->protocol_version = v;
+    } else if (key == "client_id") {
+      b->client_id = v;
+    } else if (key == "username") {
+      b->username = v;
+    } else if (key == "password") {
+      b->password = v;
+    } else if (key == "clean_session") {
+      return config_internal::ParseBoolText(v, &b->clean_session);
+    } else if (key == "try_private") {
+      return config_internal::ParseBoolText(v, &b->try_private);
+    } else if (key == "session_expiry") {
+      return config_internal::ParseUintText(v, 0, 0xFFFFFFFF, &b->session_expiry);
+    } else if (key == "keepalive") {
+      return config_internal::ParseUintText(v, 0, 65535, &b->keepalive);
+    } else {
+      return absl::NotFoundError(key);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status BridgeScalar(const YAML::Node& value, const std::string& path,
+                            std::string* out) const {
+    if (!value.IsScalar()) {
+      return Error(value.Mark(), path,
+                   absl::StrCat("must be a single value, not ", TypeName(value)));
+    }
+    if (!IsUtf8(value.Scalar())) return Error(value.Mark(), path, "is not valid UTF-8");
+    *out = value.Scalar();
+    return absl::OkStatus();
+  }
+
+  // `addresses` (HOST:PORT each) or `topics` (Mosquitto topic lines), at least one item.
+  absl::Status ApplyBridgeList(const std::string& key, const YAML::Node& value,
+                               const std::string& path, BridgeConfig* bridge) const {
+    if (!value.IsSequence()) {
+      return Error(value.Mark(), path, absl::StrCat("must be a list, not ", TypeName(value)));
+    }
+    if (value.size() == 0) return Error(value.Mark(), path, "needs at least one item");
+    for (size_t i = 0; i < value.size(); ++i) {
+      const std::string item_path = absl::StrCat(path, "[", i, "]");
+      std::string text;
+      if (absl::Status s = BridgeScalar(value[i], item_path, &text); !s.ok()) return s;
+      absl::Status s =
+          key == "topics" ? bridge::ParseTopicLine(text).status() : CheckHostPort(text);
+      if (!s.ok()) return Error(value[i].Mark(), item_path, s.message());
+      (key == "topics" ? bridge->topics : bridge->addresses).push_back(text);
+    }
+    return absl::OkStatus();
+  }
+
+  static absl::Status CheckHostPort(const std::string& text) {
+    const size_t colon = text.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !config_internal::ParseUintText(text.substr(colon + 1), 1, 65535, &port).ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not HOST:PORT"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ApplyBridgeTls(const YAML::Node& value, const std::string& path,
+                              BridgeConfig* bridge) const {
+    bridge->tls = true;
+    BridgeTls& t = bridge->tls_options;
+    return ApplyBridgeMap(value, path,
+                          {"ca_file", "cert_file", "key_file", "verify", "server_name"},
+                          [&](const std::string& k, const std::string& v) {
+                            if (k == "verify") return config_internal::ParseBoolText(v, &t.verify);
+                            (k == "ca_file"     ? t.ca_file
+                             : k == "cert_file" ? t.cert_file
+                             : k == "key_file"  ? t.key_file
+                                                : t.server_name) = v;
+                            return absl::OkStatus();
+                          });
+  }
+
+  // A map of scalars with the keys `allowed`, each handed to `set` (key, value).
+  template <typename Set>
+  absl::Status ApplyBridgeMap(const YAML::Node& value, const std::string& path,
+                              std::initializer_list<const char*> allowed, Set set) const {
+    if (!value.IsMap()) {
+      return Error(value.Mark(), path, absl::StrCat("must be a map, not ", TypeName(value)));
+    }
+    for (const auto& entry : value) {
+      const std::string k = entry.first.IsScalar() ? entry.first.Scalar() : "";
+      const std::string key_path = absl::StrCat(path, ".", k);
+      if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
+        return Error(entry.first.Mark(), key_path, "unknown key");
+      }
+      std::string text;
+      if (absl::Status s = BridgeScalar(entry.second, key_path, &text); !s.ok()) return s;
+      if (absl::Status s = set(k, text); !s.ok()) {
+        return Error(entry.second.Mark(), key_path, s.message());
+      }
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status CheckProtocol(const YAML::Node& value, const std::string& path) const {
     if (!value.IsScalar()) {
       return Error(value.Mark(), path,
@@ -298,7 +472,55 @@ void EmitSecureListeners(const Config& config, YAML::Emitter* out) {
   }
 }
 
+// The bridges as maps, every key present, the password masked.
+void EmitBridges(const Config& config, YAML::Emitter* out) {
+  if (config.bridges.empty()) {
+    *out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
+    return;
+  }
+  *out << YAML::BeginSeq;
+  for (const BridgeConfig& b : config.bridges) {
+    auto key = [&](const char* k) -> YAML::Emitter& {
+      return *out << YAML::Key << k << YAML::Value;
+    };
+    *out << YAML::BeginMap;
+    key("name") << b.name;
+    key("addresses");
+    EmitList(b.addresses, out);
+    key("protocol_version") << b.protocol_version;
+    key("client_id") << b.client_id;
+    key("username") << b.username;
+    key("password") << (b.password.empty() ? std::string() : std::string(kMask));
+    if (b.tls) {
+      const BridgeTls& t = b.tls_options;
+      key("tls") << YAML::BeginMap;
+      key("ca_file") << t.ca_file;
+      key("cert_file") << t.cert_file;
+      key("key_file") << t.key_file;
+      key("verify") << (t.verify ? "true" : "false");
+      key("server_name") << t.server_name;
+      *out << YAML::EndMap;
+    }
+    key("clean_session") << (b.clean_session ? "true" : "false");
+    key("session_expiry") << b.session_expiry;
+    key("keepalive") << b.keepalive;
+    key("restart_timeout") << YAML::BeginMap;
+    key("min") << b.restart_min;
+    key("max") << b.restart_max;
+    *out << YAML::EndMap;
+    key("try_private") << (b.try_private ? "true" : "false");
+    key("topics");
+    EmitList(b.topics, out);
+    *out << YAML::EndMap;
+  }
+  *out << YAML::EndSeq;
+}
+
 void EmitValue(const Option& option, const Config& config, YAML::Emitter* out) {
+  if (option.value.kind == Kind::kBridges) {
+    EmitBridges(config, out);
+    return;
+  }
   std::vector<std::string> items = option.value.get(config);
   if (option.value.kind == Kind::kListeners) {
     *out << YAML::BeginSeq;

@@ -149,6 +149,21 @@ void AddDisk(const DiskFigures& f, Scrape* out) {
              static_cast<double>(f.available_bytes));
 }
 
+void AddBridges(const std::vector<BridgeFigures>& bridges, Scrape* out) {
+  for (const BridgeFigures& b : bridges) {
+    const Labels bridge = {{"bridge", b.name}};
+    out->Gauge("mqttd_bridge_connected", "1 when the bridge is connected to its remote broker.",
+               b.connected ? 1 : 0, bridge);
+    out->Counter("mqttd_bridge_connects_total", "Successful connections of the bridge.",
+                 static_cast<double>(b.connects), bridge);
+    out->Counter("mqttd_bridge_messages_sent_total", "PUBLISH sent by the bridge to its remote.",
+                 static_cast<double>(b.sent), bridge);
+    out->Counter("mqttd_bridge_messages_received_total",
+                 "PUBLISH received by the bridge from its remote.", static_cast<double>(b.received),
+                 bridge);
+  }
+}
+
 void AddCluster(const MetricSources& s, Scrape* out) {
   if (s.members_by_state) {
     std::map<std::string, uint64_t> counts = {
@@ -289,6 +304,7 @@ std::string RenderMetrics(const MetricSources& sources, absl::Time now) {
   if (sources.disk) AddDisk(sources.disk(), &scrape);
   if (sources.listeners) AddListeners(sources.listeners(), &scrape);
   AddCluster(sources, &scrape);
+  if (sources.bridges) AddBridges(sources.bridges(), &scrape);
   if (sources.registry) AddRegistry(sources.registry(), &scrape);
   if (sources.connections) AddConnections(sources.connections(), &scrape);
   if (sources.sessions) AddSessions(sources.sessions(), &scrape);

@@ -50,6 +50,14 @@ struct ListenerFigures {  // net::ConnectionGate
   uint64_t refused_rate = 0;
 };
 
+struct BridgeFigures {  // node/bridge BridgeStats
+  std::string name;
+  bool connected = false;
+  uint64_t connects = 0;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+};
+
 struct PeerOutboxFigures {  // cluster::ForwardPeerStats
   std::string node_id;
   bool connected = false;
@@ -105,6 +113,7 @@ struct MetricSources {
   std::function<DiskFigures()> disk;  // null: no watermark (no store, or min_free_disk 0)
   std::function<std::map<std::string, uint64_t>()> members_by_state;  // "alive" -> 2, this node too
   std::function<std::vector<PeerOutboxFigures>()> outboxes;
+  std::function<std::vector<BridgeFigures>()> bridges;  // node/bridge; null: none
   std::function<uint64_t()> forward_duplicates_dropped;
   std::function<RegistryFigures()> registry;
   std::function<std::vector<ListenerFigures>()> listeners;

@@ -126,7 +126,8 @@ void AddClusterSources(cluster::ClusterNode* cluster, MetricSources* s) {
 
 absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(
     const std::string& listen, Broker* broker, storage::Store* store, cluster::ClusterNode* cluster,
-    ApiAuth api_auth, std::vector<std::shared_ptr<const net::ConnectionGate>> gates) {
+    ApiAuth api_auth, std::vector<std::shared_ptr<const net::ConnectionGate>> gates,
+    std::function<std::vector<BridgeFigures>()> bridges) {
   if (listen.empty()) return nullptr;
   // No storage check: the store is open before the node gets here, and a storage failure stops
   // the node (SIGTERM to itself), which /readyz reports as "shutting down".
@@ -145,6 +146,7 @@ absl::StatusOr<std::unique_ptr<NodeHttp>> NodeHttp::Start(
   sources->ready = [readiness] { return readiness->ready(); };
   AddBrokerSources(broker, store, sources.get());
   AddClusterSources(cluster, sources.get());
+  sources->bridges = std::move(bridges);
   if (!gates.empty()) {
     sources->listeners = [gates = std::move(gates)] {
       std::vector<ListenerFigures> out;

@@ -9,6 +9,7 @@
 // Threading: handlers run on the server's own thread; the other methods from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "cluster/node.h"
 #include "node/http/api.h"
 #include "node/http/health.h"
+#include "node/http/metrics.h"
 #include "node/http/server.h"
 #include "node/net/connection_gate.h"
 #include "node/session/broker.h"
@@ -28,11 +30,13 @@ class NodeHttp {
  public:
   // Null (and OK) when `listen` is empty: the HTTP server is disabled. `store` and `cluster` may
   // be null (no persistence, alone). `api_auth` not enabled(): the HTTP API (api.h) is disabled.
-  // `gates`: the MQTT listeners' connection limits (/metrics). Errors: Server::Start's.
+  // `gates`: the MQTT listeners' connection limits (/metrics); `bridges`: the bridges' figures
+  // (/metrics; called on the server's thread). Errors: Server::Start's.
   static absl::StatusOr<std::unique_ptr<NodeHttp>> Start(
       const std::string& listen, Broker* broker, storage::Store* store,
       cluster::ClusterNode* cluster, ApiAuth api_auth = {},
-      std::vector<std::shared_ptr<const net::ConnectionGate>> gates = {});
+      std::vector<std::shared_ptr<const net::ConnectionGate>> gates = {},
+      std::function<std::vector<BridgeFigures>()> bridges = nullptr);
 
   const std::string& address() const { return server_->address(); }
   void SetListening() { readiness_.SetListening(true); }

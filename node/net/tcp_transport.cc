@@ -26,8 +26,8 @@ constexpr int kMaxReadsPerWakeup = 4;
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
 }  // namespace
 
-TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate)
-    : worker_(worker), gate_(gate), socket_(std::move(socket)) {
+TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate, bool internal)
+    : worker_(worker), gate_(gate), socket_(std::move(socket)), internal_(internal) {
   if (gate_ != nullptr) gate_->Opened();
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
@@ -198,7 +198,8 @@ namespace {
 // A TCP socket between two workers: the file descriptor and its address family.
 class DetachedTcp final : public DetachedTransport {
  public:
-  DetachedTcp(int fd, bool is_v6, ConnectionGate* gate) : fd_(fd), is_v6_(is_v6), gate_(gate) {}
+  DetachedTcp(int fd, bool is_v6, ConnectionGate* gate, bool internal)
+      : fd_(fd), is_v6_(is_v6), gate_(gate), internal_(internal) {}
   ~DetachedTcp() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -212,13 +213,14 @@ class DetachedTcp final : public DetachedTransport {
       return nullptr;  // the destructor closes fd_
     }
     fd_ = -1;
-    return std::make_shared<TcpTransport>(worker, std::move(socket), gate_);
+    return std::make_shared<TcpTransport>(worker, std::move(socket), gate_, internal_);
   }
 
  private:
   int fd_;
   const bool is_v6_;
   ConnectionGate* const gate_;
+  const bool internal_;
 };
 
 }  // namespace
@@ -237,7 +239,7 @@ std::unique_ptr<DetachedTransport> TcpTransport::Detach() {
     Shutdown();  // the callbacks are already gone: nobody is told
     return nullptr;
   }
-  return std::make_unique<DetachedTcp>(fd, is_v6, gate_);
+  return std::make_unique<DetachedTcp>(fd, is_v6, gate_, bool{internal_});
 }
 
 }  // namespace mqtt::net

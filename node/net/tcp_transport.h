@@ -30,7 +30,9 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   // `socket` must be bound to worker's io_context. Sets TCP_NODELAY: we coalesce writes
   // ourselves, and Nagle would delay small acknowledgements. `gate`: the listener's, which
   // counts this connection while it exists (null: none); it outlives every connection.
-  TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate = nullptr);
+  // `internal`: a connection of the node to itself (Transport::internal); kept across Detach.
+  TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate = nullptr,
+               bool internal = false);
   ~TcpTransport() override;
   TcpTransport(const TcpTransport&) = delete;
   TcpTransport& operator=(const TcpTransport&) = delete;
@@ -48,6 +50,7 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   std::unique_ptr<DetachedTransport> Detach() override;
   IoWorker* worker() const override { return worker_; }
   std::string peer() const override;
+  bool internal() const override { return internal_; }
   void FlushOutput() override;
 
  private:
@@ -71,6 +74,7 @@ class TcpTransport final : public Transport, public std::enable_shared_from_this
   bool paused_by_owner_ : 1 = false;  // PauseReading() without ResumeReading()
   bool writing_ : 1 = false;          // waiting for the socket to become writable
   bool flush_requested_ : 1 = false;  // queued in the worker's flush list
+  bool internal_ : 1 = false;         // Transport::internal
   uint32_t out_sent_ = 0;             // bytes of out_ written (output is bounded far below 4 GiB)
   std::unique_ptr<std::string> in_;   // bytes of an incomplete packet; null when idle
   std::string out_;

@@ -89,6 +89,9 @@ class Transport {
   // CONNECT's User Name (wired by the auth layer).
   virtual std::string certificate_username() const { return {}; }
   virtual ListenerKind listener_kind() const { return ListenerKind::kTcp; }
+  // A connection the node made to itself (a bridge's local side, node/bridge): the session
+  // layer lets it in without the password file and ACL, as Mosquitto does for its bridges.
+  virtual bool internal() const { return false; }
 
   // Writes pending output. Called by IoWorker at the end of the turn after RequestFlush().
   virtual void FlushOutput() = 0;

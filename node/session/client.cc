@@ -287,8 +287,10 @@ absl::Status Client::HandleConnect(std::string_view body, std::string_view rest)
     connect->username = certificate_user;
     connect->password.reset();
   }
-  if (auth::ConnectVerdict verdict =
-          certificate_user.empty() ? Authenticate(*connect) : auth::ConnectVerdict::kAccepted;
+  // The node's own connections (a bridge's local side) pass, as Mosquitto's bridges do.
+  if (auth::ConnectVerdict verdict = certificate_user.empty() && !transport_->internal()
+                                         ? Authenticate(*connect)
+                                         : auth::ConnectVerdict::kAccepted;
       verdict != auth::ConnectVerdict::kAccepted) {
     const bool bad = verdict == auth::ConnectVerdict::kBadUserNameOrPassword;
     MQTT_LOG_INFO("client %s (%s): CONNECT refused: %s", connect->client_id, peer(),
@@ -434,6 +436,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   if (options.access_control != nullptr) {
     extras().username = std::move(connect.username);
     extras().address = auth::IpAddress::FromPeer(peer());
+    extras().internal = transport_->internal();
   }
   if (connect.properties.authentication_method) {
     extras().auth_method = *connect.properties.authentication_method;
@@ -1031,6 +1034,7 @@ bool Client::Authorized(std::string_view topic, auth::Access access) {
   const auto& control = node().options().access_control;
   if (control == nullptr) return true;
   Extras& x = extras();
+  if (x.internal) return true;  // the node's own connection (Transport::internal)
   if (const uint64_t generation = control->generation();
       x.policy == nullptr || x.policy_generation != generation) {
     // Generation first: a reload in between only costs one more refresh.

@@ -191,6 +191,7 @@ class Client final : public net::TransportCallbacks,
     std::shared_ptr<const auth::Policy> policy;
     uint64_t policy_generation = 0;
     absl::flat_hash_map<std::string, uint8_t> acl_cache;
+    bool internal = false;  // Transport::internal: no password file, no ACL
   };
   Extras& extras();
   const std::string& auth_method() const;

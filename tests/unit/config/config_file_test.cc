@@ -94,6 +94,22 @@ websocket:
 sys_interval: 2
 shutdown_timeout: 90
 server_reference: mqtt.example.com:1883
+bridges:
+  - name: cloud-1
+    addresses: [remote.example.com:8883, backup.example.com:8883]
+    protocol_version: mqttv50
+    client_id: site-7
+    username: bridge
+    tls: {ca_file: /etc/mqttd/remote-ca.crt, cert_file: /etc/c.crt, key_file: /etc/c.key,
+          verify: false, server_name: remote.example.com}
+    clean_session: true
+    session_expiry: 60
+    keepalive: 30
+    restart_timeout: {min: 2, max: 64}
+    try_private: false
+    topics:
+      - sensors/# out 1 "" site-7/
+      - 'cmd/+ in 2 local/ ""'
 )";
 
 // The documented layout, in order.
@@ -165,7 +181,8 @@ const std::vector<std::string> kLayout = {"node_id",
 
                                           "sys_interval",
                                           "shutdown_timeout",
-                                          "server_reference"};
+                                          "server_reference",
+                                          "bridges"};
 
 std::string Error(const std::string& text) {
   Config config;
@@ -255,6 +272,87 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_EQ(c.sys_interval, 2u);
   EXPECT_EQ(c.shutdown_timeout, 90u);
   EXPECT_EQ(c.server_reference, "mqtt.example.com:1883");
+  ASSERT_EQ(c.bridges.size(), 1u);
+  const BridgeConfig& b = c.bridges[0];
+  EXPECT_EQ(b.name, "cloud-1");
+  EXPECT_EQ(b.addresses,
+            (std::vector<std::string>{"remote.example.com:8883", "backup.example.com:8883"}));
+  EXPECT_EQ(b.protocol_version, "mqttv50");
+  EXPECT_EQ(b.client_id, "site-7");
+  EXPECT_EQ(b.username, "bridge");
+  EXPECT_TRUE(b.tls);
+  EXPECT_EQ(b.tls_options, (BridgeTls{"/etc/mqttd/remote-ca.crt", "/etc/c.crt", "/etc/c.key", false,
+                                      "remote.example.com"}));
+  EXPECT_TRUE(b.clean_session);
+  EXPECT_EQ(b.session_expiry, 60u);
+  EXPECT_EQ(b.keepalive, 30u);
+  EXPECT_EQ(b.restart_min, 2u);
+  EXPECT_EQ(b.restart_max, 64u);
+  EXPECT_FALSE(b.try_private);
+  EXPECT_EQ(b.topics,
+            (std::vector<std::string>{"sensors/# out 1 \"\" site-7/", "cmd/+ in 2 local/ \"\""}));
+}
+
+// Issue 16: a bridge's defaults, and every error naming its file, line and key.
+TEST(ConfigFileTest, BridgeDefaults) {
+  Config c;
+  ASSERT_TRUE(
+      ParseConfigText("bridges:\n  - {name: b, addresses: [h:1883], topics: ['#']}\n", "m.yaml", &c)
+          .ok());
+  ASSERT_EQ(c.bridges.size(), 1u);
+  BridgeConfig expected;
+  expected.name = "b";
+  expected.addresses = {"h:1883"};
+  expected.topics = {"#"};
+  EXPECT_EQ(c.bridges[0], expected);
+  EXPECT_EQ(expected.protocol_version, "mqttv311");
+  EXPECT_FALSE(expected.clean_session);
+  EXPECT_TRUE(expected.try_private);
+}
+
+TEST(ConfigFileTest, BridgeErrorsNameFileLineAndKey) {
+  const std::string head = "bridges:\n  - name: b\n    addresses: [h:1883]\n";
+  EXPECT_EQ(Error(head + "    topics:\n      - a/# out\n      - a/# sideways 1\n"),
+            "m.yaml:6: bridges[0].topics[1]: direction 'sideways': must be out, in or both");
+  EXPECT_EQ(Error(head + "    topics: ['a both 3']\n"),
+            "m.yaml:4: bridges[0].topics[0]: QoS '3': must be 0, 1 or 2");
+  EXPECT_EQ(Error(head + "    topics: ['\"\" out 0 local \"\"']\n"),
+            "m.yaml:4: bridges[0].topics[0]: an empty pattern (\"\") needs a local and a remote "
+            "prefix");
+  EXPECT_EQ(Error(head), "m.yaml:2: bridges[0]: topics missing");
+  EXPECT_EQ(Error(head + "    topics: []\n"),
+            "m.yaml:4: bridges[0].topics: needs at least one item");
+  EXPECT_EQ(Error("bridges:\n  - {name: b, addresses: [h], topics: [a]}\n"),
+            "m.yaml:2: bridges[0].addresses[0]: 'h' is not HOST:PORT");
+  EXPECT_EQ(Error("bridges:\n  - {name: 'a b', addresses: [h:1], topics: [a]}\n"),
+            "m.yaml:2: bridges[0].name: must be letters, digits, '_' or '-'");
+  EXPECT_EQ(Error(head + "    topics: [a]\n    colour: red\n"),
+            "m.yaml:5: bridges[0].colour: unknown key for a bridge (it has name, addresses, "
+            "protocol_version, client_id, username, password, tls, clean_session, "
+            "session_expiry, keepalive, restart_timeout, try_private, topics)");
+  EXPECT_EQ(Error(head + "    topics: [a]\n    protocol_version: mqttv31\n"),
+            "m.yaml:5: bridges[0].protocol_version: must be mqttv311 or mqttv50, not 'mqttv31'");
+  EXPECT_EQ(Error(head + "    topics: [a]\n    tls: {verfy: true}\n"),
+            "m.yaml:5: bridges[0].tls.verfy: unknown key");
+  EXPECT_EQ(Error(head + "    topics: [a]\n    restart_timeout: {min: 9, max: 3}\n"),
+            "m.yaml:5: bridges[0].restart_timeout: min must not exceed max");
+  EXPECT_EQ(Error(head + "    topics: [a]\n  - {name: b, addresses: [h:1], topics: [a]}\n"),
+            "m.yaml:5: bridges[1].name: a second bridge named 'b'");
+  auto flag = Parse({"--bridge", "x"});
+  ASSERT_FALSE(flag.ok());
+  EXPECT_NE(flag.status().message().find("config file only"), std::string::npos) << flag.status();
+}
+
+TEST(ConfigFileTest, PrintedConfigMasksTheBridgePassword) {
+  Config c;
+  ASSERT_TRUE(ParseConfigText("bridges:\n  - {name: b, addresses: [h:1883], password: pw1234, "
+                              "topics: ['#']}\n",
+                              "m.yaml", &c)
+                  .ok());
+  EXPECT_EQ(c.bridges[0].password, "pw1234");
+  const std::string printed = ConfigToYaml(c);
+  EXPECT_EQ(printed.find("pw1234"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("password: \"********\""), std::string::npos) << printed;
 }
 
 TEST(ConfigFileTest, EmptyFileIsAllDefaults) {
