@@ -143,7 +143,7 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
   changed.wait(lock, [&] { return in_flight == 0; });
 }
 
-// Every export finished, then relays quiet for `settle`, then the relays end.
+// Every export finished, `settle` after the last one, then the relays end.
 void Drainer::AwaitHandovers(absl::Time deadline) {
   for (;;) {
     std::future<SessionSource::Handovers> state = source_->HandoverState();
@@ -151,7 +151,7 @@ void Drainer::AwaitHandovers(absl::Time deadline) {
     const SessionSource::Handovers h = state.get();
     if (h.relaying == 0 && h.exporting == 0) return;
     const bool quiet =
-        MonotonicMs() - h.last_activity_ms >= absl::ToInt64Milliseconds(options_.settle);
+        MonotonicMs() - h.last_finish_ms >= absl::ToInt64Milliseconds(options_.settle);
     if ((h.exporting == 0 && quiet) || absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(100));
   }

@@ -8,10 +8,12 @@
 //    Adopt (SessionTransfer::Push): it claims the id only while this node holds it (a client
 //    that already reconnected elsewhere took its session with it), Takes, writes, Finishes.
 //    `parallel` adoptions are in flight at once; a failed one is tried on the next member.
-// 2. It waits until every export got its Finish, and until the relay stubs (the moved sessions'
-//    routes, still in the other nodes' tables for a moment) have been quiet for `settle`, then
-//    ends them: the route change has spread by then, so what still reaches this node for them
-//    is a copy their new node got directly too.
+// 2. It waits until every export got its Finish, then `settle` more while the relay stubs (the
+//    moved sessions' routes, still in the other nodes' tables for a moment) pass on what still
+//    reaches this node, then ends them: the new holders' routes have spread by then, so what
+//    reaches this node for them afterwards is a copy their new node got directly too. (Not
+//    "until the relays are quiet": the stubs keep their routes announced, so under steady
+//    traffic they never are; a drain under load took until its stubs expired, 60 s.)
 // 3. It waits until this node's forwarding outboxes to alive members are empty (the relays and
 // forwards it made
 //    reached their nodes). Sessions that no other node took stay in this node's store.
@@ -38,7 +40,7 @@ struct DrainOptions {
   std::string node_id;
   int parallel = 32;                                 // adoptions in flight
   absl::Duration adopt_timeout = absl::Seconds(10);  // each
-  absl::Duration settle = absl::Seconds(2);          // quiet relays before they end
+  absl::Duration settle = absl::Seconds(2);          // after the last Finish, relays end
 };
 
 struct DrainReport {

@@ -366,7 +366,7 @@ std::future<SessionSource::Handovers> Broker::HandoverState() {
       absl::MutexLock lock(&gather->mu);
       gather->sum.exporting += part.exporting;
       gather->sum.relaying += part.relaying;
-      gather->sum.last_activity_ms = std::max(gather->sum.last_activity_ms, part.last_activity_ms);
+      gather->sum.last_finish_ms = std::max(gather->sum.last_finish_ms, part.last_finish_ms);
       if (--gather->left == 0) gather->done.set_value(gather->sum);
     });
   }

@@ -186,7 +186,9 @@ class SessionSource {
   struct Handovers {
     size_t exporting = 0;          // exported, waiting for the taker's Finish
     size_t relaying = 0;           // moved sessions whose routes still lead here (relay stubs)
-    int64_t last_activity_ms = 0;  // MonotonicMs of the last Finish or relayed message
+    // MonotonicMs of the last Finish. Not of the last relayed message: the stubs keep their
+    // routes announced, so under steady traffic relays never go quiet before the stubs end.
+    int64_t last_finish_ms = 0;
   };
   virtual std::future<Handovers> HandoverState() = 0;
   // Any thread: ends every relay stub now (their routes leave with them).

@@ -541,7 +541,7 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
   if (it == exporting_.end() || it->second.epoch != epoch) return;
   const Exporting exported = std::move(it->second);
   exporting_.erase(it);
-  last_handover_ms_ = MonotonicMs();
+  last_finish_ms_ = MonotonicMs();
   Session* session = FindSession(client_id);
   if (session == nullptr || session->client() != nullptr) return;  // ended, or back here
   // What was queued after the copy goes to the new holder, in the batch that deletes the copy.
@@ -576,7 +576,6 @@ bool Shard::RelayQueueAfter(const std::string& client_id, uint64_t after_seq,
 void Shard::RelayMoved(const MovedSession& moved, OutboundMessage&& out) {
   SessionMover* mover = node_->session_mover();
   if (mover == nullptr) return;
-  last_handover_ms_ = MonotonicMs();
   MessagePtr message = out.message;
   if (message->qos != out.qos || message->retain != out.retain) {
     auto copy = std::make_shared<Message>(*message);
@@ -708,7 +707,7 @@ absl::Status Shard::AdoptSession(const std::string& client_id, uint64_t epoch,
 }
 
 SessionSource::Handovers Shard::handovers() const {
-  return {exporting_.size(), moved_.size(), last_handover_ms_};
+  return {exporting_.size(), moved_.size(), last_finish_ms_};
 }
 
 void Shard::EndRelays() {

@@ -204,7 +204,7 @@ class Shard final : public SessionStorage, public ClientHost {
   absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
   absl::flat_hash_map<uint64_t, MovedSession> moved_;            // by the session id it had
   absl::flat_hash_map<std::string, Exporting> exporting_;        // by client id
-  int64_t last_handover_ms_ = 0;  // MonotonicMs of the last FinishExport or relayed message
+  int64_t last_finish_ms_ = 0;  // MonotonicMs of the last FinishExport
   // Ids a session had here before an imported copy replaced it (ImportSession): deliveries
   // already on their way to such an id, from other workers, go to the client's session.
   struct Replaced {
