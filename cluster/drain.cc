@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -143,16 +144,27 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
   changed.wait(lock, [&] { return in_flight == 0; });
 }
 
-// Every export finished, then relays quiet for `settle`, then the relays end.
+// Every export finished, then relays quiet for `settle` (at most `relay_cap` after the exports
+// were seen finished), then the relays end.
 void Drainer::AwaitHandovers(absl::Time deadline) {
+  std::optional<absl::Time> exports_done;
   for (;;) {
     std::future<SessionSource::Handovers> state = source_->HandoverState();
     if (state.wait_until(absl::ToChronoTime(deadline)) != std::future_status::ready) break;
     const SessionSource::Handovers h = state.get();
     if (h.relaying == 0 && h.exporting == 0) return;
+    if (h.exporting == 0 && !exports_done.has_value()) exports_done = absl::Now();
     const bool quiet =
         MonotonicMs() - h.last_activity_ms >= absl::ToInt64Milliseconds(options_.settle);
-    if ((h.exporting == 0 && quiet) || absl::Now() >= deadline) break;
+    const bool capped =
+        exports_done.has_value() && absl::Now() - *exports_done >= options_.relay_cap;
+    if ((h.exporting == 0 && (quiet || capped)) || absl::Now() >= deadline) {
+      if (capped && !quiet) {
+        MQTT_LOG_INFO("drain: relays still busy %s after the last handover: ending them",
+                      absl::FormatDuration(options_.relay_cap));
+      }
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(100));
   }
   source_->EndRelays();

@@ -169,5 +169,16 @@ TEST(ResolveSeedsTest, EveryAddressOfTheNameWithItsPort) {
   EXPECT_TRUE(ResolveSeeds("no-port").empty());
 }
 
+// libraft 0.15 dials numeric IPv4 only: an advertised name becomes its IPv4 address, port kept.
+TEST(RaftDialableAddressTest, NameBecomesItsIpv4AddressWithThePort) {
+  EXPECT_EQ(RaftDialableAddress("10.1.2.3:7947").value(), "10.1.2.3:7947");
+  EXPECT_EQ(RaftDialableAddress("localhost:7947").value(), "127.0.0.1:7947");
+  EXPECT_EQ(RaftDialableAddress("no-such-host.invalid:7947").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RaftDialableAddress("[::1]:7947").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RaftDialableAddress("no-port").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace mqtt::cluster
