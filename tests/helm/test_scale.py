@@ -21,7 +21,10 @@ Substitutions (every one; anything else is as rendered):
   on the host to mount over. The config file must name no such path (checked). The /tmp
   emptyDir is not given (mqttd is passed no path in it);
 - the environment is the pod spec's `env` exactly (POD_NAME, POD_NAMESPACE, from the downward
-  API), plus PATH (as the image sets it) and the sanitizer runtime's *SAN_OPTIONS when set;
+  API), plus what kubelet and the runtime add: PATH (as the image sets it), HOSTNAME (the pod
+  name), the service links of the release's Services with a cluster IP and of `kubernetes`
+  (MQTTD_SERVICE_HOST, MQTTD_PORT_1883_TCP, ...; made-up cluster IPs), and the sanitizer
+  runtime's *SAN_OPTIONS when set;
 - the process runs as root, not as the pod's runAsUser, on the host's (writable) root filesystem;
 - the headless Service's DNS is a hosts file bind-mounted over /etc/hosts in each pod's mount
   namespace: `<pod>.<serviceName>.<ns>.svc.cluster.local <pod>` for every pod that exists, and
@@ -130,6 +133,33 @@ def render(render_bin, replicas, *args):
     return p.stdout
 
 
+def service_links(services):
+    """The variables kubelet gives every container for each Service with a cluster IP in the
+    pod's namespace (enableServiceLinks, on by default; the chart does not turn it off), plus
+    the API server's `kubernetes` Service; the cluster IPs are made up (10.96.0.x). For release
+    `mqttd` they are MQTTD_SERVICE_HOST, MQTTD_PORT, ...: mqttd must ignore MQTTD_* variables
+    that are no configuration key."""
+    found = [("kubernetes", [{"name": "https", "port": 443, "protocol": "TCP"}])]
+    found += [(svc["metadata"]["name"], svc["spec"]["ports"]) for svc in services
+              if svc["spec"].get("clusterIP") != "None"]
+    env = {}
+    for k, (name, ports) in enumerate(found):
+        ip, n = "10.96.0.%d" % (10 + k), name.upper().replace("-", "_")
+        env[n + "_SERVICE_HOST"] = ip
+        env[n + "_SERVICE_PORT"] = str(ports[0]["port"])
+        env[n + "_PORT"] = "%s://%s:%d" % (ports[0].get("protocol", "TCP").lower(), ip, ports[0]["port"])
+        for port in ports:
+            proto = port.get("protocol", "TCP")
+            if "name" in port:
+                env["%s_SERVICE_PORT_%s" % (n, port["name"].upper().replace("-", "_"))] = str(port["port"])
+            base = "%s_PORT_%d_%s" % (n, port["port"], proto)
+            env[base] = "%s://%s:%d" % (proto.lower(), ip, port["port"])
+            env[base + "_PROTO"] = proto.lower()
+            env[base + "_PORT"] = str(port["port"])
+            env[base + "_ADDR"] = ip
+    return env
+
+
 class Release:
     """The chart rendered for `replicas`: the StatefulSet and each ordinal's --pod-spec."""
 
@@ -140,6 +170,7 @@ class Release:
         (self.container,) = [c for c in self.pod["containers"] if c["name"] == "mqttd"]
         self.specs = [json.loads(render(render_bin, replicas, "--pod-spec", str(i)))
                       for i in range(replicas)]
+        self.service_env = service_links([d for d in docs if d["kind"] == "Service"])
 
     @property
     def pre_stop(self):
@@ -219,7 +250,9 @@ class Pod:
             raise AssertionError("rendered command %r: the test runs `mqttd` only" % spec["command"])
         if spec["env_unresolved"]:
             raise AssertionError("env the test cannot resolve: %r" % spec["env_unresolved"])
-        env = ["PATH=" + POD_PATH] + ["%s=%s" % kv for kv in sorted(spec["env"].items())]
+        env = ["PATH=" + POD_PATH, "HOSTNAME=" + self.name]
+        env += ["%s=%s" % kv for kv in sorted(self.release.service_env.items())]
+        env += ["%s=%s" % kv for kv in sorted(spec["env"].items())]
         env += ["%s=%s" % (k, os.environ[k]) for k in SANITIZER_ENV if k in os.environ]
         self.substitutions = ["mqttd -> " + mqttd]
         args = [self._remap(a) for a in spec["args"]]
