@@ -5,14 +5,18 @@
 // leaving take them away again.
 #include "cluster/router_link.h"
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cluster/drain.h"
 #include "cluster/node.h"
 #include "gtest/gtest.h"
+#include "node/protocol/message.h"
 
 namespace mqtt::cluster {
 namespace {
@@ -178,6 +182,46 @@ TEST(RaftDialableAddressTest, NameBecomesItsIpv4AddressWithThePort) {
   EXPECT_EQ(RaftDialableAddress("[::1]:7947").status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(RaftDialableAddress("no-port").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A draining node whose relay stubs keep getting messages (steady traffic on the moved sessions'
+// topics: their routes lead here until the stubs end) ends them `relay_cap` after the exports
+// finished, not at the drain's deadline (tests/helm/test_scale.py waited 120 s per pod before).
+class BusyRelays : public SessionSource {
+ public:
+  void ExportSession(const std::string&, uint64_t, const std::string&, bool, Exported) override {}
+  void FinishExport(const std::string&, uint64_t) override {}
+  void AdoptSession(const std::string&, const std::string&, Adopted) override {}
+  std::future<Handovers> HandoverState() override {
+    std::promise<Handovers> state;
+    state.set_value(Handovers{0, ended_ ? 0u : 3u, MonotonicMs()});  // a relay just now
+    return state.get_future();
+  }
+  void EndRelays() override { ended_ = true; }
+  bool ended() const { return ended_; }
+
+ private:
+  std::atomic<bool> ended_{false};
+};
+
+TEST(DrainerTest, BusyRelaysEndAtTheCapNotAtTheDeadline) {
+  MembershipOptions m;
+  m.node_id = "a";
+  Membership membership(std::move(m));
+  BusyRelays source;
+  DrainOptions options;
+  options.node_id = "a";
+  options.relay_cap = absl::Milliseconds(300);
+  Drainer drainer(options, &membership, nullptr, nullptr, &source, [](SessionFilter) {
+    std::promise<std::vector<SessionInfo>> none;
+    none.set_value({});
+    return none.get_future();
+  });
+  const absl::Time start = absl::Now();
+  drainer.Run(start + absl::Seconds(30));
+  EXPECT_TRUE(source.ended());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
 }
 
 }  // namespace
