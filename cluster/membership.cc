@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "google/protobuf/duration.pb.h"
 #include "node/base/log.h"
 
@@ -339,19 +340,27 @@ void Membership::TryJoin() {
     absl::MutexLock lock(&mu_);
     std::shuffle(seeds.begin(), seeds.end(), rng_);
   }
+  // Every seed, not only the first that answers: a seed may be a node starting at the same
+  // moment that knows nobody yet (a StatefulSet scaled out by two pods in parallel, both
+  // resolving the same headless Service): two such nodes joining through each other only
+  // would form a cluster of their own and never learn of the others (tests/helm/test_scale.py).
+  std::vector<std::string> answered;
   for (const std::string& seed : seeds) {
     if (!Running()) return;
     if (seed == options_.advertise_address) continue;
     absl::Status s = SyncWith(seed);
     if (s.ok()) {
-      absl::MutexLock lock(&mu_);
-      joined_ = true;
-      MQTT_LOG_INFO("cluster: node %s joined through %s", options_.node_id, seed);
-      return;
+      answered.push_back(seed);
+      continue;
     }
     MQTT_LOG_DEBUG("cluster: join through %s failed: %s", seed, s.ToString());
     stubs_.Drop(seed);  // next attempt on a fresh channel, not one in reconnect backoff
   }
+  if (answered.empty()) return;
+  absl::MutexLock lock(&mu_);
+  joined_ = true;
+  MQTT_LOG_INFO("cluster: node %s joined through %s", options_.node_id,
+                absl::StrJoin(answered, ", "));
 }
 
 absl::Status Membership::SyncWith(const std::string& address) {

@@ -9,10 +9,11 @@
 //
 // Threading: Start() runs two threads of its own. The protocol thread probes one member per
 // probe_interval (blocking gRPC calls with deadlines; indirect probes in parallel through the
-// callback API), expires suspicions, syncs, and retries the seeds until one answers. The event
-// thread calls listeners, one event at a time, in the order the changes were made. gRPC
-// handlers and the public methods only take the table's mutex for short copies; no RPC is made
-// under it. Every public method may be called from any thread.
+// callback API), expires suspicions, syncs, and retries the seeds until one answers (then it has
+// synced with every seed that answered). The event thread calls listeners, one event at a time,
+// in the order the changes were made. gRPC handlers and the public methods only take the
+// table's mutex for short copies; no RPC is made under it. Every public method may be called
+// from any thread.
 //
 // Transport: one cached channel per peer address (stub_cache.h), mutual TLS with cluster TLS on
 // (cluster_tls.h), else plaintext.

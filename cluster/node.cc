@@ -93,6 +93,36 @@ std::vector<std::string> ResolveSeeds(const std::string& name_port) {
   return seeds;
 }
 
+absl::StatusOr<std::string> RaftDialableAddress(const std::string& host_port) {
+  const size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon + 1 == host_port.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("Raft address ", host_port, " has no port"));
+  }
+  const std::string host = host_port.substr(0, colon);
+  in_addr ip{};
+  if (inet_pton(AF_INET, host.c_str(), &ip) == 1) return host_port;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  std::string resolved;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &found) == 0) {
+    for (addrinfo* a = found; a != nullptr && resolved.empty(); a = a->ai_next) {
+      char text[INET_ADDRSTRLEN];
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      if (inet_ntop(AF_INET, &sin->sin_addr, text, sizeof(text)) != nullptr) resolved = text;
+    }
+    freeaddrinfo(found);
+  }
+  if (resolved.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the registry's Raft address ", host_port,
+                     " must be an IPv4 address (libraft dials numeric IPv4 addresses only) and ",
+                     host, " resolves to none"));
+  }
+  return absl::StrCat(resolved, host_port.substr(colon));
+}
+
 absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options,
                                                                 NodeParts parts) {
   Router* const router = parts.router;
@@ -128,6 +158,18 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
       raft_advertise = absl::StrCat(
           AdvertisedHost(options.advertise.empty() ? options.listen : options.advertise), ":",
           PortOf(options.raft_listen));
+    }
+    // Peers dial it through libraft, which takes numeric IPv4 only: a name (the chart's
+    // advertised pod name) is resolved once, here, to this node's address.
+    // A name without an IPv4 address stays as it was: a single node never dials itself.
+    absl::StatusOr<std::string> dialable = RaftDialableAddress(raft_advertise);
+    if (!dialable.ok()) {
+      MQTT_LOG_WARN("cluster: %s: peers cannot reach this node's registry",
+                    dialable.status().message());
+    } else if (*dialable != raft_advertise) {
+      MQTT_LOG_INFO("cluster: registry Raft address %s is %s (libraft dials IPv4 addresses only)",
+                    raft_advertise, *dialable);
+      raft_advertise = *std::move(dialable);
     }
     m.metadata[kRaftAddressKey] = raft_advertise;
   }

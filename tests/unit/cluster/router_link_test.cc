@@ -5,14 +5,18 @@
 // leaving take them away again.
 #include "cluster/router_link.h"
 
+#include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "cluster/drain.h"
 #include "cluster/node.h"
 #include "gtest/gtest.h"
+#include "node/protocol/message.h"
 
 namespace mqtt::cluster {
 namespace {
@@ -167,6 +171,60 @@ TEST(ResolveSeedsTest, EveryAddressOfTheNameWithItsPort) {
   }
   EXPECT_TRUE(ResolveSeeds("no-such-host.invalid:7946").empty());
   EXPECT_TRUE(ResolveSeeds("no-port").empty());
+}
+
+// libraft 0.15 dials numeric IPv4 only: an advertised name becomes its IPv4 address, port kept.
+TEST(RaftDialableAddressTest, NameBecomesItsIpv4AddressWithThePort) {
+  EXPECT_EQ(RaftDialableAddress("10.1.2.3:7947").value(), "10.1.2.3:7947");
+  EXPECT_EQ(RaftDialableAddress("localhost:7947").value(), "127.0.0.1:7947");
+  EXPECT_EQ(RaftDialableAddress("no-such-host.invalid:7947").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RaftDialableAddress("[::1]:7947").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RaftDialableAddress("no-port").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A draining node whose relay stubs keep getting messages (steady traffic on the moved sessions'
+// topics: their routes lead here until the stubs end) ends them `settle` after the last Finish,
+// not at the drain's deadline (tests/helm/test_scale.py and the loss checker saw drains wait out
+// their whole timeout when the stubs had to be quiet first).
+class BusyRelays : public SessionSource {
+ public:
+  void ExportSession(const std::string&, uint64_t, const std::string&, bool, Exported) override {}
+  void FinishExport(const std::string&, uint64_t) override {}
+  void AdoptSession(const std::string&, const std::string&, Adopted) override {}
+  std::future<Handovers> HandoverState() override {
+    std::promise<Handovers> state;
+    // The exports finished when this object was made; relays go on (they no longer count).
+    state.set_value(Handovers{0, ended_ ? 0u : 3u, last_finish_ms_});
+    return state.get_future();
+  }
+  void EndRelays() override { ended_ = true; }
+  bool ended() const { return ended_; }
+
+ private:
+  std::atomic<bool> ended_{false};
+  const int64_t last_finish_ms_ = MonotonicMs();
+};
+
+TEST(DrainerTest, BusyRelaysEndSettleAfterTheLastFinishNotAtTheDeadline) {
+  MembershipOptions m;
+  m.node_id = "a";
+  Membership membership(std::move(m));
+  BusyRelays source;
+  DrainOptions options;
+  options.node_id = "a";
+  options.settle = absl::Milliseconds(300);
+  Drainer drainer(options, &membership, nullptr, nullptr, &source, [](SessionFilter) {
+    std::promise<std::vector<SessionInfo>> none;
+    none.set_value({});
+    return none.get_future();
+  });
+  const absl::Time start = absl::Now();
+  drainer.Run(start + absl::Seconds(30));
+  EXPECT_TRUE(source.ended());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
 }
 
 }  // namespace
