@@ -293,7 +293,7 @@ class DefaultsTest(ChartTestCase):
         self.assertEqual(c["readinessProbe"]["httpGet"], {"path": "/readyz", "port": "http"})
         self.assertEqual(c["startupProbe"]["httpGet"], {"path": "/healthz", "port": "http"})
         self.assertEqual(c["lifecycle"]["preStop"]["exec"]["command"],
-                         ["mqttctl", "--server", "127.0.0.1:7946", "drain", "--timeout", "120"])
+                         ["mqttctl", "--server", "127.0.0.1:7946", "drain", "--timeout", "130"])
         grace = self.r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         self.assertGreaterEqual(grace, 120)  # drain.timeoutSeconds
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
@@ -402,7 +402,7 @@ class ValuesTest(ChartTestCase):
                           "--tls-cert=/etc/mqttd/cluster-tls/tls.crt",
                           "--tls-key=/etc/mqttd/cluster-tls/tls.key",
                           "--tls-ca=/etc/mqttd/cluster-tls/ca.crt",
-                          "--tls-server-name=mqttd-cluster", "drain", "--timeout", "120"])
+                          "--tls-server-name=mqttd-cluster", "drain", "--timeout", "130"])
         mounts = {m["name"]: m for m in c["volumeMounts"]}
         self.assertEqual(mounts["cluster-tls"]["mountPath"], "/etc/mqttd/cluster-tls")
         self.assertTrue(mounts["cluster-tls"]["readOnly"])
@@ -579,10 +579,11 @@ class ValuesTest(ChartTestCase):
     def test_drain_and_grace(self):
         r = self.render({"drain": {"timeoutSeconds": 300}})
         self.assertEqual(r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 330)
-        # SIGTERM drains within the same time as the preStop hook.
+        # SIGTERM drains within the same time as the preStop hook, whose mqttctl waits 10 s
+        # more for the node's report (it would report "Deadline Exceeded" at the same moment).
         self.assertEqual(r.config()["shutdown_timeout"], 300)
         self.assertEqual(r.container()["lifecycle"]["preStop"]["exec"]["command"][-2:],
-                         ["--timeout", "300"])
+                         ["--timeout", "310"])
         r = self.render({"drain": {"enabled": False}, "terminationGracePeriodSeconds": 20})
         self.assertNotIn("lifecycle", r.container())
         self.assertEqual(r.sts()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 20)

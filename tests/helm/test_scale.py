@@ -47,7 +47,7 @@ scale-up leaves them; the test checks that the two renders give pods 0-2 the sam
 cluster of 5; the subscribers and a publisher the Service would now send to pods 3 and 4 move
 there (Session Present 1 [MQTT-3.2.2-2]), those on pod 3 then go offline (their sessions stay,
 offline, on pod 3, queueing). Scale to 3: pod 4 then pod 3 as a StatefulSet scales in: the
-rendered preStop exec (`mqttctl --server 127.0.0.1:7946 drain --timeout 120`) run in the pod's
+rendered preStop exec (`mqttctl --server 127.0.0.1:7946 drain --timeout 130`) run in the pod's
 network and mount namespaces (nsenter, as kubelet's exec), it must exit 0 (nothing kept on the
 pod, nothing left in its outboxes); then SIGTERM if still running; the pod must be gone within
 terminationGracePeriodSeconds with exit status 0. The clients the pod had, online or offline,
