@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +43,9 @@ Loop::~Loop() {
 }
 
 void Loop::EnableTls(ssl_ctx_st* ctx, std::string server_name) {
+  // OpenSSL writes with write(), not send(MSG_NOSIGNAL): a broker that closes while we write
+  // must give EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
   if (tls_) FreeTlsContext(tls_);
   tls_ = ctx;
   tls_server_name_ = std::move(server_name);
@@ -299,7 +303,8 @@ std::string Loop::TlsFailure(Conn& c, int err, const char* what) {
     ERR_clear_error();
     return why + (e ? std::strerror(e) : "closed by peer");
   }
-  why += TlsErrorText("TLS error");
+  why += TlsErrorText(err == SSL_ERROR_SSL ? "TLS protocol error (no OpenSSL error queued)"
+                                           : "TLS error");
   const long v = c.ssl ? SSL_get_verify_result(c.ssl) : X509_V_OK;
   if (v != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(v) + ")";
   return why;
