@@ -106,8 +106,7 @@ class Loop {
   bool clean_session_ = true;
   void OnReadable(Conn& c);
   void FlushOne(Conn& c);
-  // TLS: after the TCP connect; then each readiness event until done (kMqttConnecting).
-  void StartTls(Conn& c);
+  // TLS: Handshake on each readiness event from the TCP connect on, until kMqttConnecting.
   void Handshake(Conn& c);
   void ReadTls(Conn& c);
   void FlushTls(Conn& c);
