@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "loop.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "stats.h"
+#include "tls.h"
 
 namespace bench {
 namespace {
@@ -30,7 +37,19 @@ Loop::Loop(Handler* handler) : handler_(handler), rbuf_(kReadBuffer) {
   }
 }
 
-Loop::~Loop() { close(epfd_); }
+Loop::~Loop() {
+  close(epfd_);
+  if (tls_) FreeTlsContext(tls_);
+}
+
+void Loop::EnableTls(ssl_ctx_st* ctx, std::string server_name) {
+  // OpenSSL writes with write(), not send(MSG_NOSIGNAL): a broker that closes while we write
+  // must give EPIPE, not kill the process.
+  signal(SIGPIPE, SIG_IGN);
+  if (tls_) FreeTlsContext(tls_);
+  tls_ = ctx;
+  tls_server_name_ = std::move(server_name);
+}
 
 bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id, uint16_t keepalive,
                    const sockaddr_in* source) {
@@ -64,10 +83,19 @@ bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id,
     errno = err;
     return false;
   }
+  if (tls_ && !NewSsl(c, fd, addr)) {
+    close(fd);
+    errno = ENOMEM;
+    return false;
+  }
   c.fd = fd;
-  c.state = rc == 0 ? Conn::kMqttConnecting : Conn::kTcpConnecting;
+  // With TLS and an immediate connect, the EPOLLOUT edge of the new registration starts the
+  // handshake (no handler runs inside Connect).
+  c.state = rc != 0 ? Conn::kTcpConnecting : c.ssl ? Conn::kTlsHandshaking : Conn::kMqttConnecting;
   c.write_blocked = false;
   c.read_paused = false;
+  c.tls_read_wants_write = false;
+  c.tls_write_wants_read = false;
   c.last_tx_ns = c.connect_start_ns;
   c.out.clear();
   c.out_off = 0;
@@ -76,8 +104,35 @@ bool Loop::Connect(Conn& c, const sockaddr_in& addr, std::string_view client_id,
   return true;
 }
 
+bool Loop::NewSsl(Conn& c, int fd, const sockaddr_in& addr) {
+  SSL* ssl = SSL_new(tls_);
+  if (!ssl) return false;
+  SSL_set_fd(ssl, fd);
+  SSL_set_connect_state(ssl);
+  bool ok;
+  if (!tls_server_name_.empty()) {
+    ok = SSL_set_tlsext_host_name(ssl, tls_server_name_.c_str()) == 1 &&
+         SSL_set1_host(ssl, tls_server_name_.c_str()) == 1;
+  } else {
+    char ip[INET_ADDRSTRLEN] = "";
+    inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof ip);
+    ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip) == 1;
+  }
+  if (!ok) {
+    SSL_free(ssl);
+    ERR_clear_error();
+    return false;
+  }
+  c.ssl = ssl;
+  return true;
+}
+
 void Loop::Close(Conn& c, const char* why) {
   if (c.fd < 0) return;
+  if (c.ssl) {
+    SSL_free(c.ssl);  // no close_notify: the MQTT DISCONNECT (or an error) already ended it
+    c.ssl = nullptr;
+  }
   close(c.fd);  // also leaves the epoll set
   c.fd = -1;
   const Conn::State was = c.state;
@@ -94,12 +149,19 @@ void Loop::Flush() {
   for (size_t i = 0; i < dirty_.size(); ++i) {
     Conn* c = dirty_[i];
     c->dirty = false;
-    if (c->fd >= 0 && !c->write_blocked && c->state != Conn::kTcpConnecting) FlushOne(*c);
+    if (c->fd >= 0 && !c->write_blocked && c->state != Conn::kTcpConnecting &&
+        c->state != Conn::kTlsHandshaking) {
+      FlushOne(*c);
+    }
   }
   dirty_.clear();
 }
 
 void Loop::FlushOne(Conn& c) {
+  if (c.ssl) {
+    FlushTls(c);
+    return;
+  }
   while (c.pending() > 0) {
     ++syscalls_;
     ssize_t n = send(c.fd, c.out.data() + c.out_off, c.pending(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -117,6 +179,10 @@ void Loop::FlushOne(Conn& c) {
     Close(c, std::strerror(errno));
     return;
   }
+  TrimOut(c);
+}
+
+void Loop::TrimOut(Conn& c) {
   if (c.out_off == c.out.size()) {
     c.out.clear();
     c.out_off = 0;
@@ -152,21 +218,39 @@ void Loop::Poll(int64_t timeout_ns) {
           Close(c, std::strerror(err));
           continue;
         }
-        c.state = Conn::kMqttConnecting;
-        FlushOne(c);
+        if (c.ssl) {
+          c.state = Conn::kTlsHandshaking;
+          Handshake(c);
+        } else {
+          c.state = Conn::kMqttConnecting;
+          FlushOne(c);
+        }
+      } else if (c.state == Conn::kTlsHandshaking) {
+        Handshake(c);
       } else if (c.write_blocked) {
         c.write_blocked = false;
         c.max_blocked_ns = std::max(c.max_blocked_ns, MonoNs() - c.blocked_since_ns);
         FlushOne(c);
       }
+      if (c.fd >= 0 && c.tls_read_wants_write) ReadTls(c);
       if (c.fd < 0) continue;
     }
-    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) OnReadable(c);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if (c.state == Conn::kTlsHandshaking) {
+        Handshake(c);
+      } else {
+        OnReadable(c);
+      }
+    }
   }
 }
 
 void Loop::OnReadable(Conn& c) {
   if (c.read_paused) return;
+  if (c.ssl) {
+    ReadTls(c);
+    return;
+  }
   for (;;) {
     const size_t have = c.partial.size();
     if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
@@ -199,6 +283,120 @@ void Loop::OnReadable(Conn& c) {
     Close(c, std::strerror(errno));
     return;
   }
+}
+
+// ---- TLS ----
+//
+// Edge-triggered epoll and OpenSSL: an operation is retried on the next edge only after it
+// returned SSL_ERROR_WANT_READ/WANT_WRITE, which OpenSSL reports only once the socket said
+// EAGAIN, so an edge is due. Reads go on until WANT_READ (SSL_read returns one record at a time,
+// and with read-ahead more may sit decrypted or raw in OpenSSL's buffer than SSL_pending shows),
+// so no data is left behind without an edge to come. Writes: the unsent bytes of `out` from
+// out_off are retried as they are; `out` only grows at the end while blocked (TrimOut may move
+// it, which SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows), so each retry passes the same bytes
+// and a length never below the last one's, as SSL_write requires.
+
+std::string Loop::TlsFailure(Conn& c, int err, const char* what) {
+  std::string why = what;
+  if (err == SSL_ERROR_SYSCALL) {
+    const int e = errno;
+    ERR_clear_error();
+    return why + (e ? std::strerror(e) : "closed by peer");
+  }
+  why += TlsErrorText(err == SSL_ERROR_SSL ? "TLS protocol error (no OpenSSL error queued)"
+                                           : "TLS error");
+  const long v = c.ssl ? SSL_get_verify_result(c.ssl) : X509_V_OK;
+  if (v != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(v) + ")";
+  return why;
+}
+
+void Loop::Handshake(Conn& c) {
+  ++syscalls_;
+  const int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    if (tls_description_.empty()) {
+      const char* group = SSL_group_to_name(c.ssl, SSL_get_negotiated_group(c.ssl));
+      tls_description_ = std::string(SSL_get_version(c.ssl)) + " " + SSL_get_cipher_name(c.ssl) +
+                         " " + (group ? group : "?");
+    }
+    c.state = Conn::kMqttConnecting;
+    FlushTls(c);                // the CONNECT queued by Connect
+    if (c.fd >= 0) ReadTls(c);  // whatever came with the last handshake flight
+    return;
+  }
+  const int err = SSL_get_error(c.ssl, rc);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+  Close(c, TlsFailure(c, err, "TLS handshake: ").c_str());
+}
+
+void Loop::ReadTls(Conn& c) {
+  c.tls_read_wants_write = false;
+  for (;;) {
+    const size_t have = c.partial.size();
+    if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
+    if (have) std::memcpy(rbuf_.data(), c.partial.data(), have);
+    const int room = int(std::min<size_t>(rbuf_.size() - have, INT_MAX));
+    ++syscalls_;
+    const int n = SSL_read(c.ssl, rbuf_.data() + have, room);
+    if (n > 0) {
+      const int64_t now = MonoNs();
+      const size_t total = have + size_t(n);
+      bool error = false;
+      const size_t used =
+          SplitPackets(rbuf_.data(), total, &error, [&](const Packet& p) { Dispatch(c, p, now); });
+      if (c.fd < 0) return;  // closed by a handler
+      if (error) {
+        Close(c, "malformed packet length");
+        return;
+      }
+      c.partial.assign(rbuf_.data() + used, rbuf_.data() + total);
+      if (c.read_paused) return;  // ResumeRead reads on from OpenSSL's buffer
+      continue;
+    }
+    const int err = SSL_get_error(c.ssl, n);
+    if (err == SSL_ERROR_WANT_READ) {
+      if (c.tls_write_wants_read) {  // the record SSL_write waited for may have come
+        c.write_blocked = false;
+        FlushTls(c);
+      }
+      return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+      c.tls_read_wants_write = true;  // retried on EPOLLOUT
+      return;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN || c.state == Conn::kClosing) {
+      ERR_clear_error();
+      Close(c, c.state == Conn::kClosing ? "closed" : "closed by peer");
+      return;
+    }
+    Close(c, TlsFailure(c, err, "").c_str());
+    return;
+  }
+}
+
+void Loop::FlushTls(Conn& c) {
+  c.tls_write_wants_read = false;
+  while (c.pending() > 0) {
+    ++syscalls_;
+    const int n =
+        SSL_write(c.ssl, c.out.data() + c.out_off, int(std::min<size_t>(c.pending(), INT_MAX)));
+    if (n > 0) {
+      c.out_off += size_t(n);
+      c.last_tx_ns = MonoNs();
+      continue;
+    }
+    const int err = SSL_get_error(c.ssl, n);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      c.write_blocked = true;
+      c.blocked_since_ns = MonoNs();
+      c.tls_write_wants_read = err == SSL_ERROR_WANT_READ;
+      break;
+    }
+    Close(c, TlsFailure(c, err, "").c_str());
+    return;
+  }
+  TrimOut(c);
 }
 
 void Loop::Dispatch(Conn& c, const Packet& p, int64_t now) {

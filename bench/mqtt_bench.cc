@@ -47,6 +47,12 @@ options (defaults in brackets):
   --burst BYTES [32768] (QoS 0 bytes per publisher per loop turn)
   --keepalive S [60]  --topic PREFIX [bench]  --client-prefix ID
   --clean-session 0|1 [1] (0: persistent sessions, written to disk by brokers that persist)
+  --tls  every connection over TLS (OpenSSL; handshakes are timed like TCP connects)
+    --cafile F [system CAs]  --insecure (no certificate verification)
+    --servername NAME [none: the certificate must name the IP address connected to]
+    --cert F --key F (client certificate)  --tls-min-version 1.2|1.3 [1.2]
+    --tls-ciphersuites LIST  --tls-groups LIST [OpenSSL's defaults; e.g.
+    TLS_AES_128_GCM_SHA256 and X25519 pin what both brokers negotiate]
 exit status: 0 ok, 1 error, 2 usage, 3 messages lost at QoS 1/2
 )";
 
@@ -64,6 +70,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") Usage(nullptr);
+    if (arg == "--tls") {  // switches: no value
+      o.tls = true;
+      continue;
+    }
+    if (arg == "--insecure") {
+      o.tls_options.insecure = true;
+      continue;
+    }
     if (arg.substr(0, 2) != "--") Usage(("unexpected argument " + std::string(arg)).c_str());
     std::string name(arg.substr(2)), value;
     if (const size_t eq = name.find('='); eq != std::string::npos) {
@@ -136,6 +150,21 @@ int main(int argc, char** argv) {
       o.client_prefix = value;
     } else if (name == "clean-session") {
       o.clean_session = need_num() != 0;
+    } else if (name == "cafile") {
+      o.tls_options.cafile = value;
+    } else if (name == "cert") {
+      o.tls_options.cert = value;
+    } else if (name == "key") {
+      o.tls_options.key = value;
+    } else if (name == "servername") {
+      o.tls_server_name = value;
+    } else if (name == "tls-min-version") {
+      if (value != "1.2" && value != "1.3") Usage("--tls-min-version must be 1.2 or 1.3");
+      o.tls_options.min_version = value;
+    } else if (name == "tls-ciphersuites") {
+      o.tls_options.ciphersuites = value;
+    } else if (name == "tls-groups") {
+      o.tls_options.groups = value;
     } else {
       Usage(("unknown option --" + name).c_str());
     }
@@ -160,6 +189,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mqtt-bench: %s without --broker-pid reports no RSS\n",
                  o.scenario.c_str());
   }
+  const bench::TlsOptions& t = o.tls_options;
+  if (!o.tls && (t.insecure || !t.cafile.empty() || !t.cert.empty() || !t.key.empty() ||
+                 !o.tls_server_name.empty() || !t.ciphersuites.empty() || !t.groups.empty())) {
+    Usage("TLS options need --tls");
+  }
+  if (t.cert.empty() != t.key.empty()) Usage("--cert and --key go together");
   if (o.qos < 0 || o.qos > 2) Usage("--qos must be 0, 1 or 2");
   if (o.inflight < 1 || o.inflight > 65535) Usage("--inflight must be in 1..65535");
   if (o.payload < 20 || o.payload > 256 * 1024 * 1024) Usage("--payload must be >= 20 bytes");

@@ -47,6 +47,16 @@ int Bench::Run() {
   }
   next_ping_ = MonoNs() + o_.keepalive * kSecond / 2;
   loop_.set_clean_session(o_.clean_session);
+  if (o_.tls) {
+    std::string error;
+    ssl_ctx_st* ctx = MakeTlsContext(o_.tls_options, &error);
+    if (!ctx) {
+      Error("TLS: " + error);
+      Report("", 0);
+      return 1;
+    }
+    loop_.EnableTls(ctx, o_.tls_server_name);
+  }
   if (o_.scenario == "connect" || o_.scenario == "idle") return RunConnections();
   return RunFlow();
 }
@@ -199,7 +209,7 @@ void Bench::OnConnected(Conn& c, int64_t now) {
 
 void Bench::OnClosed(Conn& c, Conn::State was, const char* why) {
   --open_fds_;
-  if (was == Conn::kTcpConnecting || was == Conn::kMqttConnecting) {
+  if (was == Conn::kTcpConnecting || was == Conn::kTlsHandshaking || was == Conn::kMqttConnecting) {
     --open_pending_;
     ++connect_failed_;
     Error(std::string("connect: ") + why);
@@ -297,7 +307,9 @@ void Bench::Report(const char* unit, double rate, const std::function<void(Json&
       .Num("duration", o_.duration, 2)
       .Num("warmup", o_.warmup, 2)
       .Str("host", o_.host)
-      .Int("port", o_.port);
+      .Int("port", o_.port)
+      .Bool("tls", o_.tls);
+  if (o_.tls) j.Str("tls_session", loop_.tls_description());
   // The subscribers' address, when it is not the publishers' (cluster; or --sub-host/--sub-port
   // given to another publish/subscribe scenario, e.g. latency across two nodes).
   if (o_.scenario == "cluster" || !o_.sub_host.empty() || o_.sub_port != 0) {

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "tls.h"
+
 namespace bench {
 
 struct Options {
@@ -37,6 +39,9 @@ struct Options {
   bool clean_session = true;    // false: persistent sessions (with --client-prefix, stable ids)
   std::string topic = "bench";  // topic prefix
   std::string client_prefix;    // default: mb<pid>
+  bool tls = false;             // every connection over TLS (tls_options)
+  TlsOptions tls_options;
+  std::string tls_server_name;  // verified (and SNI); default: the IP address connected to
 };
 
 // Runs the scenario and prints one line of JSON on stdout. Returns the process exit code:
