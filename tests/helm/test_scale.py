@@ -88,7 +88,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "cluster"))
 sys.path.insert(0, HERE)
 
 import test_chart  # noqa: E402  (build_renderer: Go, exit 77 without it)
-from harness_cluster import unique  # noqa: E402  (also puts tests/integration on the path)
+from harness_cluster import unique, wait_until  # noqa: E402  (also puts tests/integration on the path)
 from harness import PUBACK, PUBLISH, Closed, RawClient, publish_packet  # noqa: E402
 import netns  # noqa: E402
 
@@ -97,8 +97,8 @@ NAMESPACE = "mq"
 SESSIONS = int(os.environ.get("SCALE_SESSIONS", "50"))
 PUBLISHERS = 3
 PUBLISH_INTERVAL_S = 0.1
-# Set: the clients a drain disconnects reconnect at once, not after the preStop (the known gap
-# of docs/cluster-sessions.md: expect Session Present 0 for some). Not run by ctest.
+# Set: the clients a drain disconnects reconnect at once, not after the preStop, racing the
+# drain's hand-over of their sessions (ctest helm.scale_reconnect_at_once).
 RECONNECT_AT_ONCE = bool(os.environ.get("SCALE_RECONNECT_AT_ONCE"))
 WAIT_S = 60.0  # any one step (a pod ready, a cluster formed, messages caught up)
 SANITIZER_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
@@ -111,20 +111,6 @@ def log(msg):
 
 
 T0 = time.monotonic()
-
-
-def wait_until(predicate, timeout, what, describe=None):
-    """predicate()'s first truthy value, polled every 0.2 s (other processes' state, not
-    synchronisation); AssertionError naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError("not within %.0f s: %s%s" % (timeout, what,
-                                                              "\n" + describe() if describe else ""))
-        time.sleep(0.2)
 
 
 # -- the chart ----------------------------------------------------------------------------------
