@@ -167,6 +167,7 @@ class LocalCluster(Cluster):
         self.topo = None
         self.nodes = []
         self.generation = [0] * n
+        self.retired_logs = []  # (name, log text) of nodes replaced after a drain
         self.partitions = netns_mode
         self.cut_off = set()
         if netns_mode:
@@ -255,6 +256,7 @@ class LocalCluster(Cluster):
     def replace_fresh(self, i, timeout=60):
         """Starts node i again as a new member (new name, fresh data dir) after a drain."""
         old = self.nodes[i]
+        self.retired_logs.append((old.name, old.logs))  # the drained node's log is the one to read
         old.cleanup()
         self.generation[i] += 1
         node = self._make_node(i)
@@ -267,17 +269,20 @@ class LocalCluster(Cluster):
 
     def save_logs(self, directory):
         os.makedirs(directory, exist_ok=True)
-        for node in self.nodes:
-            with open(os.path.join(directory, node.name + ".log"), "w") as f:
-                f.write(node.logs)
+        for name, text in self._all_logs():
+            with open(os.path.join(directory, name + ".log"), "w") as f:
+                f.write(text)
+
+    def _all_logs(self):
+        return self.retired_logs + [(node.name, node.logs) for node in self.nodes]
 
     def log_lines(self, pattern_words, limit=20):
         """Log lines of every node containing any of pattern_words (for the report)."""
         hits = []
-        for node in self.nodes:
-            for line in node.logs.splitlines():
+        for name, text in self._all_logs():
+            for line in text.splitlines():
                 if any(w in line for w in pattern_words):
-                    hits.append("%s: %s" % (node.name, line))
+                    hits.append("%s: %s" % (name, line))
         return hits[-limit:]
 
     def close(self):
