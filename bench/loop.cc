@@ -252,24 +252,12 @@ void Loop::OnReadable(Conn& c) {
     return;
   }
   for (;;) {
-    const size_t have = c.partial.size();
-    if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
-    if (have) std::memcpy(rbuf_.data(), c.partial.data(), have);
+    const size_t have = PrepareRead(c);
     const size_t room = rbuf_.size() - have;
     ++syscalls_;
     const ssize_t n = read(c.fd, rbuf_.data() + have, room);
     if (n > 0) {
-      const int64_t now = MonoNs();
-      const size_t total = have + size_t(n);
-      bool error = false;
-      const size_t used =
-          SplitPackets(rbuf_.data(), total, &error, [&](const Packet& p) { Dispatch(c, p, now); });
-      if (c.fd < 0) return;  // closed by a handler
-      if (error) {
-        Close(c, "malformed packet length");
-        return;
-      }
-      c.partial.assign(rbuf_.data() + used, rbuf_.data() + total);
+      if (!TakePackets(c, have, size_t(n))) return;
       if (size_t(n) < room || c.read_paused)
         return;  // drained (edge-triggered: a short read empties it)
       continue;
@@ -329,27 +317,42 @@ void Loop::Handshake(Conn& c) {
   Close(c, TlsFailure(c, err, "TLS handshake: ").c_str());
 }
 
+// Puts the incomplete packet kept from the last read at the start of the read buffer, with room
+// behind it at least its size; returns its length.
+size_t Loop::PrepareRead(Conn& c) {
+  const size_t have = c.partial.size();
+  if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
+  if (have) std::memcpy(rbuf_.data(), c.partial.data(), have);
+  return have;
+}
+
+// Dispatches the packets of the read buffer after `n` bytes were read behind `have` kept ones,
+// and keeps the incomplete tail. False when the connection was closed (by a handler, or for a
+// malformed length).
+bool Loop::TakePackets(Conn& c, size_t have, size_t n) {
+  const int64_t now = MonoNs();
+  const size_t total = have + n;
+  bool error = false;
+  const size_t used =
+      SplitPackets(rbuf_.data(), total, &error, [&](const Packet& p) { Dispatch(c, p, now); });
+  if (c.fd < 0) return false;
+  if (error) {
+    Close(c, "malformed packet length");
+    return false;
+  }
+  c.partial.assign(rbuf_.data() + used, rbuf_.data() + total);
+  return true;
+}
+
 void Loop::ReadTls(Conn& c) {
   c.tls_read_wants_write = false;
   for (;;) {
-    const size_t have = c.partial.size();
-    if (have * 2 > rbuf_.size()) rbuf_.resize(have * 2);
-    if (have) std::memcpy(rbuf_.data(), c.partial.data(), have);
+    const size_t have = PrepareRead(c);
     const int room = int(std::min<size_t>(rbuf_.size() - have, INT_MAX));
     ++syscalls_;
     const int n = SSL_read(c.ssl, rbuf_.data() + have, room);
     if (n > 0) {
-      const int64_t now = MonoNs();
-      const size_t total = have + size_t(n);
-      bool error = false;
-      const size_t used =
-          SplitPackets(rbuf_.data(), total, &error, [&](const Packet& p) { Dispatch(c, p, now); });
-      if (c.fd < 0) return;  // closed by a handler
-      if (error) {
-        Close(c, "malformed packet length");
-        return;
-      }
-      c.partial.assign(rbuf_.data() + used, rbuf_.data() + total);
+      if (!TakePackets(c, have, size_t(n))) return;
       if (c.read_paused) return;  // ResumeRead reads on from OpenSSL's buffer
       continue;
     }

@@ -109,6 +109,8 @@ class Loop {
   // TLS: Handshake on each readiness event from the TCP connect on, until kMqttConnecting.
   void Handshake(Conn& c);
   void ReadTls(Conn& c);
+  size_t PrepareRead(Conn& c);
+  bool TakePackets(Conn& c, size_t have, size_t n);
   void FlushTls(Conn& c);
   void TrimOut(Conn& c);
   bool NewSsl(Conn& c, int fd, const sockaddr_in& addr);
