@@ -294,16 +294,26 @@ TEST_F(RaftTlsTransportTest, APlainTcpClientIsClosedAndNeverAccepted) {
   EXPECT_TRUE(a_.accepted.empty());
 }
 
-TEST_F(RaftTlsTransportTest, ASilentPeerTimesOutAndFailsTheConnect) {
-  // A TCP listener that never answers: the kernel completes the connection, TLS never starts.
+// A loopback TCP listener that never accepts nor answers (the kernel completes connections to
+// it, TLS never starts): its fd, or -1; `*port` is its port.
+int SilentListener(int* port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const int port = test_util::FreePort();
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 4), 0);
+  *port = test_util::FreePort();
+  addr.sin_port = htons(static_cast<uint16_t>(*port));
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(fd, 4) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(RaftTlsTransportTest, ASilentPeerTimesOutAndFailsTheConnect) {
+  int port = 0;
+  const int fd = SilentListener(&port);
+  ASSERT_GE(fd, 0);
   Init(&b_, 2, Files("node2"));
   Connect(&b_, absl::StrCat("127.0.0.1:", port), 1);
   ASSERT_TRUE(RunUntil([&] { return b_.connect_done; }));  // after handshake_timeout (2 s)
@@ -319,14 +329,9 @@ TEST_F(RaftTlsTransportTest, ARefusedConnectionFailsTheConnect) {
 }
 
 TEST_F(RaftTlsTransportTest, CloseCancelsAPendingConnect) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const int port = test_util::FreePort();
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 4), 0);
+  int port = 0;
+  const int fd = SilentListener(&port);
+  ASSERT_GE(fd, 0);
   Init(&b_, 2, Files("node2"));
   Connect(&b_, absl::StrCat("127.0.0.1:", port), 1);
   RunUntil([] { return false; }, absl::Milliseconds(100));
