@@ -255,6 +255,11 @@ void ClientClaims::ClaimFrom(const std::string& client_id, const std::string& ho
           /*allow_without_majority=*/false, std::move(done));
 }
 
+void ClientClaims::Reclaim(const std::string& client_id, ClaimDone done) {
+  Propose(RegisterCommand(client_id, node_id_), client_id, /*allow_without_majority=*/false,
+          std::move(done));
+}
+
 void ClientClaims::Propose(v1::RegistryCommand command, const std::string& client_id,
                            bool allow_without_majority, ClaimDone done) {
   node_->Propose({std::move(command)}, [this, client_id, allow_without_majority,
@@ -281,6 +286,12 @@ void ClientClaims::Propose(v1::RegistryCommand command, const std::string& clien
 bool ClientClaims::StillHolds(const std::string& client_id, uint64_t epoch) const {
   std::optional<RegistryHolder> holder = node_->registry().Holder(client_id);
   return !holder.has_value() || holder->epoch <= epoch;
+}
+
+std::optional<ClientRegistry::Holder> ClientClaims::HolderOf(const std::string& client_id) const {
+  std::optional<RegistryHolder> holder = node_->registry().Holder(client_id);
+  if (!holder.has_value()) return std::nullopt;
+  return Holder{holder->node_id, holder->epoch, holder->node_id == node_id_};
 }
 
 void ClientClaims::Release(const std::string& client_id, uint64_t epoch) {

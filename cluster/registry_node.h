@@ -128,6 +128,8 @@ class ClientClaims final : public ClientRegistry {
   bool StillHolds(const std::string& client_id, uint64_t epoch) const override;
   void Release(const std::string& client_id, uint64_t epoch) override;
   void ClaimFrom(const std::string& client_id, const std::string& holder, ClaimDone done) override;
+  std::optional<Holder> HolderOf(const std::string& client_id) const override;
+  void Reclaim(const std::string& client_id, ClaimDone done) override;
 
  private:
   void Propose(v1::RegistryCommand command, const std::string& client_id,

@@ -53,6 +53,20 @@ TransferredSession FromReply(v1::TakeReply reply) {
   return session;
 }
 
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  return s.ok() ? grpc::Status::OK
+                : grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus()
+                : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+}  // namespace
+
 class SessionTransfer::Service final : public v1::SessionTransfer::CallbackService {
  public:
   explicit Service(SessionSource* source) : source_(source) {}
@@ -63,11 +77,7 @@ class SessionTransfer::Service final : public v1::SessionTransfer::CallbackServi
     source_->ExportSession(
         request->client_id(), request->epoch(), request->to_node(), request->discard(),
         [reactor, reply](absl::StatusOr<std::optional<TransferredSession>> exported) {
-          if (!exported.ok()) {
-            return reactor->Finish(
-                grpc::Status(static_cast<grpc::StatusCode>(exported.status().code()),
-                             std::string(exported.status().message())));
-          }
+          if (!exported.ok()) return reactor->Finish(ToGrpc(exported.status()));
           if (exported->has_value()) *reply = ToReply(**exported);
           reactor->Finish(grpc::Status::OK);
         });
@@ -85,11 +95,16 @@ class SessionTransfer::Service final : public v1::SessionTransfer::CallbackServi
   grpc::ServerUnaryReactor* Adopt(grpc::CallbackServerContext* ctx, const v1::AdoptRequest* request,
                                   v1::AdoptReply*) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-    source_->AdoptSession(request->client_id(), request->from_node(), [reactor](absl::Status s) {
-      reactor->Finish(
-          s.ok() ? grpc::Status::OK
-                 : grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message())));
-    });
+    source_->AdoptSession(request->client_id(), request->from_node(),
+                          [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Collect(grpc::CallbackServerContext* ctx,
+                                    const v1::CollectRequest* request, v1::CollectReply*) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    source_->CollectSession(request->client_id(), request->from_node(),
+                            [reactor](absl::Status s) { reactor->Finish(ToGrpc(s)); });
     return reactor;
   }
 
@@ -150,8 +165,7 @@ void SessionTransfer::Fetch(const std::string& client_id, uint64_t epoch,
                       [this, call, address, done = std::move(done)](grpc::Status s) {
                         if (!s.ok()) {
                           if (s.error_code() == grpc::StatusCode::UNAVAILABLE) stubs_.Drop(address);
-                          return done(absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                                                   s.error_message()));
+                          return done(FromGrpc(s));
                         }
                         if (!call->reply.found()) return done(std::nullopt);
                         done(FromReply(std::move(call->reply)));
@@ -177,9 +191,30 @@ void SessionTransfer::Push(const std::string& client_id, const std::string& to_n
       &call->ctx, &call->request, &call->reply,
       [this, call, address, done = std::move(done)](grpc::Status s) {
         if (s.error_code() == grpc::StatusCode::UNAVAILABLE) stubs_.Drop(address);
-        done(s.ok()
-                 ? absl::OkStatus()
-                 : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+        done(FromGrpc(s));
+      });
+}
+
+void SessionTransfer::AskToCollect(const std::string& client_id, const std::string& holder,
+                                   std::function<void(absl::Status)> done) {
+  const std::string address = AliveAddress(holder);
+  if (address.empty()) {
+    return done(absl::UnavailableError(absl::StrCat("node ", holder, " is not alive")));
+  }
+  struct Call {
+    grpc::ClientContext ctx;
+    v1::CollectRequest request;
+    v1::CollectReply reply;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_client_id(client_id);
+  call->request.set_from_node(options_.node_id);
+  call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + kCollectTimeout));
+  stubs_.Get(address)->async()->Collect(
+      &call->ctx, &call->request, &call->reply,
+      [this, call, address, done = std::move(done)](grpc::Status s) {
+        if (s.error_code() == grpc::StatusCode::UNAVAILABLE) stubs_.Drop(address);
+        done(FromGrpc(s));
       });
 }
 

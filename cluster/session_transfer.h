@@ -10,6 +10,8 @@
 //   answers or `finish_attempts` run out (then logged: the old holder keeps its copy).
 // - Push: a draining node asks another to Adopt one of its sessions (which then Fetches and
 //   Finishes as above).
+// - AskToCollect: a node that kept a stale copy of a session asks the holder to Collect it
+//   (which then Fetches and Finishes as above).
 // - Relay: a durable forwarding entry for one client's session (ForwardEntry.shared.client_id)
 //   on the Forwarder's stream to that node, so it keeps the order and the durability of
 //   forwarding.
@@ -62,11 +64,15 @@ class SessionTransfer final : public SessionMover {
   void Relay(SessionStorage& from, const std::string& to_node, const std::string& client_id,
              const MessagePtr& message, const std::vector<uint32_t>& subscription_ids,
              const AckTokenPtr& ack) override;
+  void AskToCollect(const std::string& client_id, const std::string& holder,
+                    std::function<void(absl::Status)> done) override;
 
   // Draining: asks `to_node` to take this node's persistent session of `client_id` (its Adopt
   // RPC: SessionSource::AdoptSession there). `done` on a gRPC thread with its answer.
   void Push(const std::string& client_id, const std::string& to_node, absl::Duration timeout,
             std::function<void(absl::Status)> done);
+  // How long AskToCollect waits for the holder: its Take from here, and its write.
+  static constexpr absl::Duration kCollectTimeout = absl::Seconds(10);
 
  private:
   class Service;  // session_transfer.cc

@@ -349,6 +349,41 @@ void Broker::AdoptSession(const std::string& client_id, const std::string& from_
       });
 }
 
+void Broker::CollectSession(const std::string& client_id, const std::string& from_node,
+                            Adopted done) {
+  if (client_registry_ == nullptr || session_mover_ == nullptr) {
+    return done(absl::FailedPreconditionError("this node is not in a cluster with a registry"));
+  }
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  SessionMover* mover = session_mover_;
+  ImportGate* gate = &import_gate_;
+  // A ticket as for a claim: a CONNECT here waits until the collected messages are in the
+  // session (ImportGate), and a Take from a third node waits too.
+  const uint64_t ticket = gate->Open(client_id);
+  auto finish = [gate, client_id, ticket, done = std::move(done)](absl::Status status) {
+    gate->Close(client_id, ticket);
+    done(std::move(status));
+  };
+  home->worker()->Post(
+      [home, mover, gate, ticket, client_id, from_node, finish = std::move(finish)]() mutable {
+        const std::optional<uint64_t> epoch = home->HeldEpoch(client_id);
+        if (!epoch.has_value()) {
+          return finish(absl::NotFoundError("this node holds no session for the client id"));
+        }
+        gate->Fetching(client_id, ticket, from_node);
+        mover->Fetch(client_id, *epoch, from_node, /*discard=*/false,
+                     [home, client_id, from_node, epoch = *epoch, finish = std::move(finish)](
+                         absl::StatusOr<std::optional<TransferredSession>> fetched) {
+                       if (!fetched.ok()) return finish(fetched.status());
+                       if (!fetched->has_value()) return finish(absl::OkStatus());  // nothing left
+                       auto copy = std::make_shared<TransferredSession>(std::move(**fetched));
+                       home->worker()->Post([home, client_id, from_node, epoch, copy, finish] {
+                         finish(home->MergeCollected(client_id, epoch, *copy, from_node));
+                       });
+                     });
+      });
+}
+
 std::future<SessionSource::Handovers> Broker::HandoverState() {
   struct Gather {
     absl::Mutex mu;

@@ -110,6 +110,8 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   void FinishExport(const std::string& client_id, uint64_t epoch) override;
   void AdoptSession(const std::string& client_id, const std::string& from_node,
                     Adopted done) override;
+  void CollectSession(const std::string& client_id, const std::string& from_node,
+                      Adopted done) override;
   std::future<Handovers> HandoverState() override;
   void EndRelays() override;
   // The registry gave `client_id` to another node at `epoch` (Shard::ClaimedElsewhere). Any

@@ -34,6 +34,9 @@ class Client;
 struct ClaimResult {
   absl::Status status;
   uint64_t epoch = 0;
+  // The previous holder could not be asked for the session (down or cut off): a new one starts,
+  // and that node's copy is collected when it is back (docs/cluster-sessions.md).
+  bool owner_unreachable = false;
 };
 
 // What a Client needs from the worker it runs on (implemented by Shard).

@@ -119,6 +119,20 @@ class ClientRegistry {
   // meanwhile. FailedPrecondition when another node holds it; never claims without a majority.
   virtual void ClaimFrom(const std::string& client_id, const std::string& holder,
                          ClaimDone done) = 0;
+  // Any thread, non-blocking: who holds `client_id` in this node's copy of the registry, which
+  // may lag the leader's by what this node has not applied yet (so a decision taken on it is
+  // checked again by the node it names); nullopt when nobody does.
+  struct Holder {
+    std::string node_id;
+    uint64_t epoch = 0;
+    bool here = false;  // node_id is this node
+  };
+  virtual std::optional<Holder> HolderOf(const std::string& client_id) const = 0;
+  // Any thread: as Claim, for a connection that was let in without registering (epoch 0,
+  // `allow_register_during_netsplit` on a side without a majority), once a majority may be
+  // back; never succeeds without one. The node that registered the id meanwhile closes its
+  // connection (ClaimedElsewhere) and its session is collected here.
+  virtual void Reclaim(const std::string& client_id, ClaimDone done) = 0;
 
  protected:
   ~ClientRegistry() = default;
@@ -151,6 +165,11 @@ class SessionMover {
   virtual void Relay(SessionStorage& from, const std::string& to_node, const std::string& client_id,
                      const MessagePtr& message, const std::vector<uint32_t>& subscription_ids,
                      const AckTokenPtr& ack) = 0;
+  // Owner node down, the returning node's side (docs/cluster-sessions.md "Owner node down"):
+  // asks `holder`, which the registry names for `client_id`, to collect this node's stale copy
+  // of the session (SessionSource::CollectSession there). Any thread; `done` on any thread.
+  virtual void AskToCollect(const std::string& client_id, const std::string& holder,
+                            std::function<void(absl::Status)> done) = 0;
 
  protected:
   ~SessionMover() = default;
@@ -182,10 +201,18 @@ class SessionSource {
   using Adopted = std::function<void(absl::Status)>;
   virtual void AdoptSession(const std::string& client_id, const std::string& from_node,
                             Adopted done) = 0;
+  // Owner node down, on the node holding the client id: any thread, `done` on any thread.
+  // `from_node` kept a copy of the session while its client came here (it was down or cut off):
+  // fetches that copy and delivers the messages its client never got (queued, and in flight
+  // before PUBREC) into the session here, then finishes the move so that `from_node` deletes
+  // the copy. NotFound when this node does not hold the id or has no session for it (the copy
+  // then stays on `from_node`); others as Fetch.
+  virtual void CollectSession(const std::string& client_id, const std::string& from_node,
+                              Adopted done) = 0;
   // On the draining node, any thread: how far its handovers are (summed over the workers).
   struct Handovers {
-    size_t exporting = 0;          // exported, waiting for the taker's Finish
-    size_t relaying = 0;           // moved sessions whose routes still lead here (relay stubs)
+    size_t exporting = 0;  // exported, waiting for the taker's Finish
+    size_t relaying = 0;   // moved sessions whose routes still lead here (relay stubs)
     // MonotonicMs of the last Finish. Not of the last relayed message: the stubs keep their
     // routes announced, so under steady traffic relays never go quiet before the stubs end.
     int64_t last_finish_ms = 0;

@@ -141,9 +141,10 @@ bool Session::CanSendNow(uint8_t qos) const {
   return qos == 0 || inflight_.size() < send_window_;
 }
 
-void Session::WatchDuplicates(int64_t until_ms) {
+void Session::WatchDuplicates(int64_t until_ms, size_t max_ids) {
   duplicates_ = std::make_unique<DuplicateWatch>();
   duplicates_->until_ms = until_ms;
+  duplicates_->max_ids = max_ids;
 }
 
 bool Session::SeenBefore(const Message& message) {
@@ -155,7 +156,7 @@ bool Session::SeenBefore(const Message& message) {
   DuplicateWatch& watch = *duplicates_;
   if (!watch.seen.insert(message.origin).second) return true;
   watch.order.push_back(message.origin);
-  if (watch.order.size() > DuplicateWatch::kMaxIds) {
+  if (watch.order.size() > watch.max_ids) {
     watch.seen.erase(watch.order.front());
     watch.order.pop_front();
   }

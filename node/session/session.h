@@ -139,7 +139,9 @@ class Session {
   // Until `until_ms` (MonotonicMs), a message whose Message::origin was delivered to this session
   // already is dropped: a session that moved here from another node gets copies of one publish
   // by two paths while the routes change (docs/cluster-sessions.md, "The overlap window").
-  void WatchDuplicates(int64_t until_ms);
+  // At most `max_ids` origins are remembered (the oldest go first).
+  void WatchDuplicates(int64_t until_ms, size_t max_ids = kMaxWatchedIds);
+  static constexpr size_t kMaxWatchedIds = 200'000;
 
   // Acknowledgements from the client. Unknown packet ids are ignored (returns false).
   // `sent_ns`, when given, is set to when the acknowledged PUBLISH was last sent (MonotonicNs,
@@ -231,7 +233,7 @@ class Session {
   // The origins of the messages delivered since the session moved here, for a while; the
   // oldest are forgotten beyond kMaxIds.
   struct DuplicateWatch {
-    static constexpr size_t kMaxIds = 200'000;
+    size_t max_ids = kMaxWatchedIds;
     int64_t until_ms = 0;
     absl::flat_hash_set<OriginId> seen;
     std::deque<OriginId> order;

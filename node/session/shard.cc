@@ -87,7 +87,9 @@ void Shard::HandOver(uint32_t home, std::shared_ptr<net::DetachedTransport> tran
             // docs/cluster-sessions.md, "Owner node down": a new session now.
             MQTT_LOG_WARN("client %s: session on node %s not reachable (%s): starting without it",
                           client_id, from, fetched.status().message());
-            return adopt(claim);
+            ClaimResult unreachable = claim;
+            unreachable.owner_unreachable = true;
+            return adopt(unreachable);
           }
           if (!fetched->has_value()) return adopt(claim);
           adopt(claim, std::make_shared<TransferredSession>(std::move(**fetched)), from);
@@ -111,14 +113,22 @@ void Shard::AdoptConnection(std::shared_ptr<net::DetachedTransport> detached, Co
   if (transport == nullptr) return;  // logged by the transport; the connection is closed
   auto client = std::make_shared<Client>(this, std::move(transport));
   AddClient(client);
+  const std::string client_id = connect.client_id;
+  const bool owner_unreachable = claim.owner_unreachable;
   client->ResumeConnect(std::move(connect), std::move(leftover_input), std::move(claim));
+  // The old holder's copy comes later (CollectSession), with copies of messages this session
+  // gets meanwhile by the routes that still lead there: QoS 2 must not arrive twice.
+  Session* session = FindSession(client_id);
+  if (owner_unreachable && session != nullptr && session->persistent()) {
+    session->WatchDuplicates(MonotonicMs() + kOldCopyWatchMs, kOldCopyWatchIds);
+  }
 }
 
 void Shard::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   Session* session = FindSession(client_id);
   if (session == nullptr || session->claim_epoch() >= epoch) return;
   SessionClient* client = session->client();
-  // An offline persistent session stays here for now (its handover is issue 12's next step).
+  // An offline copy stays until the new holder takes it, or collects it (CollectStaleCopies).
   if (client == nullptr) return;
   MQTT_LOG_INFO("client %s: session taken over by a connection on another node", client_id);
   client->TakenOver(/*resumed=*/false);
@@ -456,6 +466,8 @@ void Shard::Sweep() {
   PublishDueWills(now_ms);
   ExpireSessions(now_ms);
   ExpireMoved(now_ms);
+  AbandonStaleExports(now_ms);
+  CollectStaleCopies(now_ms);
   UpdateGauges();
 }
 
@@ -530,7 +542,7 @@ absl::StatusOr<std::optional<TransferredSession>> Shard::ExportSession(const std
   TransferredSession exported{std::move(*state), {}};
   absl::StatusOr<uint64_t> last_seq = ReadStoredQueue(client_id, 0, &exported.queue);
   if (!last_seq.ok()) return last_seq.status();
-  exporting_[client_id] = Exporting{to_node, epoch, *last_seq};
+  exporting_[client_id] = Exporting{to_node, epoch, *last_seq, MonotonicMs()};
   MQTT_LOG_INFO("client %s: session (%d queued, %d in flight) handed to node %s", client_id,
                 exported.queue.size(), exported.state.inflight.size(), to_node);
   return exported;
@@ -553,6 +565,134 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
   sessions_by_id_.erase(id);
   sessions_.erase(client_id);  // destroys *session; its router entries stay, for moved_
   moved_[id] = std::move(moved);
+}
+
+// An export the taker never finished (it failed to write, or its Finish was lost): the copy
+// stays here as a stale one (CollectStaleCopies), rather than waiting for a Finish forever.
+void Shard::AbandonStaleExports(int64_t now_ms) {
+  absl::erase_if(exporting_, [now_ms](const auto& entry) {
+    if (entry.second.started_ms + kExportAbandonMs > now_ms) return false;
+    MQTT_LOG_WARN("client %s: node %s never finished taking the session: keeping it here",
+                  entry.first, entry.second.to_node);
+    return true;
+  });
+}
+
+// --- Owner node down, the returning node's side (docs/cluster-sessions.md) ---
+
+void Shard::CollectStaleCopies(int64_t now_ms) {
+  ClientRegistry* registry = node_->client_registry();
+  if (registry == nullptr || node_->session_mover() == nullptr || now_ms < next_stale_check_ms_) {
+    return;
+  }
+  next_stale_check_ms_ = now_ms + kStaleCheckMs;
+  absl::flat_hash_map<std::string, int64_t> still_stale;
+  for (const auto& [client_id, session] : sessions_) {
+    if (session->client() != nullptr && session->claim_epoch() == 0) {
+      RegisterAfterNetsplit(client_id);
+      continue;
+    }
+    if (session->client() != nullptr || !session->persistent() || exporting_.contains(client_id)) {
+      continue;
+    }
+    std::optional<ClientRegistry::Holder> holder = registry->HolderOf(client_id);
+    if (!holder.has_value() || holder->here || holder->epoch <= session->claim_epoch()) continue;
+    auto seen = stale_copies_.find(client_id);
+    int64_t next_ask_ms = seen != stale_copies_.end() ? seen->second : now_ms + kStaleGraceMs;
+    if (next_ask_ms <= now_ms) {
+      next_ask_ms = now_ms + kCollectRetryMs;
+      AskToCollect(client_id, holder->node_id);
+    }
+    still_stale.emplace(client_id, next_ask_ms);
+  }
+  stale_copies_ = std::move(still_stale);
+}
+
+void Shard::AskToCollect(const std::string& client_id, const std::string& holder) {
+  MQTT_LOG_INFO(
+      "client %s: its session moved to node %s while this node was away: handing the "
+      "copy left here over",
+      client_id, holder);
+  node_->session_mover()->AskToCollect(client_id, holder, [client_id, holder](absl::Status s) {
+    if (!s.ok()) {
+      // The copy stays here and is offered again (kCollectRetryMs).
+      MQTT_LOG_INFO("client %s: node %s did not collect the session's copy: %s", client_id, holder,
+                    s.message());
+    }
+  });
+}
+
+// A connection let in without registering (allow_register_during_netsplit, no majority): once a
+// majority answers, it registers, and the node that registered the id meanwhile (on the other
+// side of the partition) closes its connection; that session's copy is then collected here. The
+// connection here wins because its registration is the newest.
+void Shard::RegisterAfterNetsplit(const std::string& client_id) {
+  if (!reclaiming_.insert(client_id).second) return;
+  node_->client_registry()->Reclaim(client_id, [this, client_id](absl::StatusOr<Claimed> claim) {
+    worker()->Post([this, client_id, claim = std::move(claim)] {
+      reclaiming_.erase(client_id);
+      if (!claim.ok()) return;  // no majority yet: tried again at the next check
+      Session* session = FindSession(client_id);
+      if (session == nullptr) {  // a clean session that ended meanwhile
+        node_->client_registry()->Release(client_id, claim->epoch);
+        return;
+      }
+      if (session->claim_epoch() != 0) return;  // a newer CONNECT here registered it
+      session->set_claim_epoch(claim->epoch);
+      MQTT_LOG_INFO("client %s: registered after the netsplit (epoch %d, previous holder: %s)",
+                    client_id, claim->epoch,
+                    claim->previous_node.empty() ? "none" : claim->previous_node);
+    });
+  });
+}
+
+std::optional<uint64_t> Shard::HeldEpoch(const std::string& client_id) {
+  ClientRegistry* registry = node_->client_registry();
+  if (registry == nullptr || FindSession(client_id) == nullptr) return std::nullopt;
+  std::optional<ClientRegistry::Holder> holder = registry->HolderOf(client_id);
+  if (!holder.has_value() || !holder->here) return std::nullopt;
+  return holder->epoch;
+}
+
+absl::Status Shard::MergeCollected(const std::string& client_id, uint64_t epoch,
+                                   TransferredSession& copy, const std::string& from_node) {
+  Session* session = FindSession(client_id);
+  if (session == nullptr) return absl::NotFoundError("the session here ended meanwhile");
+  size_t merged = 0;
+  // A session that ends with its connection was a clean start: the old state is discarded
+  // [MQTT-3.1.2-4], and so is the copy.
+  if (session->persistent()) {
+    for (const storage::InflightEntry& entry : copy.state.inflight) {
+      if (!entry.message) continue;  // PUBREC'd: the client has it
+      session->Deliver(CollectedMessage(*entry.message, entry.record.qos(), entry.record.retain(),
+                                        entry.record.subscription_identifiers()));
+      ++merged;
+    }
+    for (const storage::QueuedMessage& queued : copy.queue) {
+      session->Deliver(CollectedMessage(queued.message, queued.entry.qos(), queued.entry.retain(),
+                                        queued.entry.subscription_identifiers()));
+      ++merged;
+    }
+  }
+  if (!CommitNow()) return absl::UnavailableError("storage failed");
+  node_->session_mover()->Finish(client_id, epoch, from_node);
+  MQTT_LOG_INFO("client %s: %d messages of the copy left on node %s %s", client_id, merged,
+                from_node, session->persistent() ? "delivered to the session" : "discarded");
+  return absl::OkStatus();
+}
+
+OutboundMessage Shard::CollectedMessage(
+    const storage::v1::MessageRecord& record, uint32_t qos, bool retain,
+    const google::protobuf::RepeatedField<uint32_t>& subscription_ids) {
+  auto message = std::make_shared<Message>(*persist::FromStored(0, record));
+  message->qos = static_cast<uint8_t>(qos);
+  message->retain = retain;
+  OutboundMessage out;
+  out.message = std::move(message);
+  out.qos = static_cast<uint8_t>(qos);
+  out.retain = retain;
+  out.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
+  return out;
 }
 
 bool Shard::RelayQueueAfter(const std::string& client_id, uint64_t after_seq,

@@ -101,6 +101,17 @@ class Shard final : public SessionStorage, public ClientHost {
   // How long a session that moved away still passes on what reaches it here: the routes it had
   // here may still be in use on other nodes until the route change has spread.
   static constexpr int64_t kMovedRelayMs = 60'000;
+  // Owner node down, on the holder (SessionSource::CollectSession): the registry epoch at which
+  // this node holds `client_id`, if it does and has a session for it.
+  std::optional<uint64_t> HeldEpoch(const std::string& client_id);
+  // Delivers what `copy` (the session `from_node` kept) holds for the client into the session
+  // here, then finishes the move (`from_node` deletes the copy).
+  absl::Status MergeCollected(const std::string& client_id, uint64_t epoch,
+                              TransferredSession& copy, const std::string& from_node);
+  // How long, and for how many messages at most, a session started because the old holder was
+  // unreachable watches for duplicates: until that node's copy is collected, in practice.
+  static constexpr int64_t kOldCopyWatchMs = 3'600'000;
+  static constexpr size_t kOldCopyWatchIds = 10'000;
   // The registry gave `client_id` to another node at `epoch`: a connection here with an older
   // claim is taken over (5.0: DISCONNECT 0x8E) and its session detached as on any close.
   void ClaimedElsewhere(const std::string& client_id, uint64_t epoch);
@@ -168,7 +179,20 @@ class Shard final : public SessionStorage, public ClientHost {
     std::string to_node;
     uint64_t epoch;
     uint64_t last_seq;
+    int64_t started_ms;  // MonotonicMs
   };
+  static constexpr int64_t kExportAbandonMs = 30'000;
+  static constexpr int64_t kStaleCheckMs = 5'000;
+  static constexpr int64_t kStaleGraceMs = 10'000;
+  static constexpr int64_t kCollectRetryMs = 30'000;
+
+  void AbandonStaleExports(int64_t now_ms);
+  void CollectStaleCopies(int64_t now_ms);
+  void AskToCollect(const std::string& client_id, const std::string& holder);
+  void RegisterAfterNetsplit(const std::string& client_id);
+  static OutboundMessage CollectedMessage(
+      const storage::v1::MessageRecord& record, uint32_t qos, bool retain,
+      const google::protobuf::RepeatedField<uint32_t>& subscription_ids);
 
   Session* ImportSession(const std::string& client_id, TransferredSession& imported);
   // Appends the stored queue entries of `client_id` after `after_seq` to `imported`'s queue.
@@ -205,6 +229,12 @@ class Shard final : public SessionStorage, public ClientHost {
   absl::flat_hash_map<uint64_t, MovedSession> moved_;            // by the session id it had
   absl::flat_hash_map<std::string, Exporting> exporting_;        // by client id
   int64_t last_finish_ms_ = 0;  // MonotonicMs of the last FinishExport
+  // Sessions kept here while the registry names another node (owner node down), by client id:
+  // when to offer the copy to that node (AskToCollect) next. First after kStaleGraceMs, which
+  // lets a handover in progress (the holder's own Take) end first, then every kCollectRetryMs.
+  absl::flat_hash_map<std::string, int64_t> stale_copies_;
+  absl::flat_hash_set<std::string> reclaiming_;  // RegisterAfterNetsplit calls in flight
+  int64_t next_stale_check_ms_ = 0;
   // Ids a session had here before an imported copy replaced it (ImportSession): deliveries
   // already on their way to such an id, from other workers, go to the client's session.
   struct Replaced {

@@ -193,6 +193,7 @@ class BusyRelays : public SessionSource {
   void ExportSession(const std::string&, uint64_t, const std::string&, bool, Exported) override {}
   void FinishExport(const std::string&, uint64_t) override {}
   void AdoptSession(const std::string&, const std::string&, Adopted) override {}
+  void CollectSession(const std::string&, const std::string&, Adopted) override {}
   std::future<Handovers> HandoverState() override {
     std::promise<Handovers> state;
     // The exports finished when this object was made; relays go on (they no longer count).
