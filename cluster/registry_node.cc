@@ -177,9 +177,11 @@ void RegistryNode::Reconcile() {
   for (const MemberInfo& m : members) by_id[m.node_id] = &m;
 
   size_t voters = 0;
+  size_t alive_voters = 0;
   size_t alive_in_config = 0;
   const RegistryMember* standby_to_promote = nullptr;
   const RegistryMember* dead_voter = nullptr;
+  const RegistryMember* moved = nullptr;  // alive, advertising another Raft address
   absl::flat_hash_set<std::string> in_config;
   for (const RegistryMember& member : config) {
     in_config.insert(member.node_id);
@@ -191,16 +193,29 @@ void RegistryNode::Reconcile() {
         registry_->RemoveMember(member.node_id, std::move(done));
       });
     }
-    if (member.role == RegistryMember::Role::kVoter) ++voters;
-    if (member.role == RegistryMember::Role::kVoter && info.state == MemberState::kDead &&
-        dead_voter == nullptr) {
-      dead_voter = &member;
-    }
+    const bool voter = member.role == RegistryMember::Role::kVoter;
+    if (voter) ++voters;
+    if (voter && info.state == MemberState::kDead && dead_voter == nullptr) dead_voter = &member;
     if (info.state != MemberState::kAlive) continue;
-    ++alive_in_config;
-    if (member.role != RegistryMember::Role::kVoter && standby_to_promote == nullptr) {
-      standby_to_promote = &member;
+    const std::string advertised = RaftAddressOf(info);
+    if (!advertised.empty() && advertised != member.raft_address &&
+        member.node_id != options_.registry.node_id && moved == nullptr) {
+      moved = &member;
+      continue;  // unreachable where the configuration says: neither alive nor a voter to count
     }
+    ++alive_in_config;
+    if (voter) ++alive_voters;
+    if (!voter && standby_to_promote == nullptr) standby_to_promote = &member;
+  }
+  // A member restarted with another Raft address (a pod's new IP): libraft cannot change an
+  // address, so it leaves the configuration and is added again (the next ticks) at the address it
+  // advertises now. A voter only while the other voters keep an alive majority without it.
+  if (moved != nullptr &&
+      (moved->role != RegistryMember::Role::kVoter || alive_voters >= (voters - 1) / 2 + 1)) {
+    const RegistryMember& m = *moved;
+    return Change("re-address", m.node_id, [&](Registry::DoneCallback done) {
+      registry_->RemoveMember(m.node_id, std::move(done));
+    });
   }
   for (const MemberInfo& m : members) {
     const std::string raft = RaftAddressOf(m);

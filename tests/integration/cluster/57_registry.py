@@ -138,6 +138,43 @@ class Registry(unittest.TestCase):
             client.connect(unique("after"))  # CONNACK 0: the registry still has a majority
             client.ping()
 
+    def test_a_member_restarted_on_another_raft_address_votes_again(self):
+        """A voter restarted with another Raft address (a Kubernetes pod gets a new IP; here a
+        new port) is re-added at that address: with it, killing another voter still leaves a
+        majority and CONNECTs keep registering (at its old address it could not vote)."""
+        nodes = self.start_cluster(3)
+        logs_say = lambda pattern, since=0: any(
+            re.search(pattern, n.logs[since:]) for n in nodes if n.alive())
+        wait_until(lambda: logs_say(r"promote member %s" % re.escape(nodes[2].name)), WAIT_S,
+                   "3 voters")
+        moved = nodes[2]
+        moved.kill()
+        old = "%s:%d" % (moved.host, moved.raft_port)
+        moved.raft_port = free_port()
+        moved.extra_args[moved.extra_args.index(old)] = "%s:%d" % (moved.host, moved.raft_port)
+        marks = [len(n.logs) for n in nodes]
+        moved.start()
+        name = re.escape(moved.name)
+        wait_until(lambda: all(re.search(p, "".join(n.logs[m:] for n, m in zip(nodes, marks)))
+                               for p in (r"re-address member " + name,
+                                         r"add member " + name,
+                                         r"promote member " + name)),
+                   WAIT_S * 2, "node 2 re-added at its new address and promoted",
+                   lambda: "\n".join(n.log_tail(15) for n in nodes))
+        nodes[1].kill()
+
+        def registers(node):
+            client = RawClient(node.host, node.port)
+            try:
+                _, rc = client.connect(unique("after"), expect_rc=None)
+                return rc == 0
+            except (OSError, Closed, TimeoutError):
+                return False
+            finally:
+                client.sock.close()
+        for node in (nodes[0], moved):  # a new leader may still be elected: retried
+            wait_until(lambda: registers(node), WAIT_S * 2, "%s registers a CONNECT" % node.name)
+
     def lone_joiner(self, *extra):
         """A node whose only seed never answers: it is in no registry (no majority)."""
         node = ClusterNode(unique("alone"), seeds=["127.0.0.1:%d" % free_port()],
