@@ -128,7 +128,7 @@ void Shard::ClaimedElsewhere(const std::string& client_id, uint64_t epoch) {
   Session* session = FindSession(client_id);
   if (session == nullptr || session->claim_epoch() >= epoch) return;
   SessionClient* client = session->client();
-  // An offline copy stays until the new holder takes it, or collects it (CollectStaleCopies).
+  // An offline copy stays until the new holder takes it, or collects it (ReconcileWithRegistry).
   if (client == nullptr) return;
   MQTT_LOG_INFO("client %s: session taken over by a connection on another node", client_id);
   client->TakenOver(/*resumed=*/false);
@@ -467,7 +467,7 @@ void Shard::Sweep() {
   ExpireSessions(now_ms);
   ExpireMoved(now_ms);
   AbandonStaleExports(now_ms);
-  CollectStaleCopies(now_ms);
+  ReconcileWithRegistry(now_ms);
   UpdateGauges();
 }
 
@@ -568,7 +568,7 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
 }
 
 // An export the taker never finished (it failed to write, or its Finish was lost): the copy
-// stays here as a stale one (CollectStaleCopies), rather than waiting for a Finish forever.
+// stays here as a stale one (ReconcileWithRegistry), rather than waiting for a Finish forever.
 void Shard::AbandonStaleExports(int64_t now_ms) {
   absl::erase_if(exporting_, [now_ms](const auto& entry) {
     if (entry.second.started_ms + kExportAbandonMs > now_ms) return false;
@@ -578,9 +578,13 @@ void Shard::AbandonStaleExports(int64_t now_ms) {
   });
 }
 
-// --- Owner node down, the returning node's side (docs/cluster-sessions.md) ---
+// --- Owner node down and netsplit heal, as this node sees the registry (docs/cluster-sessions.md)
+//
+// Every kStaleCheckMs: a connection let in unregistered registers (RegisterAfterNetsplit), and
+// an offline copy of a session whose client id the registry gives to another node is offered
+// to that node (AskToCollect).
 
-void Shard::CollectStaleCopies(int64_t now_ms) {
+void Shard::ReconcileWithRegistry(int64_t now_ms) {
   ClientRegistry* registry = node_->client_registry();
   if (registry == nullptr || node_->session_mover() == nullptr || now_ms < next_stale_check_ms_) {
     return;

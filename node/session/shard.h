@@ -187,7 +187,7 @@ class Shard final : public SessionStorage, public ClientHost {
   static constexpr int64_t kCollectRetryMs = 30'000;
 
   void AbandonStaleExports(int64_t now_ms);
-  void CollectStaleCopies(int64_t now_ms);
+  void ReconcileWithRegistry(int64_t now_ms);
   void AskToCollect(const std::string& client_id, const std::string& holder);
   void RegisterAfterNetsplit(const std::string& client_id);
   static OutboundMessage CollectedMessage(
