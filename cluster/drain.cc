@@ -42,13 +42,15 @@ std::vector<std::string> RendezvousOrder(const std::string& client_id,
 }
 
 Drainer::Drainer(DrainOptions options, Membership* membership, SessionTransfer* transfer,
-                 Forwarder* forwarder, SessionSource* source, ListSessions sessions)
+                 Forwarder* forwarder, SessionSource* source, ListSessions sessions,
+                 const ClientRegistry* registry)
     : options_(std::move(options)),
       membership_(membership),
       transfer_(transfer),
       forwarder_(forwarder),
       source_(source),
-      sessions_(std::move(sessions)) {}
+      sessions_(std::move(sessions)),
+      registry_(registry) {}
 
 DrainReport Drainer::Run(absl::Time deadline) {
   const absl::Time start = absl::Now();
@@ -95,6 +97,35 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
   std::mutex mu;
   std::condition_variable changed;
   int in_flight = 0;
+  auto count = [&](const std::string& client_id, const std::string& to, const absl::Status& s,
+                   bool followed) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (s.ok()) {
+      ++(followed ? report->followed : report->moved);
+    } else if (absl::IsNotFound(s)) {
+      ++report->ended;
+    } else {
+      if (report->kept++ == 0) {
+        report->kept_reason = absl::StrCat(client_id, " on ", to, ": ", s.message());
+      }
+      MQTT_LOG_WARN("drain: session %s stays here: node %s: %s", client_id, to, s.message());
+    }
+    --in_flight;
+    changed.notify_all();
+  };
+  // Another node holds the client id: whatever is left here goes to it.
+  auto collect = [&](const std::string& client_id) {
+    std::optional<ClientRegistry::Holder> holder =
+        registry_ == nullptr ? std::nullopt : registry_->HolderOf(client_id);
+    if (!holder.has_value() || holder->here) {
+      return count(client_id, "?", absl::UnavailableError("no other holder known"), true);
+    }
+    transfer_->AskToCollect(
+        client_id, holder->node_id, [&, client_id, to = holder->node_id](absl::Status s) {
+          // NotFound: the holder has no session (a clean start there).
+          count(client_id, to, absl::IsNotFound(s) ? absl::OkStatus() : s, true);
+        });
+  };
   // One attempt per member in rendezvous order, until one answers.
   std::function<void(std::string, std::vector<std::string>, size_t)> attempt =
       [&](std::string client_id, std::vector<std::string> order, size_t i) {
@@ -107,23 +138,8 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
                                           client_id, s.message(), order[i + 1]);
                             return attempt(std::move(client_id), std::move(order), i + 1);
                           }
-                          std::lock_guard<std::mutex> lock(mu);
-                          if (s.ok()) {
-                            ++report->moved;
-                          } else if (absl::IsFailedPrecondition(s)) {
-                            ++report->followed;
-                          } else if (absl::IsNotFound(s)) {
-                            ++report->ended;
-                          } else {
-                            if (report->kept++ == 0) {
-                              report->kept_reason =
-                                  absl::StrCat(client_id, " on ", to, ": ", s.message());
-                            }
-                            MQTT_LOG_WARN("drain: session %s stays here: node %s: %s", client_id,
-                                          to, s.message());
-                          }
-                          --in_flight;
-                          changed.notify_all();
+                          if (absl::IsFailedPrecondition(s)) return collect(client_id);
+                          count(client_id, to, s, false);
                         });
       };
   std::unique_lock<std::mutex> lock(mu);

@@ -7,7 +7,11 @@
 //    its client id (an even spread, and the same choice whoever asks), through that member's
 //    Adopt (SessionTransfer::Push): it claims the id only while this node holds it (a client
 //    that already reconnected elsewhere took its session with it), Takes, writes, Finishes.
-//    `parallel` adoptions are in flight at once; a failed one is tried on the next member.
+//    `parallel` adoptions are in flight at once; a failed one is tried on the next member. When
+//    another node holds the client id (its client reconnected there), that node is asked to
+//    collect what is left here (SessionTransfer::AskToCollect): nothing if it took the session
+//    in a handover, the whole copy if it started its client on a new session because this node
+//    seemed unreachable.
 // 2. It waits until every export got its Finish, then `settle` more while the relay stubs (the
 //    moved sessions' routes, still in the other nodes' tables for a moment) pass on what still
 //    reaches this node, then ends them: the new holders' routes have spread by then, so what
@@ -46,7 +50,7 @@ struct DrainOptions {
 struct DrainReport {
   uint64_t sessions = 0;     // persistent sessions here when the drain began
   uint64_t moved = 0;        // taken by another node through Adopt
-  uint64_t followed = 0;     // their client had reconnected elsewhere: moved with it
+  uint64_t followed = 0;     // their client had reconnected elsewhere: moved or collected there
   uint64_t ended = 0;        // gone meanwhile (expired, or a clean start elsewhere)
   uint64_t kept = 0;         // not moved: they stay in this node's store
   std::string kept_reason;   // why, for the first one kept
@@ -59,7 +63,8 @@ class Drainer {
   using ListSessions = std::function<std::future<std::vector<SessionInfo>>(SessionFilter)>;
   // All must outlive Run.
   Drainer(DrainOptions options, Membership* membership, SessionTransfer* transfer,
-          Forwarder* forwarder, SessionSource* source, ListSessions sessions);
+          Forwarder* forwarder, SessionSource* source, ListSessions sessions,
+          const ClientRegistry* registry);
 
   // Hands everything over (above), giving up on what is left at `deadline`.
   DrainReport Run(absl::Time deadline);
@@ -77,6 +82,7 @@ class Drainer {
   Forwarder* const forwarder_;
   SessionSource* const source_;
   const ListSessions sessions_;
+  const ClientRegistry* const registry_;
 };
 
 // The alive members other than `self` in rendezvous order for `client_id`: the first takes the

@@ -341,7 +341,7 @@ DrainReport ClusterNode::Drain(absl::Time deadline) {
   options.node_id = membership_->Members().front().node_id;  // this node first
   if (session_source_ == nullptr || !sessions_) return {};
   Drainer drainer(std::move(options), membership_.get(), transfer_.get(), forwarder_.get(),
-                  session_source_, sessions_);
+                  session_source_, sessions_, claims_.get());
   return drainer.Run(deadline);
 }
 

@@ -136,16 +136,21 @@ void SessionTransfer::Stop() {
   stubs_.ReleaseRetired();
 }
 
-std::string SessionTransfer::AliveAddress(const std::string& node_id) const {
+// A suspect member is asked too: on a loaded machine SWIM suspects live nodes for a moment, and a
+// CONNECT that gave up on one started its client on a new session while its session was there
+// (the loss checker's drain fault, 2026-12-04). A dead one is not: it would cost the deadline.
+std::string SessionTransfer::ReachableAddress(const std::string& node_id) const {
   for (const MemberInfo& m : membership_->Members()) {
-    if (m.node_id == node_id) return m.state == MemberState::kAlive ? m.address : std::string();
+    if (m.node_id != node_id) continue;
+    const bool reachable = m.state == MemberState::kAlive || m.state == MemberState::kSuspect;
+    return reachable ? m.address : std::string();
   }
   return std::string();
 }
 
 void SessionTransfer::Fetch(const std::string& client_id, uint64_t epoch,
                             const std::string& from_node, bool discard, Fetched done) {
-  const std::string address = AliveAddress(from_node);
+  const std::string address = ReachableAddress(from_node);
   if (address.empty()) {
     return done(absl::UnavailableError(absl::StrCat("node ", from_node, " is not alive")));
   }
@@ -174,7 +179,7 @@ void SessionTransfer::Fetch(const std::string& client_id, uint64_t epoch,
 
 void SessionTransfer::Push(const std::string& client_id, const std::string& to_node,
                            absl::Duration timeout, std::function<void(absl::Status)> done) {
-  const std::string address = AliveAddress(to_node);
+  const std::string address = ReachableAddress(to_node);
   if (address.empty()) {
     return done(absl::UnavailableError(absl::StrCat("node ", to_node, " is not alive")));
   }
@@ -197,7 +202,7 @@ void SessionTransfer::Push(const std::string& client_id, const std::string& to_n
 
 void SessionTransfer::AskToCollect(const std::string& client_id, const std::string& holder,
                                    std::function<void(absl::Status)> done) {
-  const std::string address = AliveAddress(holder);
+  const std::string address = ReachableAddress(holder);
   if (address.empty()) {
     return done(absl::UnavailableError(absl::StrCat("node ", holder, " is not alive")));
   }
@@ -242,7 +247,7 @@ void SessionTransfer::RunFinishes() {
     PendingFinish pending = std::move(finishes_.front());
     finishes_.pop_front();
     lock.unlock();
-    const std::string address = AliveAddress(pending.node_id);
+    const std::string address = ReachableAddress(pending.node_id);
     grpc::Status status(grpc::StatusCode::UNAVAILABLE, "not alive");
     if (!address.empty()) {
       grpc::ClientContext ctx;

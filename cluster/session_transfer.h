@@ -4,8 +4,8 @@
 // (node/session/remote.h) and serves the other nodes' requests from the broker's SessionSource.
 //
 // - Fetch: a unary Take call to the previous holder, at the address the membership gives it; a
-//   holder the membership does not see alive is not asked (its session stays where it is: the
-//   connection starts a new one).
+//   holder the membership sees dead (or gone) is not asked (its session stays where it is: the
+//   connection starts a new one); a suspect one is.
 // - Finish: a Finish call, retried in the background (a thread of its own) until the holder
 //   answers or `finish_attempts` run out (then logged: the old holder keeps its copy).
 // - Push: a draining node asks another to Adopt one of its sessions (which then Fetches and
@@ -82,7 +82,7 @@ class SessionTransfer final : public SessionMover {
     int attempts = 0;
   };
 
-  std::string AliveAddress(const std::string& node_id) const;
+  std::string ReachableAddress(const std::string& node_id) const;  // alive or suspect
   void RunFinishes();
 
   const SessionTransferOptions options_;

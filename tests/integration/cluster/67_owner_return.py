@@ -15,7 +15,10 @@ restarts on its data dir. Without any client going back to a:
   from c's outbox: b drops what it delivered already);
 - a deletes its copy (mqttctl sessions on a no longer lists the client)."""
 
+import json
 import os
+import signal
+import subprocess
 import time
 import unittest
 
@@ -151,6 +154,43 @@ class OwnerReturn(unittest.TestCase):
         wait_until(lambda: sub.client_id not in session_ids(self.a), WAIT_S,
                    "a deleted its copy of the session", self.logs)
         self.assertIn(sub.client_id, session_ids(self.b))
+
+    def test_drained_owner_hands_its_copy_to_the_new_holder_qos2_v5(self):
+        """The owner node only seemed down (frozen with SIGSTOP, so the others saw it dead): the
+        subscriber started a new session on b. Then a is drained: its drain finds the client id
+        held by b and has b collect the copy before a exits (the loss checker's drain fault
+        lost the queued messages of such a copy, 2026-12-04)."""
+        qos = 2
+        sub = Subscriber(self.a, self.topic, qos, version=5)
+        self.addCleanup(sub.close)
+        sub.subscribe()
+        wait_until(lambda: routes_to(self.c, self.a.name, self.topic), WAIT_S,
+                   "c holds a's persistent route")
+        sub.go_offline()
+        first = self.publish_on_c(qos, 0)  # queued on a
+
+        os.kill(self.a.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: member_state(self.b, self.a.name) == "dead", WAIT_S,
+                       "b sees the frozen a dead")
+            self.subscribe_new_session(sub, self.b)
+        finally:
+            os.kill(self.a.proc.pid, signal.SIGCONT)
+        wait_until(lambda: member_state(self.b, self.a.name) == "alive", WAIT_S,
+                   "b sees a alive again")
+        out = subprocess.run([os.environ["MQTTCTL_BIN"], "--server", self.a.cluster_address,
+                              "--json", "drain", "--timeout", "60"],
+                             capture_output=True, text=True, timeout=90)
+        self.assertEqual(out.returncode, 0, "mqttctl drain: %s\n%s" % (out.stderr, self.logs()))
+        self.assertEqual(int(json.loads(out.stdout).get("followed", 0)), 1, out.stdout)
+        self.assertIsNotNone(self.a.proc.wait(30))  # a exited: nothing can come from it later
+        try:
+            sub.drain(first, WAIT_S * 2)
+        except AssertionError as e:
+            raise AssertionError("a's copy was not collected by b: %s\n%s" % (e, self.logs()))
+        sub.quiet(1.0)
+        self.assertEqual(check_stream(sub.got, first, qos, resent=set(),
+                                      redelivery_allowed=False), [], self.logs())
 
     def test_owner_down_and_back_qos1_v311(self):
         self.owner_down_and_back(1, 4)

@@ -216,11 +216,14 @@ TEST(DrainerTest, BusyRelaysEndSettleAfterTheLastFinishNotAtTheDeadline) {
   DrainOptions options;
   options.node_id = "a";
   options.settle = absl::Milliseconds(300);
-  Drainer drainer(options, &membership, nullptr, nullptr, &source, [](SessionFilter) {
-    std::promise<std::vector<SessionInfo>> none;
-    none.set_value({});
-    return none.get_future();
-  });
+  Drainer drainer(
+      options, &membership, nullptr, nullptr, &source,
+      [](SessionFilter) {
+        std::promise<std::vector<SessionInfo>> none;
+        none.set_value({});
+        return none.get_future();
+      },
+      /*registry=*/nullptr);
   const absl::Time start = absl::Now();
   drainer.Run(start + absl::Seconds(30));
   EXPECT_TRUE(source.ended());
