@@ -622,7 +622,7 @@ int Bridges(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientCo
          std::to_string(b->messages_out()), std::to_string(b->messages_in()),
          b->has_queued_messages() ? std::to_string(b->queued_messages()) : "-", inflight,
          b->running() && !b->connected()
-             ? absl::StrCat(b->failed_attempts(), " (retry in ", b->retry_delay_seconds(), "s)")
+             ? absl::StrCat(b->failed_attempts(), " (backoff ", b->retry_delay_seconds(), "s)")
              : std::to_string(b->failed_attempts()),
          error});
   }
