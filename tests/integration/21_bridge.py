@@ -275,14 +275,17 @@ def packet_length(buf):
 
 
 class CuttingProxy:
-    """A TCP proxy to the remote's `port` that closes the first connection through it at the
-    `nth` PUBREC the remote sends: after passing it on (`forward`) or instead of it. Later
-    connections are relayed untouched."""
+    """A TCP proxy to the remote's `port` that cuts the first connection through it at the
+    `nth` PUBREC the remote sends: after passing it on (`forward`) or instead of it. Cut is
+    closed, or with `stall` silent both ways (the connection stays open). Later connections are
+    relayed untouched."""
 
-    def __init__(self, port, nth, forward):
-        self.target, self.nth, self.forward = port, nth, forward
+    def __init__(self, port, nth, forward, stall=False):
+        self.target, self.nth, self.forward, self.stall = port, nth, forward, stall
         self.pubrecs = 0
         self.cut = threading.Event()
+        self.closed = threading.Event()
+        self.connections = 0
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen()
@@ -296,16 +299,20 @@ class CuttingProxy:
             except OSError:
                 return
             remote = socket.create_connection(("127.0.0.1", self.target))
-            threading.Thread(target=self._pipe, args=(bridge, remote, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(remote, bridge, True), daemon=True).start()
+            first = self.connections == 0
+            self.connections += 1
+            for args in ((bridge, remote, False, first), (remote, bridge, True, first)):
+                threading.Thread(target=self._pipe, args=args, daemon=True).start()
 
-    def _pipe(self, src, dst, from_remote):
+    def _pipe(self, src, dst, from_remote, first):
         buf = b""
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if first and self.stall and self.cut.is_set():
+                    continue  # dropped: the stalled connection passes nothing more
                 if not from_remote:
                     dst.sendall(data)
                     continue
@@ -318,6 +325,8 @@ class CuttingProxy:
                             if self.forward:
                                 dst.sendall(packet)
                             self.cut.set()
+                            if self.stall:
+                                self.closed.wait()
                             return
                     dst.sendall(packet)
         except OSError:
@@ -331,6 +340,7 @@ class CuttingProxy:
                 sock.close()
 
     def close(self):
+        self.closed.set()
         self.listener.close()
 
 
@@ -745,6 +755,34 @@ class Qos2AcrossCutTest(unittest.TestCase):
 
     def test_cut_after_the_bridge_got_the_pubrec(self):
         self.run_cut(forward=True)
+
+    def test_mqttd_killed_after_the_bridge_got_the_pubrec(self):
+        """The stages of the exchanges are the local session's, on disk: the connection stalls
+        after the 3rd PUBREC reached the bridge, mqttd is killed (SIGKILL) and started again,
+        and the remote still gets every message once, in order."""
+        remote = Mosquitto()
+        proxy = CuttingProxy(remote.port, nth=3, forward=True, stall=True)
+        local = Mqttd(bridge_config(proxy.port, ["x2/# out 2"]))
+        try:
+            wait_state(local.port, "1")
+            sub = Collector(remote.port, ["x2/#"])
+            try:
+                publish_burst(local.port, "x2/m", [str(i) for i in range(self.N)], qos=2)
+                self.assertTrue(proxy.cut.wait(WAIT), "no cut")
+                time.sleep(QUIET)  # the broker takes the PUBREC and stores the exchange's stage
+                local.kill()
+                local.start()
+                sub.wait_for(self.N, timeout=3 * WAIT)
+                time.sleep(1.0)  # no duplicate comes
+                self.assertEqual([p for _, p, _ in sub.messages],
+                                 [str(i) for i in range(self.N)],
+                                 local.logs() + "".join(remote.log_lines[-200:]))
+            finally:
+                sub.close()
+        finally:
+            local.close()
+            proxy.close()
+            remote.close()
 
     def test_cut_before_the_bridge_got_the_pubrec(self):
         self.run_cut(forward=False)
