@@ -276,12 +276,13 @@ def packet_length(buf):
 
 class CuttingProxy:
     """A TCP proxy to the remote's `port` that cuts the first connection through it at the
-    `nth` PUBREC the remote sends: after passing it on (`forward`) or instead of it. Cut is
-    closed, or with `stall` silent both ways (the connection stays open). Later connections are
-    relayed untouched."""
+    `nth` PUBREC the remote sends (or, `incoming`, the bridge sends): after passing it on
+    (`forward`) or instead of it. Cut is closed, or with `stall` silent both ways (the
+    connection stays open). Later connections are relayed untouched."""
 
-    def __init__(self, port, nth, forward, stall=False):
+    def __init__(self, port, nth, forward, stall=False, incoming=False):
         self.target, self.nth, self.forward, self.stall = port, nth, forward, stall
+        self.incoming = incoming
         self.pubrecs = 0
         self.cut = threading.Event()
         self.closed = threading.Event()
@@ -313,7 +314,7 @@ class CuttingProxy:
                     break
                 if first and self.stall and self.cut.is_set():
                     continue  # dropped: the stalled connection passes nothing more
-                if not from_remote:
+                if from_remote == self.incoming:  # not the side whose PUBRECs are counted
                     dst.sendall(data)
                     continue
                 buf += data
@@ -691,6 +692,42 @@ class RefusalTest(unittest.TestCase):
                     conn.recv(65536)  # until the bridge closes
                 except OSError:
                     pass
+
+
+class IncomingQos2AcrossCutTest(unittest.TestCase):
+    """QoS 2 incoming, the connection cut at the 3rd PUBREC the bridge sends the remote (this
+    node has the message): the remote, its session persistent, re-sends PUBREL or PUBLISH (DUP)
+    with the same ids, which reach this node unchanged; its stored inbound QoS 2 ids recognise
+    the PUBLISH [MQTT-4.3.3-10]: a local subscriber gets every message once, in order."""
+    N = 10
+
+    def run_cut(self, forward):
+        remote = Mosquitto()
+        proxy = CuttingProxy(remote.port, nth=3, forward=forward, incoming=True)
+        local = Mqttd(bridge_config(proxy.port, ["i2/# in 2"]))
+        try:
+            wait_state(local.port, "1")
+            sub = Collector(local.port, ["i2/#"])
+            try:
+                publish_burst(remote.port, "i2/m", [str(i) for i in range(self.N)], qos=2)
+                self.assertTrue(proxy.cut.wait(WAIT), "no cut")
+                sub.wait_for(self.N, timeout=3 * WAIT)
+                time.sleep(1.0)  # after a reconnect (restart_timeout 1 s): no duplicate comes
+                self.assertEqual([p for _, p, _ in sub.messages],
+                                 [str(i) for i in range(self.N)],
+                                 local.logs() + "".join(remote.log_lines[-200:]))
+            finally:
+                sub.close()
+        finally:
+            local.close()
+            proxy.close()
+            remote.close()
+
+    def test_cut_after_the_remote_got_the_pubrec(self):
+        self.run_cut(forward=True)
+
+    def test_cut_before_the_remote_got_the_pubrec(self):
+        self.run_cut(forward=False)
 
 
 class ReceiveMaximumTest(unittest.TestCase):
