@@ -98,7 +98,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
   uint64_t repeats = 0;     // failures not logged since
 
   // What Status() copies for other threads (`mqttctl bridges`). Written on the worker, but for
-  // `running` and `owner` (Start, Stop, SetOwner, on their caller's thread).
+  // `owner` (SetOwner, on its caller's thread).
   mutable absl::Mutex status_mu;
   BridgeStatus status ABSL_GUARDED_BY(status_mu);
   std::atomic<uint32_t> inflight_out{0};  // out.open.size(), for Status()

@@ -729,6 +729,45 @@ class IncomingQos2AcrossCutTest(unittest.TestCase):
     def test_cut_before_the_remote_got_the_pubrec(self):
         self.run_cut(forward=False)
 
+    def test_clean_remote_session_releases_the_exchanges_it_cut(self):
+        """With a clean remote session the remote forgets the exchanges cut midway and will not
+        send their PUBREL; the bridge releases them at this node itself. Else this node would
+        keep their ids and take the remote's next messages under the same ids (Mosquitto
+        numbers a new session's messages from 1 again) as duplicates: lost."""
+        remote = Mosquitto()
+        proxy = CuttingProxy(remote.port, nth=3, forward=False, incoming=True)
+        local = Mqttd(bridge_config(proxy.port, ["i2/# in 2"], "clean_session: true"))
+        try:
+            wait_state(local.port, "1")
+            sub = Collector(local.port, ["i2/#"])
+            try:
+                publish_burst(remote.port, "i2/a", ["a%d" % i for i in range(self.N)], qos=2)
+                self.assertTrue(proxy.cut.wait(WAIT), "no cut")
+                deadline = time.monotonic() + WAIT
+                while local.logs().count("bridge b1 connected") < 2:
+                    self.assertLess(time.monotonic(), deadline, local.logs())
+                    time.sleep(0.1)  # polling the log with a deadline
+                # The remote has the bridge's new subscription once a probe comes through.
+                deadline = time.monotonic() + WAIT
+                while not any(t == "i2/probe" for t, _, _ in sub.messages):
+                    self.assertLess(time.monotonic(), deadline, local.logs())
+                    publish(remote.port, "i2/probe", "p", qos=0)
+                    time.sleep(0.2)  # polling with a deadline
+                second = ["b%d" % i for i in range(self.N)]
+                publish_burst(remote.port, "i2/b", second, qos=2)
+                deadline = time.monotonic() + 2 * WAIT
+                while [p for t, p, _ in sub.messages if t == "i2/b"] != second and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.1)  # polling with a deadline
+                self.assertEqual([p for t, p, _ in sub.messages if t == "i2/b"], second,
+                                 local.logs())
+            finally:
+                sub.close()
+        finally:
+            local.close()
+            proxy.close()
+            remote.close()
+
 
 class ReceiveMaximumTest(unittest.TestCase):
     N = 40
