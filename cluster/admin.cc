@@ -218,6 +218,52 @@ grpc::Status AdminService::Shed(grpc::ServerContext* context, const admin::v1::S
   return grpc::Status::OK;
 }
 
+std::optional<uint64_t> AdminService::QueuedOf(const std::string& client_id) {
+  if (!sources_.sessions) return std::nullopt;
+  std::future<std::vector<SessionInfo>> sessions = sources_.sessions({client_id, 1});
+  if (sessions.wait_for(kWorkerTimeout) != std::future_status::ready) return std::nullopt;
+  for (const SessionInfo& info : sessions.get()) {
+    if (info.client_id == client_id) return info.inflight + info.queued;
+  }
+  return std::nullopt;
+}
+
+grpc::Status AdminService::Bridges(grpc::ServerContext*, const admin::v1::BridgesRequest* request,
+                                   admin::v1::BridgesResponse* response) {
+  const std::string self = SelfId();
+  response->set_node_id(self);
+  std::vector<bridge::BridgeStatus> bridges;
+  if (sources_.bridges) bridges = sources_.bridges();
+  for (const bridge::BridgeStatus& b : bridges) {
+    if (!request->name().empty() && request->name() != b.name) continue;
+    admin::v1::Bridge* out = response->add_bridges();
+    out->set_name(b.name);
+    out->set_node_id(self);
+    out->set_running(b.running);
+    out->set_owner_node_id(b.owner);
+    out->set_connected(b.connected);
+    out->set_remote_address(b.remote_address);
+    out->set_protocol_version(b.protocol_version);
+    out->set_connected_since_unix_ms(b.connected_since_unix_ms);
+    out->set_last_error(b.last_error);
+    out->set_last_error_unix_ms(b.last_error_unix_ms);
+    out->set_connects(b.connects);
+    out->set_failed_attempts(b.failed_attempts);
+    out->set_retry_delay_seconds(b.retry_delay_seconds);
+    out->set_messages_out(b.messages_out);
+    out->set_messages_in(b.messages_in);
+    out->set_send_window(b.send_window);
+    out->set_inflight_out(b.inflight_out);
+    if (std::optional<uint64_t> queued = QueuedOf("$bridge/" + b.name)) {
+      out->set_queued_messages(*queued);
+    }
+  }
+  if (!request->name().empty() && response->bridges().empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "no bridge named " + request->name());
+  }
+  return grpc::Status::OK;
+}
+
 absl::StatusOr<bool> AdminService::KickOn(const std::string& node_id,
                                           const std::string& client_id) {
   if (node_id == SelfId()) {

@@ -2,7 +2,8 @@
 // AdminService: the node's admin gRPC service (proto/admin.proto) on the cluster port, read by
 // `mqttctl`: the members as this node sees them, the route table (this node's routes and those
 // it holds of every other member), this node's status (clients, store, forwarding outboxes) and
-// its replicated retained messages, this node's sessions, and kicking a client off the cluster.
+// its replicated retained messages, this node's sessions, kicking a client off the cluster, and
+// this node's view of the configured bridges.
 //
 // Threading: gRPC calls it on its own threads; it only reads thread-safe objects (Membership,
 // RouteTable, Forwarder, RetainedSync, RegistryNode, and the callbacks, which must be
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@
 #include "cluster/registry_node.h"
 #include "cluster/retained_sync.h"
 #include "cluster/routes.h"
+#include "node/bridge/bridge_status.h"
 #include "node/session/session_info.h"
 #include "proto/admin.grpc.pb.h"
 
@@ -52,6 +55,8 @@ struct AdminSources {
   std::function<std::shared_future<admin::v1::DrainResponse>()> drain;
   // Closes up to N connections (Broker::Shed).
   std::function<std::future<size_t>(size_t)> shed;
+  // The configured bridges (Bridge::Status), by name; thread-safe.
+  std::function<std::vector<bridge::BridgeStatus>()> bridges;
 };
 
 class AdminService final : public admin::v1::Admin::Service {
@@ -74,9 +79,13 @@ class AdminService final : public admin::v1::Admin::Service {
                      admin::v1::DrainResponse* response) override;
   grpc::Status Shed(grpc::ServerContext* context, const admin::v1::ShedRequest* request,
                     admin::v1::ShedResponse* response) override;
+  grpc::Status Bridges(grpc::ServerContext* context, const admin::v1::BridgesRequest* request,
+                       admin::v1::BridgesResponse* response) override;
 
  private:
   std::string SelfId() const;
+  // In flight and queued of the session `client_id` on this node; nullopt if it has none.
+  std::optional<uint64_t> QueuedOf(const std::string& client_id);
   // Kicks `client_id` here (true) or on the member `node_id` (through its Admin service);
   // false if it was not connected there, an error if the node did not answer.
   absl::StatusOr<bool> KickOn(const std::string& node_id, const std::string& client_id);

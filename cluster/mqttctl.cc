@@ -10,15 +10,16 @@
 //   mqttctl [--server HOST:PORT] [--json] kick CLIENT_ID
 //   mqttctl [--server HOST:PORT] [--json] drain [--node ID] [--timeout SECONDS]
 //   mqttctl [--server HOST:PORT] rebalance [--tolerance PCT] [--rate N] [--timeout SECONDS]
+//   mqttctl [--server HOST:PORT] [--json] bridges [--node ID]
 //   mqttctl passwd [-c] [-b] [-D] FILE USER [PASSWORD]   (local: node/auth/passwd_command.h)
 //
 // A node with cluster TLS (--cluster-tls-*) takes mqttctl with --tls-cert/--tls-key/--tls-ca
 // only: a certificate of the cluster CA (cluster/cluster_tls.h).
 //
-// `members` and `sessions` ask every alive member too (the node asked gives the members).
-// Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions: no
-// member answered; kick: no node had the client connected; drain: a session stayed on the
-// node or a forwarded message was not delivered), 2 usage.
+// `members`, `sessions` and `bridges` ask every alive member too (the node asked gives the
+// members). Exit status: 0 ok, 1 the node could not be reached or answered with an error (sessions:
+// no member answered; kick: no node had the client connected; drain: a session stayed on the node
+// or a forwarded message was not delivered), 2 usage.
 #include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 
@@ -72,6 +73,11 @@ commands:
                                clients reconnect through the load balancer (their persistent
                                sessions follow them); waits until every node is within PCT % of
                                its share [60 s]; exit 1 if it is not
+  bridges [--node ID]          the configured bridges (docs/bridges.md) as every alive member
+                               (or one node) sees them: the node running each, connected or not,
+                               remote address, protocol, messages out/in, its local session's
+                               queue, the remote's Receive Maximum, failed attempts and the last
+                               error (the remote's refusal reason or the socket error)
   passwd [-c] FILE USER | passwd [-c] -b FILE USER PASSWORD | passwd -D FILE USER
                                adds, changes (password from the terminal or stdin, or -b) or
                                deletes (-D) a user of a password file in Mosquitto's format ($7$);
@@ -167,7 +173,7 @@ Args Parse(int argc, char** argv) {
   }
   if (args.command != "members" && args.command != "routes" && args.command != "retained" &&
       args.command != "status" && args.command != "sessions" && args.command != "kick" &&
-      args.command != "drain" && args.command != "rebalance") {
+      args.command != "drain" && args.command != "rebalance" && args.command != "bridges") {
     Usage(args.command.empty() ? "no command"
                                : absl::StrCat("unknown command '", args.command, "'"));
   }
@@ -522,6 +528,108 @@ int Drain(Args args, std::unique_ptr<mqtt::admin::v1::Admin::Stub> stub) {
   return response.kept() == 0 && response.outbox_left() == 0 ? 0 : 1;
 }
 
+// Asks each member (node id, address) for its view of the bridges, all at once (3 s each: a
+// node waits up to 2 s for its workers per bridge queue), and merges them by name, then node.
+mqtt::admin::v1::BridgesResponse AskBridges(
+    const std::vector<std::pair<std::string, std::string>>& members) {
+  std::vector<std::future<std::pair<grpc::Status, mqtt::admin::v1::BridgesResponse>>> answers;
+  for (const auto& [node_id, address] : members) {
+    answers.push_back(std::async(std::launch::async, [address = address] {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx, std::chrono::seconds(3));
+      mqtt::admin::v1::BridgesResponse response;
+      grpc::Status status = Connect(address)->Bridges(&ctx, {}, &response);
+      return std::make_pair(status, std::move(response));
+    }));
+  }
+  mqtt::admin::v1::BridgesResponse merged;
+  for (size_t i = 0; i < members.size(); ++i) {
+    auto [status, response] = answers[i].get();
+    if (!status.ok()) {
+      std::cerr << "mqttctl: " << members[i].first << " (" << members[i].second
+                << "): no answer: " << status.error_message() << "\n";
+      merged.add_unanswered_nodes(members[i].first);
+      continue;
+    }
+    for (auto& b : *response.mutable_bridges()) *merged.add_bridges() = std::move(b);
+  }
+  auto* bridges = merged.mutable_bridges();
+  std::sort(bridges->begin(), bridges->end(), [](const auto& a, const auto& b) {
+    return std::tie(a.name(), a.node_id()) < std::tie(b.name(), b.node_id());
+  });
+  return merged;
+}
+
+std::string BridgeState(const mqtt::admin::v1::Bridge& b) {
+  if (b.connected()) return "connected";
+  if (b.running()) return "connecting";
+  return "standby";
+}
+
+// The table shows, per bridge, the node(s) running it and any other node whose local session
+// still holds messages of it; a bridge running nowhere gets one row ("standby" everywhere).
+std::vector<const mqtt::admin::v1::Bridge*> BridgeRows(
+    const mqtt::admin::v1::BridgesResponse& response, bool every_row) {
+  std::vector<const mqtt::admin::v1::Bridge*> rows;
+  const auto& all = response.bridges();
+  for (int i = 0; i < all.size();) {
+    int end = i;
+    while (end < all.size() && all[end].name() == all[i].name()) ++end;
+    const size_t before = rows.size();
+    for (int j = i; j < end; ++j) {
+      if (every_row || all[j].running() || all[j].queued_messages() > 0) rows.push_back(&all[j]);
+    }
+    if (rows.size() == before) rows.push_back(&all[i]);
+    i = end;
+  }
+  return rows;
+}
+
+int Bridges(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::MembersResponse members;
+  grpc::Status status = stub.Members(ctx, {}, &members);
+  if (!status.ok()) return Fail(args, status);
+  std::vector<std::pair<std::string, std::string>> asked;
+  for (const auto& m : members.members()) {
+    if (args.node.empty() ? m.state() == "alive" : m.node_id() == args.node) {
+      asked.emplace_back(m.node_id(), m.address());
+    }
+  }
+  if (asked.empty()) {
+    std::cerr << "mqttctl: " << args.server << " knows no member " << args.node << "\n";
+    return 1;
+  }
+  mqtt::admin::v1::BridgesResponse response = AskBridges(asked);
+  response.set_node_id(members.node_id());
+  const int rc = response.unanswered_nodes_size() == static_cast<int>(asked.size()) ? 1 : 0;
+  if (args.json) {
+    PrintJson(response);
+    return rc;
+  }
+  std::vector<std::vector<std::string>> rows = {{"BRIDGE", "NODE", "STATE", "REMOTE", "PROTOCOL",
+                                                 "SINCE", "OUT", "IN", "QUEUED", "INFLIGHT",
+                                                 "FAILED", "LAST ERROR"}};
+  for (const mqtt::admin::v1::Bridge* b : BridgeRows(response, !args.node.empty())) {
+    std::string error = b->last_error().empty() ? "-" : b->last_error();
+    if (b->last_error_unix_ms() > 0)
+      absl::StrAppend(&error, " (", Age(b->last_error_unix_ms()), " ago)");
+    std::string inflight = "-";
+    if (b->connected()) inflight = absl::StrCat(b->inflight_out(), "/", b->send_window());
+    rows.push_back(
+        {b->name(), b->node_id(), BridgeState(*b),
+         b->remote_address().empty() ? "-" : b->remote_address(), b->protocol_version(),
+         b->connected() ? Age(b->connected_since_unix_ms()) : "-",
+         std::to_string(b->messages_out()), std::to_string(b->messages_in()),
+         b->has_queued_messages() ? std::to_string(b->queued_messages()) : "-", inflight,
+         b->running() && !b->connected()
+             ? absl::StrCat(b->failed_attempts(), " (backoff ", b->retry_delay_seconds(), "s)")
+             : std::to_string(b->failed_attempts()),
+         error});
+  }
+  PrintTable(rows);
+  return rc;
+}
+
 struct NodeLoad {
   std::string node_id;
   std::string address;
@@ -650,6 +758,7 @@ int Run(const Args& args) {
   if (args.command == "routes") return Routes(args, *stub, &ctx);
   if (args.command == "retained") return Retained(args, *stub, &ctx);
   if (args.command == "sessions") return Sessions(args, *stub, &ctx);
+  if (args.command == "bridges") return Bridges(args, *stub, &ctx);
   if (args.command == "drain") return Drain(args, std::move(stub));
   if (args.command == "rebalance") return Rebalance(args, *stub);
   if (args.command == "kick") {

@@ -268,7 +268,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   node->admin_ = std::make_unique<AdminService>(AdminSources{
       node->membership_.get(), node->routes_.get(), node->forwarder_.get(), node->retained_.get(),
       std::move(parts.status), node->registry_.get(), parts.sessions, std::move(parts.kick),
-      std::move(parts.drain), std::move(parts.shed)});
+      std::move(parts.drain), std::move(parts.shed), std::move(parts.bridges)});
   node->session_source_ = parts.session_source;
   node->sessions_ = std::move(parts.sessions);
   builder.RegisterService(node->admin_.get());

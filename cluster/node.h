@@ -70,7 +70,8 @@ struct NodeParts {
   SessionSource* session_source = nullptr;
   // `mqttctl drain` (AdminSources::drain); thread-safe.
   std::function<std::shared_future<admin::v1::DrainResponse>()> drain;
-  std::function<std::future<size_t>(size_t)> shed;  // `mqttctl rebalance`; thread-safe
+  std::function<std::future<size_t>(size_t)> shed;             // `mqttctl rebalance`; thread-safe
+  std::function<std::vector<bridge::BridgeStatus>()> bridges;  // `mqttctl bridges`; thread-safe
 };
 
 class ClusterNode {

@@ -191,7 +191,9 @@ void PlaceBridges(const mqtt::cluster::Membership& membership, const std::string
     if (m.state == mqtt::cluster::MemberState::kAlive) alive.push_back(m.node_id);
   }
   for (const auto& bridge : bridges) {
-    const bool mine = mqtt::bridge::RendezvousOwner(bridge->name(), alive) == self;
+    const std::string owner = mqtt::bridge::RendezvousOwner(bridge->name(), alive);
+    bridge->SetOwner(owner);
+    const bool mine = owner == self;
     if (mine == bridge->running()) continue;
     MQTT_LOG_INFO("bridge %s: %s on this node", bridge->name(), mine ? "starting" : "stopping");
     mine ? bridge->Start() : bridge->Stop();
@@ -242,7 +244,7 @@ class DrainHandle {
 // that the members' old news about it (suspect, dead) is refuted.
 absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
     const mqtt::Config& config, mqtt::storage::Store* store, mqtt::Broker* broker,
-    DrainHandle* drain) {
+    DrainHandle* drain, std::function<std::vector<mqtt::bridge::BridgeStatus>()> bridges) {
   if (config.cluster_listen.empty()) {
     if (!config.cluster_tls_cert_file.empty() || !config.cluster_tls_key_file.empty() ||
         !config.cluster_tls_ca_file.empty()) {
@@ -302,7 +304,7 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   return mqtt::cluster::ClusterNode::Start(
       options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick, broker,
                 [drain] { return drain->Request(); },
-                [broker](size_t count) { return broker->Shed(count); }});
+                [broker](size_t count) { return broker->Shed(count); }, std::move(bridges)});
 }
 
 // The TLS settings of one mqtts or wss listener: its own keys over the tls.* settings.
@@ -536,10 +538,26 @@ int Run(const mqtt::Config& config) {
   mqtt::Broker broker(std::move(broker_options), worker_ptrs, store.get());
   DrainHandle drain;
   broker.router().set_prefer_local_members(config.shared_subscription_prefer_local);
+  // Bridges (node/bridge/bridge.h), each on the worker its name hashes to; started with the
+  // listeners, alone; clustered, each runs on the one alive member its name picks
+  // (node/bridge/placement.h), checked every second (PlaceBridges).
+  // Made before the cluster, whose admin service reports them (`mqttctl bridges`).
+  std::vector<std::unique_ptr<mqtt::bridge::Bridge>> bridges;
+  for (const mqtt::BridgeConfig& b : config.bridges) {
+    mqtt::net::IoWorker* worker =
+        worker_ptrs[std::hash<std::string>{}(b.name) % worker_ptrs.size()];
+    bridges.push_back(
+        std::make_unique<mqtt::bridge::Bridge>(&broker, worker, BridgeOptionsFrom(b)));
+  }
+  auto bridge_status = [&bridges] {
+    std::vector<mqtt::bridge::BridgeStatus> out;
+    for (const auto& b : bridges) out.push_back(b->Status());
+    return out;
+  };
   // The cluster starts before recovery, so that the subscriptions of recovered sessions enter its
   // route table like any others; it joins the other members after recovery.
   absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> cluster =
-      StartCluster(config, store.get(), &broker, &drain);
+      StartCluster(config, store.get(), &broker, &drain, bridge_status);
   if (!cluster.ok()) {
     MQTT_LOG_ERROR("%s", cluster.status().message());
     return 1;
@@ -576,16 +594,6 @@ int Run(const mqtt::Config& config) {
   if (!api_auth.ok()) {
     MQTT_LOG_ERROR("%s", api_auth.status().message());
     return 1;
-  }
-  // Bridges (node/bridge/bridge.h), each on the worker its name hashes to; started with the
-  // listeners, alone; clustered, each runs on the one alive member its name picks
-  // (node/bridge/placement.h), checked every second (PlaceBridges).
-  std::vector<std::unique_ptr<mqtt::bridge::Bridge>> bridges;
-  for (const mqtt::BridgeConfig& b : config.bridges) {
-    mqtt::net::IoWorker* worker =
-        worker_ptrs[std::hash<std::string>{}(b.name) % worker_ptrs.size()];
-    bridges.push_back(
-        std::make_unique<mqtt::bridge::Bridge>(&broker, worker, BridgeOptionsFrom(b)));
   }
   auto bridge_figures = [&bridges] {
     std::vector<mqtt::http::BridgeFigures> out;

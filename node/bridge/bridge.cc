@@ -8,11 +8,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <future>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "boost/asio/connect.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/local/stream_protocol.hpp"
@@ -21,6 +25,7 @@
 #include "node/base/log.h"
 #include "node/bridge/link.h"
 #include "node/net/tcp_transport.h"
+#include "node/protocol/reason_codes.h"
 #include "node/router/topic.h"
 
 namespace mqtt::bridge {
@@ -28,26 +33,38 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-using Ids = absl::flat_hash_map<uint16_t, uint16_t>;
 
-// One direction of the relay: PUBLISHes arrive on link `from` and leave on link `to` with ids of
-// `to`'s own. Acknowledgements go back the other way, mapped.
+// One direction of the relay: PUBLISHes arrive on link `from` and leave on link `to` with the
+// same packet id, acknowledgements go back the other way, a PUBREL forward. Why the same id: the
+// ids are the sending session's (the local `$bridge/<name>` session outgoing, the remote's
+// session incoming), unique among its open exchanges, and that session keeps them, with the
+// stage of each exchange, across a reconnect and a restart. So a PUBLISH it re-sends reaches
+// the receiver as the duplicate of a QoS 2 message the receiver already holds [MQTT-4.3.3-10],
+// and a PUBREL it re-sends finds its exchange there [MQTT-4.4.0-1]: exactly once end to end when
+// both sessions are persistent. Nothing of an exchange has to be stored by the bridge.
 struct Relay {
-  Ids to_from;  // id on `to` -> id on `from`
-  Ids from_to;  // id on `from` -> id on `to`
-  uint16_t next_id = 0;
+  absl::flat_hash_set<uint16_t> open;      // QoS 1/2 exchanges open on `to`, by id
+  std::deque<Publish> held;                // QoS 1/2 beyond the window, in arrival order
+  absl::flat_hash_set<uint16_t> dropped;   // QoS 2 not relayed (no topic line): PUBCOMP'd here
+  absl::flat_hash_set<uint16_t> released;  // QoS 2 PUBREC'd by `to`, awaiting `from`'s PUBREL
+  // `to`'s Receive Maximum [MQTT-3.3.4-7]: at most this many exchanges open on `to`. 65535 for
+  // a 3.1.1 peer or a 5.0 CONNACK without one.
+  uint32_t window = 65535;
 
-  uint16_t NewId() {
-    do {
-      next_id = static_cast<uint16_t>(next_id == 0xFFFF ? 1 : next_id + 1);
-    } while (to_from.contains(next_id));
-    return next_id;
-  }
   void Clear() {
-    to_from.clear();
-    from_to.clear();
+    open.clear();
+    held.clear();
+    dropped.clear();
+    released.clear();
+    window = 65535;
   }
 };
+
+uint32_t ReceiveMaximum(const Connack& connack) {
+  return connack.properties.receive_maximum.value_or(65535);
+}
+
+int64_t NowUnixMs() { return absl::ToUnixMillis(absl::Now()); }
 
 }  // namespace
 
@@ -71,6 +88,26 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
   uint64_t generation = 0;  // bumped per attempt: stale callbacks compare it
   Relay out;                // local -> remote
   Relay in;                 // remote -> local
+  // Incoming QoS 2 exchanges this node PUBREC'd whose PUBREL had not come when the connection
+  // dropped. A remote that resumes its session sends that PUBREL again; one that does not
+  // (clean session, or its session expired) never will, so the bridge releases them itself:
+  // else this node would keep their ids as received and take the remote's next new messages
+  // under those ids as duplicates [MQTT-4.3.3-10].
+  absl::flat_hash_set<uint16_t> orphans;
+  std::string last_logged;  // the failure last logged: the same again is not logged
+  uint64_t repeats = 0;     // failures not logged since
+
+  // What Status() copies for other threads (`mqttctl bridges`). Written on the worker, but for
+  // `owner` (SetOwner, on its caller's thread).
+  mutable absl::Mutex status_mu;
+  BridgeStatus status ABSL_GUARDED_BY(status_mu);
+  std::atomic<uint32_t> inflight_out{0};  // out.open.size(), for Status()
+
+  template <typename F>
+  void UpdateStatus(F&& change) {
+    absl::MutexLock lock(&status_mu);
+    change(status);
+  }
 
   // --- connection sequence -------------------------------------------------------------------
 
@@ -79,6 +116,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     const uint64_t gen = ++generation;
     const std::string& address = options.addresses[next_address];
     next_address = (next_address + 1) % options.addresses.size();
+    UpdateStatus([&](BridgeStatus& s) { s.remote_address = address; });
     const size_t colon = address.rfind(':');
     std::string host = address.substr(0, colon);
     if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -166,9 +204,13 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
 
   void RemoteConnack(const Connack& connack) {
     if (connack.reason_code != 0) {
-      return Failed(absl::StrCat("CONNACK refused with code ", connack.reason_code));
+      return Failed(absl::StrCat(
+          "the remote refused the connection: CONNACK ",
+          ReasonText(options.version, connack.reason_code, connack.properties.reason_string)));
     }
     remote_up = true;
+    out.window = ReceiveMaximum(connack);
+    if (connack.session_present) orphans.clear();  // the remote re-sends their PUBRELs
     Subscribe subscribe;
     for (const TopicLine& line : options.topics) {
       if (!line.in()) continue;
@@ -208,13 +250,22 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     connect.clean_start = false;
     connect.client_id = absl::StrCat("$bridge/", options.name);
     connect.properties.session_expiry_interval = 0xFFFFFFFF;
+    // The remote's Receive Maximum, so that the broker's window for this session is
+    // min(limits.max_inflight, it) (Session::Attach). What the broker re-sends on resuming the
+    // session may still exceed it: the relay holds that back (Relay::window).
+    if (out.window < 65535) connect.properties.receive_maximum = out.window;
     local->SendConnect(connect, false);
   }
 
   void LocalConnack(const Connack& connack) {
     if (connack.reason_code != 0) {
-      return Failed(absl::StrCat("local CONNACK refused with code ", connack.reason_code));
+      return Failed(absl::StrCat(
+          "this node refused the local session: CONNACK ",
+          ReasonText(Version::kV5, connack.reason_code, connack.properties.reason_string)));
     }
+    in.window = ReceiveMaximum(connack);
+    // Completed at this node (its PUBCOMP, for no open exchange, goes nowhere).
+    for (uint16_t id : std::exchange(orphans, {})) local->SendPubAck(PacketType::kPubrel, id);
     Subscribe subscribe;
     for (const TopicLine& line : options.topics) {
       if (!line.out()) continue;
@@ -234,9 +285,29 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     delay = 0;
     stats.connected.store(true, std::memory_order_relaxed);
     stats.connects.fetch_add(1, std::memory_order_relaxed);
+    uint64_t failed = 0;
+    std::string address;
+    UpdateStatus([&](BridgeStatus& s) {
+      failed = s.failed_attempts;
+      address = s.remote_address;
+      s.connected = true;
+      s.connected_since_unix_ms = NowUnixMs();
+      s.failed_attempts = 0;
+      s.retry_delay_seconds = 0;
+      s.send_window = out.window;
+    });
     PublishState(true);
-    MQTT_LOG_INFO("bridge %s connected", options.name);
+    MQTT_LOG_INFO("bridge %s connected to %s (%s, Receive Maximum %u)%s", options.name, address,
+                  options.version == Version::kV5 ? "MQTT 5.0" : "MQTT 3.1.1", out.window,
+                  failed == 0
+                      ? ""
+                      : absl::StrCat(" after ", failed, " failed attempt", failed == 1 ? "" : "s"));
+    last_logged.clear();
+    repeats = 0;
     KeepAlive(generation);
+    for (uint16_t id : std::exchange(early_pubrels, {})) {
+      OnPubAckFrom(/*from_remote=*/true, PubAck{PacketType::kPubrel, id, 0, {}});
+    }
     for (Publish& publish : std::exchange(early, {})) RemotePublish(std::move(publish));
   }
 
@@ -261,13 +332,41 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     Drop();
     if (stopped) return;
     delay = delay == 0 ? options.restart_min : std::min(delay * 2, options.restart_max);
-    MQTT_LOG_WARN("bridge %s: %s; reconnecting in %u s", options.name, why, delay);
+    LogFailure(why);
+    UpdateStatus([&](BridgeStatus& s) {
+      s.last_error = why;
+      s.last_error_unix_ms = NowUnixMs();
+      ++s.failed_attempts;
+      s.retry_delay_seconds = delay;
+    });
     if (was_up) PublishState(false);
     const uint64_t gen = ++generation;
     timer.expires_after(std::chrono::seconds(delay));
     timer.async_wait([self = shared_from_this(), gen](const boost::system::error_code& ec) {
       if (!ec && gen == self->generation) self->Dial();
     });
+  }
+
+  // One line per change of state, not per retry: a remote that refuses (or is down) for an hour
+  // would otherwise log every restart_max seconds. The same failure again is counted and told
+  // when something else happens.
+  void LogFailure(const std::string& why) {
+    if (why == last_logged) {
+      ++repeats;
+      MQTT_LOG_DEBUG("bridge %s: %s (again); reconnecting in %u s", options.name, why, delay);
+      return;
+    }
+    const std::string before =
+        repeats == 0 ? "" : absl::StrCat(" (the previous failure repeated ", repeats, " times)");
+    MQTT_LOG_WARN("bridge %s: %s: %s; reconnecting in %u s, up to every %u s%s", options.name,
+                  RemoteAddress(), why, delay, options.restart_max, before);
+    last_logged = why;
+    repeats = 0;
+  }
+
+  std::string RemoteAddress() const {
+    absl::MutexLock lock(&status_mu);
+    return status.remote_address;
   }
 
   void Drop() {
@@ -277,9 +376,17 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     local.reset();
     remote_up = local_up = pinged = false;
     early.clear();
+    early_pubrels.clear();
+    orphans.insert(in.released.begin(), in.released.end());
     out.Clear();
     in.Clear();
+    inflight_out.store(0, std::memory_order_relaxed);
     stats.connected.store(false, std::memory_order_relaxed);
+    UpdateStatus([](BridgeStatus& s) {
+      s.connected = false;
+      s.connected_since_unix_ms = 0;
+      s.send_window = 0;
+    });
   }
 
   void PublishState(bool up) {
@@ -298,7 +405,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     std::optional<std::string> topic;
     if (line != nullptr) topic = line->ToRemote(publish.topic);
     if (!topic) {  // not ours (a subscription of an earlier configuration): acknowledge it
-      AckDropped(*local, publish);
+      AckDropped(out, *local, publish);
       return;
     }
     publish.topic = *topic;
@@ -306,14 +413,15 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     Forward(out, *remote, std::move(publish));
   }
 
-  std::vector<Publish> early;  // remote PUBLISHes that came before the local CONNACK
+  std::vector<Publish> early;           // remote PUBLISHes that came before the local CONNACK
+  std::vector<uint16_t> early_pubrels;  // and PUBRELs (a resumed remote session re-sends them)
 
   void RemotePublish(Publish publish) {
     const TopicLine* line = Match(publish.topic, /*outgoing=*/false);
     std::optional<std::string> topic;
     if (line != nullptr) topic = line->ToLocal(publish.topic);
     if (!topic) {
-      AckDropped(*remote, publish);
+      AckDropped(in, *remote, publish);
       return;
     }
     if (!local_up) {  // the remote's queue, sent at once after its CONNACK: hold it
@@ -335,68 +443,82 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     return nullptr;
   }
 
-  static void AckDropped(Link& from, const Publish& publish) {
+  static void AckDropped(Relay& relay, Link& from, const Publish& publish) {
     if (publish.qos == 1) from.SendPubAck(PacketType::kPuback, publish.packet_id);
-    if (publish.qos == 2) from.SendPubAck(PacketType::kPubrec, publish.packet_id);
+    if (publish.qos == 2) {
+      relay.dropped.insert(publish.packet_id);
+      from.SendPubAck(PacketType::kPubrec, publish.packet_id);
+    }
   }
 
-  // Sends `publish` (as received on the other link, id of that link) on `to` with an id of
-  // `to`'s; a re-sent PUBLISH (same id on the other link) keeps its id on `to`.
-  static void Forward(Relay& relay, Link& to, Publish publish) {
+  // Sends `publish` (as received on the other link) on `to` with its packet id (Relay), or holds
+  // it while `to`'s window is full.
+  void Forward(Relay& relay, Link& to, Publish publish) {
     publish.properties.topic_alias.reset();
     publish.properties.subscription_identifiers.clear();
     if (to.version() != Version::kV5) publish.properties = Properties{};
-    if (publish.qos > 0) {
-      const uint16_t from_id = publish.packet_id;
-      auto known = relay.from_to.find(from_id);
-      uint16_t to_id;
-      if (known != relay.from_to.end()) {
-        to_id = known->second;
-        publish.dup = true;
-      } else {
-        to_id = relay.NewId();
-        relay.from_to[from_id] = to_id;
-        relay.to_from[to_id] = from_id;
-        publish.dup = false;
+    if (publish.qos > 0 && !relay.open.contains(publish.packet_id)) {
+      if (relay.open.size() >= relay.window || !relay.held.empty()) {
+        relay.held.push_back(std::move(publish));
+        return;
       }
-      publish.packet_id = to_id;
+      relay.open.insert(publish.packet_id);
+      NoteInflight();
     }
     to.SendPublish(publish);
   }
 
-  // PUBACK/PUBREC/PUBCOMP arriving on `to` for our PUBLISH: the same to `from`, with its id.
-  // PUBREL arriving on `from`: the same to `to`.
-  static void Ack(Relay& relay, Link& from, Link& to, const PubAck& ack, bool on_to) {
-    if (!on_to) {  // PUBREL from `from`
-      auto it = relay.from_to.find(ack.packet_id);
-      if (it == relay.from_to.end()) {
-        from.SendPubAck(PacketType::kPubcomp, ack.packet_id);  // nothing in flight: complete
+  // Sends what the window now takes, in order.
+  void SendHeld(Relay& relay, Link& to) {
+    while (!relay.held.empty() && relay.open.size() < relay.window) {
+      relay.open.insert(relay.held.front().packet_id);
+      to.SendPublish(relay.held.front());
+      relay.held.pop_front();
+    }
+    NoteInflight();
+  }
+
+  void NoteInflight() {
+    inflight_out.store(static_cast<uint32_t>(out.open.size()), std::memory_order_relaxed);
+  }
+
+  // PUBACK/PUBREC/PUBCOMP arriving on `to` for our PUBLISH: the same to `from`. PUBREL arriving
+  // on `from`: the same to `to`, also for an exchange this connection did not start (a session
+  // resumed after a reconnect re-sends the PUBREL of each PUBREC'd message [MQTT-4.4.0-1]); it
+  // is open on `to` until its PUBCOMP.
+  void Ack(Relay& relay, Link& from, Link& to, const PubAck& ack, bool on_to) {
+    if (!on_to) {
+      if (relay.dropped.erase(ack.packet_id) != 0) {
+        from.SendPubAck(PacketType::kPubcomp, ack.packet_id);
         return;
       }
-      to.SendPubAck(PacketType::kPubrel, it->second);
+      relay.released.erase(ack.packet_id);
+      relay.open.insert(ack.packet_id);
+      NoteInflight();
+      to.SendPubAck(PacketType::kPubrel, ack.packet_id);
       return;
     }
-    auto it = relay.to_from.find(ack.packet_id);
-    if (it == relay.to_from.end()) return;
-    const uint16_t from_id = it->second;
-    if (ack.type == PacketType::kPubrec) {
-      if (ack.reason_code >= 0x80) {  // 5.0 refusal: the exchange ends here
-        relay.to_from.erase(it);
-        relay.from_to.erase(from_id);
-        from.SendPubAck(PacketType::kPubrec, from_id);  // its PUBREL then finds nothing
-        return;
-      }
-      from.SendPubAck(PacketType::kPubrec, from_id);
+    if (!relay.open.contains(ack.packet_id)) return;
+    // The reason code goes through to a 5.0 sender: a refused PUBREC ends the exchange there too
+    // (no PUBREL follows), a refused PUBACK is logged by the broker.
+    const uint8_t reason = from.version() == Version::kV5 ? ack.reason_code : 0;
+    if (ack.type == PacketType::kPubrec && ack.reason_code < 0x80) {
+      relay.released.insert(ack.packet_id);
+      from.SendPubAck(PacketType::kPubrec, ack.packet_id, reason);
       return;
     }
-    relay.to_from.erase(it);
-    relay.from_to.erase(from_id);
-    from.SendPubAck(ack.type, from_id);
+    relay.open.erase(ack.packet_id);
+    from.SendPubAck(ack.type, ack.packet_id, reason);
+    SendHeld(relay, to);
   }
 
   void OnPubAckFrom(bool from_remote, const PubAck& ack) {
-    if (!remote_up || !local_up) return;
     const bool is_rel = ack.type == PacketType::kPubrel;
+    if (from_remote && is_rel && remote_up && !local_up) {  // as `early`
+      early_pubrels.push_back(ack.packet_id);
+      return;
+    }
+    if (!remote_up || !local_up) return;
     if (from_remote) {
       if (is_rel) return Ack(in, *remote, *local, ack, /*on_to=*/false);
       return Ack(out, *local, *remote, ack, /*on_to=*/true);
@@ -443,17 +565,44 @@ Bridge::~Bridge() { Stop(); }
 const std::string& Bridge::name() const { return state_->options.name; }
 const BridgeStats& Bridge::stats() const { return state_->stats; }
 
+BridgeStatus Bridge::Status() const {
+  BridgeStatus copy;
+  {
+    absl::MutexLock lock(&state_->status_mu);
+    copy = state_->status;
+  }
+  copy.name = state_->options.name;
+  copy.running = running_.load(std::memory_order_relaxed);
+  copy.protocol_version = state_->options.version == Version::kV5 ? "5.0" : "3.1.1";
+  const BridgeStats& stats = state_->stats;
+  copy.connects = stats.connects.load(std::memory_order_relaxed);
+  copy.messages_out = stats.sent.load(std::memory_order_relaxed);
+  copy.messages_in = stats.received.load(std::memory_order_relaxed);
+  copy.inflight_out = copy.connected ? state_->inflight_out.load(std::memory_order_relaxed) : 0;
+  return copy;
+}
+
+void Bridge::SetOwner(std::string node_id) {
+  state_->UpdateStatus([&](BridgeStatus& s) { s.owner = std::move(node_id); });
+}
+
 void Bridge::Start() {
-  if (std::exchange(running_, true)) return;
+  if (running_.exchange(true)) return;
   state_->worker->Post([state = state_] {
     state->stopped = false;
     state->delay = 0;
+    state->last_logged.clear();
+    state->repeats = 0;
+    state->UpdateStatus([](BridgeStatus& s) {
+      s.failed_attempts = 0;
+      s.retry_delay_seconds = 0;
+    });
     state->Dial();
   });
 }
 
 void Bridge::Stop() {
-  if (!std::exchange(running_, false)) return;
+  if (!running_.exchange(false)) return;
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> stopped = done->get_future();
   state_->worker->Post([state = state_, done] {

@@ -19,11 +19,26 @@
 //   CONNECT carries try_private (protocol level 0x84) so that a Mosquitto remote does not echo.
 // - Reconnect: the remote addresses are tried in turn (failover), after restart_min seconds,
 //   doubled per failure up to restart_max; a successful CONNACK resets the delay.
+// - Flow control: at most min(limits.max_inflight, the remote's 5.0 Receive Maximum) outgoing
+//   QoS 1/2 exchanges are open at the remote [MQTT-3.3.4-7]: the local session's CONNECT asks
+//   the broker for that window, and the relay holds back what the broker re-sends beyond it
+//   when the session resumes. Incoming likewise within this node's Receive Maximum.
+// - QoS 2 exactly once across a reconnect (and a kill of mqttd) when the remote session is
+//   persistent (clean_session false): packet ids are relayed unchanged, so the ids and stages
+//   the local session keeps on disk are those the remote knows; on resuming, the broker re-sends
+//   PUBREL for the exchanges the remote had PUBREC'd and PUBLISH (DUP) for the others, in order,
+//   and the remote recognises both [MQTT-4.3.3-10]. Incoming the same holds with the remote's
+//   ids and this node's inbound QoS 2 records.
 // - State: `$SYS/broker/connection/<name>/state`, retained, "1" connected / "0" not (local to
-//   this node, as every $SYS topic), and the counters of BridgeStats.
+//   this node, as every $SYS topic), the counters of BridgeStats, and Status() (`mqttctl
+//   bridges`). A failure is logged once per change of reason (the remote's refusal with its
+//   reason code and name, or the socket or TLS error), not once per retry.
 //
-// Threading: a bridge lives on one worker (its io_context); Start and Stop may be called from
-// any thread but a worker's; stats() from any thread.
+// Threading: a bridge lives on one worker (its io_context); Start, Stop and SetOwner may be
+// called from any thread but a worker's (one at a time); stats() and Status() from any thread:
+// the counters are relaxed atomics, the rest of Status() a copy taken under a mutex that the
+// worker holds only to update it at a change of state (connect, failure, address tried), never
+// per message.
 #pragma once
 
 #include <atomic>
@@ -32,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "node/bridge/bridge_status.h"
 #include "node/bridge/topic_line.h"
 #include "node/net/io_worker.h"
 #include "node/protocol/packets.h"
@@ -81,16 +97,20 @@ class Bridge {
   // nodes: placement.h). Call from one thread.
   void Start();
   void Stop();
-  bool running() const { return running_; }
+  bool running() const { return running_.load(std::memory_order_relaxed); }
 
   const std::string& name() const;
   const BridgeStats& stats() const;
+  // A copy of the bridge's state and counters; any thread.
+  BridgeStatus Status() const;
+  // The node that placement picked for this bridge (node/bridge/placement.h), shown by Status().
+  void SetOwner(std::string node_id);
 
   struct State;  // bridge.cc
 
  private:
   std::shared_ptr<State> state_;
-  bool running_ = false;  // between Start() and Stop() (caller's thread)
+  std::atomic<bool> running_{false};  // between Start() and Stop(); read by Status()
 };
 
 }  // namespace mqtt::bridge

@@ -4,10 +4,21 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "node/base/log.h"
 #include "node/protocol/codec.h"
+#include "node/protocol/reason_codes.h"
 
 namespace mqtt::bridge {
+
+std::string ReasonText(Version version, uint8_t code,
+                       const std::optional<std::string>& reason_string) {
+  std::string text =
+      absl::StrFormat("0x%02x %s", code,
+                      version == Version::kV5 ? ReasonCodeName(code) : ConnackReturnCodeName(code));
+  if (reason_string && !reason_string->empty()) absl::StrAppend(&text, " (", *reason_string, ")");
+  return text;
+}
 
 Link::Link(std::unique_ptr<Stream> stream, Version version, LinkHandler* handler, std::string name)
     : stream_(std::move(stream)), version_(version), handler_(handler), name_(std::move(name)) {}
@@ -78,8 +89,13 @@ absl::Status Link::Dispatch(uint8_t first_byte, std::string_view body) {
     }
     case PacketType::kPingresp:
       return DecodePing(body);
-    case PacketType::kDisconnect:
-      return absl::UnavailableError("DISCONNECT from the peer");
+    case PacketType::kDisconnect: {
+      absl::StatusOr<Disconnect> disconnect = DecodeDisconnect(body, version_);
+      if (!disconnect.ok()) return disconnect.status();
+      return absl::UnavailableError(absl::StrCat(
+          "DISCONNECT from the peer: ",
+          ReasonText(version_, disconnect->reason_code, disconnect->properties.reason_string)));
+    }
     default:
       return ProtocolError(absl::StrCat("unexpected packet type ", first_byte >> 4));
   }
@@ -103,10 +119,11 @@ void Link::SendPublish(const Publish& publish) {
   Queue(std::move(out));
 }
 
-void Link::SendPubAck(PacketType type, uint16_t packet_id) {
+void Link::SendPubAck(PacketType type, uint16_t packet_id, uint8_t reason_code) {
   PubAck ack;
   ack.type = type;
   ack.packet_id = packet_id;
+  ack.reason_code = reason_code;
   std::string out;
   EncodePubAck(ack, version_, &out);
   Queue(std::move(out));

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,11 @@
 #include "node/protocol/packets.h"
 
 namespace mqtt::bridge {
+
+// A peer's reason code as logs and `mqttctl bridges` show it: "0x87 Not authorized (text)" (5.0,
+// with the Reason String when there is one) or "0x05 Connection refused, not authorized" (3.x).
+std::string ReasonText(Version version, uint8_t code,
+                       const std::optional<std::string>& reason_string);
 
 // A byte stream under a Link: TCP, TLS or a Unix socket (link.cc has the three).
 class Stream {
@@ -55,7 +61,7 @@ class Link : public std::enable_shared_from_this<Link> {
   // Mosquitto understands as "a bridge: do not echo its own messages back" (3.1.1 only).
   void SendConnect(const Connect& connect, bool try_private);
   void SendPublish(const Publish& publish);
-  void SendPubAck(PacketType type, uint16_t packet_id);
+  void SendPubAck(PacketType type, uint16_t packet_id, uint8_t reason_code = 0);
   void SendSubscribe(const Subscribe& subscribe);
   void SendPingreq();
   void SendDisconnect();

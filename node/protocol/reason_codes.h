@@ -64,4 +64,13 @@ inline constexpr uint8_t kSubscriptionIdentifiersNotSupported = 0xA1;
 inline constexpr uint8_t kWildcardSubscriptionsNotSupported = 0xA2;
 }  // namespace rc
 
+// The name the 5.0 specification gives `code` (section 2.4) in a CONNACK, PUBACK, PUBREC,
+// PUBREL, PUBCOMP, SUBACK, UNSUBACK, DISCONNECT or AUTH, for logs and `mqttctl`: "Not
+// authorized" for 0x87. 0x00 is "Success"; a code the specification does not define is
+// "unknown reason code".
+const char* ReasonCodeName(uint8_t code);
+// The name of a 3.1 / 3.1.1 CONNACK return code (section 3.2.2.3): "Connection refused, not
+// authorized" for 5.
+const char* ConnackReturnCodeName(uint8_t code);
+
 }  // namespace mqtt

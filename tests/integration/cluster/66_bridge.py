@@ -3,7 +3,8 @@
 """A bridge in a cluster (issue 16, node/bridge/placement.h): three nodes with the same bridge
 to a Mosquitto run it on exactly one node (rendezvous hashing of its name over the alive
 members); a message published on any node reaches the remote through it; when that node is
-killed, another alive node takes the bridge over and messages flow again."""
+killed, another alive node takes the bridge over and messages flow again. `mqttctl bridges`
+asked of any node shows every node's view: one runs and is connected, all name it the owner."""
 
 import os
 import subprocess
@@ -12,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness_cluster import start_chain, unique, wait_until
+from harness_cluster import mqttctl_json, start_chain, unique, wait_until
 from harness_persist import skip_under_mosquitto
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,6 +46,16 @@ def arrives(remote_port, node, payload):
     return out.strip() == payload
 
 
+def placement_seen(asked, nodes, owner):
+    """`mqttctl bridges` asked of `asked`: a row per alive node, all naming `owner` as the owner,
+    running and connected on `owner` only."""
+    rows = mqttctl_json(asked, "bridges")["bridges"]
+    alive = sorted(n.name for n in nodes if n.alive())
+    return (sorted(r["nodeId"] for r in rows) == alive and
+            all(r["ownerNodeId"] == owner.name for r in rows) and
+            [(r["nodeId"], r["connected"]) for r in rows if r["running"]] == [(owner.name, True)])
+
+
 @skip_under_mosquitto("mqttd's cluster")
 class ClusterBridge(unittest.TestCase):
 
@@ -63,6 +74,8 @@ class ClusterBridge(unittest.TestCase):
         owner = running_on(nodes)[0]
         owner.wait_log("bridge b1 connected", WAIT_S)
         other = next(n for n in nodes if n is not owner)
+        wait_until(lambda: placement_seen(other, nodes, owner), WAIT_S,
+                   "mqttctl bridges shows it running on %s" % owner.name)
         wait_until(lambda: arrives(remote.port, other, "via-%s" % owner.name), WAIT_S,
                    "a message published on a non-owner reaches the remote")
 
@@ -71,6 +84,8 @@ class ClusterBridge(unittest.TestCase):
         heir = wait_until(lambda: running_on(survivors), WAIT_S, "another node takes it over")
         self.assertEqual(len(heir), 1)
         heir[0].wait_log("bridge b1 connected", WAIT_S)
+        wait_until(lambda: placement_seen(survivors[0], survivors, heir[0]), WAIT_S,
+                   "mqttctl bridges shows it moved to %s" % heir[0].name)
         wait_until(lambda: arrives(remote.port, survivors[0], "after-kill"), WAIT_S,
                    "messages flow through the new owner")
 
