@@ -195,3 +195,41 @@ def timed_wildcard_subscribe(addr, n, client_id, timeout):
     if error is None and (len(topics) != n or subacks != 1 or got[0] != want):
         error = f"{len(topics)} distinct retained topics of {n}, {subacks} SUBACK, {got[0]} of {want} bytes"
     return {"seconds": elapsed, "client_cpu_s": cpu, "received": len(topics), "error": error}
+
+
+def offline_sessions(addr, n, prefix="fill-", timeout=30.0):
+    """n persistent sessions, like store-fill's: client PREFIX<i> (clean session 0) subscribes to
+    fill/<i> at QoS 1 and disconnects. One connection at a time, CONNECT + SUBSCRIBE +
+    DISCONNECT in one write; the broker's close ends each. Source addresses 127.0.0.2, .3, ...
+    change every 20,000 connections (one address has about 28,000 ephemeral ports)."""
+    host, port = addr
+    for i in range(n):
+        src = (f"127.0.0.{2 + i // 20000}", 0) if host.startswith("127.") else None
+        sock = socket.create_connection(addr, timeout=timeout, source_address=src)
+        try:
+            sock.sendall(connect_packet(f"{prefix}{i}", clean=False, keepalive=0)
+                         + subscribe_packet(1, [(f"fill/{i}", 1)]) + bytes([0xE0, 0]))
+            got = b""
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            # CONNACK (4 bytes, return code 0) then SUBACK granting QoS 1 (5 bytes).
+            if len(got) < 9 or got[3] != 0 or got[4] >> 4 != SUBACK or got[8] != 1:
+                raise RuntimeError(f"session {prefix}{i}: unexpected reply {got[:16].hex()}")
+        finally:
+            sock.close()
+
+
+def queue_messages(addr, sessions, m, payload=64, timeout=600.0):
+    """m QoS 1 messages to fill/<k mod sessions>, k = 0 .. m-1, every PUBACK awaited: each one is
+    queued for its offline session."""
+    conn = Conn(addr, "curves-queue-pub")
+    try:
+        body = b"q" * payload
+        out = b"".join(publish_packet(f"fill/{k % sessions}", body, qos=1, pid=1 + k % 65535)
+                       for k in range(m))
+        conn.exchange(out, PacketCounter(PUBACK, m), timeout)
+    finally:
+        conn.close()
