@@ -202,7 +202,7 @@ def offline_sessions(addr, n, prefix="fill-", timeout=30.0):
     fill/<i> at QoS 1 and disconnects. One connection at a time, CONNECT + SUBSCRIBE +
     DISCONNECT in one write; the broker's close ends each. Source addresses 127.0.0.2, .3, ...
     change every 20,000 connections (one address has about 28,000 ephemeral ports)."""
-    host, port = addr
+    host = addr[0]
     for i in range(n):
         src = (f"127.0.0.{2 + i // 20000}", 0) if host.startswith("127.") else None
         sock = socket.create_connection(addr, timeout=timeout, source_address=src)
