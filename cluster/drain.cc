@@ -97,9 +97,9 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
   std::mutex mu;
   std::condition_variable changed;
   int in_flight = 0;
-  auto count = [&](const std::string& client_id, const std::string& to, const absl::Status& s,
-                   bool followed) {
-    std::lock_guard<std::mutex> lock(mu);
+  // With mu held.
+  auto record = [&](const std::string& client_id, const std::string& to, const absl::Status& s,
+                    bool followed) {
     if (s.ok()) {
       ++(followed ? report->followed : report->moved);
     } else if (absl::IsNotFound(s)) {
@@ -110,22 +110,16 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
       }
       MQTT_LOG_WARN("drain: session %s stays here: node %s: %s", client_id, to, s.message());
     }
+  };
+  auto count = [&](const std::string& client_id, const std::string& to, const absl::Status& s,
+                   bool followed) {
+    std::lock_guard<std::mutex> lock(mu);
+    record(client_id, to, s, followed);
     --in_flight;
     changed.notify_all();
   };
-  // Another node holds the client id: whatever is left here goes to it.
-  auto collect = [&](const std::string& client_id) {
-    std::optional<ClientRegistry::Holder> holder =
-        registry_ == nullptr ? std::nullopt : registry_->HolderOf(client_id);
-    if (!holder.has_value() || holder->here) {
-      return count(client_id, "?", absl::UnavailableError("no other holder known"), true);
-    }
-    transfer_->AskToCollect(
-        client_id, holder->node_id, [&, client_id, to = holder->node_id](absl::Status s) {
-          // NotFound: the holder has no session (a clean start there).
-          count(client_id, to, absl::IsNotFound(s) ? absl::OkStatus() : s, true);
-        });
-  };
+  // Sessions whose client id another node holds: what is left of them here goes to that node.
+  std::vector<std::string> to_collect;
   // One attempt per member in rendezvous order, until one answers.
   std::function<void(std::string, std::vector<std::string>, size_t)> attempt =
       [&](std::string client_id, std::vector<std::string> order, size_t i) {
@@ -138,7 +132,13 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
                                           client_id, s.message(), order[i + 1]);
                             return attempt(std::move(client_id), std::move(order), i + 1);
                           }
-                          if (absl::IsFailedPrecondition(s)) return collect(client_id);
+                          if (absl::IsFailedPrecondition(s)) {
+                            std::lock_guard<std::mutex> lock(mu);
+                            to_collect.push_back(client_id);
+                            --in_flight;
+                            changed.notify_all();
+                            return;
+                          }
                           count(client_id, to, s, false);
                         });
       };
@@ -157,6 +157,39 @@ void Drainer::MoveSessions(const std::vector<std::string>& client_ids, absl::Tim
   }
   // The callbacks reference this frame: wait for every one (each has its own timeout).
   changed.wait(lock, [&] { return in_flight == 0; });
+  // No callback adds to to_collect any more.
+  lock.unlock();
+  for (const std::string& client_id : to_collect) {
+    // The taker's answer reflects the leader's state; this node's copy of the registry names
+    // the new holder a moment later.
+    std::optional<ClientRegistry::Holder> holder = HolderElsewhere(client_id, deadline);
+    std::unique_lock<std::mutex> held(mu);
+    if (!holder.has_value()) {
+      record(client_id, "?", absl::UnavailableError("no other holder known"), true);
+      continue;
+    }
+    ++in_flight;
+    held.unlock();
+    transfer_->AskToCollect(
+        client_id, holder->node_id, [&, client_id, to = holder->node_id](absl::Status s) {
+          // NotFound: the holder has no session (a clean start there): nothing to hand over.
+          count(client_id, to, absl::IsNotFound(s) ? absl::OkStatus() : s, true);
+        });
+  }
+  lock.lock();
+  changed.wait(lock, [&] { return in_flight == 0; });
+}
+
+std::optional<ClientRegistry::Holder> Drainer::HolderElsewhere(const std::string& client_id,
+                                                               absl::Time deadline) const {
+  const absl::Time until = std::min(deadline, absl::Now() + absl::Seconds(3));
+  for (;;) {
+    std::optional<ClientRegistry::Holder> holder =
+        registry_ == nullptr ? std::nullopt : registry_->HolderOf(client_id);
+    if (holder.has_value() && !holder->here) return holder;
+    if (registry_ == nullptr || absl::Now() >= until) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
 }
 
 // Every export finished, `settle` after the last one, then the relays end.

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,10 @@ class Drainer {
   std::vector<std::string> PersistentSessions(absl::Time deadline);
   void MoveSessions(const std::vector<std::string>& client_ids, absl::Time deadline,
                     DrainReport* report);
+  // The other node this node's copy of the registry names for `client_id`, waiting up to 3 s
+  // (at most until `deadline`) for it to catch up; nullopt if none.
+  std::optional<ClientRegistry::Holder> HolderElsewhere(const std::string& client_id,
+                                                        absl::Time deadline) const;
   void AwaitHandovers(absl::Time deadline);
   uint64_t AwaitOutboxes(absl::Time deadline);
 
