@@ -406,11 +406,13 @@ mqtt::net::Listener::AcceptFn SecureAcceptor(mqtt::Broker* broker,
     }
     mqtt::net::SslPtr ssl;
     if (options->tls != nullptr) ssl.reset(options->tls->NewSsl());
-    absl::StatusOr<mqtt::net::TcpSocket> socket = options->tls != nullptr && ssl == nullptr
-                                                      ? absl::InternalError("no SSL object")
-                                                      : mqtt::net::AdoptSocket(worker, fd);
-    if (!socket.ok()) {
-      if (ssl == nullptr) ::close(fd);  // AdoptSocket closed it otherwise
+    if (options->tls != nullptr && ssl == nullptr) {
+      ::close(fd);
+      if (gate != nullptr) gate->Closed();
+      return;
+    }
+    absl::StatusOr<mqtt::net::TcpSocket> socket = mqtt::net::AdoptSocket(worker, fd);
+    if (!socket.ok()) {  // AdoptSocket closed the descriptor
       if (gate != nullptr) gate->Closed();
       return;
     }

@@ -33,6 +33,12 @@ constexpr size_t kPauseReadingAbove = 1024 * 1024;
 
 bool WouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
 
+uint32_t SteadyMs32(std::chrono::steady_clock::time_point t) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  return static_cast<uint32_t>(duration_cast<milliseconds>(t.time_since_epoch()).count());
+}
+
 }  // namespace
 
 absl::StatusOr<TcpSocket> AdoptSocket(IoWorker* worker, int fd) {
@@ -73,8 +79,10 @@ std::string TcpTransport::peer() const {
   return "-";  // a socketpair (a bridge's local side)
 }
 
+// Still watched only if neither Shutdown nor Detach ran, i.e. when its owners go at the end of
+// the process, never inside the poller's dispatch (a client goes at the end of a turn): closing
+// the descriptor takes it out of the epoll set, and the poller may be gone already.
 TcpTransport::~TcpTransport() {
-  Unwatch();
   if (fd_ >= 0) ::close(fd_);
   if (gate_ != nullptr && state_ != State::kDetached) gate_->Closed();
 }
@@ -221,12 +229,19 @@ void TcpTransport::Close() {
   // Reading stops with the state; a pending write finishes the flush and then shuts down. A
   // peer that never reads is aborted by its owner's close deadline.
   state_ = State::kClosing;
-  close_started_ = std::chrono::steady_clock::now();
+  close_started_ms_ = SteadyMs32(std::chrono::steady_clock::now());
   RequestFlush();  // at the end of the turn, like any output; then the socket closes
+}
+
+std::chrono::steady_clock::time_point TcpTransport::close_started() const {
+  if (state_ == State::kOpen) return {};
+  const auto now = std::chrono::steady_clock::now();
+  return now - std::chrono::milliseconds(SteadyMs32(now) - close_started_ms_);
 }
 
 void TcpTransport::Abort() {
   if (state_ == State::kClosed || state_ == State::kDetached) return;
+  if (state_ == State::kOpen) close_started_ms_ = SteadyMs32(std::chrono::steady_clock::now());
   out_.clear();
   out_sent_ = 0;
   Shutdown();

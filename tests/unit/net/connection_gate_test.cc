@@ -3,6 +3,10 @@
 // clock.
 #include "node/net/connection_gate.h"
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace mqtt::net {
@@ -20,7 +24,24 @@ TEST(ConnectionGateTest, RefusesBeyondMaxConnectionsUntilOneCloses) {
   EXPECT_EQ(gate.refused_max_connections(), 1u);
   gate.Closed();
   EXPECT_TRUE(gate.Admit(now));
-  EXPECT_EQ(gate.open(), 1u);
+  EXPECT_EQ(gate.open(), 2u);
+  EXPECT_FALSE(gate.Admit(now));
+}
+
+// Workers accept at the same time: together they never pass the limit.
+TEST(ConnectionGateTest, ConcurrentAdmitsStayWithinMaxConnections) {
+  ConnectionGate gate("mqtt test", /*max_connections=*/1000, /*rate=*/0);
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 1000; ++i) admitted += gate.Admit() ? 1 : 0;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(admitted.load(), 1000);
+  EXPECT_EQ(gate.open(), 1000u);
+  EXPECT_EQ(gate.refused_max_connections(), 3000u);
 }
 
 TEST(ConnectionGateTest, RateIsATokenBucketWithABurstOfOneSecond) {
