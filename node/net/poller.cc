@@ -44,6 +44,12 @@ absl::Status Poller::Add(int fd, PollTarget* target) {
 
 void Poller::Remove(int fd, PollTarget* target) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  RemoveBeforeClose(target);
+}
+
+// The descriptor is closed by the caller right after, with no duplicate open (we never dup a
+// watched descriptor), so the kernel drops it from the set.
+void Poller::RemoveBeforeClose(PollTarget* target) {
   for (int i = delivering_ + 1; i < fetched_; ++i) {
     if (events_[i].data.ptr == target) events_[i].data.ptr = nullptr;
   }

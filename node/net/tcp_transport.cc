@@ -255,7 +255,8 @@ void TcpTransport::Unwatch() {
 
 void TcpTransport::Shutdown() {
   state_ = State::kClosed;
-  Unwatch();
+  if (watched_) worker_->poller().RemoveBeforeClose(this);
+  watched_ = false;
   if (fd_ >= 0) {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
