@@ -211,6 +211,7 @@ void TcpTransport::FlushOutput() {
     }
   }
   out_sent_ = 0;
+  wrote_ = true;
   if (out_.capacity() > kKeepOutputCapacity) {
     std::string().swap(out_);
   } else {
@@ -222,6 +223,11 @@ void TcpTransport::FlushOutput() {
     read_paused_ = false;
     ReadIfReadable(/*later=*/false);  // at the end of the turn: no callback is running
   }
+}
+
+void TcpTransport::ReleaseIdleBuffers() {
+  if (!wrote_ && out_.empty()) std::string().swap(out_);
+  wrote_ = false;
 }
 
 void TcpTransport::Close() {

@@ -64,6 +64,7 @@ class TcpTransport final : public Transport,
   std::string peer() const override;
   bool internal() const override { return internal_; }
   void FlushOutput() override;
+  void ReleaseIdleBuffers() override;
 
   // PollTarget.
   void OnPollEvents(uint32_t events) override;
@@ -96,6 +97,7 @@ class TcpTransport final : public Transport,
   bool writing_ : 1 = false;          // waiting for the socket to become writable
   bool flush_requested_ : 1 = false;  // queued in the worker's flush list
   bool internal_ : 1 = false;         // Transport::internal
+  bool wrote_ : 1 = false;            // output written since ReleaseIdleBuffers()
   // When Close() or Abort() was first called: steady_clock milliseconds modulo 2^32 (a close
   // lasts seconds, far less than the 49 days this can tell apart).
   uint32_t close_started_ms_ = 0;

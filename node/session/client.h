@@ -102,6 +102,10 @@ class Client final : public net::TransportCallbacks,
   bool TimedOut(std::chrono::steady_clock::time_point now) const;
   void OnTimeout();
 
+  // Called once a second by the shard: a connection that wrote nothing since gives back its
+  // output buffer (net::Transport::ReleaseIdleBuffers).
+  void ReleaseIdleBuffers() { transport_->ReleaseIdleBuffers(); }
+
   // AckListener: acknowledgement `ack_seq` may go, its message is durable everywhere.
   void OnDurable(uint64_t ack_seq) override;
 

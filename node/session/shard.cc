@@ -455,6 +455,7 @@ void Shard::Sweep() {
   std::vector<std::shared_ptr<Client>> expired;
   for (const auto& client : clients_) {
     if (client->TimedOut(now)) expired.push_back(client);
+    client->ReleaseIdleBuffers();
   }
   for (auto& client : expired) client->OnTimeout();
   int64_t now_ms = MonotonicMs();
