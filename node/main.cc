@@ -400,15 +400,26 @@ absl::StatusOr<mqtt::http::ApiAuth> ApiAuthFrom(const mqtt::Config& config) {
 // Accepted sockets of a TLS or WebSocket listener beyond its limits are closed at once.
 mqtt::net::Listener::AcceptFn SecureAcceptor(mqtt::Broker* broker,
                                              std::shared_ptr<mqtt::net::LayeredOptions> options) {
-  return [broker, options](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
-    if (options->gate != nullptr && !options->gate->Admit()) return;  // the socket closes
-    mqtt::net::SslPtr ssl;
-    if (options->tls != nullptr) {
-      ssl.reset(options->tls->NewSsl());
-      if (ssl == nullptr) return;
+  return [broker, options](mqtt::net::IoWorker* worker, int fd) {
+    mqtt::net::ConnectionGate* gate = options->gate;
+    if (gate != nullptr && !gate->Admit()) {
+      ::close(fd);
+      return;
     }
-    broker->Accept(std::make_shared<mqtt::net::LayeredTransport>(worker, std::move(socket), options,
-                                                                 std::move(ssl)));
+    mqtt::net::SslPtr ssl;
+    if (options->tls != nullptr) ssl.reset(options->tls->NewSsl());
+    if (options->tls != nullptr && ssl == nullptr) {
+      ::close(fd);
+      if (gate != nullptr) gate->Closed();
+      return;
+    }
+    absl::StatusOr<mqtt::net::TcpSocket> socket = mqtt::net::AdoptSocket(worker, fd);
+    if (!socket.ok()) {  // AdoptSocket closed the descriptor
+      if (gate != nullptr) gate->Closed();
+      return;
+    }
+    broker->Accept(std::make_shared<mqtt::net::LayeredTransport>(worker, std::move(*socket),
+                                                                 options, std::move(ssl)));
   };
 }
 
@@ -628,10 +639,13 @@ int Run(const mqtt::Config& config) {
   for (const mqtt::ListenAddress& address : config.listeners) {
     mqtt::net::ConnectionGate* gate = gates[gate_index++].get();
     auto listener = mqtt::net::Listener::Bind(
-        worker_ptrs[0], worker_ptrs, address.host, address.port,
-        [&broker, gate](mqtt::net::IoWorker* worker, mqtt::net::TcpSocket socket) {
-          if (!gate->Admit()) return;  // beyond the listener's limits: the socket closes
-          broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, std::move(socket), gate));
+        worker_ptrs, address.host, address.port,
+        [&broker, gate](mqtt::net::IoWorker* worker, int fd) {
+          if (!gate->Admit()) {  // beyond the listener's limits
+            ::close(fd);
+            return;
+          }
+          broker.Accept(std::make_shared<mqtt::net::TcpTransport>(worker, fd, gate));
         });
     if (!listener.ok()) {
       MQTT_LOG_ERROR("%s", listener.status().message());
@@ -649,8 +663,8 @@ int Run(const mqtt::Config& config) {
     }
     if ((*options)->tls != nullptr) tls_contexts.push_back((*options)->tls);
     (*options)->gate = gates[gate_index++].get();
-    auto listener = mqtt::net::Listener::Bind(worker_ptrs[0], worker_ptrs, spec.address.host,
-                                              spec.address.port, SecureAcceptor(&broker, *options));
+    auto listener = mqtt::net::Listener::Bind(worker_ptrs, spec.address.host, spec.address.port,
+                                              SecureAcceptor(&broker, *options));
     if (!listener.ok()) {
       MQTT_LOG_ERROR("%s", listener.status().message());
       return 1;
@@ -667,10 +681,7 @@ int Run(const mqtt::Config& config) {
   } else {
     PlaceBridges((*cluster)->membership(), config.node_id, bridges);
   }
-  for (auto& listener : listeners) {
-    mqtt::net::Listener* l = listener.get();
-    worker_ptrs[0]->Post([l] { l->Start(); });
-  }
+  for (auto& listener : listeners) listener->Start();
   if (*http != nullptr) {
     absl::StrAppend(&ready, " http=", (*http)->address());
     (*http)->SetListening();

@@ -4,6 +4,7 @@
 // failure close both and reconnect after a backoff. Everything runs on the bridge's worker.
 #include "node/bridge/bridge.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -235,11 +236,10 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
       return Failed("socketpair failed");
     }
     boost::system::error_code ec;
-    net::TcpSocket broker_end(worker->io());
-    broker_end.assign(tcp::v4(), fds[0], ec);
+    fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);  // as TcpTransport needs
     asio::local::stream_protocol::socket our_end(worker->io());
     our_end.assign(asio::local::stream_protocol(), fds[1], ec);
-    broker->Accept(std::make_shared<net::TcpTransport>(worker, std::move(broker_end),
+    broker->Accept(std::make_shared<net::TcpTransport>(worker, fds[0],
                                                        /*gate=*/nullptr, /*internal=*/true));
     local = std::make_shared<Link>(
         std::make_unique<AsioStream<asio::local::stream_protocol::socket>>(std::move(our_end)),

@@ -5,17 +5,20 @@
 // callback closes the socket at once, before any byte is read, and the gate counts it
 // (mqttd_connections_refused_total) and logs it at most once a second.
 //
-// The transports of the listener's connections call Opened() when made and Closed() when
-// destroyed (a connection handed over to another worker keeps its place).
+// Admit() takes the connection's place (counts it open); its transport gives the place back
+// with Closed() when it is destroyed (a connection handed over to another worker keeps its
+// place: the transport that takes it over gives it back instead).
 //
-// Threading: Admit() on the listener's accept thread only (the bucket is not locked); Opened(),
-// Closed() and the readers from any thread.
+// Threading: every method from any thread (the listener accepts on every worker).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace mqtt::net {
 
@@ -27,10 +30,10 @@ class ConnectionGate {
   ConnectionGate(std::string name, uint32_t max_connections, uint32_t rate)
       : name_(std::move(name)), max_connections_(max_connections), rate_(rate), tokens_(rate) {}
 
-  // Whether a connection accepted now may go on; false counts and logs the refusal.
+  // Whether a connection accepted now may go on: true takes its place (see above); false counts
+  // and logs the refusal.
   bool Admit(Clock::time_point now = Clock::now());
-
-  void Opened() { open_.fetch_add(1, std::memory_order_relaxed); }
+  // A place taken by Admit() is given back.
   void Closed() { open_.fetch_sub(1, std::memory_order_relaxed); }
 
   const std::string& name() const { return name_; }
@@ -40,6 +43,7 @@ class ConnectionGate {
   uint64_t refused_rate() const { return refused_rate_.load(std::memory_order_relaxed); }
 
  private:
+  bool TakePlace();
   bool TakeToken(Clock::time_point now);
   void LogRefusal(const char* why, Clock::time_point now);
 
@@ -49,10 +53,10 @@ class ConnectionGate {
   std::atomic<uint32_t> open_{0};
   std::atomic<uint64_t> refused_max_{0};
   std::atomic<uint64_t> refused_rate_{0};
-  // Accept thread only.
-  double tokens_;
-  Clock::time_point refilled_{};
-  Clock::time_point logged_{};
+  absl::Mutex mu_;  // the bucket and the log's clock (only with a rate, or when refusing)
+  double tokens_ ABSL_GUARDED_BY(mu_);
+  Clock::time_point refilled_ ABSL_GUARDED_BY(mu_){};
+  Clock::time_point logged_ ABSL_GUARDED_BY(mu_){};
 };
 
 }  // namespace mqtt::net

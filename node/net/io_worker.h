@@ -17,6 +17,7 @@
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "node/base/executor.h"
+#include "node/net/poller.h"
 
 namespace mqtt::net {
 
@@ -31,6 +32,8 @@ class IoWorker final : public Executor {
 
   uint32_t index() const { return index_; }
   boost::asio::io_context& io() { return io_; }
+  // This worker's epoll set for plain TCP connections and listening sockets (poller.h).
+  Poller& poller() { return poller_; }
 
   void Start();  // runs the io_context on a new thread
   void Stop();   // stops the loop and joins the thread; pending handlers are dropped
@@ -56,6 +59,7 @@ class IoWorker final : public Executor {
   const uint32_t index_;
   boost::asio::io_context io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  Poller poller_{io_};
   std::thread thread_;
   std::vector<char> read_scratch_;
   std::vector<std::function<void()>> end_of_turn_;

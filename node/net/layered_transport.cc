@@ -48,7 +48,6 @@ LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
   }
   if (options_->websocket) layers_.ws = std::make_unique<WsDecoder>();
   layers_.phase = layers_.ssl ? Phase::kTls : options_->websocket ? Phase::kUpgrade : Phase::kOpen;
-  if (options_->gate != nullptr) options_->gate->Opened();
 }
 
 LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
@@ -56,12 +55,11 @@ LayeredTransport::LayeredTransport(IoWorker* worker, TcpSocket socket,
     : worker_(worker),
       socket_(std::move(socket)),
       options_(std::move(options)),
-      layers_(std::move(layers)) {
-  if (options_->gate != nullptr) options_->gate->Opened();
-}
+      layers_(std::move(layers)) {}
 
+// A detached connection's place in the gate went with it (DetachedLayered).
 LayeredTransport::~LayeredTransport() {
-  if (options_->gate != nullptr) options_->gate->Closed();
+  if (options_->gate != nullptr && state_ != State::kDetached) options_->gate->Closed();
 }
 
 std::string LayeredTransport::peer() const {
@@ -435,7 +433,9 @@ class DetachedLayered final : public DetachedTransport {
                   LayeredTransport::Layers layers)
       : fd_(fd), is_v6_(is_v6), options_(std::move(options)), layers_(std::move(layers)) {}
   ~DetachedLayered() override {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ < 0) return;
+    ::close(fd_);
+    if (options_->gate != nullptr) options_->gate->Closed();
   }
 
   std::shared_ptr<Transport> Attach(IoWorker* worker) override {

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "node/net/tcp_transport.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
 #include "node/base/log.h"
 
 namespace mqtt::net {
@@ -24,74 +30,138 @@ constexpr int kMaxReadsPerWakeup = 4;
 // PUBACKs) is not read from while this much output is unwritten: backpressure instead of
 // unbounded buffering.
 constexpr size_t kPauseReadingAbove = 1024 * 1024;
+
+bool WouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK; }
+
+uint32_t SteadyMs32(std::chrono::steady_clock::time_point t) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  return static_cast<uint32_t>(duration_cast<milliseconds>(t.time_since_epoch()).count());
+}
+
 }  // namespace
 
-TcpTransport::TcpTransport(IoWorker* worker, TcpSocket socket, ConnectionGate* gate, bool internal)
-    : worker_(worker), gate_(gate), socket_(std::move(socket)), internal_(internal) {
-  if (gate_ != nullptr) gate_->Opened();
+absl::StatusOr<TcpSocket> AdoptSocket(IoWorker* worker, int fd) {
+  sockaddr_storage local{};
+  socklen_t length = sizeof(local);
+  const bool is_v6 = getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+                     local.ss_family == AF_INET6;
+  TcpSocket socket(worker->io());
   boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(tcp::no_delay(true), ec);
+  socket.assign(is_v6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return absl::InternalError(absl::StrCat("adopting a connection: ", ec.message()));
+  }
+  return socket;
 }
+
+TcpTransport::TcpTransport(IoWorker* worker, int fd, ConnectionGate* gate, bool internal)
+    : worker_(worker), gate_(gate), fd_(fd), internal_(internal) {}
 
 // Formatted on demand rather than stored: an idle connection should cost as little as possible.
 std::string TcpTransport::peer() const {
-  boost::system::error_code ec;
-  tcp::endpoint remote = socket_.remote_endpoint(ec);
-  if (ec) return "-";
-  return absl::StrCat(remote.address().to_string(), ":", remote.port());
+  if (fd_ < 0) return "-";
+  sockaddr_storage remote{};
+  socklen_t length = sizeof(remote);
+  if (getpeername(fd_, reinterpret_cast<sockaddr*>(&remote), &length) != 0) return "-";
+  char address[INET6_ADDRSTRLEN] = {};
+  if (remote.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&remote);
+    inet_ntop(AF_INET, &v4->sin_addr, address, sizeof(address));
+    return absl::StrCat(address, ":", ntohs(v4->sin_port));
+  }
+  if (remote.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&remote);
+    inet_ntop(AF_INET6, &v6->sin6_addr, address, sizeof(address));
+    return absl::StrCat(address, ":", ntohs(v6->sin6_port));
+  }
+  return "-";  // a socketpair (a bridge's local side)
 }
 
+// Still watched only if neither Shutdown nor Detach ran, i.e. when its owners go at the end of
+// the process, never inside the poller's dispatch (a client goes at the end of a turn): closing
+// the descriptor takes it out of the epoll set, and the poller may be gone already.
 TcpTransport::~TcpTransport() {
-  if (gate_ != nullptr) gate_->Closed();
+  if (fd_ >= 0) ::close(fd_);
+  if (gate_ != nullptr && state_ != State::kDetached) gate_->Closed();
 }
 
 void TcpTransport::Start(TransportCallbacks* callbacks, std::string initial_input) {
   callbacks_ = callbacks;
   if (!initial_input.empty()) ProcessInput(initial_input);
-  WaitReadable();
+  if (state_ != State::kOpen) return;
+  if (absl::Status added = worker_->poller().Add(fd_, this); !added.ok()) {
+    MQTT_LOG_WARN("connection %s: %s", peer(), added.message());
+    Abort();
+    return;
+  }
+  watched_ = true;  // input already waiting is reported at once
 }
 
 void TcpTransport::PauseReading() { paused_by_owner_ = true; }
 
 void TcpTransport::ResumeReading() {
   paused_by_owner_ = false;
-  WaitReadable();
+  ReadIfReadable(/*later=*/true);
 }
 
-void TcpTransport::WaitReadable() {
-  if (state_ != State::kOpen || reading_ || paused_by_owner_) return;
-  if (unsent_bytes() > kPauseReadingAbove) {
-    read_paused_ = true;  // resumed by FlushOutput once the output is written
+bool TcpTransport::MayRead() const {
+  return state_ == State::kOpen && watched_ && !paused_by_owner_ && !read_paused_;
+}
+
+void TcpTransport::OnPollEvents(uint32_t events) {
+  auto self = shared_from_this();  // a callback may drop the last other reference
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    readable_ = true;  // end of stream and errors are found by the read
+    if (MayRead()) OnReadable();
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) && writing_) {
+    writing_ = false;
+    // The rest is written at the end of a turn like any output: after the turn's storage
+    // batch, so no acknowledgement leaves before what it acknowledges is durable.
+    RequestFlush();
+  }
+}
+
+void TcpTransport::ReadIfReadable(bool later) {
+  if (!readable_ || !MayRead()) return;
+  if (!later) {
+    OnReadable();
     return;
   }
-  read_paused_ = false;
-  reading_ = true;
-  socket_.async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->reading_ = false;
-                       if (ec || self->state_ != State::kOpen) return;
-                       self->OnReadable();
-                     });
+  if (read_posted_) return;
+  read_posted_ = true;
+  boost::asio::post(worker_->io(), [self = shared_from_this()] {
+    self->read_posted_ = false;
+    self->ReadIfReadable(/*later=*/false);
+  });
 }
 
 void TcpTransport::OnReadable() {
-  for (int i = 0; i < kMaxReadsPerWakeup && state_ == State::kOpen && !paused_by_owner_; ++i) {
-    boost::system::error_code ec;
-    size_t n = socket_.read_some(
-        boost::asio::buffer(worker_->read_scratch(), worker_->read_scratch_size()), ec);
-    if (ec == boost::asio::error::would_block) break;
-    if (ec) {
-      if (ec != boost::asio::error::eof) {
-        MQTT_LOG_DEBUG("connection %s: read error: %s", peer(), ec.message());
-      }
+  for (int i = 0; i < kMaxReadsPerWakeup && MayRead(); ++i) {
+    if (unsent_bytes() > kPauseReadingAbove) {
+      read_paused_ = true;  // resumed by FlushOutput once the output is written
+      return;
+    }
+    const ssize_t n = ::recv(fd_, worker_->read_scratch(), worker_->read_scratch_size(), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && WouldBlock(errno)) {
+      readable_ = false;  // the next edge says when there is more
+      return;
+    }
+    if (n <= 0) {
+      if (n < 0) MQTT_LOG_DEBUG("connection %s: read error: %s", peer(), std::strerror(errno));
       Abort();
       return;
     }
-    ProcessInput(std::string_view(worker_->read_scratch(), n));
-    if (n < worker_->read_scratch_size()) break;
+    ProcessInput(std::string_view(worker_->read_scratch(), static_cast<size_t>(n)));
+    if (static_cast<size_t>(n) < worker_->read_scratch_size()) {
+      readable_ = false;  // drained: data arriving from now on raises a new edge
+      return;
+    }
   }
-  WaitReadable();
+  ReadIfReadable(/*later=*/true);  // more may be waiting: after the other connections' turn
 }
 
 // Parses straight from the scratch buffer when nothing is pending, so the common case copies
@@ -123,15 +193,14 @@ void TcpTransport::FlushOutput() {
   flush_requested_ = false;
   if (state_ == State::kClosed || state_ == State::kDetached || writing_) return;
   while (out_sent_ < out_.size()) {
-    boost::system::error_code ec;
-    size_t n = socket_.write_some(
-        boost::asio::buffer(out_.data() + out_sent_, out_.size() - out_sent_), ec);
-    if (ec == boost::asio::error::would_block) {
-      WaitWritable();
+    const ssize_t n = ::send(fd_, out_.data() + out_sent_, out_.size() - out_sent_, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && WouldBlock(errno)) {
+      writing_ = true;  // until the poller reports the socket writable
       return;
     }
-    if (ec) {
-      MQTT_LOG_DEBUG("connection %s: write error: %s", peer(), ec.message());
+    if (n < 0) {
+      MQTT_LOG_DEBUG("connection %s: write error: %s", peer(), std::strerror(errno));
       Abort();
       return;
     }
@@ -142,6 +211,7 @@ void TcpTransport::FlushOutput() {
     }
   }
   out_sent_ = 0;
+  wrote_ = true;
   if (out_.capacity() > kKeepOutputCapacity) {
     std::string().swap(out_);
   } else {
@@ -150,43 +220,54 @@ void TcpTransport::FlushOutput() {
   if (state_ == State::kClosing) {
     Shutdown();
   } else if (read_paused_) {
-    WaitReadable();
+    read_paused_ = false;
+    ReadIfReadable(/*later=*/false);  // at the end of the turn: no callback is running
   }
 }
 
-void TcpTransport::WaitWritable() {
-  writing_ = true;
-  // The rest is written at the end of a turn like any output: after the turn's storage batch,
-  // so no acknowledgement leaves before what it acknowledges is durable.
-  socket_.async_wait(tcp::socket::wait_write,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->writing_ = false;
-                       if (ec) return;
-                       self->RequestFlush();
-                     });
+void TcpTransport::ReleaseIdleBuffers() {
+  if (!wrote_ && out_.empty()) std::string().swap(out_);
+  wrote_ = false;
 }
 
 void TcpTransport::Close() {
   if (state_ != State::kOpen) return;
-  // A pending read wait sees the state and stops; a pending write wait finishes the flush and
-  // then shuts down. A peer that never reads is aborted by its owner's close deadline.
+  // Reading stops with the state; a pending write finishes the flush and then shuts down. A
+  // peer that never reads is aborted by its owner's close deadline.
   state_ = State::kClosing;
-  close_started_ = std::chrono::steady_clock::now();
+  close_started_ms_ = SteadyMs32(std::chrono::steady_clock::now());
   RequestFlush();  // at the end of the turn, like any output; then the socket closes
+}
+
+std::chrono::steady_clock::time_point TcpTransport::close_started() const {
+  if (state_ == State::kOpen) return {};
+  const auto now = std::chrono::steady_clock::now();
+  return now - std::chrono::milliseconds(SteadyMs32(now) - close_started_ms_);
 }
 
 void TcpTransport::Abort() {
   if (state_ == State::kClosed || state_ == State::kDetached) return;
+  if (state_ == State::kOpen) close_started_ms_ = SteadyMs32(std::chrono::steady_clock::now());
   out_.clear();
   out_sent_ = 0;
   Shutdown();
 }
 
+void TcpTransport::Unwatch() {
+  if (!watched_) return;
+  watched_ = false;
+  worker_->poller().Remove(fd_, this);
+}
+
 void TcpTransport::Shutdown() {
   state_ = State::kClosed;
-  boost::system::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  if (watched_) worker_->poller().RemoveBeforeClose(this);
+  watched_ = false;
+  if (fd_ >= 0) {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    fd_ = -1;
+  }
   in_.reset();
   std::string().swap(out_);
   TransportCallbacks* callbacks = std::exchange(callbacks_, nullptr);
@@ -195,30 +276,23 @@ void TcpTransport::Shutdown() {
 
 namespace {
 
-// A TCP socket between two workers: the file descriptor and its address family.
+// A TCP socket between two workers: its descriptor and its place in the listener's gate.
 class DetachedTcp final : public DetachedTransport {
  public:
-  DetachedTcp(int fd, bool is_v6, ConnectionGate* gate, bool internal)
-      : fd_(fd), is_v6_(is_v6), gate_(gate), internal_(internal) {}
+  DetachedTcp(int fd, ConnectionGate* gate, bool internal)
+      : fd_(fd), gate_(gate), internal_(internal) {}
   ~DetachedTcp() override {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ < 0) return;
+    ::close(fd_);
+    if (gate_ != nullptr) gate_->Closed();
   }
 
   std::shared_ptr<Transport> Attach(IoWorker* worker) override {
-    TcpSocket socket(worker->io());
-    boost::system::error_code ec;
-    socket.assign(is_v6_ ? tcp::v6() : tcp::v4(), fd_, ec);
-    if (ec) {
-      MQTT_LOG_WARN("adopting a connection failed: %s", ec.message());
-      return nullptr;  // the destructor closes fd_
-    }
-    fd_ = -1;
-    return std::make_shared<TcpTransport>(worker, std::move(socket), gate_, internal_);
+    return std::make_shared<TcpTransport>(worker, std::exchange(fd_, -1), gate_, internal_);
   }
 
  private:
   int fd_;
-  const bool is_v6_;
   ConnectionGate* const gate_;
   const bool internal_;
 };
@@ -230,16 +304,8 @@ std::unique_ptr<DetachedTransport> TcpTransport::Detach() {
   state_ = State::kDetached;
   callbacks_ = nullptr;
   in_.reset();
-  boost::system::error_code ec;
-  tcp::endpoint local = socket_.local_endpoint(ec);
-  const bool is_v6 = !ec && local.address().is_v6();
-  socket_.cancel(ec);
-  const int fd = socket_.release(ec);
-  if (ec || fd < 0) {
-    Shutdown();  // the callbacks are already gone: nobody is told
-    return nullptr;
-  }
-  return std::make_unique<DetachedTcp>(fd, is_v6, gate_, bool{internal_});
+  Unwatch();
+  return std::make_unique<DetachedTcp>(std::exchange(fd_, -1), gate_, bool{internal_});
 }
 
 }  // namespace mqtt::net

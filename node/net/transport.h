@@ -95,6 +95,9 @@ class Transport {
 
   // Writes pending output. Called by IoWorker at the end of the turn after RequestFlush().
   virtual void FlushOutput() = 0;
+  // Frees the output buffer kept for reuse when nothing was written since the last call. The
+  // owner calls it about once a second, so that a connection gone quiet holds no buffer.
+  virtual void ReleaseIdleBuffers() {}
 };
 
 // An open connection between two workers: created by Transport::Detach on one thread, attached

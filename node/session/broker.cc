@@ -131,13 +131,20 @@ uint32_t Broker::HomeWorker(std::string_view client_id) const {
   return std::hash<std::string_view>()(client_id) % shards_.size();
 }
 
+// Listeners accept on the transport's own worker (net/listener.h): the client starts there and
+// then; from another thread (a bridge's local side) it is posted.
 void Broker::Accept(std::shared_ptr<net::Transport> transport) {
   Shard* shard = shards_[transport->worker()->index()].get();
-  shard->worker()->Post([shard, transport = std::move(transport)]() mutable {
+  auto start = [shard, transport = std::move(transport)]() mutable {
     auto client = std::make_shared<Client>(shard, std::move(transport));
     shard->AddClient(client);
     client->Start();
-  });
+  };
+  if (shard->worker()->InThisThread()) {
+    start();
+  } else {
+    shard->worker()->Post(std::move(start));
+  }
 }
 
 void Broker::Shutdown(std::chrono::milliseconds grace) {

@@ -121,27 +121,27 @@ size_t Client::OnInput(std::string_view data) {
   // Until CONNECT is accepted the clock runs from the accept: a client sending its CONNECT a
   // byte at a time (slowloris) does not hold the connection open beyond the CONNECT timeout.
   if (phase_ == Phase::kConnected) last_activity_ = Clock::now();
-  if (throttle_ == nullptr) {
+  if (throttle() == nullptr) {
     const size_t used = HandleInput(data);
-    if (throttle_ == nullptr || used >= data.size() || phase_ == Phase::kDone) return used;
-    throttle_->pending.assign(data.substr(used));  // the CONNECT in `data` turned limits on
+    if (throttle() == nullptr || used >= data.size() || phase_ == Phase::kDone) return used;
+    throttle()->pending.assign(data.substr(used));  // the CONNECT in `data` turned limits on
     return data.size();
   }
-  throttle_->pending.append(data);
-  if (!throttle_->paused) HandlePending();
+  throttle()->pending.append(data);
+  if (!throttle()->paused) HandlePending();
   return data.size();
 }
 
 void Client::HandlePending() {
-  std::string input = std::move(throttle_->pending);
-  throttle_->pending.clear();
+  std::string input = std::move(throttle()->pending);
+  throttle()->pending.clear();
   const size_t used = HandleInput(input);
-  if (used < input.size() && phase_ != Phase::kDone) throttle_->pending = input.substr(used);
+  if (used < input.size() && phase_ != Phase::kDone) throttle()->pending = input.substr(used);
 }
 
 // Charges the packet to the client's buckets, or pauses reading until a token is back.
 bool Client::AdmitPacket(const FrameHeader& header) {
-  Throttle& t = *throttle_;
+  Throttle& t = *throttle();
   const Clock::time_point now = Clock::now();
   const bool publish = header.type() == PacketType::kPublish;
   TokenBucket* empty = nullptr;
@@ -166,9 +166,9 @@ bool Client::AdmitPacket(const FrameHeader& header) {
 void Client::ResumeAfterThrottle() {
   if (phase_ == Phase::kDone || closing()) return;
   last_activity_ = Clock::now();  // waiting for tokens is not the client's silence
-  throttle_->paused = false;
+  throttle()->paused = false;
   HandlePending();
-  if (!throttle_->paused && phase_ != Phase::kDone && !closing()) transport_->ResumeReading();
+  if (!throttle()->paused && phase_ != Phase::kDone && !closing()) transport_->ResumeReading();
 }
 
 size_t Client::HandleInput(std::string_view data) {
@@ -189,7 +189,7 @@ size_t Client::HandleInput(std::string_view data) {
       return data.size();
     }
     if (result == FrameResult::kNeedMore) break;
-    if (throttle_ != nullptr && phase_ == Phase::kConnected && !AdmitPacket(header)) break;
+    if (throttle() != nullptr && phase_ == Phase::kConnected && !AdmitPacket(header)) break;
     size_t end = consumed + header.header_size + header.remaining_length;
     std::string_view body = data.substr(consumed + header.header_size, header.remaining_length);
     absl::Status status = HandlePacket(header, body, data.substr(end));
@@ -416,7 +416,7 @@ void Client::ResumeConnect(Connect connect, std::string leftover_input, ClaimRes
     SendConnackAndClose(v3::kServerUnavailable, version_);  // 5.0: 0x88
     return;
   }
-  claim_epoch_ = claim.epoch;
+  if (claim.epoch != 0) extras().claim_epoch = claim.epoch;
   absl::Status status = AcceptConnect(std::move(connect));
   if (!status.ok()) {
     Fail(status);
@@ -449,7 +449,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
   connect_expiry_was_zero_ = expiry == 0;
 
   bool session_present = false;
-  session_ = host_->OpenSession(client_id_, connect.clean_start, claim_epoch_, &session_present);
+  session_ = host_->OpenSession(client_id_, connect.clean_start, claim_epoch(), &session_present);
   if (session_ == nullptr) {
     // A newer CONNECT with this client id won the registry's race: this one never connected.
     MQTT_LOG_INFO("client %s (%s): superseded by a newer connection with this client id",
@@ -459,7 +459,7 @@ absl::Status Client::AcceptConnect(Connect connect) {
     Close();
     return absl::OkStatus();
   }
-  session_->set_claim_epoch(claim_epoch_);
+  session_->set_claim_epoch(claim_epoch());
   // 3.x: clean session = 0 keeps the session until the client cleans it, or abandons it for
   // --max-session-expiry. 5.0: the Session Expiry Interval says how long it outlives the
   // connection [MQTT-3.1.2-23], at most --max-session-expiry (told in CONNACK, 3.2.2.3.2).
@@ -497,15 +497,15 @@ absl::Status Client::AcceptConnect(Connect connect) {
   // The session record is in this turn's batch, written before the CONNACK leaves.
   if (session_->persistent()) session_->SaveRecord(will_.get());
   SendConnack(session_present, std::move(ack));
-  listener_ = static_cast<int>(transport_->listener_kind());
+  listener_ = static_cast<uint8_t>(transport_->listener_kind());
   host_->counters().ConnectionOpened(listener_, static_cast<uint8_t>(version_));
   MQTT_LOG_EVENT(kInfo, "client connected", {"client_id", client_id_}, {"peer", peer()},
                  {"protocol_version", VersionName(version_)}, {"clean_start", connect.clean_start},
                  {"keep_alive", keep_alive_}, {"session_present", session_present});
   session_->Attach(this, requested.receive_maximum.value_or(65535));
   if (options.message_rate != 0 || options.byte_rate != 0) {
-    throttle_ = std::make_unique<Throttle>(transport_->worker()->io(), options.message_rate,
-                                           options.byte_rate);
+    extras().throttle = std::make_unique<Throttle>(transport_->worker()->io(), options.message_rate,
+                                                   options.byte_rate);
   }
   return absl::OkStatus();
 }

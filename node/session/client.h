@@ -105,6 +105,10 @@ class Client final : public net::TransportCallbacks,
   bool TimedOut(std::chrono::steady_clock::time_point now) const;
   void OnTimeout();
 
+  // Called once a second by the shard: a connection that wrote nothing since gives back its
+  // output buffer (net::Transport::ReleaseIdleBuffers).
+  void ReleaseIdleBuffers() { transport_->ReleaseIdleBuffers(); }
+
   // AckListener: acknowledgement `ack_seq` may go, its message is durable everywhere.
   void OnDurable(uint64_t ack_seq) override;
 
@@ -194,32 +198,34 @@ class Client final : public net::TransportCallbacks,
     std::shared_ptr<const auth::Policy> policy;
     uint64_t policy_generation = 0;
     absl::flat_hash_map<std::string, uint8_t> acl_cache;
-    bool internal = false;  // Transport::internal: no password file, no ACL
+    bool internal = false;               // Transport::internal: no password file, no ACL
+    uint64_t claim_epoch = 0;            // the registry's epoch of this connection's claim; 0: none
+    std::unique_ptr<Throttle> throttle;  // null without a rate limit
   };
   Extras& extras();
   const std::string& auth_method() const;
+  uint64_t claim_epoch() const { return extras_ ? extras_->claim_epoch : 0; }
+  Throttle* throttle() const { return extras_ ? extras_->throttle.get() : nullptr; }
 
   // Fields ordered to leave no padding: the size decides the allocator class of every
   // connection.
   ClientHost* const host_;
   const std::shared_ptr<net::Transport> transport_;
   Phase phase_ = Phase::kAwaitConnect;
-  uint64_t claim_epoch_ = 0;  // the registry's epoch of this connection's claim; 0: none
   Version version_ = Version::kV311;
   bool taken_over_by_resume_ = false;
   bool connect_expiry_was_zero_ = true;  // 5.0: CONNECT had Session Expiry Interval 0
   bool disconnect_logged_ = false;       // LogDisconnected ran
-  int listener_ = 0;                     // net::ListenerKind, set when CONNECT is accepted
-  uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
+  uint8_t listener_ = 0;                 // net::ListenerKind, set when CONNECT is accepted
   uint16_t keep_alive_ = 0;
-  uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT
+  uint32_t client_max_packet_size_ = 0;  // 5.0, from CONNECT; 0: no limit
   uint32_t next_ack_seq_ = 0;
+  uint16_t client_topic_alias_max_ = 0;  // 5.0, from CONNECT
   std::string client_id_;
   std::unique_ptr<Will> will_;  // a pointer: most connections have none, and a Will is large
   Session* session_ = nullptr;
   std::chrono::steady_clock::time_point last_activity_;
   std::unique_ptr<Extras> extras_;
-  std::unique_ptr<Throttle> throttle_;  // null without a rate limit
   std::vector<PendingAck> pending_acks_;
 };
 

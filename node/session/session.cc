@@ -43,9 +43,11 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
 
 void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   client_ = client;
-  expires_at_ms_ = 0;
-  oldest_stored_.reset();
-  if (online_) online_->store(true, std::memory_order_relaxed);
+  if (extras_ != nullptr) {
+    extras_->expires_at_ms = 0;
+    extras_->oldest_stored.reset();
+    if (extras_->online) extras_->online->store(true, std::memory_order_relaxed);
+  }
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
   // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
   // discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does not hold the window.
@@ -68,9 +70,11 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
 
 void Session::Detach(const Redistribute& redistribute) {
   client_ = nullptr;
-  if (online_) online_->store(false, std::memory_order_relaxed);
+  if (extras_ != nullptr && extras_->online) {
+    extras_->online->store(false, std::memory_order_relaxed);
+  }
   if (expiry_interval_ != 0 && expiry_interval_ != kSessionNeverExpires) {
-    expires_at_ms_ = MonotonicMs() + int64_t{expiry_interval_} * 1000;
+    extras().expires_at_ms = MonotonicMs() + int64_t{expiry_interval_} * 1000;
   }
   if (redistribute) {
     // The callback may deliver to other sessions of this worker, never to this one, so erasing
@@ -103,15 +107,16 @@ void Session::Detach(const Redistribute& redistribute) {
       }
     }
     queue_.reset();
-    disk_read_after_ = 0;
+    if (extras_ != nullptr) extras_->disk_read_after = 0;
   }
-  oldest_stored_.reset();
+  if (extras_ != nullptr) extras_->oldest_stored.reset();
 }
 
 std::shared_ptr<const std::string> Session::durable_client_id() {
   if (!persistent()) return nullptr;
-  if (durable_client_id_ == nullptr) durable_client_id_ = std::make_shared<std::string>(client_id_);
-  return durable_client_id_;
+  std::shared_ptr<const std::string>& id = extras().durable_client_id;
+  if (id == nullptr) id = std::make_shared<std::string>(client_id_);
+  return id;
 }
 
 void Session::AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
@@ -124,8 +129,9 @@ void Session::AppendRecovered(uint64_t message_id, const storage::v1::MessageRec
 }
 
 std::shared_ptr<const std::atomic<bool>> Session::online_flag() {
-  if (online_ == nullptr) online_ = std::make_shared<std::atomic<bool>>(client_ != nullptr);
-  return online_;
+  std::shared_ptr<std::atomic<bool>>& online = extras().online;
+  if (online == nullptr) online = std::make_shared<std::atomic<bool>>(client_ != nullptr);
+  return online;
 }
 
 uint64_t Session::QueuedBytes(const OutboundMessage& out) {
@@ -142,18 +148,18 @@ bool Session::CanSendNow(uint8_t qos) const {
 }
 
 void Session::WatchDuplicates(int64_t until_ms, size_t max_ids) {
-  duplicates_ = std::make_unique<DuplicateWatch>();
-  duplicates_->until_ms = until_ms;
-  duplicates_->max_ids = max_ids;
+  extras().duplicates = std::make_unique<DuplicateWatch>();
+  extras_->duplicates->until_ms = until_ms;
+  extras_->duplicates->max_ids = max_ids;
 }
 
 bool Session::SeenBefore(const Message& message) {
   if (message.origin.empty()) return false;
-  if (MonotonicMs() > duplicates_->until_ms) {
-    duplicates_.reset();
+  if (MonotonicMs() > extras_->duplicates->until_ms) {
+    extras_->duplicates.reset();
     return false;
   }
-  DuplicateWatch& watch = *duplicates_;
+  DuplicateWatch& watch = *extras_->duplicates;
   if (!watch.seen.insert(message.origin).second) return true;
   watch.order.push_back(message.origin);
   if (watch.order.size() > watch.max_ids) {
@@ -164,7 +170,7 @@ bool Session::SeenBefore(const Message& message) {
 }
 
 void Session::Deliver(OutboundMessage&& out) {
-  if (duplicates_ != nullptr && SeenBefore(*out.message)) return;
+  if (extras_ != nullptr && extras_->duplicates != nullptr && SeenBefore(*out.message)) return;
   const bool offline = client_ == nullptr;
   // QoS 0 waits for an offline session only when configured, and then on disk.
   if (out.qos == 0 && offline && !(limits_.queue_qos0_offline && persistent())) return;
@@ -221,34 +227,36 @@ bool Session::DropOldestFor(uint64_t bytes) {
   return true;
 }
 
-// The oldest entry on disk (queue_ is empty), from oldest_stored_, refilled by a read of the
+// The oldest entry on disk (queue_ is empty), from Extras::oldest_stored, refilled by a read of the
 // next page once this turn's batch is written (the read must see what this session stored and
 // removed). Its removal goes into the batch that will hold the new entry.
 bool Session::DropOldestStored() {
-  if (oldest_stored_ == nullptr || oldest_stored_->empty()) {
+  std::unique_ptr<std::deque<std::pair<uint64_t, uint64_t>>>& oldest_stored =
+      extras().oldest_stored;
+  if (oldest_stored == nullptr || oldest_stored->empty()) {
     storage::Store* store = storage_->store();
     if (store == nullptr || !persistent() || !storage_->CommitNow()) return false;
     absl::StatusOr<storage::QueuePage> page =
-        store->ReadQueue(client_id_, disk_read_after_, kQueuePage, UnixMs());
+        store->ReadQueue(client_id_, extras_->disk_read_after, kQueuePage, UnixMs());
     if (!page.ok()) {
       storage_->StorageFailed(page.status());
       return false;
     }
     for (uint32_t i = 0; i < page->expired; ++i) Dropped(DropReason::kExpired);
     disk_queued_ -= std::min<uint64_t>(disk_queued_, page->expired + page->missing);
-    if (oldest_stored_ == nullptr) {
-      oldest_stored_ = std::make_unique<std::deque<std::pair<uint64_t, uint64_t>>>();
+    if (oldest_stored == nullptr) {
+      oldest_stored = std::make_unique<std::deque<std::pair<uint64_t, uint64_t>>>();
     }
     for (const storage::QueuedMessage& queued : page->messages) {
-      oldest_stored_->emplace_back(queued.seq, queued.entry.message_bytes());
+      oldest_stored->emplace_back(queued.seq, queued.entry.message_bytes());
     }
-    if (oldest_stored_->empty()) {
+    if (oldest_stored->empty()) {
       disk_queued_ = 0;  // the count is advisory: the store says the queue is empty
       return false;
     }
   }
-  const auto [seq, bytes] = oldest_stored_->front();
-  oldest_stored_->pop_front();
+  const auto [seq, bytes] = oldest_stored->front();
+  oldest_stored->pop_front();
   storage_->batch()->RemoveQueueEntry(client_id_, seq);
   disk_queued_ -= std::min<uint64_t>(disk_queued_, 1);
   queued_bytes_ -= std::min(queued_bytes_, bytes);
@@ -256,16 +264,18 @@ bool Session::DropOldestStored() {
 }
 
 void Session::Dropped(DropReason reason) {
-  ++dropped_;
+  Extras& extras = this->extras();
+  ++extras.dropped;
   storage_->CountDrop(reason);
   // The first drop of each minute is logged: a slow subscriber is visible without flooding.
   const int64_t now = MonotonicMs();
-  if (drop_logged_ms_ != 0 && now - drop_logged_ms_ < 60'000) return;
-  drop_logged_ms_ = now;
+  if (extras.drop_logged_ms != 0 && now - extras.drop_logged_ms < 60'000) return;
+  extras.drop_logged_ms = now;
   MQTT_LOG_WARN(
       "client %s: message dropped (%s; queue %d messages, %d bytes; %d dropped by this session "
       "so far, more drops this minute are counted, not logged)",
-      client_id_, DropReasonName(reason), queued_count() + disk_queued_, queued_bytes_, dropped_);
+      client_id_, DropReasonName(reason), queued_count() + disk_queued_, queued_bytes_,
+      extras.dropped);
 }
 
 void Session::DroppedBySend(SendResult result) {
@@ -327,11 +337,12 @@ void Session::DrainQueue() {
 // the read sees every entry this session stored. Returns false when nothing was read.
 bool Session::LoadQueuePage() {
   storage::Store* store = storage_->store();
-  oldest_stored_.reset();
+  if (extras_ != nullptr) extras_->oldest_stored.reset();
   if (store == nullptr || !storage_->CommitNow()) return false;
   while (disk_queued_ > 0 && queue_empty()) {
+    const uint64_t after = extras_ ? extras_->disk_read_after : 0;
     absl::StatusOr<storage::QueuePage> page =
-        store->ReadQueue(client_id_, disk_read_after_, kQueuePage, UnixMs());
+        store->ReadQueue(client_id_, after, kQueuePage, UnixMs());
     if (!page.ok()) {
       storage_->StorageFailed(page.status());
       return false;
@@ -343,7 +354,7 @@ bool Session::LoadQueuePage() {
 
 void Session::AppendQueuePage(storage::QueuePage& page_ref) {
   storage::QueuePage* page = &page_ref;
-  disk_read_after_ = page->last_seq;
+  if (page->last_seq != 0 || extras_ != nullptr) extras().disk_read_after = page->last_seq;
   for (uint32_t i = 0; i < page->expired; ++i) Dropped(DropReason::kExpired);
   for (storage::QueuedMessage& queued : page->messages) {
     if (queue_ == nullptr) queue_ = std::make_unique<std::deque<OutboundMessage>>();
@@ -447,12 +458,12 @@ bool Session::OnPubcomp(uint16_t packet_id, int64_t* sent_ns) {
 }
 
 void Session::AddInboundQos2(uint16_t packet_id) {
-  inbound_qos2_.insert(packet_id);
+  extras().inbound_qos2.insert(packet_id);
   if (persistent()) storage_->batch()->AddInboundQos2(client_id_, packet_id);
 }
 
 bool Session::ReleaseInboundQos2(uint16_t packet_id) {
-  if (inbound_qos2_.erase(packet_id) == 0) return false;
+  if (extras_ == nullptr || extras_->inbound_qos2.erase(packet_id) == 0) return false;
   if (persistent()) storage_->batch()->RemoveInboundQos2(client_id_, packet_id);
   return true;
 }
@@ -479,8 +490,9 @@ void Session::SaveRecord(const Will* will) {
   if (expiry_interval_ == kSessionNeverExpires) {
     record.set_never_expires(true);
   } else if (client_ == nullptr) {
-    int64_t left_ms = expires_at_ms_ != 0 ? std::max<int64_t>(expires_at_ms_ - MonotonicMs(), 0)
-                                          : int64_t{expiry_interval_} * 1000;
+    const int64_t at_ms = expires_at_ms();
+    int64_t left_ms =
+        at_ms != 0 ? std::max<int64_t>(at_ms - MonotonicMs(), 0) : int64_t{expiry_interval_} * 1000;
     record.set_expires_at_unix_ms(UnixMs() + static_cast<uint64_t>(left_ms));
   }
   if (will != nullptr) *record.mutable_will() = persist::ToRecord(*will);
@@ -501,7 +513,7 @@ void Session::Restore(const storage::SessionState& state) {
   expiry_interval_ = record.session_expiry_interval_seconds();
   if (std::optional<uint64_t> at = storage::SessionExpiresAt(record)) {
     int64_t left_ms = static_cast<int64_t>(*at) - static_cast<int64_t>(UnixMs());
-    expires_at_ms_ = MonotonicMs() + std::max<int64_t>(left_ms, 0);
+    extras().expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 0);
   }
   for (const storage::v1::Subscription& sub : record.subscriptions()) {
     subscriptions_[sub.topic_filter()] = SubscriptionOptions{
@@ -524,7 +536,7 @@ void Session::Restore(const storage::SessionState& state) {
     last_packet_id_ = std::max(last_packet_id_, entry.packet_id);
     inflight_.push_back(std::move(entry));
   }
-  for (uint16_t packet_id : state.inbound_qos2) inbound_qos2_.insert(packet_id);
+  for (uint16_t packet_id : state.inbound_qos2) extras().inbound_qos2.insert(packet_id);
   next_seq_ = state.next_seq;
   disk_queued_ = state.queue.count;
   queued_bytes_ = state.queue.bytes;  // record sizes: close to topic + payload

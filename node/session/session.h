@@ -88,10 +88,10 @@ class Session {
   // `storage` is this worker's (it may have no store); `limits` must outlive the session.
   Session(SessionStorage* storage, std::string client_id, uint64_t id, const SessionLimits& limits)
       : storage_(storage),
-        has_store_(storage->store() != nullptr),
         client_id_(std::move(client_id)),
         id_(id),
-        limits_(limits) {}
+        limits_(limits),
+        has_store_(storage->store() != nullptr) {}
 
   const std::string& client_id() const { return client_id_; }
   // The client id for routing entries when persistent (see Subscriber::durable_client_id).
@@ -104,8 +104,10 @@ class Session {
   void set_expiry_interval(uint32_t seconds) { expiry_interval_ = seconds; }
   bool ends_with_connection() const { return expiry_interval_ == 0; }
   // The registry epoch of the connection that last attached (0: no registry, or not claimed).
-  uint64_t claim_epoch() const { return claim_epoch_; }
-  void set_claim_epoch(uint64_t epoch) { claim_epoch_ = epoch; }
+  uint64_t claim_epoch() const { return extras_ ? extras_->claim_epoch : 0; }
+  void set_claim_epoch(uint64_t epoch) {
+    if (epoch != 0 || extras_ != nullptr) extras().claim_epoch = epoch;
+  }
   // Persistent sessions keep their state in the store: every QoS 1/2 message routed to them is
   // written (queue entry or in-flight record) before the publisher is acknowledged.
   bool persistent() const { return expiry_interval_ != 0 && has_store_; }
@@ -123,7 +125,7 @@ class Session {
   void AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
                        storage::v1::QueueEntry entry);
   // Monotonic ms when an offline session expires; 0 while connected or never expiring.
-  int64_t expires_at_ms() const { return expires_at_ms_; }
+  int64_t expires_at_ms() const { return extras_ ? extras_->expires_at_ms : 0; }
 
   SessionClient* client() const { return client_; }
   // Shared with the groups of the session's shared subscriptions, created on first use: most
@@ -154,10 +156,12 @@ class Session {
 
   // Inbound QoS 2: true if this packet id was already received and not yet released, i.e. a
   // re-sent PUBLISH that must not be delivered again [MQTT-4.3.3-2].
-  bool InboundQos2Pending(uint16_t packet_id) const { return inbound_qos2_.contains(packet_id); }
+  bool InboundQos2Pending(uint16_t packet_id) const {
+    return extras_ != nullptr && extras_->inbound_qos2.contains(packet_id);
+  }
   void AddInboundQos2(uint16_t packet_id);
   bool ReleaseInboundQos2(uint16_t packet_id);
-  size_t inbound_qos2_count() const { return inbound_qos2_.size(); }
+  size_t inbound_qos2_count() const { return extras_ ? extras_->inbound_qos2.size() : 0; }
 
   absl::flat_hash_map<std::string, SubscriptionOptions>& subscriptions() { return subscriptions_; }
 
@@ -165,7 +169,7 @@ class Session {
   size_t queued_count() const { return queue_ ? queue_->size() : 0; }
   uint64_t disk_queued_count() const { return disk_queued_; }
   uint64_t queued_bytes() const { return queued_bytes_; }
-  uint64_t dropped_count() const { return dropped_; }
+  uint64_t dropped_count() const { return extras_ ? extras_->dropped : 0; }
 
  private:
   enum class Stage : uint8_t { kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };
@@ -197,39 +201,6 @@ class Session {
   void Dropped(DropReason reason);
   void DroppedBySend(SendResult result);
 
-  SessionStorage* const storage_;
-  const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
-  const std::string client_id_;
-  const uint64_t id_;
-  const SessionLimits& limits_;  // the broker's, which outlives every session
-  uint32_t expiry_interval_ = 0;
-  uint64_t claim_epoch_ = 0;
-  int64_t expires_at_ms_ = 0;
-  SessionClient* client_ = nullptr;
-  uint32_t send_window_ = 0;                   // min(max_inflight, client's Receive Maximum)
-  std::shared_ptr<std::atomic<bool>> online_;  // null until online_flag() is called
-  std::shared_ptr<const std::string> durable_client_id_;  // made on first use
-  absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
-  // In send order; at most the inflight window long, so a vector (no memory while empty).
-  std::vector<Inflight> inflight_;
-  // Behind the window; allocated on first use, since std::deque allocates even when empty and
-  // most sessions never queue.
-  std::unique_ptr<std::deque<OutboundMessage>> queue_;
-  absl::flat_hash_set<uint16_t> inbound_qos2_;
-  uint16_t last_packet_id_ = 0;
-  uint64_t dropped_ = 0;
-  Version version_ = Version::kV311;
-  // Persistence: the next queue/in-flight sequence number, and the queue entries on disk that
-  // are not in queue_ (an offline session keeps its queue on disk only).
-  uint64_t next_seq_ = 1;
-  uint64_t disk_queued_ = 0;
-  uint64_t queued_bytes_ = 0;  // topic + payload of what is queued, in memory and on disk
-  uint64_t disk_read_after_ = 0;
-  // drop_oldest, offline: the oldest entries on disk (seq, bytes), read a page at a time so that
-  // not every drop needs a read. Only while queue_ is empty; LoadQueuePage forgets them.
-  std::unique_ptr<std::deque<std::pair<uint64_t, uint64_t>>> oldest_stored_;
-  int64_t drop_logged_ms_ = 0;  // MonotonicMs of the last drop logged
-  bool stored_ = false;         // a session record may exist in the store
   // The origins of the messages delivered since the session moved here, for a while; the
   // oldest are forgotten beyond kMaxIds.
   struct DuplicateWatch {
@@ -238,7 +209,52 @@ class Session {
     absl::flat_hash_set<OriginId> seen;
     std::deque<OriginId> order;
   };
-  std::unique_ptr<DuplicateWatch> duplicates_;  // null unless the session moved here lately
+  // State most sessions never use, allocated on first use so that the session of an idle
+  // connection stays small: offline expiry, the registry epoch (cluster), drops, inbound QoS 2
+  // ids, the shared groups' online flag, the durable id, and the on-disk queue's read state.
+  struct Extras {
+    int64_t expires_at_ms = 0;  // MonotonicMs when an offline session expires; 0: not set
+    uint64_t claim_epoch = 0;
+    uint64_t dropped = 0;
+    int64_t drop_logged_ms = 0;  // MonotonicMs of the last drop logged
+    uint64_t disk_read_after = 0;
+    std::shared_ptr<std::atomic<bool>> online;  // null until online_flag() is called
+    std::shared_ptr<const std::string> durable_client_id;
+    absl::flat_hash_set<uint16_t> inbound_qos2;
+    // drop_oldest, offline: the oldest entries on disk (seq, bytes), read a page at a time so
+    // that not every drop needs a read. Only while queue_ is empty; LoadQueuePage forgets them.
+    std::unique_ptr<std::deque<std::pair<uint64_t, uint64_t>>> oldest_stored;
+    std::unique_ptr<DuplicateWatch> duplicates;  // null unless the session moved here lately
+  };
+  Extras& extras() {
+    if (extras_ == nullptr) extras_ = std::make_unique<Extras>();
+    return *extras_;
+  }
+
+  // Fields ordered to leave no padding: the size decides the allocator class of every session.
+  SessionStorage* const storage_;
+  const std::string client_id_;
+  const uint64_t id_;
+  const SessionLimits& limits_;  // the broker's, which outlives every session
+  SessionClient* client_ = nullptr;
+  uint32_t expiry_interval_ = 0;
+  uint32_t send_window_ = 0;  // min(max_inflight, client's Receive Maximum)
+  absl::flat_hash_map<std::string, SubscriptionOptions> subscriptions_;
+  // In send order; at most the inflight window long, so a vector (no memory while empty).
+  std::vector<Inflight> inflight_;
+  // Behind the window; allocated on first use, since std::deque allocates even when empty and
+  // most sessions never queue.
+  std::unique_ptr<std::deque<OutboundMessage>> queue_;
+  // Persistence: the next queue/in-flight sequence number, and the queue entries on disk that
+  // are not in queue_ (an offline session keeps its queue on disk only).
+  uint64_t next_seq_ = 1;
+  uint64_t disk_queued_ = 0;
+  uint64_t queued_bytes_ = 0;  // topic + payload of what is queued, in memory and on disk
+  std::unique_ptr<Extras> extras_;
+  uint16_t last_packet_id_ = 0;
+  Version version_ = Version::kV311;
+  const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
+  bool stored_ = false;   // a session record may exist in the store
   bool SeenBefore(const Message& message);
 };
 

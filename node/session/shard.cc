@@ -27,8 +27,7 @@ void Shard::StartTimers() { ArmSweep(); }
 void Shard::StopTimers() { sweep_timer_.cancel(); }
 
 void Shard::AddClient(std::shared_ptr<Client> client) {
-  Client* key = client.get();
-  clients_.emplace(key, std::move(client));
+  clients_.insert(std::move(client));
   live_clients_.store(clients_.size());
 }
 
@@ -36,7 +35,7 @@ void Shard::AddClient(std::shared_ptr<Client> client) {
 void Shard::RemoveClient(Client* client) {
   auto it = clients_.find(client);
   if (it == clients_.end()) return;
-  worker_->AtEndOfTurn([doomed = std::move(it->second)] {});
+  worker_->AtEndOfTurn([doomed = *it] {});
   clients_.erase(it);
   live_clients_.store(clients_.size());
 }
@@ -142,7 +141,7 @@ std::vector<SessionInfo> Shard::ListSessions(const SessionFilter& filter) {
     if (Session* session = FindSession(filter.client_id)) found.push_back(session);
   } else {
     found.reserve(sessions_.size());
-    for (const auto& [client_id, session] : sessions_) found.push_back(session.get());
+    for (const auto& session : sessions_) found.push_back(session.get());
   }
   if (filter.limit != 0 && found.size() > filter.limit) {
     auto by_id = [](Session* a, Session* b) { return a->client_id() < b->client_id(); };
@@ -169,17 +168,17 @@ bool Shard::Kick(const std::string& client_id, uint8_t reason) {
   MQTT_LOG_INFO("client %s: disconnected by an administrator (reason 0x%02x)", client_id,
                 static_cast<int>(reason));
   // Disconnect detaches the session (a clean one ends) and may remove the client from clients_.
-  std::shared_ptr<Client> client = it->second;
+  std::shared_ptr<Client> client = *it;
   client->Disconnect(reason);
   return true;
 }
 
 size_t Shard::Shed(size_t count) {
   std::vector<std::shared_ptr<Client>> chosen;
-  for (const auto& [client_id, session] : sessions_) {
+  for (const auto& session : sessions_) {
     if (chosen.size() == count) break;
     auto it = clients_.find(dynamic_cast<Client*>(session->client()));
-    if (session->client() != nullptr && it != clients_.end()) chosen.push_back(it->second);
+    if (session->client() != nullptr && it != clients_.end()) chosen.push_back(*it);
   }
   const std::string& reference = node_->options().server_reference;
   const uint8_t reason = reference.empty() ? rc::kServerShuttingDown : rc::kUseAnotherServer;
@@ -191,7 +190,7 @@ size_t Shard::CloseAllClients() {
   const std::string& reference = node_->options().server_reference;
   const uint8_t reason = reference.empty() ? rc::kServerShuttingDown : rc::kUseAnotherServer;
   std::vector<std::shared_ptr<Client>> all;
-  for (auto& [key, client] : clients_) all.push_back(client);
+  for (const auto& client : clients_) all.push_back(client);
   for (auto& client : all) client->Disconnect(reason, reference);
   return all.size();
 }
@@ -199,16 +198,16 @@ size_t Shard::CloseAllClients() {
 Session* Shard::OpenSession(const std::string& client_id, bool clean_start, uint64_t claim_epoch,
                             bool* session_present) {
   *session_present = false;
-  auto it = sessions_.find(client_id);
+  auto it = sessions_.find(std::string_view(client_id));
   if (claim_epoch != 0) {
-    const bool newer_here = it != sessions_.end() && it->second->client() != nullptr &&
-                            it->second->claim_epoch() > claim_epoch;
+    const bool newer_here =
+        it != sessions_.end() && (*it)->client() != nullptr && (*it)->claim_epoch() > claim_epoch;
     if (newer_here || !node_->client_registry()->StillHolds(client_id, claim_epoch)) {
       return nullptr;
     }
   }
   if (it != sessions_.end()) {
-    Session* session = it->second.get();
+    Session* session = it->get();
     const bool resume = !clean_start && !session->ends_with_connection();
     if (SessionClient* previous = session->client()) {
       MQTT_LOG_INFO("client %s: session taken over by a new connection", client_id);
@@ -232,7 +231,7 @@ Session* Shard::OpenSession(const std::string& client_id, bool clean_start, uint
                                            node_->options().session_limits);
   Session* raw = session.get();
   sessions_by_id_[raw->id()] = raw;
-  sessions_[client_id] = std::move(session);
+  PutSession(std::move(session));
   return raw;
 }
 
@@ -268,7 +267,7 @@ void Shard::DestroySession(Session* session) {
   }
   session->Forget();
   sessions_by_id_.erase(session->id());
-  sessions_.erase(session->client_id());  // destroys *session
+  sessions_.erase(std::string_view(session->client_id()));  // destroys *session
 }
 
 Session* Shard::RestoreSession(const storage::SessionState& state) {
@@ -289,7 +288,7 @@ Session* Shard::RestoreSession(const storage::SessionState& state) {
                                                                      : nullptr);
   }
   sessions_by_id_[raw->id()] = raw;
-  sessions_[client_id] = std::move(session);
+  PutSession(std::move(session));
   return raw;
 }
 
@@ -410,8 +409,14 @@ std::string Shard::OutboxId(uint32_t worker) {
 }
 
 Session* Shard::FindSession(const std::string& client_id) {
-  auto it = sessions_.find(client_id);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  auto it = sessions_.find(std::string_view(client_id));
+  return it == sessions_.end() ? nullptr : it->get();
+}
+
+void Shard::PutSession(std::unique_ptr<Session> session) {
+  auto it = sessions_.find(std::string_view(session->client_id()));
+  if (it != sessions_.end()) sessions_.erase(it);
+  sessions_.insert(std::move(session));
 }
 
 void Shard::FlushOutboxes() {
@@ -458,8 +463,9 @@ void Shard::Sweep() {
   auto now = std::chrono::steady_clock::now();
   // Two passes: timing out a client may close it and change clients_.
   std::vector<std::shared_ptr<Client>> expired;
-  for (auto& [key, client] : clients_) {
+  for (const auto& client : clients_) {
     if (client->TimedOut(now)) expired.push_back(client);
+    client->ReleaseIdleBuffers();
   }
   for (auto& client : expired) client->OnTimeout();
   int64_t now_ms = MonotonicMs();
@@ -475,7 +481,7 @@ void Shard::Sweep() {
 void Shard::UpdateGauges() {
   WorkerCounters::SessionGauges g;
   g.sessions = sessions_.size();
-  for (auto& [id, session] : sessions_) {
+  for (const auto& session : sessions_) {
     g.queued += session->queued_count() + session->disk_queued_count();
     g.inflight += session->inflight_count();
   }
@@ -563,7 +569,7 @@ void Shard::FinishExport(const std::string& client_id, uint64_t epoch) {
   const uint64_t id = session->id();
   session->Forget();
   sessions_by_id_.erase(id);
-  sessions_.erase(client_id);  // destroys *session; its router entries stay, for moved_
+  sessions_.erase(std::string_view(client_id));  // destroys *session; its router entries stay
   moved_[id] = std::move(moved);
 }
 

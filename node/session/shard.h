@@ -136,7 +136,7 @@ class Shard final : public SessionStorage, public ClientHost {
   // `fn` must not open or end sessions.
   template <typename Fn>
   void ForEachSession(Fn&& fn) {
-    for (auto& [client_id, session] : sessions_) fn(*session);
+    for (const auto& session : sessions_) fn(*session);
   }
 
   // Ends a session: publishes its delayed will, removes its subscriptions, forgets it.
@@ -223,7 +223,26 @@ class Shard final : public SessionStorage, public ClientHost {
   NodeContext* const node_;
   storage::Store* const store_;  // node_->store(), asked once: it is on the delivery path
   net::IoWorker* const worker_;
-  absl::flat_hash_map<std::string, std::unique_ptr<Session>> sessions_;
+  // Sessions by client id. The key is the session's own client id, so that a slot is one
+  // pointer (the per-session cost of an idle connection counts).
+  struct ByClientId {
+    using is_transparent = void;
+    static std::string_view Id(std::string_view id) { return id; }
+    static std::string_view Id(const std::unique_ptr<Session>& session) {
+      return session->client_id();
+    }
+    template <typename T>
+    size_t operator()(const T& key) const {
+      return absl::Hash<std::string_view>()(Id(key));
+    }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Id(a) == Id(b);
+    }
+  };
+  // Adds `session`, replacing one with its client id.
+  void PutSession(std::unique_ptr<Session> session);
+  absl::flat_hash_set<std::unique_ptr<Session>, ByClientId, ByClientId> sessions_;
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;
   absl::flat_hash_map<std::string, PendingWill> pending_wills_;  // by client id
   absl::flat_hash_map<uint64_t, MovedSession> moved_;            // by the session id it had
@@ -242,7 +261,7 @@ class Shard final : public SessionStorage, public ClientHost {
     int64_t until_ms;
   };
   absl::flat_hash_map<uint64_t, Replaced> replaced_;
-  absl::flat_hash_map<Client*, std::shared_ptr<Client>> clients_;
+  absl::flat_hash_set<std::shared_ptr<Client>> clients_;  // found by Client* too
   std::atomic<size_t> live_clients_{0};          // clients_.size(), readable from any thread
   std::vector<std::vector<Delivery>> outboxes_;  // per target worker
   bool end_of_turn_scheduled_ = false;
