@@ -597,7 +597,8 @@ void Shard::ReconcileWithRegistry(int64_t now_ms) {
   }
   next_stale_check_ms_ = now_ms + kStaleCheckMs;
   absl::flat_hash_map<std::string, int64_t> still_stale;
-  for (const auto& [client_id, session] : sessions_) {
+  for (const std::unique_ptr<Session>& session : sessions_) {
+    const std::string& client_id = session->client_id();
     if (session->client() != nullptr && session->claim_epoch() == 0) {
       RegisterAfterNetsplit(client_id);
       continue;
