@@ -44,6 +44,7 @@ rocksdb::Options DbOptions(const StoreOptions& options, rocksdb::Env* env) {
   o.max_total_wal_size = options.wal_budget_bytes;
   o.db_write_buffer_size = options.wal_budget_bytes;
   o.keep_log_file_num = 5;
+  if (options.wal_compression) o.wal_compression = rocksdb::kZSTD;
   if (env != nullptr) o.env = env;
   return o;
 }

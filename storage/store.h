@@ -45,6 +45,11 @@ struct StoreOptions {
   // keep its oldest file alive. Also the memtables' total. Disk use stays within live data plus a
   // few times this (about once, measured); restart replays at most this much.
   uint64_t wal_budget_bytes = 64 << 20;
+  // Compress write-ahead log records (ZSTD): the WAL is nearly all a queue workload writes
+  // (entries written and removed between two flushes never reach an SST file). A write group of
+  // 16 messages compresses ~6x (client ids, topics, keys repeat); one message alone grows ~5 %.
+  // Costs ~5 % more broker CPU per persisted message (issue 15, docs/performance.md).
+  bool wal_compression = true;
   std::shared_ptr<StorageFaults> faults;  // tests only: see faults.h
 };
 

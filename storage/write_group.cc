@@ -90,7 +90,7 @@ absl::Status WriteGroup::AddQueue(Batch::Op& op) {
   if (absl::Status s = Check(wb_.Put(impl_.cf(kQueuesCf), ToSlice(op.key), value)); !s.ok()) {
     return s;
   }
-  queues_[op.key] = EntryRef{op.message_id, bytes};
+  queues_[op.key] = EntryRef{op.message_id, bytes, /*single_put=*/true};
   Ref(op.message_id, bytes);
   QueueStats& stats = Stats(ClientOf(op.key));
   stats.count += 1;
@@ -114,12 +114,24 @@ absl::Status WriteGroup::RemoveQueue(const Batch::Op& op) {
   return Check(wb_.SingleDelete(impl_.cf(kQueuesCf), ToSlice(op.key)));
 }
 
+// In-flight records are replaced (QoS 2 stages), so SingleDelete, which lets a record put and
+// removed between two flushes vanish without a tombstone, is used only where the key is known
+// to hold one Put: replacing such a record is SingleDelete + Put. A record of unknown history
+// (written before Open) is replaced with Put and removed with Delete.
 absl::Status WriteGroup::PutInflight(const Batch::Op& op) {
   absl::StatusOr<std::optional<EntryRef>> old = Lookup(kInflightCf, inflight_, op.key);
   if (!old.ok()) return old.status();
   if (op.message_id != 0) Ref(op.message_id, MessageBytes(op.message_id));
-  if (old->has_value() && (*old)->message_id != 0) Unref((*old)->message_id);
-  inflight_[op.key] = EntryRef{op.message_id, 0};
+  bool single_put = true;
+  if (old->has_value()) {
+    if ((*old)->message_id != 0) Unref((*old)->message_id);
+    single_put = (*old)->single_put;
+    if (single_put) {
+      absl::Status s = Check(wb_.SingleDelete(impl_.cf(kInflightCf), ToSlice(op.key)));
+      if (!s.ok()) return s;
+    }
+  }
+  inflight_[op.key] = EntryRef{op.message_id, 0, single_put};
   return Check(wb_.Put(impl_.cf(kInflightCf), ToSlice(op.key), op.value));
 }
 
@@ -129,7 +141,9 @@ absl::Status WriteGroup::RemoveInflight(const Batch::Op& op) {
   if (!old->has_value()) return absl::OkStatus();
   if ((*old)->message_id != 0) Unref((*old)->message_id);
   inflight_[op.key] = std::nullopt;
-  return Check(wb_.Delete(impl_.cf(kInflightCf), ToSlice(op.key)));
+  const rocksdb::Slice key = ToSlice(op.key);
+  return Check((*old)->single_put ? wb_.SingleDelete(impl_.cf(kInflightCf), key)
+                                  : wb_.Delete(impl_.cf(kInflightCf), key));
 }
 
 absl::Status WriteGroup::DeleteSession(const std::string& client_id) {
@@ -176,10 +190,14 @@ absl::Status WriteGroup::DropRange(Cf cf, Overlay& overlay, const std::string& c
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<WriteGroup::EntryRef>> WriteGroup::Lookup(Cf cf, Overlay& overlay,
-                                                                       std::string_view key) {
+absl::StatusOr<std::optional<EntryRef>> WriteGroup::Lookup(Cf cf, Overlay& overlay,
+                                                           std::string_view key) {
   if (auto it = overlay.find(key); it != overlay.end()) return it->second;
   if (dropped_clients_.contains(AbslView(ClientOf(key)))) return std::optional<EntryRef>();
+  const EntryCache& cache = Cache(cf);
+  if (auto it = cache.entries.find(key); it != cache.entries.end()) {
+    return std::optional<EntryRef>(it->second);
+  }
   std::string value;
   rocksdb::Status s = impl_.db->Get({}, impl_.cf(cf), ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<EntryRef>();
@@ -189,8 +207,8 @@ absl::StatusOr<std::optional<WriteGroup::EntryRef>> WriteGroup::Lookup(Cf cf, Ov
   return std::optional<EntryRef>(*entry);
 }
 
-absl::StatusOr<WriteGroup::EntryRef> WriteGroup::ParseEntry(Cf cf, std::string_view key,
-                                                            std::string_view value) {
+absl::StatusOr<EntryRef> WriteGroup::ParseEntry(Cf cf, std::string_view key,
+                                                std::string_view value) {
   if (cf == kQueuesCf) {
     QueueEntry entry;
     if (!entry.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
@@ -203,6 +221,11 @@ absl::StatusOr<WriteGroup::EntryRef> WriteGroup::ParseEntry(Cf cf, std::string_v
     return StoreImpl::CorruptRecord(cf, key);
   }
   return EntryRef{record.message_id(), 0};
+}
+
+EntryCache& WriteGroup::Cache(Cf cf) {
+  impl_.mu.AssertHeld();
+  return cf == kQueuesCf ? impl_.queue_cache : impl_.inflight_cache;
 }
 
 uint32_t WriteGroup::StoredRefs(uint64_t id) const {
@@ -285,6 +308,24 @@ void WriteGroup::Commit() {
     }
   }
   impl_.queue_entries += queue_entries_delta_;
+  // Sessions deleted first: the overlay holds only what the group wrote after their deletion.
+  for (const std::string& client : dropped_clients_) {
+    const std::string begin = keys::ClientPrefix(client);
+    const std::string end = keys::ClientEnd(client);
+    impl_.queue_cache.EraseRange(begin, end);
+    impl_.inflight_cache.EraseRange(begin, end);
+  }
+  auto install = [](const Overlay& overlay, EntryCache& cache) {
+    for (const auto& [key, entry] : overlay) {
+      if (entry.has_value()) {
+        cache.Put(key, *entry);
+      } else {
+        cache.Erase(key);
+      }
+    }
+  };
+  install(queues_, impl_.queue_cache);
+  install(inflight_, impl_.inflight_cache);
 }
 
 }  // namespace mqtt::storage

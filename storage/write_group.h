@@ -5,10 +5,11 @@
 //
 // How reference counting stays exact: only the leader of a group commit builds a WriteGroup,
 // with StoreImpl::mu held, after every earlier group reached RocksDB. It reads the entries a
-// batch removes or replaces (to learn which message they referred to) from RocksDB overlaid with
-// the group's own earlier changes, works on copies of the counts, and appends the message puts
-// (first reference) and deletes (last reference gone) to the same WriteBatch. Commit() installs
-// the copies only after RocksDB accepted the write; a failed write leaves the counts untouched.
+// batch removes or replaces (to learn which message they referred to) from the group's own
+// earlier changes, else the store's entry cache (store_impl.h), else RocksDB, works on copies of
+// the counts, and appends the message puts (first reference) and deletes (last reference gone) to
+// the same WriteBatch. Commit() installs the copies only after RocksDB accepted the write; a failed
+// write leaves the counts untouched.
 //
 // Lifecycle: built, Add()ed to, Finish()ed and Commit()ted by one thread within one Write call,
 // with impl.mu held throughout (the methods that read or write the store's counts assert it).
@@ -49,10 +50,6 @@ class WriteGroup {
   void Commit();
 
  private:
-  struct EntryRef {
-    uint64_t message_id = 0;
-    uint32_t bytes = 0;  // queue entries only
-  };
   struct RefChange {
     uint32_t before = 0;  // committed count when the group started
     MessageRef now;
@@ -70,6 +67,7 @@ class WriteGroup {
   absl::Status DropRange(Cf cf, Overlay& overlay, const std::string& client_id);
 
   absl::StatusOr<std::optional<EntryRef>> Lookup(Cf cf, Overlay& overlay, std::string_view key);
+  EntryCache& Cache(Cf cf);
   static absl::StatusOr<EntryRef> ParseEntry(Cf cf, std::string_view key, std::string_view value);
   uint32_t StoredRefs(uint64_t id) const;
   RefChange& Touch(uint64_t id);

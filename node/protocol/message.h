@@ -46,6 +46,13 @@ struct Message {
   // 5.0 Message Expiry: steady-clock deadline in ms (MonotonicMs()); 0 = never expires.
   int64_t expires_at_ms = 0;
   OriginId origin;
+  // The publisher's AckToken is the only record of this message's receipt: nothing in the
+  // publishing worker's batch refers to it (a local client's QoS 1 PUBLISH; not QoS 2, whose
+  // inbound packet id is stored, nor a forwarded message, whose progress counter is, nor a will,
+  // whose removal from the session record is). Then a persistent session on another worker needs
+  // no copy in the publishing worker's outbox: the acknowledgement waits for that worker's write,
+  // and a crash before it makes the publisher send the message again.
+  bool ack_is_only_record = false;
   // Id of the stored copy (storage::Store::NewMessageId), set by the first worker that persists
   // the message for a persistent session; 0 until then. Atomic: workers race to set it, and
   // the loser's id is simply not used.

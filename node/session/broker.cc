@@ -182,8 +182,11 @@ class PublishDelivery final : public RouteVisitor {
     if (!target.subscription_ids.empty()) out.subscription_ids = target.subscription_ids;
     if (out.qos > 0) out.ack = ack_;
     // A persistent session on another worker: the message goes in this worker's outbox, in
-    // the same batch as the publisher's own state, until that worker has stored it.
-    if (out.qos > 0 && target.durable_client_id != nullptr && target.worker != from_.index()) {
+    // the same batch as the publisher's own state, until that worker has stored it; unless the
+    // acknowledgement it holds is all the publisher's state there is (message.h).
+    const bool ack_alone = message_->ack_is_only_record && out.ack != nullptr;
+    if (out.qos > 0 && target.durable_client_id != nullptr && target.worker != from_.index() &&
+        !ack_alone) {
       from_.StageInOutbox(out, *target.durable_client_id);
     }
     from_.Deliver(target.worker, target.session_id, std::move(out));

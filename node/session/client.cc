@@ -578,6 +578,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
     message->payload = std::move(publish->payload);
     message->qos = qos;
     message->retain = publish->retain;
+    message->ack_is_only_record = qos == 1 && token != nullptr;
     message->publisher_id = client_id_;
     message->publisher_session_id = session_->id();
     if (node().client_registry() != nullptr) message->origin = NewOriginId();

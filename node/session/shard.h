@@ -151,7 +151,8 @@ class Shard final : public SessionStorage, public ClientHost {
   // Cross-worker durability: a QoS 1/2 message for a persistent session on another worker is
   // written to this worker's outbox (a queue in the store) in this turn's batch, together with
   // the publisher's state; the receiving worker removes the entry in the batch that stores the
-  // message for the session. Sets out.outbox_seq/outbox_worker.
+  // message for the session. Sets out.outbox_seq/outbox_worker. Not for a message whose
+  // AckToken is the publisher's only state (Message::ack_is_only_record: a client's QoS 1).
   void StageInOutbox(OutboundMessage& out, const std::string& target_client_id);
   static constexpr uint32_t kMaxOutboxes = 256;  // workers are limited to 256 (config)
   static std::string OutboxId(uint32_t worker);

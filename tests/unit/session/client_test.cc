@@ -904,6 +904,31 @@ TEST_F(PersistentBrokerTest, CrossWorkerPersistentDeliveryThenPuback) {
   EXPECT_EQ(store_->queue_stats(Shard::OutboxId(0)).count, 0u) << "outbox entry left behind";
 }
 
+// A client's QoS 1 for a persistent session on another worker skips the outbox (its AckToken is
+// all the publisher's state there is): one batch, the subscriber worker's, before the PUBACK.
+// QoS 2 still goes through the publishing worker's outbox (issue 15).
+TEST_F(PersistentBrokerTest, CrossWorkerQos1SkipsTheOutboxQos2DoesNot) {
+  const std::string id = IdOn(1, "durable");
+  TestPeer sub = Connected(id, Version::kV311, false);
+  Subscribe(sub, "d/#", 2);
+  sub.SendDisconnect();
+  Poll();
+  TestPeer pub = Connected(IdOn(0, "pub"));
+  const uint64_t before = store_->stats().batches;
+  pub.SendPublish("d/1", "one", 1, 4);
+  Poll();
+  EXPECT_THAT(Acks(pub, pub.Take()), ElementsAre("PUBACK 4"));
+  EXPECT_EQ(store_->stats().batches - before, 1u) << "QoS 1 went through the outbox";
+  EXPECT_EQ(store_->queue_stats(id).count, 1u) << "stored before PUBACK";
+  const uint64_t mid = store_->stats().batches;
+  pub.SendPublish("d/2", "two", 2, 5);
+  Poll();
+  EXPECT_THAT(Acks(pub, pub.Take()), ElementsAre("PUBREC 5"));
+  EXPECT_EQ(store_->stats().batches - mid, 2u) << "QoS 2: the outbox, then the subscriber's";
+  EXPECT_EQ(store_->queue_stats(id).count, 2u);
+  EXPECT_EQ(store_->queue_stats(Shard::OutboxId(0)).count, 0u) << "outbox entry left behind";
+}
+
 // Session present after a restart of the broker over the same store [MQTT-3.2.2-3].
 TEST_F(PersistentBrokerTest, SessionAndQueueSurviveABrokerRestart) {
   const std::string id = IdOn(1, "survivor");

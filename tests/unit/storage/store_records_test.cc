@@ -366,7 +366,11 @@ TEST_F(StorageTest, WriteLatencyAndRocksDbFiguresFollowTheWrites) {
   const uint64_t before = store_->write_latency().count;
   for (uint64_t id = 1; id <= 3; ++id) {
     Batch batch;
-    batch.PutMessage(id, Msg("fig/" + std::to_string(id), std::string(1000, 'x')));
+    // Incompressible (the WAL is compressed): 1000 bytes of a linear congruential sequence.
+    std::string payload(1000, '\0');
+    uint32_t x = static_cast<uint32_t>(id);
+    for (char& c : payload) c = static_cast<char>((x = x * 1664525u + 1013904223u) >> 24);
+    batch.PutMessage(id, Msg("fig/" + std::to_string(id), payload));
     batch.AddQueueEntry("c", id, Entry(id));
     MustWrite(batch);
   }
