@@ -329,34 +329,16 @@ void Broker::AdoptSession(const std::string& client_id, const std::string& from_
   if (client_registry_ == nullptr || session_mover_ == nullptr) {
     return done(absl::FailedPreconditionError("this node is not in a cluster with a registry"));
   }
-  Shard* home = shards_[HomeWorker(client_id)].get();
-  SessionMover* mover = session_mover_;
-  ImportGate* gate = &import_gate_;
-  const uint64_t ticket = gate->Open(client_id);
-  auto finish = [gate, client_id, ticket, done = std::move(done)](absl::Status status) {
-    gate->Close(client_id, ticket);
-    done(std::move(status));
-  };
-  client_registry_->ClaimFrom(
-      client_id, from_node,
-      [home, mover, gate, ticket, client_id, from_node,
-       finish = std::move(finish)](absl::StatusOr<Claimed> claim) {
-        if (!claim.ok()) return finish(claim.status());
-        const uint64_t epoch = claim->epoch;
-        gate->Fetching(client_id, ticket, from_node);
-        mover->Fetch(client_id, epoch, from_node, /*discard=*/false,
-                     [home, client_id, from_node, epoch, finish = std::move(finish)](
-                         absl::StatusOr<std::optional<TransferredSession>> fetched) {
-                       if (!fetched.ok()) return finish(fetched.status());
-                       if (!fetched->has_value()) {
-                         return finish(absl::NotFoundError("no persistent session there"));
-                       }
-                       auto session = std::make_shared<TransferredSession>(std::move(**fetched));
-                       home->worker()->Post([home, client_id, from_node, epoch, session, finish] {
-                         finish(home->AdoptSession(client_id, epoch, *session, from_node));
-                       });
-                     });
-      });
+  const uint64_t ticket = import_gate_.Open(client_id);
+  Adopted finish = ClosingTicket(client_id, ticket, std::move(done));
+  client_registry_->ClaimFrom(client_id, from_node,
+                              [this, ticket, client_id, from_node,
+                               finish = std::move(finish)](absl::StatusOr<Claimed> claim) {
+                                if (!claim.ok()) return finish(claim.status());
+                                FetchToHome(client_id, claim->epoch, from_node, ticket,
+                                            absl::NotFoundError("no persistent session there"),
+                                            &Shard::AdoptSession, std::move(finish));
+                              });
 }
 
 void Broker::CollectSession(const std::string& client_id, const std::string& from_node,
@@ -364,33 +346,43 @@ void Broker::CollectSession(const std::string& client_id, const std::string& fro
   if (client_registry_ == nullptr || session_mover_ == nullptr) {
     return done(absl::FailedPreconditionError("this node is not in a cluster with a registry"));
   }
-  Shard* home = shards_[HomeWorker(client_id)].get();
-  SessionMover* mover = session_mover_;
-  ImportGate* gate = &import_gate_;
   // A ticket as for a claim: a CONNECT here waits until the collected messages are in the
   // session (ImportGate), and a Take from a third node waits too.
-  const uint64_t ticket = gate->Open(client_id);
-  auto finish = [gate, client_id, ticket, done = std::move(done)](absl::Status status) {
+  const uint64_t ticket = import_gate_.Open(client_id);
+  Adopted finish = ClosingTicket(client_id, ticket, std::move(done));
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  home->worker()->Post([this, home, ticket, client_id, from_node, finish = std::move(finish)] {
+    const std::optional<uint64_t> epoch = home->HeldEpoch(client_id);
+    if (!epoch.has_value()) {
+      return finish(absl::NotFoundError("this node holds no session for the client id"));
+    }
+    FetchToHome(client_id, *epoch, from_node, ticket, /*if_none=*/absl::OkStatus(),
+                &Shard::MergeCollected, finish);
+  });
+}
+
+Broker::Adopted Broker::ClosingTicket(const std::string& client_id, uint64_t ticket, Adopted done) {
+  return [gate = &import_gate_, client_id, ticket, done = std::move(done)](absl::Status status) {
     gate->Close(client_id, ticket);
     done(std::move(status));
   };
-  home->worker()->Post(
-      [home, mover, gate, ticket, client_id, from_node, finish = std::move(finish)]() mutable {
-        const std::optional<uint64_t> epoch = home->HeldEpoch(client_id);
-        if (!epoch.has_value()) {
-          return finish(absl::NotFoundError("this node holds no session for the client id"));
-        }
-        gate->Fetching(client_id, ticket, from_node);
-        mover->Fetch(client_id, *epoch, from_node, /*discard=*/false,
-                     [home, client_id, from_node, epoch = *epoch, finish = std::move(finish)](
-                         absl::StatusOr<std::optional<TransferredSession>> fetched) {
-                       if (!fetched.ok()) return finish(fetched.status());
-                       if (!fetched->has_value()) return finish(absl::OkStatus());  // nothing left
-                       auto copy = std::make_shared<TransferredSession>(std::move(**fetched));
-                       home->worker()->Post([home, client_id, from_node, epoch, copy, finish] {
-                         finish(home->MergeCollected(client_id, epoch, *copy, from_node));
-                       });
-                     });
+}
+
+void Broker::FetchToHome(const std::string& client_id, uint64_t epoch, const std::string& from_node,
+                         uint64_t ticket, absl::Status if_none, WriteFetched write,
+                         Adopted finish) {
+  import_gate_.Fetching(client_id, ticket, from_node);
+  Shard* home = shards_[HomeWorker(client_id)].get();
+  session_mover_->Fetch(
+      client_id, epoch, from_node, /*discard=*/false,
+      [home, client_id, from_node, epoch, if_none, write,
+       finish = std::move(finish)](absl::StatusOr<std::optional<TransferredSession>> fetched) {
+        if (!fetched.ok()) return finish(fetched.status());
+        if (!fetched->has_value()) return finish(if_none);
+        auto session = std::make_shared<TransferredSession>(std::move(**fetched));
+        home->worker()->Post([home, client_id, from_node, epoch, session, write, finish] {
+          finish((home->*write)(client_id, epoch, *session, from_node));
+        });
       });
 }
 

@@ -137,6 +137,16 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
 
  private:
   absl::Status RecoverOutboxes();
+  // `done`, closing the ImportGate ticket of `client_id` first.
+  Adopted ClosingTicket(const std::string& client_id, uint64_t ticket, Adopted done);
+  // Fetches the session `from_node` holds for `client_id` (for the claim at `epoch`; `ticket`
+  // is marked fetching) and writes it on the home worker with `write`; `finish` gets the
+  // outcome: `write`'s status, the fetch's error, or `if_none` when there was no session.
+  using WriteFetched = absl::Status (Shard::*)(const std::string& client_id, uint64_t epoch,
+                                               TransferredSession& fetched,
+                                               const std::string& from_node);
+  void FetchToHome(const std::string& client_id, uint64_t epoch, const std::string& from_node,
+                   uint64_t ticket, absl::Status if_none, WriteFetched write, Adopted finish);
   void SharedCopyDropped(const Message& message, const SharedTarget& shared);
 
   const BrokerOptions options_;

@@ -112,14 +112,19 @@ class OwnerReturn(unittest.TestCase):
                     raise
                 time.sleep(0.2)  # the registry's election, not a synchronisation
 
-    def owner_down_and_back(self, qos, version):
+    def offline_on_a_with_queue(self, qos, version):
+        """A persistent subscriber on a, offline, with a first batch published on c queued for
+        it there; (subscriber, acknowledged sequence numbers)."""
         sub = Subscriber(self.a, self.topic, qos, version=version)
         self.addCleanup(sub.close)
         sub.subscribe()
         wait_until(lambda: routes_to(self.c, self.a.name, self.topic), WAIT_S,
                    "c holds a's persistent route")
         sub.go_offline()
-        first = self.publish_on_c(qos, 0)  # queued on a
+        return sub, self.publish_on_c(qos, 0)
+
+    def owner_down_and_back(self, qos, version):
+        sub, first = self.offline_on_a_with_queue(qos, version)
 
         self.a.crash()
         wait_until(lambda: member_state(self.b, self.a.name) == "dead"
@@ -161,13 +166,7 @@ class OwnerReturn(unittest.TestCase):
         held by b and has b collect the copy before a exits (the loss checker's drain fault
         lost the queued messages of such a copy, 2026-12-04)."""
         qos = 2
-        sub = Subscriber(self.a, self.topic, qos, version=5)
-        self.addCleanup(sub.close)
-        sub.subscribe()
-        wait_until(lambda: routes_to(self.c, self.a.name, self.topic), WAIT_S,
-                   "c holds a's persistent route")
-        sub.go_offline()
-        first = self.publish_on_c(qos, 0)  # queued on a
+        sub, first = self.offline_on_a_with_queue(qos, 5)
 
         os.kill(self.a.proc.pid, signal.SIGSTOP)
         try:
