@@ -128,21 +128,7 @@ class Partition(unittest.TestCase):
             seeds = [t.cluster_address(j) for j in range(3) if j != i]
             self.nodes.append(t.node(i, names[i], seeds=seeds,
                                      extra_args=["--cluster-bootstrap-members", ",".join(names)]))
-        # All at once: a node may wait (bounded) for its seeds before it says ready.
-        errors = []
-
-        def start(node):
-            try:
-                node.start()
-            except BaseException as e:  # reported below, in the test's thread
-                errors.append(e)
-        threads = [threading.Thread(target=start, args=(n,)) for n in self.nodes]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        if errors:
-            raise errors[0]
+        netns.start_all(self.nodes)
         for node in self.nodes:
             # `ip netns exec` execs mqttd: the pid we signal is mqttd's own.
             exe = os.readlink("/proc/%d/exe" % node.proc.pid)

@@ -103,20 +103,7 @@ class NetsplitSessions(unittest.TestCase):
                 i, names[i], seeds=seeds,
                 extra_args=["--cluster-bootstrap-members", ",".join(names),
                             "--cluster-allow-register-during-netsplit", "true"]))
-        errors = []
-
-        def start(node):
-            try:
-                node.start()
-            except BaseException as e:  # reported below, in the test's thread
-                errors.append(e)
-        threads = [threading.Thread(target=start, args=(n,)) for n in self.nodes]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        if errors:
-            raise errors[0]
+        netns.start_all(self.nodes)
         self.isolated = set()
 
     def mqttctl(self, i, *args):

@@ -41,6 +41,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 
 from harness_cluster import ClusterNode
 
@@ -50,6 +51,25 @@ RAFT_PORT = 7001
 DEFAULT_PREFIX = "mqpt"
 LOCK_FILE = "/run/lock/mqtt-test-netns.lock"
 NOWHERE_MAC = "02:00:00:00:00:01"  # locally administered, on no interface
+
+
+def start_all(nodes):
+    """Starts `nodes` at once (a node may wait, bounded, for its seeds before it says ready);
+    raises the first start failure, in the caller's thread."""
+    errors = []
+
+    def start(node):
+        try:
+            node.start()
+        except BaseException as e:  # reported below, in the caller's thread
+            errors.append(e)
+    threads = [threading.Thread(target=start, args=(n,)) for n in nodes]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    if errors:
+        raise errors[0]
 
 
 class NetnsUnavailable(RuntimeError):
