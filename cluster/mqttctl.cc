@@ -405,20 +405,30 @@ std::string Expiry(const mqtt::admin::v1::Session& s) {
   return absl::StrCat(s.expiry_interval(), "s");
 }
 
-int Sessions(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
-  mqtt::admin::v1::MembersResponse members;
-  grpc::Status status = stub.Members(ctx, {}, &members);
+// The members a cluster-wide command asks (the alive ones, or --node), as (node id, address),
+// from `stub`'s node, whose answer is left in `members`. Non-zero: the exit status, after saying
+// why (the node did not answer, or knows no such member).
+int MembersToAsk(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx,
+                 mqtt::admin::v1::MembersResponse* members,
+                 std::vector<std::pair<std::string, std::string>>* asked) {
+  grpc::Status status = stub.Members(ctx, {}, members);
   if (!status.ok()) return Fail(args, status);
-  std::vector<std::pair<std::string, std::string>> asked;
-  for (const auto& m : members.members()) {
+  for (const auto& m : members->members()) {
     if (args.node.empty() ? m.state() == "alive" : m.node_id() == args.node) {
-      asked.emplace_back(m.node_id(), m.address());
+      asked->emplace_back(m.node_id(), m.address());
     }
   }
-  if (asked.empty()) {
+  if (asked->empty()) {
     std::cerr << "mqttctl: " << args.server << " knows no member " << args.node << "\n";
     return 1;
   }
+  return 0;
+}
+
+int Sessions(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
+  mqtt::admin::v1::MembersResponse members;
+  std::vector<std::pair<std::string, std::string>> asked;
+  if (int rc = MembersToAsk(args, stub, ctx, &members, &asked); rc != 0) return rc;
   mqtt::admin::v1::SessionsResponse response = AskSessions(args, asked);
   response.set_node_id(members.node_id());
   const bool none_answered = response.unanswered_nodes_size() == static_cast<int>(asked.size());
@@ -587,18 +597,8 @@ std::vector<const mqtt::admin::v1::Bridge*> BridgeRows(
 
 int Bridges(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
   mqtt::admin::v1::MembersResponse members;
-  grpc::Status status = stub.Members(ctx, {}, &members);
-  if (!status.ok()) return Fail(args, status);
   std::vector<std::pair<std::string, std::string>> asked;
-  for (const auto& m : members.members()) {
-    if (args.node.empty() ? m.state() == "alive" : m.node_id() == args.node) {
-      asked.emplace_back(m.node_id(), m.address());
-    }
-  }
-  if (asked.empty()) {
-    std::cerr << "mqttctl: " << args.server << " knows no member " << args.node << "\n";
-    return 1;
-  }
+  if (int rc = MembersToAsk(args, stub, ctx, &members, &asked); rc != 0) return rc;
   mqtt::admin::v1::BridgesResponse response = AskBridges(asked);
   response.set_node_id(members.node_id());
   const int rc = response.unanswered_nodes_size() == static_cast<int>(asked.size()) ? 1 : 0;
