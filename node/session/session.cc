@@ -49,23 +49,40 @@ void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
     if (extras_->online) extras_->online->store(true, std::memory_order_relaxed);
   }
   send_window_ = std::min<uint32_t>(limits_.max_inflight, receive_maximum);
-  // A message the new connection cannot take (its 5.0 Maximum Packet Size is smaller) is
-  // discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does not hold the window.
-  // The acknowledgement latency of a resent message counts from the resend.
+  for (Inflight& entry : inflight_) entry.resend = true;
+  ResendInflight();
+  DrainQueue();
+}
+
+// Re-sends, in their original order, the exchanges a resumed session had in flight
+// [MQTT-4.4.0-1], as many as the client's window takes [MQTT-3.3.4-9] (a 5.0 client may resume
+// with a smaller Receive Maximum than the session had): the rest go as acknowledgements free
+// the window, before anything new. A message the new connection cannot take (its 5.0 Maximum
+// Packet Size is smaller) is discarded as if sent and acknowledged [MQTT-3.1.2-25], so it does
+// not hold the window. The acknowledgement latency of a resent message counts from the resend.
+void Session::ResendInflight() {
+  if (client_ == nullptr || inflight_.empty() || !inflight_.back().resend) return;
+  size_t open = 0;
+  for (const Inflight& entry : inflight_) open += entry.resend ? 0 : 1;
   const int64_t now_ns = MonotonicNs();
-  for (Inflight& entry : inflight_) entry.sent_ns = now_ns;
-  std::erase_if(inflight_, [this](const Inflight& entry) {
+  std::erase_if(inflight_, [&](Inflight& entry) {
+    if (!entry.resend || open >= send_window_) return false;
+    entry.resend = false;
+    entry.sent_ns = now_ns;
     if (entry.stage == Stage::kAwaitPubcomp) {
       client_->SendPubrel(entry.packet_id);
+      ++open;
       return false;
     }
     const SendResult sent = client_->SendPublish(entry.out, /*dup=*/true, entry.packet_id);
-    if (sent == SendResult::kSent) return false;
+    if (sent == SendResult::kSent) {
+      ++open;
+      return false;
+    }
     DroppedBySend(sent);
     Unstore(entry);
     return true;
   });
-  DrainQueue();
 }
 
 void Session::Detach(const Redistribute& redistribute) {
@@ -423,6 +440,7 @@ bool Session::OnPuback(uint16_t packet_id, int64_t* sent_ns) {
   if (sent_ns != nullptr) *sent_ns = it->sent_ns;
   Unstore(*it);
   inflight_.erase(it);
+  ResendInflight();
   DrainQueue();
   return true;
 }
@@ -443,6 +461,7 @@ bool Session::OnPubrecError(uint16_t packet_id) {
   if (it == inflight_.end() || it->stage == Stage::kAwaitPuback) return false;
   Unstore(*it);
   inflight_.erase(it);
+  ResendInflight();
   DrainQueue();
   return true;
 }
@@ -453,6 +472,7 @@ bool Session::OnPubcomp(uint16_t packet_id, int64_t* sent_ns) {
   if (sent_ns != nullptr) *sent_ns = it->sent_ns;
   Unstore(*it);
   inflight_.erase(it);
+  ResendInflight();
   DrainQueue();
   return true;
 }

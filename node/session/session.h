@@ -178,11 +178,15 @@ class Session {
     Stage stage;
     OutboundMessage out;  // message is null once PUBREC'd; out.seq: its stored record, or 0
     int64_t sent_ns = 0;  // MonotonicNs of the last send (PUBLISH, or PUBREL on a reconnect)
+    // Not re-sent yet on this connection: the session resumed with more in flight than the
+    // client's window (ResendInflight). Always a suffix of inflight_.
+    bool resend = false;
   };
 
   bool CanSendNow(uint8_t qos) const;
   void SendNow(OutboundMessage&& out);
   void DrainQueue();
+  void ResendInflight();
   uint16_t NextPacketId();
   std::vector<Inflight>::iterator FindInflight(uint16_t packet_id);
   bool queue_empty() const { return queue_ == nullptr || queue_->empty(); }

@@ -81,6 +81,46 @@ TEST_F(SessionTest, InflightWindowIsMinOfMaxInflightAndReceiveMaximum) {
   EXPECT_EQ(t.queued_count(), 2u);
 }
 
+// A 5.0 client that resumes with a smaller Receive Maximum than the session had in flight gets
+// the unacknowledged PUBLISHes again [MQTT-4.4.0-1] only as its window allows [MQTT-3.3.4-9]:
+// the rest as acknowledgements free it, in order and before anything new.
+TEST_F(SessionTest, ResumeResendsNoMoreThanTheNewReceiveMaximum) {
+  limits_.max_inflight = 5;
+  Session& s = NewSession(3600);
+  s.Attach(&client_, 65535);
+  for (int i = 0; i < 5; ++i) s.Deliver(Out("m" + std::to_string(i), i == 2 ? 2 : 1));
+  std::vector<SentPacket> first = client_.Take();
+  ASSERT_EQ(first.size(), 5u);
+  s.Detach(nullptr);
+
+  s.Attach(&client_, 2);
+  std::vector<SentPacket> resent = client_.Take();
+  ASSERT_EQ(resent.size(), 2u);
+  EXPECT_EQ(resent[0].payload, "m0");
+  EXPECT_EQ(resent[1].payload, "m1");
+  EXPECT_TRUE(resent[0].dup && resent[1].dup);
+  EXPECT_EQ(resent[0].packet_id, first[0].packet_id) << "the original packet id [MQTT-4.4.0-1]";
+  s.Deliver(Out("new", 1));
+  EXPECT_THAT(client_.Take(), IsEmpty()) << "the window is full";
+
+  EXPECT_TRUE(s.OnPuback(first[0].packet_id));
+  resent = client_.Take();
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].payload, "m2");
+  EXPECT_TRUE(resent[0].dup);
+  EXPECT_TRUE(s.OnPubrec(first[2].packet_id));  // PUBREL sent: m2 still holds its place
+  client_.Take();
+  EXPECT_TRUE(s.OnPuback(first[1].packet_id));
+  EXPECT_THAT(client_.TakePayloads(), ElementsAre("m3"));
+  EXPECT_TRUE(s.OnPubcomp(first[2].packet_id));
+  EXPECT_THAT(client_.TakePayloads(), ElementsAre("m4"));
+  EXPECT_TRUE(s.OnPuback(first[3].packet_id));
+  std::vector<SentPacket> fresh = client_.Take();
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_EQ(fresh[0].payload, "new");
+  EXPECT_FALSE(fresh[0].dup);
+}
+
 TEST_F(SessionTest, PubackOpensTheWindowAndQueueDrainsInOrder) {
   limits_.max_inflight = 2;
   Session& s = NewSession();
@@ -329,8 +369,8 @@ TEST_F(SessionTest, ReattachResendsInflightWithDupAndPubrelThenTheQueue) {
   EXPECT_NE(again[3].packet_id, first[2].packet_id);
 }
 
-// A smaller Receive Maximum on reconnect: everything in flight is still re-sent, nothing new
-// goes until the window has room.
+// A smaller Receive Maximum on reconnect: what was in flight is re-sent one window at a time
+// [MQTT-3.3.4-9], and nothing new goes until all of it has been re-sent and the window has room.
 TEST_F(SessionTest, ReattachWithSmallerReceiveMaximumSendsNoNewMessages) {
   Session& s = NewSession(kSessionNeverExpires);
   s.Attach(&client_, 65535);
@@ -341,12 +381,17 @@ TEST_F(SessionTest, ReattachWithSmallerReceiveMaximumSendsNoNewMessages) {
   FakeSessionClient next;
   s.Attach(&next, 1);
   std::vector<SentPacket> again = next.Take();
-  EXPECT_EQ(again.size(), 3u);
+  ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(s.queued_count(), 1u);
   s.OnPuback(again[0].packet_id);
-  s.OnPuback(again[1].packet_id);
-  EXPECT_THAT(next.Take(), IsEmpty()) << "still 1 in flight, window 1";
-  s.OnPuback(again[2].packet_id);
+  again = next.Take();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].payload, "m1");
+  s.OnPuback(again[0].packet_id);
+  again = next.Take();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].payload, "m2");
+  s.OnPuback(again[0].packet_id);
   EXPECT_THAT(next.TakePayloads(), ElementsAre("m3"));
 }
 
