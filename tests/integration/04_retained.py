@@ -40,6 +40,9 @@ class RetainedTest(BrokerTestCase):
         pub = self.raw()
         pub.publish(t, b"old", qos=1, retain=True)
         pub.publish(t, b"new", qos=0, retain=True)
+        # A connection's packets are handled in order: after PINGRESP, "new" is retained. Without
+        # this barrier the SUBSCRIBE, on another connection, may be handled first or meanwhile.
+        pub.ping()
         sub = self.raw()
         sub.subscribe([(t, 1)])
         p = sub.recv_publish()

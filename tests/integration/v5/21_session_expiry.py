@@ -116,7 +116,10 @@ class SessionExpiry(Broker5TestCase):
         cid, topic = unique("dz"), self.topic()
         c = self._persistent(cid, 60)
         c.subscribe5([(topic, sub_options(qos=1))])
-        c.disconnect5(props=[(SESSION_EXPIRY_INTERVAL, 0)])
+        # Two TCP connections are not ordered: the next CONNECT goes once the broker has closed
+        # this one, i.e. read its DISCONNECT (else it may take the session over first).
+        c.send(disconnect5_packet(0, [(SESSION_EXPIRY_INTERVAL, 0)]))
+        c.wait_closed()
         c2 = self._persistent(cid, 60, clean_start=False)
         self.assertEqual(c2.connack.session_present, 0)
 
