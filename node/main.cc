@@ -532,6 +532,7 @@ int Run(const mqtt::Config& config) {
   std::vector<mqtt::net::IoWorker*> worker_ptrs;
   for (uint32_t i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
+    workers.back()->set_idle_poll(std::chrono::microseconds(config.idle_poll_us));
     worker_ptrs.push_back(workers.back().get());
   }
   absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> access_control =

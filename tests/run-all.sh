@@ -10,24 +10,33 @@
 #   tests/run-all.sh --no-fuzz  release and asan, no fuzz targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase's wall time is printed, so that a slow CI run says where its time went.
+phase() { echo "=== $1 ($(date -u +%T))"; SECONDS=0; }
+took() { echo "=== took ${SECONDS} s"; }
+phase "dependencies"
 ./deploy/install-deps.sh
+took
 presets=(release asan)
 fuzz=1
 [ "${1:-}" = "--no-asan" ] && presets=(release) && fuzz=0
 [ "${1:-}" = "--no-fuzz" ] && fuzz=0
 for preset in "${presets[@]}"; do
-  echo "=== preset $preset: build"
+  phase "preset $preset: build"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset"
-  echo "=== preset $preset: test"
+  took
+  phase "preset $preset: test"
   ctest --preset "$preset"
+  took
 done
 if [ "$fuzz" = 1 ]; then
   # install-deps.sh installs clang and libclang-rt-14-dev (libFuzzer and the sanitizers).
   command -v clang++ >/dev/null || { echo "clang++ missing: the fuzz preset needs it" >&2; exit 1; }
-  echo "=== preset fuzz: build (the fuzz targets and what they link only)"
+  phase "preset fuzz: build (the fuzz targets and what they link only)"
   cmake --preset fuzz -DMQTT_FUZZ_SECONDS="${MQTT_FUZZ_SECONDS:-20}" >/dev/null
   cmake --build --preset fuzz --target fuzz_targets
-  echo "=== preset fuzz: corpus replay and short runs"
+  took
+  phase "preset fuzz: corpus replay and short runs"
   ctest --preset fuzz
+  took
 fi

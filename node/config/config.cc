@@ -337,6 +337,12 @@ std::vector<Option> MakeOptions() {
        SecureListeners("wss")},
       {"workers", "limits.workers", "N", "worker threads, each with its own event loop",
        Uint(&Config::workers, 1, 256), "one per core, at most 256"},
+      {"idle-poll-us", "limits.idle_poll_us", "MICROSECONDS",
+       "a worker that runs out of work soon after it last did keeps polling this long for "
+       "more before it sleeps: a sleeping thread's wake-up costs tens of microseconds on "
+       "virtual machines, the round trip of each QoS 1 exchange (docs/performance.md: about "
+       "twice the QoS 1 rate here); costs CPU at moderate rates too; 0: never poll",
+       Uint(&Config::idle_poll_us, 0, 10'000)},
       {"max-inflight", "limits.max_inflight", "N",
        "outbound QoS 1/2 messages sent to a client and not yet acknowledged",
        Uint(&Config::max_inflight, 1, 65535)},

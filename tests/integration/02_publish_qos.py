@@ -3,7 +3,9 @@
 """PUBLISH at QoS 0/1/2 in both directions, packet ids, exactly-once inbound, inflight window
 and the bounded per-client queue behind it."""
 
+import os
 import struct
+import time
 
 import harness
 from harness import (PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, BrokerTestCase, pid_packet,
@@ -232,6 +234,32 @@ class BoundedQueueTest(BrokerTestCase):
         pub.publish(t, b"marker", qos=1, pid=100)
         self.assertEqual(sub.recv_publish().payload, b"marker")
         self.assertEqual(got, [b"0", b"1", b"2", b"3", b"4"])
+
+
+class IdlePollTest(BrokerTestCase):
+    """--idle-poll-us: workers that poll before sleeping still deliver every QoS 1 and 2
+    message in order across workers, and an idle broker goes back to sleep (no CPU burnt)."""
+    BROKER_ARGS = ["--idle-poll-us", "200", "--workers", "2", "--max-queued-messages", "10000"]
+
+    def broker_cpu_seconds(self):
+        with open("/proc/%d/stat" % self.broker.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_stream_delivered_in_order_then_idle_broker_sleeps_MQTT_4_6_0_2(self):
+        for qos in (1, 2):
+            t = self.topic()
+            sub = self.paho(client_id="idlepoll-sub-%d" % qos)
+            sub.subscribe(t, qos)
+            pub = self.paho(client_id="idlepoll-pub-%d" % qos)
+            infos = [pub.publish(t, str(i), qos=qos, wait=False) for i in range(2000)]
+            infos[-1].wait_for_publish(harness.WAIT)
+            got = [sub.recv().payload for _ in range(2000)]
+            self.assertEqual(got, [str(i).encode() for i in range(2000)])
+        time.sleep(0.5)  # the last gaps are long: every worker sleeps at its next idle moment
+        before = self.broker_cpu_seconds()
+        time.sleep(2)
+        self.assertLess(self.broker_cpu_seconds() - before, 0.2, "an idle broker kept polling")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+// IoWorker: work posted from other threads runs on the worker's thread, all of it, in the order
+// each thread posted it; with idle polling on or off; and Stop returns.
+#include "node/net/io_worker.h"
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "boost/asio/steady_timer.hpp"
+#include "gtest/gtest.h"
+
+namespace mqtt::net {
+namespace {
+
+class IoWorkerTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    worker_.set_idle_poll(std::chrono::microseconds(GetParam()));
+    worker_.Start();
+  }
+  IoWorker worker_{0};
+};
+
+TEST_P(IoWorkerTest, PostsFromOtherThreadsRunOnTheWorkerInEachThreadsOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kPosts = 20000;
+  absl::Mutex mutex;
+  std::vector<std::vector<int>> seen(kThreads);
+  std::atomic<int> wrong_thread{0};
+  absl::Notification done;
+  std::atomic<int> left{kThreads * kPosts};
+  std::vector<std::thread> posters;
+  for (int t = 0; t < kThreads; ++t) {
+    posters.emplace_back([&, t] {
+      for (int i = 0; i < kPosts; ++i) {
+        worker_.Post([&, t, i] {
+          if (!worker_.InThisThread()) wrong_thread.fetch_add(1);
+          seen[t].push_back(i);  // only the worker's thread touches seen
+          if (left.fetch_sub(1) == 1) done.Notify();
+        });
+      }
+    });
+  }
+  for (auto& poster : posters) poster.join();
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(wrong_thread.load(), 0);
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(seen[t].size(), size_t{kPosts});
+    for (int i = 0; i < kPosts; ++i) ASSERT_EQ(seen[t][i], i) << "thread " << t;
+  }
+}
+
+// A post that arrives while the worker sleeps wakes it: one at a time, with pauses longer than
+// any idle polling, so every post finds the worker asleep.
+TEST_P(IoWorkerTest, APostWakesASleepingWorker) {
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    absl::Notification ran;
+    worker_.Post([&] { ran.Notify(); });
+    ASSERT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(5))) << "post " << i;
+  }
+}
+
+TEST_P(IoWorkerTest, TimersFireAndStopReturns) {
+  absl::Notification fired;
+  boost::asio::steady_timer timer(worker_.io());
+  worker_.Post([&] {
+    timer.expires_after(std::chrono::milliseconds(5));
+    timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) fired.Notify();
+    });
+  });
+  ASSERT_TRUE(fired.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  worker_.Stop();  // joins the thread
+  SUCCEED();
+}
+
+INSTANTIATE_TEST_SUITE_P(IdlePoll, IoWorkerTest, ::testing::Values(0, 50), [](const auto& info) {
+  return info.param == 0 ? std::string("Off") : std::string("On");
+});
+
+}  // namespace
+}  // namespace mqtt::net
