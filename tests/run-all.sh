@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The whole test suite, as CI runs it: installs dependencies, builds the release and the
 # ASan+UBSan presets, and runs every test that is not labelled bench or soak under each (the
-# asan preset also skips the `smoke` bench run: timings mean nothing under sanitizers), then
+# asan preset also skips the `smoke` bench run, whose timings mean nothing under sanitizers, and
+# the `helm` tests, which check the chart and pod scaling with the same binary the cluster tests
+# already run under ASan), then
 # builds the libFuzzer targets alone (preset `fuzz`, clang) and runs `ctest --preset fuzz`: each
 # target's corpus replayed, then MQTT_FUZZ_SECONDS (default 20) of mutation per target.
 #   tests/run-all.sh            everything
