@@ -4,6 +4,7 @@
 namespace mqtt {
 
 AckToken::~AckToken() {
+  if (cancelled_.load(std::memory_order_relaxed)) return;
   if (executor_ == nullptr || executor_->InThisThread()) {
     if (auto listener = listener_.lock()) listener->OnDurable(seq_);
     return;

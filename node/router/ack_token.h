@@ -14,6 +14,7 @@
 // when the executor is null (the listener is then thread-safe).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -40,13 +41,16 @@ class AckToken {
   AckToken& operator=(const AckToken&) = delete;
 
   // The message could not be made durable: no acknowledgement when the token goes; the
-  // publisher re-sends (after reconnecting, or on its forwarding timeout).
-  void Cancel() { listener_.reset(); }
+  // publisher re-sends (after reconnecting, or on its forwarding timeout). Any thread, any
+  // number of times (two workers whose writes fail may cancel one token at once).
+  void Cancel() { cancelled_.store(true, std::memory_order_relaxed); }
 
  private:
   Executor* const executor_;
-  std::weak_ptr<AckListener> listener_;
+  std::weak_ptr<AckListener> listener_;  // read by the destructor only
   const uint64_t seq_;
+  // The last reference's release orders every Cancel before the destructor reads this.
+  std::atomic<bool> cancelled_{false};
 };
 
 using AckTokenPtr = std::shared_ptr<AckToken>;
