@@ -358,37 +358,50 @@ int Routes(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientCon
   return 0;
 }
 
-// Asks each member (node id, address) for its sessions, all at once (3 s each: a node waits up
-// to 2 s for its workers), and merges the answers by client id. A member that does not answer
-// is named in unanswered_nodes.
-mqtt::admin::v1::SessionsResponse AskSessions(
-    const Args& args, const std::vector<std::pair<std::string, std::string>>& members) {
-  mqtt::admin::v1::SessionsRequest request;
-  request.set_client_id(args.client_id);
-  request.set_limit(args.limit + 1);  // one more: tells whether there were more
-  std::vector<std::future<std::pair<grpc::Status, mqtt::admin::v1::SessionsResponse>>> answers;
-  for (const auto& [node_id, address] : members) {
-    answers.push_back(std::async(std::launch::async, [&request, address = address] {
+using MemberList = std::vector<std::pair<std::string, std::string>>;  // (node id, address)
+
+// Asks every member at once, 3 s each (a node waits up to 2 s for its workers), with
+// `rpc(stub, ctx, response)`; hands each answer to `take` in member order and names a member
+// that does not answer in `merged`'s unanswered_nodes.
+template <typename Response, typename Rpc, typename Take>
+void AskEvery(const MemberList& members, Rpc rpc, Take take, Response* merged) {
+  std::vector<std::future<std::pair<grpc::Status, Response>>> answers;
+  for (const auto& member : members) {
+    answers.push_back(std::async(std::launch::async, [&rpc, address = member.second] {
       grpc::ClientContext ctx;
       SetDeadline(&ctx, std::chrono::seconds(3));
-      mqtt::admin::v1::SessionsResponse response;
-      grpc::Status status = Connect(address)->Sessions(&ctx, request, &response);
+      Response response;
+      grpc::Status status = rpc(*Connect(address), &ctx, &response);
       return std::make_pair(status, std::move(response));
     }));
   }
-  mqtt::admin::v1::SessionsResponse merged;
   for (size_t i = 0; i < members.size(); ++i) {
     auto [status, response] = answers[i].get();
-    if (!status.ok()) {
-      std::cerr << "mqttctl: " << members[i].first << " (" << members[i].second
-                << "): no answer: " << status.error_message() << "\n";
-      merged.add_unanswered_nodes(members[i].first);
+    if (status.ok()) {
+      take(&response);
       continue;
     }
-    for (auto& session : *response.mutable_sessions()) {
-      *merged.add_sessions() = std::move(session);
-    }
+    std::cerr << "mqttctl: " << members[i].first << " (" << members[i].second
+              << "): no answer: " << status.error_message() << "\n";
+    merged->add_unanswered_nodes(members[i].first);
   }
+}
+
+// Every member's sessions, merged by client id (then node).
+mqtt::admin::v1::SessionsResponse AskSessions(const Args& args, const MemberList& members) {
+  mqtt::admin::v1::SessionsRequest request;
+  request.set_client_id(args.client_id);
+  request.set_limit(args.limit + 1);  // one more: tells whether there were more
+  mqtt::admin::v1::SessionsResponse merged;
+  AskEvery(
+      members,
+      [&request](auto& stub, grpc::ClientContext* ctx, mqtt::admin::v1::SessionsResponse* r) {
+        return stub.Sessions(ctx, request, r);
+      },
+      [&merged](mqtt::admin::v1::SessionsResponse* r) {
+        for (auto& session : *r->mutable_sessions()) *merged.add_sessions() = std::move(session);
+      },
+      &merged);
   auto* sessions = merged.mutable_sessions();
   std::sort(sessions->begin(), sessions->end(), [](const auto& a, const auto& b) {
     return std::tie(a.client_id(), a.node_id()) < std::tie(b.client_id(), b.node_id());
@@ -409,8 +422,7 @@ std::string Expiry(const mqtt::admin::v1::Session& s) {
 // from `stub`'s node, whose answer is left in `members`. Non-zero: the exit status, after saying
 // why (the node did not answer, or knows no such member).
 int MembersToAsk(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx,
-                 mqtt::admin::v1::MembersResponse* members,
-                 std::vector<std::pair<std::string, std::string>>* asked) {
+                 mqtt::admin::v1::MembersResponse* members, MemberList* asked) {
   grpc::Status status = stub.Members(ctx, {}, members);
   if (!status.ok()) return Fail(args, status);
   for (const auto& m : members->members()) {
@@ -427,7 +439,7 @@ int MembersToAsk(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::Cli
 
 int Sessions(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
   mqtt::admin::v1::MembersResponse members;
-  std::vector<std::pair<std::string, std::string>> asked;
+  MemberList asked;
   if (int rc = MembersToAsk(args, stub, ctx, &members, &asked); rc != 0) return rc;
   mqtt::admin::v1::SessionsResponse response = AskSessions(args, asked);
   response.set_node_id(members.node_id());
@@ -538,31 +550,18 @@ int Drain(Args args, std::unique_ptr<mqtt::admin::v1::Admin::Stub> stub) {
   return response.kept() == 0 && response.outbox_left() == 0 ? 0 : 1;
 }
 
-// Asks each member (node id, address) for its view of the bridges, all at once (3 s each: a
-// node waits up to 2 s for its workers per bridge queue), and merges them by name, then node.
-mqtt::admin::v1::BridgesResponse AskBridges(
-    const std::vector<std::pair<std::string, std::string>>& members) {
-  std::vector<std::future<std::pair<grpc::Status, mqtt::admin::v1::BridgesResponse>>> answers;
-  for (const auto& [node_id, address] : members) {
-    answers.push_back(std::async(std::launch::async, [address = address] {
-      grpc::ClientContext ctx;
-      SetDeadline(&ctx, std::chrono::seconds(3));
-      mqtt::admin::v1::BridgesResponse response;
-      grpc::Status status = Connect(address)->Bridges(&ctx, {}, &response);
-      return std::make_pair(status, std::move(response));
-    }));
-  }
+// Every member's view of the bridges, merged by name, then node.
+mqtt::admin::v1::BridgesResponse AskBridges(const MemberList& members) {
   mqtt::admin::v1::BridgesResponse merged;
-  for (size_t i = 0; i < members.size(); ++i) {
-    auto [status, response] = answers[i].get();
-    if (!status.ok()) {
-      std::cerr << "mqttctl: " << members[i].first << " (" << members[i].second
-                << "): no answer: " << status.error_message() << "\n";
-      merged.add_unanswered_nodes(members[i].first);
-      continue;
-    }
-    for (auto& b : *response.mutable_bridges()) *merged.add_bridges() = std::move(b);
-  }
+  AskEvery(
+      members,
+      [](auto& stub, grpc::ClientContext* ctx, mqtt::admin::v1::BridgesResponse* r) {
+        return stub.Bridges(ctx, {}, r);
+      },
+      [&merged](mqtt::admin::v1::BridgesResponse* r) {
+        for (auto& b : *r->mutable_bridges()) *merged.add_bridges() = std::move(b);
+      },
+      &merged);
   auto* bridges = merged.mutable_bridges();
   std::sort(bridges->begin(), bridges->end(), [](const auto& a, const auto& b) {
     return std::tie(a.name(), a.node_id()) < std::tie(b.name(), b.node_id());
@@ -597,7 +596,7 @@ std::vector<const mqtt::admin::v1::Bridge*> BridgeRows(
 
 int Bridges(const Args& args, mqtt::admin::v1::Admin::Stub& stub, grpc::ClientContext* ctx) {
   mqtt::admin::v1::MembersResponse members;
-  std::vector<std::pair<std::string, std::string>> asked;
+  MemberList asked;
   if (int rc = MembersToAsk(args, stub, ctx, &members, &asked); rc != 0) return rc;
   mqtt::admin::v1::BridgesResponse response = AskBridges(asked);
   response.set_node_id(members.node_id());
