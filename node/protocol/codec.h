@@ -76,6 +76,22 @@ void EncodePublish(const Publish& packet, Version version, std::string* out);
 void EncodePublishParts(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
                         bool dup, uint16_t packet_id, const Properties* properties, Version version,
                         std::string* out);
+// A PUBLISH encoded once and sent to several receivers that see the same bytes but for the
+// packet identifier (fan-out). The bytes are EncodePublishParts' with dup = false; AppendTo()
+// writes `packet_id` (ignored at QoS 0) into its 2 bytes while copying. Thread-safety: a value.
+class SharedPublish {
+ public:
+  void Encode(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+              const Properties* properties, Version version);
+  void AppendTo(uint16_t packet_id, std::string* out) const;
+  size_t size() const { return bytes_.size(); }
+  // Forgets the bytes and gives back their memory.
+  void Release() { std::string().swap(bytes_); }
+
+ private:
+  std::string bytes_;
+  size_t packet_id_offset_ = 0;  // 0: QoS 0, no packet identifier
+};
 void EncodePubAck(const PubAck& packet, Version version, std::string* out);
 void EncodeSubscribe(const Subscribe& packet, Version version, std::string* out);
 void EncodeSuback(const Suback& packet, Version version, std::string* out);

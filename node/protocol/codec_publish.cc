@@ -97,6 +97,27 @@ void EncodePublishParts(std::string_view topic, std::string_view payload, uint8_
   out->append(payload);
 }
 
+void SharedPublish::Encode(std::string_view topic, std::string_view payload, uint8_t qos,
+                           bool retain, const Properties* properties, Version version) {
+  bytes_.clear();
+  EncodePublishParts(topic, payload, qos, retain, /*dup=*/false, /*packet_id=*/0, properties,
+                     version, &bytes_);
+  packet_id_offset_ = 0;
+  if (qos == 0) return;
+  // The packet identifier follows the fixed header and the topic name (3.3.2).
+  size_t header_size = 2;
+  while (static_cast<uint8_t>(bytes_[header_size - 1]) & 0x80) ++header_size;
+  packet_id_offset_ = header_size + wire::LengthPrefixedSize(topic);
+}
+
+void SharedPublish::AppendTo(uint16_t packet_id, std::string* out) const {
+  const size_t start = out->size();
+  out->append(bytes_);
+  if (packet_id_offset_ == 0) return;
+  (*out)[start + packet_id_offset_] = static_cast<char>(packet_id >> 8);
+  (*out)[start + packet_id_offset_ + 1] = static_cast<char>(packet_id & 0xFF);
+}
+
 absl::StatusOr<PubAck> DecodePubAck(uint8_t first_byte, std::string_view body, Version version) {
   PubAck ack;
   ack.type = static_cast<PacketType>(first_byte >> 4);

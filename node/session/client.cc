@@ -788,12 +788,15 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
 // The properties a PUBLISH carries to this client: the message's own, plus what differs per
 // receiver (Subscription Identifiers, the remaining Message Expiry, an outbound Topic Alias).
 // Returns the message's properties untouched when nothing differs, which is the common case.
+bool Client::HasOwnProperties(const OutboundMessage& out) const {
+  return !out.subscription_ids.empty() || out.message->expires_at_ms != 0 ||
+         client_topic_alias_max_ > 0;
+}
+
 const Properties* Client::OutboundProperties(const OutboundMessage& out, std::string_view* topic) {
   const Message& message = *out.message;
+  if (!HasOwnProperties(out)) return message.properties.get();
   const bool alias_possible = client_topic_alias_max_ > 0;
-  if (out.subscription_ids.empty() && message.expires_at_ms == 0 && !alias_possible) {
-    return message.properties.get();
-  }
   // Scratch shared by the worker's clients: used only until the PUBLISH is encoded.
   thread_local Properties scratch;
   scratch = message.properties ? *message.properties : Properties{};
@@ -870,21 +873,35 @@ SendResult Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t pa
   // Checked at delivery, as Mosquitto does: a wildcard subscription may cover denied topics,
   // and retained messages and wills come this way too. Refused: dropped for this client only.
   if (!Authorized(out.message->topic, auth::Access::kRead)) return SendResult::kNotAuthorized;
+  const size_t size = WritePublish(out, dup, packet_id);
+  if (size == 0) return SendResult::kTooLarge;
+  host_->counters().MessageSent(out.qos);
+  host_->counters().BytesSent(size);
+  RequestFlush();
+  return SendResult::kSent;
+}
+
+size_t Client::WritePublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
+  std::string* buffer = output_buffer();
+  const bool shareable = !dup && (version_ != Version::kV5 || !HasOwnProperties(out));
+  if (const SharedPublish* shared =
+          shareable ? host_->publish_cache().Find(out.message, version_, out.qos, out.retain)
+                    : nullptr) {
+    if (client_max_packet_size_ != 0 && shared->size() > client_max_packet_size_) return 0;
+    shared->AppendTo(packet_id, buffer);
+    return shared->size();
+  }
   std::string_view topic = out.message->topic;
   const Properties* properties = nullptr;
   if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
-  std::string* buffer = output_buffer();
   const size_t before = buffer->size();
   EncodePublishParts(topic, out.message->payload, out.qos, out.retain, dup, packet_id, properties,
                      version_, buffer);
   if (client_max_packet_size_ != 0 && buffer->size() - before > client_max_packet_size_) {
     buffer->resize(before);
-    return SendResult::kTooLarge;
+    return 0;
   }
-  host_->counters().MessageSent(out.qos);
-  host_->counters().BytesSent(buffer->size() - before);
-  RequestFlush();
-  return SendResult::kSent;
+  return buffer->size() - before;
 }
 
 void Client::SendPubrel(uint16_t packet_id) {
