@@ -57,6 +57,20 @@ absl::Status CheckFixedHeader(uint8_t first_byte, Version version);
 absl::StatusOr<Connect> DecodeConnect(std::string_view body);
 absl::StatusOr<Connack> DecodeConnack(std::string_view body, Version version);
 absl::StatusOr<Publish> DecodePublish(uint8_t first_byte, std::string_view body, Version version);
+// A PUBLISH as received, its topic and payload views into the packet body (valid while it is).
+struct PublishView {
+  std::string_view topic;
+  std::string_view payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  uint16_t packet_id = 0;  // only when qos > 0
+};
+// DecodePublish without copies, for the broker's hot path: 5.0 properties are decoded into
+// `*properties` (empty on entry; required for 5.0, unused and may be null for 3.x), so 3.x
+// traffic builds no Properties. The same checks as DecodePublish, which is built on it.
+absl::Status DecodePublishView(uint8_t first_byte, std::string_view body, Version version,
+                               PublishView* publish, Properties* properties);
 // For PUBACK/PUBREC/PUBREL/PUBCOMP; the type comes from first_byte.
 absl::StatusOr<PubAck> DecodePubAck(uint8_t first_byte, std::string_view body, Version version);
 absl::StatusOr<Subscribe> DecodeSubscribe(std::string_view body, Version version);

@@ -16,7 +16,7 @@ constexpr uint8_t kDupFlag = 0x08;
 constexpr uint8_t kRetainFlag = 0x01;
 constexpr int kQosShift = 1;
 
-absl::Status CheckPublishFlags(uint8_t first_byte, Publish* publish) {
+absl::Status CheckPublishFlags(uint8_t first_byte, PublishView* publish) {
   if (static_cast<PacketType>(first_byte >> 4) != PacketType::kPublish) {
     return MalformedError("DecodePublish called for another packet type");
   }
@@ -31,12 +31,11 @@ absl::Status CheckPublishFlags(uint8_t first_byte, Publish* publish) {
 }
 
 // An empty topic name is only allowed in 5.0, and only with a Topic Alias (3.3.2.1, 3.3.2.3.4).
-absl::Status CheckTopicPresent(const Publish& publish, Version version) {
-  if (!publish.topic.empty()) return absl::OkStatus();
+absl::Status CheckTopicPresent(std::string_view topic, const Properties* properties,
+                               Version version) {
+  if (!topic.empty()) return absl::OkStatus();
   if (version != Version::kV5) return MalformedError("empty topic name [MQTT-4.7.3-1]");
-  if (!publish.properties.topic_alias) {
-    return ProtocolError("empty topic name without a topic alias");
-  }
+  if (!properties->topic_alias) return ProtocolError("empty topic name without a topic alias");
   return absl::OkStatus();
 }
 
@@ -57,18 +56,30 @@ absl::Status ReadPubAckTail(Reader* reader, PubAck* ack) {
 
 }  // namespace
 
+absl::Status DecodePublishView(uint8_t first_byte, std::string_view body, Version version,
+                               PublishView* publish, Properties* properties) {
+  MQTT_RETURN_IF_ERROR(CheckPublishFlags(first_byte, publish));
+  Reader reader(body);
+  MQTT_RETURN_IF_ERROR(internal::ReadUtf8(&reader, "topic name", &publish->topic));
+  if (publish->qos > 0) MQTT_RETURN_IF_ERROR(internal::ReadPacketId(&reader, &publish->packet_id));
+  if (version == Version::kV5) {
+    MQTT_RETURN_IF_ERROR(internal::DecodeProperties(&reader, PropertyScope::kPublish, properties));
+  }
+  MQTT_RETURN_IF_ERROR(CheckTopicPresent(publish->topic, properties, version));
+  publish->payload = reader.ReadRest();  // the payload is whatever remains [3.3.3]
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Publish> DecodePublish(uint8_t first_byte, std::string_view body, Version version) {
   Publish publish;
-  MQTT_RETURN_IF_ERROR(CheckPublishFlags(first_byte, &publish));
-  Reader reader(body);
-  MQTT_RETURN_IF_ERROR(internal::ReadUtf8(&reader, "topic name", &publish.topic));
-  if (publish.qos > 0) MQTT_RETURN_IF_ERROR(internal::ReadPacketId(&reader, &publish.packet_id));
-  if (version == Version::kV5) {
-    MQTT_RETURN_IF_ERROR(
-        internal::DecodeProperties(&reader, PropertyScope::kPublish, &publish.properties));
-  }
-  MQTT_RETURN_IF_ERROR(CheckTopicPresent(publish, version));
-  publish.payload.assign(reader.ReadRest());  // the payload is whatever remains [3.3.3]
+  PublishView view;
+  MQTT_RETURN_IF_ERROR(DecodePublishView(first_byte, body, version, &view, &publish.properties));
+  publish.topic.assign(view.topic);
+  publish.payload.assign(view.payload);
+  publish.qos = view.qos;
+  publish.retain = view.retain;
+  publish.dup = view.dup;
+  publish.packet_id = view.packet_id;
   return publish;
 }
 

@@ -519,19 +519,25 @@ void Client::SendConnack(bool session_present, Properties properties) {
 }
 
 absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view body) {
-  absl::StatusOr<Publish> publish = DecodePublish(header.first_byte, body, version_);
-  if (!publish.ok()) return publish.status();
-  if (version_ == Version::kV5) {
-    if (absl::Status s = ResolveTopicAlias(*publish); !s.ok()) return s;
-    if (!publish->properties.subscription_identifiers.empty()) {
+  PublishView publish;
+  // 5.0 only: a 3.x PUBLISH has no properties, and constructing them costs (QoS 0 profile).
+  std::optional<Properties> v5_properties;
+  Properties* properties = version_ == Version::kV5 ? &v5_properties.emplace() : nullptr;
+  if (absl::Status s = DecodePublishView(header.first_byte, body, version_, &publish, properties);
+      !s.ok()) {
+    return s;
+  }
+  if (properties != nullptr) {
+    if (absl::Status s = ResolveTopicAlias(*properties, &publish.topic); !s.ok()) return s;
+    if (!properties->subscription_identifiers.empty()) {
       return ProtocolError("PUBLISH from a client with a Subscription Identifier");
     }
   }
-  if (!IsValidTopicName(publish->topic)) {
+  if (!IsValidTopicName(publish.topic)) {
     return WithReason(ProtocolError("invalid topic name in PUBLISH"), rc::kTopicNameInvalid);
   }
-  const uint16_t packet_id = publish->packet_id;
-  const uint8_t qos = publish->qos;
+  const uint16_t packet_id = publish.packet_id;
+  const uint8_t qos = publish.qos;
   host_->counters().MessageReceived(qos);
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
       session_->inbound_qos2_count() >= node().options().receive_maximum) {
@@ -539,24 +545,24 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
                       rc::kReceiveMaximumExceeded);  // [MQTT-3.3.4-9]
   }
   uint8_t reason = rc::kSuccess;
-  if (publish->properties.payload_format_indicator.value_or(0) == 1 &&
-      !IsValidMqttUtf8(publish->payload)) {
+  if (properties != nullptr && properties->payload_format_indicator.value_or(0) == 1 &&
+      !IsValidMqttUtf8(publish.payload)) {
     reason = rc::kPayloadFormatInvalid;  // refused, not delivered
   }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
   const bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
   // Denied by the ACL, or a $SYS topic (Authorized): 5.0 acknowledges with 0x87; 3.1.1 has no
   // code, so the message is acknowledged and dropped, as Mosquitto does.
-  const bool allowed = duplicate || Authorized(publish->topic, auth::Access::kWrite);
+  const bool allowed = duplicate || Authorized(publish.topic, auth::Access::kWrite);
   if (!allowed && version_ == Version::kV5 && reason == rc::kSuccess) reason = rc::kNotAuthorized;
   bool deliver = !duplicate && allowed && reason == rc::kSuccess;
   // Above the disk watermark a message the node would have to store is refused: 5.0 with 0x97
   // on PUBACK/PUBREC; 3.1.1 has no negative acknowledgement, so the connection is closed and the
   // client sends it again once reconnected.
-  if (deliver && qos > 0 && DiskWatermarkExceeded() && NeedsStorage(*publish)) {
+  if (deliver && qos > 0 && DiskWatermarkExceeded() && NeedsStorage(publish)) {
     host_->counters().Dropped(DropReason::kQuota);
     MQTT_LOG_WARN("client %s: QoS %d message on %s refused: disk watermark exceeded", client_id_,
-                  qos, publish->topic);
+                  qos, publish.topic);
     if (version_ != Version::kV5) {
       return absl::ResourceExhaustedError("disk watermark exceeded: QoS 1/2 message refused");
     }
@@ -574,20 +580,19 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
       if (session_->persistent()) host_->HoldUntilCommitted(token);
     }
     auto message = std::make_shared<Message>();
-    message->topic = std::move(publish->topic);
-    message->payload = std::move(publish->payload);
+    message->topic.assign(publish.topic);
+    message->payload.assign(publish.payload);
     message->qos = qos;
-    message->retain = publish->retain;
+    message->retain = publish.retain;
     message->ack_is_only_record = qos == 1 && token != nullptr;
     message->publisher_id = client_id_;
     message->publisher_session_id = session_->id();
     if (node().client_registry() != nullptr) message->origin = NewOriginId();
-    if (version_ == Version::kV5) {
-      Properties& properties = publish->properties;
-      properties.topic_alias.reset();
-      message->expires_at_ms = ExpiryDeadline(properties);
-      if (properties != Properties{}) {
-        message->properties = std::make_shared<const Properties>(std::move(properties));
+    if (properties != nullptr) {
+      properties->topic_alias.reset();
+      message->expires_at_ms = ExpiryDeadline(*properties);
+      if (*properties != Properties{}) {
+        message->properties = std::make_shared<const Properties>(std::move(*properties));
       }
     }
     node().Publish(host_->index(), std::move(message), std::move(token));
@@ -633,21 +638,21 @@ void Client::SendReadyAcks() {
 
 // 5.0 Topic Alias: a PUBLISH with a topic and an alias sets the alias; with an empty topic it
 // uses it [MQTT-3.3.2-12]. Aliases are per connection [MQTT-3.3.2-7].
-absl::Status Client::ResolveTopicAlias(Publish& publish) {
-  if (!publish.properties.topic_alias) return absl::OkStatus();
-  uint16_t alias = *publish.properties.topic_alias;
+absl::Status Client::ResolveTopicAlias(const Properties& properties, std::string_view* topic) {
+  if (!properties.topic_alias) return absl::OkStatus();
+  uint16_t alias = *properties.topic_alias;
   if (alias == 0 || alias > node().options().topic_alias_maximum) {
     return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
   }
-  if (!publish.topic.empty()) {
-    extras().inbound_aliases[alias] = publish.topic;
+  if (!topic->empty()) {
+    extras().inbound_aliases[alias] = std::string(*topic);
     return absl::OkStatus();
   }
   auto it = extras().inbound_aliases.find(alias);
   if (it == extras().inbound_aliases.end()) {
     return ProtocolError("topic alias used before it was set");
   }
-  publish.topic = it->second;
+  *topic = it->second;  // the map is not changed again while the PUBLISH is handled
   return absl::OkStatus();
 }
 
@@ -841,10 +846,10 @@ class StorageProbe final : public RouteVisitor {
 
 }  // namespace
 
-bool Client::NeedsStorage(const Publish& publish) {
+bool Client::NeedsStorage(const PublishView& publish) {
   if (publish.retain || (publish.qos == 2 && session_->persistent())) return true;
   Message probe_message;
-  probe_message.topic = publish.topic;
+  probe_message.topic.assign(publish.topic);
   probe_message.qos = publish.qos;
   probe_message.publisher_id = client_id_;
   probe_message.publisher_session_id = session_->id();

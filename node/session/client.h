@@ -148,7 +148,9 @@ class Client final : public net::TransportCallbacks,
   absl::Status HandleAuth(std::string_view body, std::string_view rest);
   void SendAuth(uint8_t reason, std::string data);
   absl::Status HandlePublish(const FrameHeader& header, std::string_view body);
-  absl::Status ResolveTopicAlias(Publish& publish);
+  // 5.0 Topic Alias of an inbound PUBLISH: sets the alias, or points `*topic` at the topic it
+  // stands for (valid until the next PUBLISH).
+  absl::Status ResolveTopicAlias(const Properties& properties, std::string_view* topic);
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
   uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
@@ -179,7 +181,7 @@ class Client final : public net::TransportCallbacks,
   bool DiskWatermarkExceeded();
   // Whether accepting `publish` would write to the store: retained, QoS 2 of a persistent
   // publisher, or routed to a persistent session (here or on another node).
-  bool NeedsStorage(const Publish& publish);
+  bool NeedsStorage(const PublishView& publish);
   bool RefusedByDiskWatermark(const Connect& connect, uint32_t expiry);
 
   // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each

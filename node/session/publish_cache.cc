@@ -3,37 +3,37 @@
 
 namespace mqtt {
 
-// Find() answered the common case (the variant is encoded already): what is left is a new
-// message, or a variant seen for the first or the second time.
+// Find() answered the common case (the variant is encoded already): what is left is a variant
+// asked for the first or the second time.
 const SharedPublish* PublishCache::FindSlow(const MessagePtr& message, Version version, uint8_t qos,
-                                            bool retain) {
+                                            bool retain, size_t index) {
   if (message->payload.size() > kMaxPayload) return nullptr;
+  const uint16_t bit = static_cast<uint16_t>(1u << index);
+  if (message.get() != seen_) {
+    seen_ = message.get();
+    seen_variants_ = 0;
+  }
+  if ((seen_variants_ & bit) == 0) {
+    seen_variants_ |= bit;
+    return nullptr;
+  }
   if (message != message_) {
     message_ = message;
-    for (Variant& variant : variants_) variant.state = State::kUnseen;
+    ++generation_;  // every variant's bytes are of the previous message
   }
-  Variant& variant = variants_[Index(version, qos, retain)];
-  switch (variant.state) {
-    case State::kUnseen:
-      variant.state = State::kSeenOnce;
-      return nullptr;
-    case State::kSeenOnce:
-      variant.bytes.Encode(message->topic, message->payload, qos, retain,
-                           version == Version::kV5 ? message->properties.get() : nullptr, version);
-      variant.state = State::kEncoded;
-      break;
-    case State::kEncoded:
-      break;
-  }
+  Variant& variant = variants_[index];
+  variant.bytes.Encode(message->topic, message->payload, qos, retain,
+                       version == Version::kV5 ? message->properties.get() : nullptr, version);
+  variant.generation = generation_;
   return &variant.bytes;
 }
 
 void PublishCache::Release() {
   message_.reset();
-  for (Variant& variant : variants_) {
-    variant.state = State::kUnseen;
-    variant.bytes.Release();
-  }
+  ++generation_;
+  seen_ = nullptr;
+  seen_variants_ = 0;
+  for (Variant& variant : variants_) variant.bytes.Release();
 }
 
 }  // namespace mqtt
