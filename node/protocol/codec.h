@@ -73,6 +73,16 @@ absl::Status DecodePublishView(uint8_t first_byte, std::string_view body, Versio
                                PublishView* publish, Properties* properties);
 // For PUBACK/PUBREC/PUBREL/PUBCOMP; the type comes from first_byte.
 absl::StatusOr<PubAck> DecodePubAck(uint8_t first_byte, std::string_view body, Version version);
+// An acknowledgement without its properties: what the broker sends, and what it uses of one it
+// receives. The hot path's form: no Properties built unless the packet carries some.
+struct PubAckHeader {
+  PacketType type = PacketType::kPuback;
+  uint16_t packet_id = 0;
+  uint8_t reason_code = 0;  // 5.0 only
+};
+// DecodePubAck's checks (5.0 properties included), keeping the header only.
+absl::Status DecodePubAckHeader(uint8_t first_byte, std::string_view body, Version version,
+                                PubAckHeader* ack);
 absl::StatusOr<Subscribe> DecodeSubscribe(std::string_view body, Version version);
 absl::StatusOr<Suback> DecodeSuback(std::string_view body, Version version);
 absl::StatusOr<Unsubscribe> DecodeUnsubscribe(std::string_view body, Version version);
@@ -107,6 +117,8 @@ class SharedPublish {
   size_t packet_id_offset_ = 0;  // 0: QoS 0, no packet identifier
 };
 void EncodePubAck(const PubAck& packet, Version version, std::string* out);
+// EncodePubAck of an acknowledgement without properties.
+void EncodePubAckHeader(const PubAckHeader& packet, Version version, std::string* out);
 void EncodeSubscribe(const Subscribe& packet, Version version, std::string* out);
 void EncodeSuback(const Suback& packet, Version version, std::string* out);
 void EncodeUnsubscribe(const Unsubscribe& packet, Version version, std::string* out);

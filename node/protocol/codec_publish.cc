@@ -45,13 +45,47 @@ bool IsPubAckType(PacketType type) {
 }
 
 // 5.0 reason code and properties after the packet identifier. Both may be omitted: remaining
-// length 2 means reason 0x00 and no properties, 3 means no properties (3.4.2.1).
-absl::Status ReadPubAckTail(Reader* reader, PubAck* ack) {
+// length 2 means reason 0x00 and no properties, 3 means no properties (3.4.2.1). Properties go
+// to `*properties`, or are checked and dropped when it is null.
+absl::Status ReadPubAckTail(Reader* reader, PubAckHeader* ack, Properties* properties) {
   if (reader->empty()) return absl::OkStatus();
   reader->ReadByte(&ack->reason_code);  // cannot fail: not empty
   MQTT_RETURN_IF_ERROR(internal::CheckReasonCode(ack->type, Version::kV5, ack->reason_code));
   if (reader->empty()) return absl::OkStatus();
-  return internal::DecodeProperties(reader, PropertyScope::kPubAck, &ack->properties);
+  if (properties != nullptr) {
+    return internal::DecodeProperties(reader, PropertyScope::kPubAck, properties);
+  }
+  Properties dropped;
+  return internal::DecodeProperties(reader, PropertyScope::kPubAck, &dropped);
+}
+
+absl::Status DecodePubAckInto(uint8_t first_byte, std::string_view body, Version version,
+                              PubAckHeader* ack, Properties* properties) {
+  ack->type = static_cast<PacketType>(first_byte >> 4);
+  if (!IsPubAckType(ack->type)) return MalformedError("DecodePubAck called for another type");
+  MQTT_RETURN_IF_ERROR(CheckFixedHeader(first_byte, version));
+  Reader reader(body);
+  MQTT_RETURN_IF_ERROR(internal::ReadPacketId(&reader, &ack->packet_id));
+  if (version == Version::kV5) MQTT_RETURN_IF_ERROR(ReadPubAckTail(&reader, ack, properties));
+  return internal::ExpectEnd(reader, "PUBACK/PUBREC/PUBREL/PUBCOMP");
+}
+
+// 5.0 uses the shortest form the spec allows: no properties and reason 0 -> 2 bytes, no
+// properties -> 3 bytes (3.4.2.1). `properties` may be null (none).
+void PutPubAck(const PubAckHeader& ack, const Properties* properties, Version version,
+               std::string* out) {
+  const bool v5 = version == Version::kV5;
+  const size_t properties_size = v5 && properties ? internal::PropertiesSize(*properties) : 0;
+  const bool with_reason = v5 && (ack.reason_code != 0 || properties_size != 0);
+  size_t length = 2;
+  if (with_reason) length += 1;
+  if (properties_size != 0) length += internal::PropertyBlockSize(properties_size);
+  const uint8_t flags = ack.type == PacketType::kPubrel ? 0x02 : 0x00;
+  wire::PutFixedHeader(static_cast<uint8_t>(static_cast<uint8_t>(ack.type) << 4 | flags),
+                       static_cast<uint32_t>(length), out);
+  wire::PutU16(ack.packet_id, out);
+  if (with_reason) wire::PutByte(ack.reason_code, out);
+  if (properties_size != 0) internal::PutProperties(*properties, properties_size, out);
 }
 
 }  // namespace
@@ -131,31 +165,25 @@ void SharedPublish::AppendTo(uint16_t packet_id, std::string* out) const {
 
 absl::StatusOr<PubAck> DecodePubAck(uint8_t first_byte, std::string_view body, Version version) {
   PubAck ack;
-  ack.type = static_cast<PacketType>(first_byte >> 4);
-  if (!IsPubAckType(ack.type)) return MalformedError("DecodePubAck called for another type");
-  MQTT_RETURN_IF_ERROR(CheckFixedHeader(first_byte, version));
-  Reader reader(body);
-  MQTT_RETURN_IF_ERROR(internal::ReadPacketId(&reader, &ack.packet_id));
-  if (version == Version::kV5) MQTT_RETURN_IF_ERROR(ReadPubAckTail(&reader, &ack));
-  MQTT_RETURN_IF_ERROR(internal::ExpectEnd(reader, "PUBACK/PUBREC/PUBREL/PUBCOMP"));
+  PubAckHeader header;
+  MQTT_RETURN_IF_ERROR(DecodePubAckInto(first_byte, body, version, &header, &ack.properties));
+  ack.type = header.type;
+  ack.packet_id = header.packet_id;
+  ack.reason_code = header.reason_code;
   return ack;
 }
 
-// 5.0 uses the shortest form the spec allows: no properties and reason 0 -> 2 bytes, no
-// properties -> 3 bytes (3.4.2.1).
+absl::Status DecodePubAckHeader(uint8_t first_byte, std::string_view body, Version version,
+                                PubAckHeader* ack) {
+  return DecodePubAckInto(first_byte, body, version, ack, nullptr);
+}
+
 void EncodePubAck(const PubAck& ack, Version version, std::string* out) {
-  const bool v5 = version == Version::kV5;
-  const size_t properties_size = v5 ? internal::PropertiesSize(ack.properties) : 0;
-  const bool with_reason = v5 && (ack.reason_code != 0 || properties_size != 0);
-  size_t length = 2;
-  if (with_reason) length += 1;
-  if (properties_size != 0) length += internal::PropertyBlockSize(properties_size);
-  const uint8_t flags = ack.type == PacketType::kPubrel ? 0x02 : 0x00;
-  wire::PutFixedHeader(static_cast<uint8_t>(static_cast<uint8_t>(ack.type) << 4 | flags),
-                       static_cast<uint32_t>(length), out);
-  wire::PutU16(ack.packet_id, out);
-  if (with_reason) wire::PutByte(ack.reason_code, out);
-  if (properties_size != 0) internal::PutProperties(ack.properties, properties_size, out);
+  PutPubAck({ack.type, ack.packet_id, ack.reason_code}, &ack.properties, version, out);
+}
+
+void EncodePubAckHeader(const PubAckHeader& ack, Version version, std::string* out) {
+  PutPubAck(ack, nullptr, version, out);
 }
 
 }  // namespace mqtt

@@ -54,8 +54,8 @@ const char* VersionName(Version version) {
   return version == Version::kV5 ? "5.0" : version == Version::kV311 ? "3.1.1" : "3.1";
 }
 
-PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
-  return PubAck{type, packet_id, reason, {}};
+PubAckHeader Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
+  return PubAckHeader{type, packet_id, reason};
 }
 
 }  // namespace
@@ -533,7 +533,8 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
       return ProtocolError("PUBLISH from a client with a Subscription Identifier");
     }
   }
-  if (!IsValidTopicName(publish.topic)) {
+  // The topic was checked as UTF-8 when decoded, or when its alias was set.
+  if (!IsValidUtf8TopicName(publish.topic)) {
     return WithReason(ProtocolError("invalid topic name in PUBLISH"), rc::kTopicNameInvalid);
   }
   const uint16_t packet_id = publish.packet_id;
@@ -571,7 +572,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   AckTokenPtr token;
   if (qos > 0) {
-    PubAck ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
+    PubAckHeader ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
     QueueAck(ack, deliver ? &token : nullptr);
   }
   if (deliver) {
@@ -602,7 +603,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
 
 // Queues an acknowledgement. With `token`, it waits until the token is released (the message
 // is durable); without, it is ready at once.
-void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
+void Client::QueueAck(PubAckHeader ack, AckTokenPtr* token) {
   const uint32_t seq = next_ack_seq_++;
   pending_acks_.push_back({seq, token == nullptr, std::move(ack)});
   if (token != nullptr) {
@@ -627,7 +628,7 @@ void Client::SendReadyAcks() {
   std::string* buffer = output_buffer();
   const size_t before = buffer->size();
   while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
-    EncodePubAck(pending_acks_[sent].ack, version_, buffer);
+    EncodePubAckHeader(pending_acks_[sent].ack, version_, buffer);
     ++sent;
   }
   if (sent == 0) return;
@@ -657,32 +658,35 @@ absl::Status Client::ResolveTopicAlias(const Properties& properties, std::string
 }
 
 absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view body) {
-  absl::StatusOr<PubAck> ack = DecodePubAck(header.first_byte, body, version_);
-  if (!ack.ok()) return ack.status();
-  switch (ack->type) {
+  PubAckHeader ack;
+  if (absl::Status s = DecodePubAckHeader(header.first_byte, body, version_, &ack); !s.ok()) {
+    return s;
+  }
+  switch (ack.type) {
     case PacketType::kPuback:
-      if (int64_t sent_ns = 0; session_->OnPuback(ack->packet_id, &sent_ns)) {
+      if (int64_t sent_ns = 0; session_->OnPuback(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(1, MonotonicNs() - sent_ns);
       }
       break;
     case PacketType::kPubrec:
       // A 5.0 PUBREC with an error reason ends the exchange: no PUBREL follows (4.3.3).
-      if (version_ == Version::kV5 && ack->reason_code >= 0x80) {
-        session_->OnPubrecError(ack->packet_id);
+      if (version_ == Version::kV5 && ack.reason_code >= 0x80) {
+        session_->OnPubrecError(ack.packet_id);
         break;
       }
       // A PUBREC for an unknown id still gets its PUBREL so the client can finish.
-      if (!session_->OnPubrec(ack->packet_id)) SendPubrel(ack->packet_id);
+      if (!session_->OnPubrec(ack.packet_id)) SendPubrel(ack.packet_id);
       break;
     case PacketType::kPubrel: {
-      bool known = session_->ReleaseInboundQos2(ack->packet_id);
+      bool known = session_->ReleaseInboundQos2(ack.packet_id);
       uint8_t reason = known || version_ != Version::kV5 ? 0 : rc::kPacketIdentifierNotFound;
-      EncodePubAck(Ack(PacketType::kPubcomp, ack->packet_id, reason), version_, output_buffer());
+      EncodePubAckHeader(Ack(PacketType::kPubcomp, ack.packet_id, reason), version_,
+                         output_buffer());
       RequestFlush();
       break;
     }
     default:
-      if (int64_t sent_ns = 0; session_->OnPubcomp(ack->packet_id, &sent_ns)) {
+      if (int64_t sent_ns = 0; session_->OnPubcomp(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(2, MonotonicNs() - sent_ns);
       }
       break;
@@ -910,7 +914,7 @@ size_t Client::WritePublish(const OutboundMessage& out, bool dup, uint16_t packe
 }
 
 void Client::SendPubrel(uint16_t packet_id) {
-  EncodePubAck(Ack(PacketType::kPubrel, packet_id), version_, output_buffer());
+  EncodePubAckHeader(Ack(PacketType::kPubrel, packet_id), version_, output_buffer());
   RequestFlush();
 }
 

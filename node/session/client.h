@@ -189,9 +189,9 @@ class Client final : public net::TransportCallbacks,
   struct PendingAck {
     uint32_t seq;
     bool ready;
-    PubAck ack;
+    PubAckHeader ack;
   };
-  void QueueAck(PubAck ack, AckTokenPtr* token);
+  void QueueAck(PubAckHeader ack, AckTokenPtr* token);
   void SendReadyAcks();
 
   // State most connections never use, allocated on first use so that an idle connection stays

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// SharedPublish (codec.h): the bytes one fan-out encoding hands to many receivers must be exactly
-// those EncodePublishParts gives each receiver alone, with the receiver's packet identifier.
+// The broker's hot-path forms of the codec (codec.h) against the general ones: SharedPublish
+// gives each receiver exactly the bytes EncodePublishParts gives it alone, with its packet
+// identifier; DecodePublishView and the PubAckHeader forms agree with DecodePublish/DecodePubAck
+// and EncodePubAck.
 #include <string>
 #include <tuple>
 
@@ -82,6 +84,60 @@ TEST(SharedPublishTest, EncodeAgainReplacesThePreviousMessage) {
   EXPECT_EQ(out, Expected("t", "two", 0, false, 0, nullptr, Version::kV311));
   shared.Release();
   EXPECT_EQ(shared.size(), 0u);
+}
+
+TEST(PublishViewTest, AgreesWithDecodePublishIn3xAnd5) {
+  for (Version version : {Version::kV311, Version::kV5}) {
+    Publish publish{"a/b", "payload", 1, true, true, 0x0102, {}};
+    if (version == Version::kV5) publish.properties = PublishProperties();
+    std::string bytes;
+    EncodePublish(publish, version, &bytes);
+    const std::string_view body = std::string_view(bytes).substr(2);  // 1-byte remaining length
+    PublishView view;
+    Properties properties;
+    ASSERT_TRUE(DecodePublishView(static_cast<uint8_t>(bytes[0]), body, version, &view,
+                                  version == Version::kV5 ? &properties : nullptr)
+                    .ok());
+    EXPECT_EQ(view.topic, publish.topic);
+    EXPECT_EQ(view.payload, publish.payload);
+    EXPECT_EQ(view.qos, 1);
+    EXPECT_TRUE(view.retain);
+    EXPECT_TRUE(view.dup);
+    EXPECT_EQ(view.packet_id, 0x0102);
+    EXPECT_TRUE(properties == publish.properties);
+  }
+}
+
+TEST(PubAckHeaderTest, EncodesAsEncodePubAckWithoutProperties) {
+  for (Version version : {Version::kV311, Version::kV5}) {
+    for (PacketType type :
+         {PacketType::kPuback, PacketType::kPubrec, PacketType::kPubrel, PacketType::kPubcomp}) {
+      for (uint8_t reason : {uint8_t{0}, uint8_t{0x92}}) {
+        std::string general, header;
+        EncodePubAck(PubAck{type, 0xBEEF, reason, {}}, version, &general);
+        EncodePubAckHeader(PubAckHeader{type, 0xBEEF, reason}, version, &header);
+        EXPECT_EQ(header, general);
+      }
+    }
+  }
+}
+
+TEST(PubAckHeaderTest, DecodesAsDecodePubAckAndStillChecksProperties) {
+  PubAck ack{PacketType::kPuback, 7, 0x10, {}};
+  ack.properties.reason_string = "no subscribers";
+  std::string bytes;
+  EncodePubAck(ack, Version::kV5, &bytes);
+  const std::string_view body = std::string_view(bytes).substr(2);
+  PubAckHeader header;
+  ASSERT_TRUE(DecodePubAckHeader(static_cast<uint8_t>(bytes[0]), body, Version::kV5, &header).ok());
+  EXPECT_EQ(header.type, PacketType::kPuback);
+  EXPECT_EQ(header.packet_id, 7);
+  EXPECT_EQ(header.reason_code, 0x10);
+  // A property PUBACK may not carry (Topic Alias, 0x23 = 2 bytes) is still a protocol error.
+  std::string bad = std::string("\x40\x07\x00\x07\x00\x03\x23\x00\x01", 9);
+  EXPECT_FALSE(
+      DecodePubAckHeader(0x40, std::string_view(bad).substr(2), Version::kV5, &header).ok());
+  EXPECT_FALSE(DecodePubAck(0x40, std::string_view(bad).substr(2), Version::kV5).ok());
 }
 
 }  // namespace
