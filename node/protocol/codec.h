@@ -57,8 +57,32 @@ absl::Status CheckFixedHeader(uint8_t first_byte, Version version);
 absl::StatusOr<Connect> DecodeConnect(std::string_view body);
 absl::StatusOr<Connack> DecodeConnack(std::string_view body, Version version);
 absl::StatusOr<Publish> DecodePublish(uint8_t first_byte, std::string_view body, Version version);
+// A PUBLISH as received, its topic and payload views into the packet body (valid while it is).
+struct PublishView {
+  std::string_view topic;
+  std::string_view payload;
+  uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  uint16_t packet_id = 0;  // only when qos > 0
+};
+// DecodePublish without copies, for the broker's hot path: 5.0 properties are decoded into
+// `*properties` (empty on entry; required for 5.0, unused and may be null for 3.x), so 3.x
+// traffic builds no Properties. The same checks as DecodePublish, which is built on it.
+absl::Status DecodePublishView(uint8_t first_byte, std::string_view body, Version version,
+                               PublishView* publish, Properties* properties);
 // For PUBACK/PUBREC/PUBREL/PUBCOMP; the type comes from first_byte.
 absl::StatusOr<PubAck> DecodePubAck(uint8_t first_byte, std::string_view body, Version version);
+// An acknowledgement without its properties: what the broker sends, and what it uses of one it
+// receives. The hot path's form: no Properties built unless the packet carries some.
+struct PubAckHeader {
+  PacketType type = PacketType::kPuback;
+  uint16_t packet_id = 0;
+  uint8_t reason_code = 0;  // 5.0 only
+};
+// DecodePubAck's checks (5.0 properties included), keeping the header only.
+absl::Status DecodePubAckHeader(uint8_t first_byte, std::string_view body, Version version,
+                                PubAckHeader* ack);
 absl::StatusOr<Subscribe> DecodeSubscribe(std::string_view body, Version version);
 absl::StatusOr<Suback> DecodeSuback(std::string_view body, Version version);
 absl::StatusOr<Unsubscribe> DecodeUnsubscribe(std::string_view body, Version version);
@@ -76,7 +100,25 @@ void EncodePublish(const Publish& packet, Version version, std::string* out);
 void EncodePublishParts(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
                         bool dup, uint16_t packet_id, const Properties* properties, Version version,
                         std::string* out);
+// A PUBLISH encoded once and sent to several receivers that see the same bytes but for the
+// packet identifier (fan-out). The bytes are EncodePublishParts' with dup = false; AppendTo()
+// writes `packet_id` (ignored at QoS 0) into its 2 bytes while copying. Thread-safety: a value.
+class SharedPublish {
+ public:
+  void Encode(std::string_view topic, std::string_view payload, uint8_t qos, bool retain,
+              const Properties* properties, Version version);
+  void AppendTo(uint16_t packet_id, std::string* out) const;
+  size_t size() const { return bytes_.size(); }
+  // Forgets the bytes and gives back their memory.
+  void Release() { std::string().swap(bytes_); }
+
+ private:
+  std::string bytes_;
+  size_t packet_id_offset_ = 0;  // 0: QoS 0, no packet identifier
+};
 void EncodePubAck(const PubAck& packet, Version version, std::string* out);
+// EncodePubAck of an acknowledgement without properties.
+void EncodePubAckHeader(const PubAckHeader& packet, Version version, std::string* out);
 void EncodeSubscribe(const Subscribe& packet, Version version, std::string* out);
 void EncodeSuback(const Suback& packet, Version version, std::string* out);
 void EncodeUnsubscribe(const Unsubscribe& packet, Version version, std::string* out);

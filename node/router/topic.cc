@@ -25,7 +25,11 @@ bool StartsWithWildcard(std::string_view filter) {
 }  // namespace
 
 bool IsValidTopicName(std::string_view topic) {
-  if (!IsValidTopicString(topic)) return false;
+  return IsValidMqttUtf8(topic) && IsValidUtf8TopicName(topic);
+}
+
+bool IsValidUtf8TopicName(std::string_view topic) {
+  if (topic.empty() || topic.size() > kMaxTopicLength) return false;
   // A plain loop: find_first_of("+#") costs a memchr per character (seen in the QoS 0 profile).
   for (char c : topic) {
     if (c == '+' || c == '#') return false;

@@ -37,6 +37,9 @@ class TopicLevelCursor {
 // A topic name for PUBLISH: at least one character [MQTT-4.7.3-1], valid MQTT UTF-8,
 // no '+' or '#' [MQTT-3.3.2-2].
 bool IsValidTopicName(std::string_view topic);
+// IsValidTopicName for a topic already checked as MQTT UTF-8 (DecodePublishView checks the topic
+// of every PUBLISH): the other rules, without a second UTF-8 pass over it.
+bool IsValidUtf8TopicName(std::string_view topic);
 
 // A topic filter for SUBSCRIBE/UNSUBSCRIBE: at least one character, valid MQTT UTF-8, '#' only
 // as the whole last level [MQTT-4.7.1-2], '+' only as a whole level [MQTT-4.7.1-3].

@@ -54,8 +54,8 @@ const char* VersionName(Version version) {
   return version == Version::kV5 ? "5.0" : version == Version::kV311 ? "3.1.1" : "3.1";
 }
 
-PubAck Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
-  return PubAck{type, packet_id, reason, {}};
+PubAckHeader Ack(PacketType type, uint16_t packet_id, uint8_t reason = 0) {
+  return PubAckHeader{type, packet_id, reason};
 }
 
 }  // namespace
@@ -519,19 +519,26 @@ void Client::SendConnack(bool session_present, Properties properties) {
 }
 
 absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view body) {
-  absl::StatusOr<Publish> publish = DecodePublish(header.first_byte, body, version_);
-  if (!publish.ok()) return publish.status();
-  if (version_ == Version::kV5) {
-    if (absl::Status s = ResolveTopicAlias(*publish); !s.ok()) return s;
-    if (!publish->properties.subscription_identifiers.empty()) {
+  PublishView publish;
+  // 5.0 only: a 3.x PUBLISH has no properties, and constructing them costs (QoS 0 profile).
+  std::optional<Properties> v5_properties;
+  Properties* properties = version_ == Version::kV5 ? &v5_properties.emplace() : nullptr;
+  if (absl::Status s = DecodePublishView(header.first_byte, body, version_, &publish, properties);
+      !s.ok()) {
+    return s;
+  }
+  if (properties != nullptr) {
+    if (absl::Status s = ResolveTopicAlias(*properties, &publish.topic); !s.ok()) return s;
+    if (!properties->subscription_identifiers.empty()) {
       return ProtocolError("PUBLISH from a client with a Subscription Identifier");
     }
   }
-  if (!IsValidTopicName(publish->topic)) {
+  // The topic was checked as UTF-8 when decoded, or when its alias was set.
+  if (!IsValidUtf8TopicName(publish.topic)) {
     return WithReason(ProtocolError("invalid topic name in PUBLISH"), rc::kTopicNameInvalid);
   }
-  const uint16_t packet_id = publish->packet_id;
-  const uint8_t qos = publish->qos;
+  const uint16_t packet_id = publish.packet_id;
+  const uint8_t qos = publish.qos;
   host_->counters().MessageReceived(qos);
   if (qos == 2 && !session_->InboundQos2Pending(packet_id) &&
       session_->inbound_qos2_count() >= node().options().receive_maximum) {
@@ -539,24 +546,24 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
                       rc::kReceiveMaximumExceeded);  // [MQTT-3.3.4-9]
   }
   uint8_t reason = rc::kSuccess;
-  if (publish->properties.payload_format_indicator.value_or(0) == 1 &&
-      !IsValidMqttUtf8(publish->payload)) {
+  if (properties != nullptr && properties->payload_format_indicator.value_or(0) == 1 &&
+      !IsValidMqttUtf8(publish.payload)) {
     reason = rc::kPayloadFormatInvalid;  // refused, not delivered
   }
   // A re-sent QoS 2 PUBLISH whose PUBREL has not arrived was delivered already [MQTT-4.3.3-2].
   const bool duplicate = qos == 2 && session_->InboundQos2Pending(packet_id);
   // Denied by the ACL, or a $SYS topic (Authorized): 5.0 acknowledges with 0x87; 3.1.1 has no
   // code, so the message is acknowledged and dropped, as Mosquitto does.
-  const bool allowed = duplicate || Authorized(publish->topic, auth::Access::kWrite);
+  const bool allowed = duplicate || Authorized(publish.topic, auth::Access::kWrite);
   if (!allowed && version_ == Version::kV5 && reason == rc::kSuccess) reason = rc::kNotAuthorized;
   bool deliver = !duplicate && allowed && reason == rc::kSuccess;
   // Above the disk watermark a message the node would have to store is refused: 5.0 with 0x97
   // on PUBACK/PUBREC; 3.1.1 has no negative acknowledgement, so the connection is closed and the
   // client sends it again once reconnected.
-  if (deliver && qos > 0 && DiskWatermarkExceeded() && NeedsStorage(*publish)) {
+  if (deliver && qos > 0 && DiskWatermarkExceeded() && NeedsStorage(publish)) {
     host_->counters().Dropped(DropReason::kQuota);
     MQTT_LOG_WARN("client %s: QoS %d message on %s refused: disk watermark exceeded", client_id_,
-                  qos, publish->topic);
+                  qos, publish.topic);
     if (version_ != Version::kV5) {
       return absl::ResourceExhaustedError("disk watermark exceeded: QoS 1/2 message refused");
     }
@@ -565,7 +572,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
   }
   AckTokenPtr token;
   if (qos > 0) {
-    PubAck ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
+    PubAckHeader ack = Ack(qos == 1 ? PacketType::kPuback : PacketType::kPubrec, packet_id, reason);
     QueueAck(ack, deliver ? &token : nullptr);
   }
   if (deliver) {
@@ -574,20 +581,19 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
       if (session_->persistent()) host_->HoldUntilCommitted(token);
     }
     auto message = std::make_shared<Message>();
-    message->topic = std::move(publish->topic);
-    message->payload = std::move(publish->payload);
+    message->topic.assign(publish.topic);
+    message->payload.assign(publish.payload);
     message->qos = qos;
-    message->retain = publish->retain;
+    message->retain = publish.retain;
     message->ack_is_only_record = qos == 1 && token != nullptr;
     message->publisher_id = client_id_;
     message->publisher_session_id = session_->id();
     if (node().client_registry() != nullptr) message->origin = NewOriginId();
-    if (version_ == Version::kV5) {
-      Properties& properties = publish->properties;
-      properties.topic_alias.reset();
-      message->expires_at_ms = ExpiryDeadline(properties);
-      if (properties != Properties{}) {
-        message->properties = std::make_shared<const Properties>(std::move(properties));
+    if (properties != nullptr) {
+      properties->topic_alias.reset();
+      message->expires_at_ms = ExpiryDeadline(*properties);
+      if (*properties != Properties{}) {
+        message->properties = std::make_shared<const Properties>(std::move(*properties));
       }
     }
     node().Publish(host_->index(), std::move(message), std::move(token));
@@ -597,7 +603,7 @@ absl::Status Client::HandlePublish(const FrameHeader& header, std::string_view b
 
 // Queues an acknowledgement. With `token`, it waits until the token is released (the message
 // is durable); without, it is ready at once.
-void Client::QueueAck(PubAck ack, AckTokenPtr* token) {
+void Client::QueueAck(PubAckHeader ack, AckTokenPtr* token) {
   const uint32_t seq = next_ack_seq_++;
   pending_acks_.push_back({seq, token == nullptr, std::move(ack)});
   if (token != nullptr) {
@@ -622,7 +628,7 @@ void Client::SendReadyAcks() {
   std::string* buffer = output_buffer();
   const size_t before = buffer->size();
   while (sent < pending_acks_.size() && pending_acks_[sent].ready) {
-    EncodePubAck(pending_acks_[sent].ack, version_, buffer);
+    EncodePubAckHeader(pending_acks_[sent].ack, version_, buffer);
     ++sent;
   }
   if (sent == 0) return;
@@ -633,51 +639,54 @@ void Client::SendReadyAcks() {
 
 // 5.0 Topic Alias: a PUBLISH with a topic and an alias sets the alias; with an empty topic it
 // uses it [MQTT-3.3.2-12]. Aliases are per connection [MQTT-3.3.2-7].
-absl::Status Client::ResolveTopicAlias(Publish& publish) {
-  if (!publish.properties.topic_alias) return absl::OkStatus();
-  uint16_t alias = *publish.properties.topic_alias;
+absl::Status Client::ResolveTopicAlias(const Properties& properties, std::string_view* topic) {
+  if (!properties.topic_alias) return absl::OkStatus();
+  uint16_t alias = *properties.topic_alias;
   if (alias == 0 || alias > node().options().topic_alias_maximum) {
     return WithReason(ProtocolError("topic alias out of range"), rc::kTopicAliasInvalid);
   }
-  if (!publish.topic.empty()) {
-    extras().inbound_aliases[alias] = publish.topic;
+  if (!topic->empty()) {
+    extras().inbound_aliases[alias] = std::string(*topic);
     return absl::OkStatus();
   }
   auto it = extras().inbound_aliases.find(alias);
   if (it == extras().inbound_aliases.end()) {
     return ProtocolError("topic alias used before it was set");
   }
-  publish.topic = it->second;
+  *topic = it->second;  // the map is not changed again while the PUBLISH is handled
   return absl::OkStatus();
 }
 
 absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view body) {
-  absl::StatusOr<PubAck> ack = DecodePubAck(header.first_byte, body, version_);
-  if (!ack.ok()) return ack.status();
-  switch (ack->type) {
+  PubAckHeader ack;
+  if (absl::Status s = DecodePubAckHeader(header.first_byte, body, version_, &ack); !s.ok()) {
+    return s;
+  }
+  switch (ack.type) {
     case PacketType::kPuback:
-      if (int64_t sent_ns = 0; session_->OnPuback(ack->packet_id, &sent_ns)) {
+      if (int64_t sent_ns = 0; session_->OnPuback(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(1, MonotonicNs() - sent_ns);
       }
       break;
     case PacketType::kPubrec:
       // A 5.0 PUBREC with an error reason ends the exchange: no PUBREL follows (4.3.3).
-      if (version_ == Version::kV5 && ack->reason_code >= 0x80) {
-        session_->OnPubrecError(ack->packet_id);
+      if (version_ == Version::kV5 && ack.reason_code >= 0x80) {
+        session_->OnPubrecError(ack.packet_id);
         break;
       }
       // A PUBREC for an unknown id still gets its PUBREL so the client can finish.
-      if (!session_->OnPubrec(ack->packet_id)) SendPubrel(ack->packet_id);
+      if (!session_->OnPubrec(ack.packet_id)) SendPubrel(ack.packet_id);
       break;
     case PacketType::kPubrel: {
-      bool known = session_->ReleaseInboundQos2(ack->packet_id);
+      bool known = session_->ReleaseInboundQos2(ack.packet_id);
       uint8_t reason = known || version_ != Version::kV5 ? 0 : rc::kPacketIdentifierNotFound;
-      EncodePubAck(Ack(PacketType::kPubcomp, ack->packet_id, reason), version_, output_buffer());
+      EncodePubAckHeader(Ack(PacketType::kPubcomp, ack.packet_id, reason), version_,
+                         output_buffer());
       RequestFlush();
       break;
     }
     default:
-      if (int64_t sent_ns = 0; session_->OnPubcomp(ack->packet_id, &sent_ns)) {
+      if (int64_t sent_ns = 0; session_->OnPubcomp(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(2, MonotonicNs() - sent_ns);
       }
       break;
@@ -788,12 +797,15 @@ absl::Status Client::HandleDisconnect(std::string_view body) {
 // The properties a PUBLISH carries to this client: the message's own, plus what differs per
 // receiver (Subscription Identifiers, the remaining Message Expiry, an outbound Topic Alias).
 // Returns the message's properties untouched when nothing differs, which is the common case.
+bool Client::HasOwnProperties(const OutboundMessage& out) const {
+  return !out.subscription_ids.empty() || out.message->expires_at_ms != 0 ||
+         client_topic_alias_max_ > 0;
+}
+
 const Properties* Client::OutboundProperties(const OutboundMessage& out, std::string_view* topic) {
   const Message& message = *out.message;
+  if (!HasOwnProperties(out)) return message.properties.get();
   const bool alias_possible = client_topic_alias_max_ > 0;
-  if (out.subscription_ids.empty() && message.expires_at_ms == 0 && !alias_possible) {
-    return message.properties.get();
-  }
   // Scratch shared by the worker's clients: used only until the PUBLISH is encoded.
   thread_local Properties scratch;
   scratch = message.properties ? *message.properties : Properties{};
@@ -838,10 +850,10 @@ class StorageProbe final : public RouteVisitor {
 
 }  // namespace
 
-bool Client::NeedsStorage(const Publish& publish) {
+bool Client::NeedsStorage(const PublishView& publish) {
   if (publish.retain || (publish.qos == 2 && session_->persistent())) return true;
   Message probe_message;
-  probe_message.topic = publish.topic;
+  probe_message.topic.assign(publish.topic);
   probe_message.qos = publish.qos;
   probe_message.publisher_id = client_id_;
   probe_message.publisher_session_id = session_->id();
@@ -870,25 +882,39 @@ SendResult Client::SendPublish(const OutboundMessage& out, bool dup, uint16_t pa
   // Checked at delivery, as Mosquitto does: a wildcard subscription may cover denied topics,
   // and retained messages and wills come this way too. Refused: dropped for this client only.
   if (!Authorized(out.message->topic, auth::Access::kRead)) return SendResult::kNotAuthorized;
+  const size_t size = WritePublish(out, dup, packet_id);
+  if (size == 0) return SendResult::kTooLarge;
+  host_->counters().MessageSent(out.qos);
+  host_->counters().BytesSent(size);
+  RequestFlush();
+  return SendResult::kSent;
+}
+
+size_t Client::WritePublish(const OutboundMessage& out, bool dup, uint16_t packet_id) {
+  std::string* buffer = output_buffer();
+  const bool shareable = !dup && (version_ != Version::kV5 || !HasOwnProperties(out));
+  if (const SharedPublish* shared =
+          shareable ? host_->publish_cache().Find(out.message, version_, out.qos, out.retain)
+                    : nullptr) {
+    if (client_max_packet_size_ != 0 && shared->size() > client_max_packet_size_) return 0;
+    shared->AppendTo(packet_id, buffer);
+    return shared->size();
+  }
   std::string_view topic = out.message->topic;
   const Properties* properties = nullptr;
   if (version_ == Version::kV5) properties = OutboundProperties(out, &topic);
-  std::string* buffer = output_buffer();
   const size_t before = buffer->size();
   EncodePublishParts(topic, out.message->payload, out.qos, out.retain, dup, packet_id, properties,
                      version_, buffer);
   if (client_max_packet_size_ != 0 && buffer->size() - before > client_max_packet_size_) {
     buffer->resize(before);
-    return SendResult::kTooLarge;
+    return 0;
   }
-  host_->counters().MessageSent(out.qos);
-  host_->counters().BytesSent(buffer->size() - before);
-  RequestFlush();
-  return SendResult::kSent;
+  return buffer->size() - before;
 }
 
 void Client::SendPubrel(uint16_t packet_id) {
-  EncodePubAck(Ack(PacketType::kPubrel, packet_id), version_, output_buffer());
+  EncodePubAckHeader(Ack(PacketType::kPubrel, packet_id), version_, output_buffer());
   RequestFlush();
 }
 

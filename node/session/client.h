@@ -22,6 +22,7 @@
 #include "node/protocol/packets.h"
 #include "node/router/ack_token.h"
 #include "node/session/node_context.h"
+#include "node/session/publish_cache.h"
 #include "node/session/session.h"
 #include "node/session/worker_counters.h"
 
@@ -67,6 +68,8 @@ class ClientHost {
   virtual WorkerCounters& counters() = 0;
   // Whether this worker holds a session (connected or not) for `client_id`.
   virtual bool HasSession(const std::string& client_id) = 0;
+  // This worker's encode-once cache of the PUBLISH being fanned out.
+  virtual PublishCache& publish_cache() = 0;
 
  protected:
   ~ClientHost() = default;
@@ -145,7 +148,9 @@ class Client final : public net::TransportCallbacks,
   absl::Status HandleAuth(std::string_view body, std::string_view rest);
   void SendAuth(uint8_t reason, std::string data);
   absl::Status HandlePublish(const FrameHeader& header, std::string_view body);
-  absl::Status ResolveTopicAlias(Publish& publish);
+  // 5.0 Topic Alias of an inbound PUBLISH: sets the alias, or points `*topic` at the topic it
+  // stands for (valid until the next PUBLISH).
+  absl::Status ResolveTopicAlias(const Properties& properties, std::string_view* topic);
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
   uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
@@ -159,7 +164,14 @@ class Client final : public net::TransportCallbacks,
   void LogDisconnected(std::string_view reason, int reason_code);
   void EndSession();
   void PublishWill();
+  // 5.0: whether a PUBLISH of `out` to this client carries properties of its own (Subscription
+  // Identifiers, the remaining Message Expiry, a Topic Alias) besides the message's.
+  bool HasOwnProperties(const OutboundMessage& out) const;
   const Properties* OutboundProperties(const OutboundMessage& out, std::string_view* topic);
+  // Encodes `out` into the output buffer, or, for a receiver that sees the same bytes as others,
+  // copies the worker's shared encoding (PublishCache). Returns the bytes written, or 0 and
+  // writes nothing above the client's Maximum Packet Size.
+  size_t WritePublish(const OutboundMessage& out, bool dup, uint16_t packet_id);
   // Password file and ACL (node/auth/access_control.h), when the node has them: the CONNECT's
   // verdict, and whether this client may read, write or subscribe to `topic` under the current
   // policy (true without one). A reload applies from the next call.
@@ -169,7 +181,7 @@ class Client final : public net::TransportCallbacks,
   bool DiskWatermarkExceeded();
   // Whether accepting `publish` would write to the store: retained, QoS 2 of a persistent
   // publisher, or routed to a persistent session (here or on another node).
-  bool NeedsStorage(const Publish& publish);
+  bool NeedsStorage(const PublishView& publish);
   bool RefusedByDiskWatermark(const Connect& connect, uint32_t expiry);
 
   // PUBACK/PUBREC owed to this client, in the order its PUBLISHes arrived [MQTT-4.6.0-2]; each
@@ -177,9 +189,9 @@ class Client final : public net::TransportCallbacks,
   struct PendingAck {
     uint32_t seq;
     bool ready;
-    PubAck ack;
+    PubAckHeader ack;
   };
-  void QueueAck(PubAck ack, AckTokenPtr* token);
+  void QueueAck(PubAckHeader ack, AckTokenPtr* token);
   void SendReadyAcks();
 
   // State most connections never use, allocated on first use so that an idle connection stays

@@ -468,6 +468,7 @@ void Shard::Sweep() {
     client->ReleaseIdleBuffers();
   }
   for (auto& client : expired) client->OnTimeout();
+  publish_cache_.Release();  // the last message fanned out, and its bytes, need not stay
   int64_t now_ms = MonotonicMs();
   PublishDueWills(now_ms);
   ExpireSessions(now_ms);

@@ -25,6 +25,7 @@
 #include "node/router/ack_token.h"
 #include "node/session/client.h"
 #include "node/session/node_context.h"
+#include "node/session/publish_cache.h"
 #include "node/session/remote.h"
 #include "node/session/session.h"
 #include "node/session/session_host.h"
@@ -60,6 +61,7 @@ class Shard final : public SessionStorage, public ClientHost {
   bool HasSession(const std::string& client_id) override {
     return FindSession(client_id) != nullptr;
   }
+  PublishCache& publish_cache() override { return publish_cache_; }
   const WorkerCounters& counters() const { return counters_; }
 
   // SessionStorage (session_host.h). All null/no-ops when the node runs without a store.
@@ -272,6 +274,7 @@ class Shard final : public SessionStorage, public ClientHost {
   uint64_t next_outbox_seq_ = 1;  // recovery empties the outbox, so numbering restarts
   boost::asio::steady_timer sweep_timer_;
   WorkerCounters counters_;  // written on this worker, read anywhere (worker_counters.h)
+  PublishCache publish_cache_;
 
   absl::Mutex inbox_mutex_;
   std::vector<Delivery> inbox_ ABSL_GUARDED_BY(inbox_mutex_);

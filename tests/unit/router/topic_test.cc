@@ -51,6 +51,16 @@ TEST(TopicNameTest, RejectsWildcards_MQTT_3_3_2_2) {
   }
 }
 
+// The check for a topic the decoder validated as UTF-8: every rule but the encoding.
+TEST(TopicNameTest, Utf8TopicNameChecksEverythingButTheEncoding) {
+  EXPECT_TRUE(IsValidUtf8TopicName("sport/tennis/player1"));
+  EXPECT_FALSE(IsValidUtf8TopicName(""));  // [MQTT-4.7.3-1]
+  EXPECT_FALSE(IsValidUtf8TopicName(std::string(kMaxTopicLength + 1, 'a')));
+  for (std::string_view name : {"+", "#", "a/+", "a#b"}) {
+    EXPECT_FALSE(IsValidUtf8TopicName(name)) << name;  // [MQTT-3.3.2-2]
+  }
+}
+
 // [MQTT-4.7.3-2] / [MQTT-1.5.4-2]: no U+0000; [MQTT-1.5.4-1]: well-formed UTF-8.
 TEST(TopicNameTest, RejectsNulAndInvalidUtf8_MQTT_1_5_4_1_and_2) {
   EXPECT_FALSE(IsValidTopicName("a\0b"sv));
