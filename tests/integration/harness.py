@@ -73,6 +73,15 @@ class Broker:
     def logs(self):
         return "".join(self._log_lines)
 
+    def wait_for_log(self, text, timeout=WAIT):
+        """True once `text` is in the log (read by another thread, so it may lag the broker)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.logs:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def log_tail(self, n=40):
         return "".join(self._log_lines[-n:])
 
