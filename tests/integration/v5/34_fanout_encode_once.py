@@ -12,10 +12,10 @@ Size that drops what is larger [MQTT-3.1.2-25]. (Read access is checked before t
 asked: 15_security.py test_read_denied_at_delivery_for_wildcard_subscription.)
 """
 
-from harness5 import *  # noqa: F401,F403
-from harness5 import (Broker5TestCase, Publish5, RawClient, main, packet, publish5_packet, sub_options, unique, CONTENT_TYPE, CORRELATION_DATA,
-                      MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY_INTERVAL, PUBLISH,
-                      SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS, TOPIC_ALIAS_MAXIMUM, USER_PROPERTY)
+from harness5 import (CONTENT_TYPE, CORRELATION_DATA, MAXIMUM_PACKET_SIZE,
+                      MESSAGE_EXPIRY_INTERVAL, PUBLISH, SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS,
+                      TOPIC_ALIAS_MAXIMUM, USER_PROPERTY, Broker5TestCase, Publish5, RawClient,
+                      main, packet, publish5_packet, sub_options, unique)
 from harness import publish_packet
 
 MESSAGE_PROPS = [(CONTENT_TYPE, "text/plain"), (CORRELATION_DATA, b"\x00c"),
