@@ -326,13 +326,19 @@ class DataDirTest(unittest.TestCase):
             c.close()
 
     def rocksdb_files(self, data_dir):
-        """CURRENT, MANIFEST-*, *.sst, *.log of the RocksDB under data_dir (wherever it is)."""
+        """CURRENT, MANIFEST-*, *.sst, *.log of the RocksDB under data_dir (wherever it is).
+
+        The node may still be running: a compaction can delete a file between the directory
+        listing and its stat, so a file that vanished is skipped, not an error."""
         found = {}
         for d, _dirs, files in os.walk(data_dir):
             for f in files:
                 if f == "CURRENT" or f.startswith("MANIFEST-") or f.endswith((".sst", ".log")):
-                    found[os.path.relpath(os.path.join(d, f), data_dir)] = \
-                        os.path.getsize(os.path.join(d, f))
+                    try:
+                        size = os.path.getsize(os.path.join(d, f))
+                    except FileNotFoundError:
+                        continue
+                    found[os.path.relpath(os.path.join(d, f), data_dir)] = size
         if not any(os.path.basename(f) == "CURRENT" for f in found):
             self.fail("no RocksDB (CURRENT file) under the data directory %s after a run: "
                       "persistence is not stored there" % data_dir)
