@@ -32,6 +32,7 @@
 #include "node/http/api.h"
 #include "node/http/node_http.h"
 #include "node/net/connection_gate.h"
+#include "node/net/descriptor_table.h"
 #include "node/net/io_worker.h"
 #include "node/net/layered_transport.h"
 #include "node/net/listener.h"
@@ -492,6 +493,22 @@ int WaitForStopSignal(const sigset_t& signals, uint32_t poll_seconds,
   }
 }
 
+// Before any thread starts (RocksDB's included): see descriptor_table.h. 65,536 descriptors, or
+// the configured connection limit and some room, take ~0.5 MiB of kernel memory per 65,536.
+void PrepareDescriptors(const mqtt::Config& config) {
+  const uint64_t expected = std::max<uint64_t>(65536, uint64_t{config.max_connections} + 1024);
+  absl::StatusOr<mqtt::net::DescriptorTable> table = mqtt::net::PrepareDescriptorTable(expected);
+  if (!table.ok()) {
+    MQTT_LOG_WARN("descriptor table not grown in advance: %s", table.status().message());
+    return;
+  }
+  MQTT_LOG_INFO("descriptor limit %d%s, table of %d", table->limit,
+                table->raised_from == 0
+                    ? ""
+                    : absl::StrCat(" (soft limit raised from ", table->raised_from, ")"),
+                table->slots);
+}
+
 int Run(const mqtt::Config& config) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
@@ -508,6 +525,7 @@ int Run(const mqtt::Config& config) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  PrepareDescriptors(config);
 
   std::unique_ptr<mqtt::storage::Store> store;
   if (config.persistence) {
