@@ -6,6 +6,7 @@
 // and the order of groups is the order of the in-memory reference counts.
 #include <vector>
 
+#include "rocksdb/perf_level.h"
 #include "storage/store_impl.h"
 #include "storage/write_group.h"
 
@@ -37,6 +38,12 @@ void FailRemaining(const std::vector<Writer*>& group, const absl::Status& error)
 void CommitGroup(StoreImpl& impl, const std::vector<Writer*>& group)
     ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) {
   if (!impl.write_error.ok()) return FailRemaining(group, impl.write_error);
+  // RocksDB's perf context is thread-local and on by default (kEnableCount): every key
+  // comparison of a memtable insert bumped a counter through two TLS lookups of the shared
+  // library (~9 % of a persisting worker's CPU). Nothing here reads it.
+  static thread_local const bool perf_context_off =
+      (rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable), true);
+  (void)perf_context_off;
   WriteGroup resolved(impl);
   int accepted = 0;
   for (Writer* w : group) {
