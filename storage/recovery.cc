@@ -39,6 +39,7 @@ absl::Status ScanQueues(StoreImpl& impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu) 
     if (current == nullptr || client != current_client) {
       current_client = std::string(client);
       current = &impl.queue_stats[current_client];
+      impl.queue_cache.MarkUncached(client);
     }
     current->count += 1;
     current->bytes += entry.message_bytes();
@@ -59,6 +60,7 @@ absl::Status ScanInflight(StoreImpl& impl) ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl.mu
     }
     if (record.message_id() != 0) impl.refs[record.message_id()].refs += 1;
     impl.open_stats.inflight_records += 1;
+    impl.inflight_cache.MarkUncached(EntryCache::ClientOf(ToView(it->key())));
   }
   return FromRocks(it->status(), "scan in-flight records");
 }

@@ -11,7 +11,7 @@ namespace mqtt::storage {
 namespace {
 
 std::string_view ClientOf(std::string_view sequenced_key) {
-  return sequenced_key.substr(0, sequenced_key.size() - keys::kSeqSuffix);
+  return EntryCache::ClientOf(sequenced_key);
 }
 
 absl::Status Check(const rocksdb::Status& s) { return FromRocks(s, "build write batch"); }
@@ -198,6 +198,7 @@ absl::StatusOr<std::optional<EntryRef>> WriteGroup::Lookup(Cf cf, Overlay& overl
   if (auto it = cache.entries.find(key); it != cache.entries.end()) {
     return std::optional<EntryRef>(it->second);
   }
+  if (!cache.MayHoldUncached(key)) return std::optional<EntryRef>();
   std::string value;
   rocksdb::Status s = impl_.db->Get({}, impl_.cf(cf), ToSlice(key), &value);
   if (s.IsNotFound()) return std::optional<EntryRef>();

@@ -123,6 +123,47 @@ TEST_F(StorageTest, DeleteSessionRemovesQueueInflightQos2AndDropsReferences) {
   }
 }
 
+// The write path learns what a removal drops from its memory of entries written since Open; for
+// a client that had entries at Open it must read them back, or the message that two sessions
+// share would lose no reference (kept forever) or the wrong one. A client without entries at
+// Open shares the reopened store.
+TEST_F(StorageTest, EntriesWrittenBeforeReopenAreFoundWhenRemoved) {
+  {
+    Batch batch;
+    batch.PutMessage(1, Msg("shared"));
+    batch.AddQueueEntry("old-q", 1, Entry(1));
+    batch.PutInflight("old-f", 1, Inflight(1, InflightRecord::STAGE_AWAIT_PUBACK, 1));
+    MustWrite(batch);
+  }
+  Reopen();
+  {
+    Batch batch;
+    batch.AddQueueEntry("new-q", 2, Entry(1));
+    MustWrite(batch);
+  }
+  {
+    Batch batch;
+    batch.RemoveQueueEntry("old-q", 1);
+    batch.RemoveInflight("old-f", 1);
+    MustWrite(batch);
+  }
+  EXPECT_EQ(store_->queue_stats("old-q").count, 0u);
+  EXPECT_TRUE(store_->GetMessage(1).ok()) << "still queued for new-q";
+  {
+    Batch batch;
+    batch.RemoveQueueEntry("new-q", 2);
+    batch.RemoveInflight("new-f", 7);  // never stored: removes nothing
+    MustWrite(batch);
+  }
+  EXPECT_TRUE(absl::IsNotFound(store_->GetMessage(1).status()));
+  EXPECT_EQ(store_->stats().messages, 0u);
+  ASSERT_TRUE(store_->FlushForTesting(/*compact=*/true).ok());
+  Close();
+  EXPECT_EQ(CountKeys(db_path_, "inflight"), 0u);
+  EXPECT_EQ(CountKeys(db_path_, "queues"), 0u);
+  EXPECT_EQ(CountKeys(db_path_, "messages"), 0u);
+}
+
 TEST_F(StorageTest, ReferenceToAMessageNeitherStoredNorPutIsRefused) {
   Batch batch;
   batch.PutSession(Session("c"));
