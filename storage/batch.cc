@@ -37,6 +37,7 @@ bool Batch::CheckClient(std::string_view client_id) {
 
 void Batch::Add(Kind kind, std::string key, std::string value, uint64_t message_id) {
   bytes_ += key.size() + value.size();
+  forgets_only_ = forgets_only_ && kind == Kind::kRemoveInflight;
   Op& op = ops_.emplace_back();
   op.kind = kind;
   op.key = std::move(key);
@@ -46,6 +47,7 @@ void Batch::Add(Kind kind, std::string key, std::string value, uint64_t message_
 
 void Batch::Clear() {
   ops_.clear();
+  forgets_only_ = true;
   error_ = absl::OkStatus();
   bytes_ = 0;
 }

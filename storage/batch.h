@@ -77,6 +77,12 @@ class Batch {
   // Store::GetNodeValue. Names are at most 200 bytes.
   void PutNodeValue(std::string_view name, std::string_view value);
 
+  // True when the batch only removes in-flight records (acknowledged deliveries): with fsync on
+  // it need not wait for the disk (store.h, "Durability"). RequireDurable() makes it wait anyway
+  // (the caller releases something on its success that a crash must not take back).
+  bool forgets_only() const { return forgets_only_; }
+  void RequireDurable() { forgets_only_ = false; }
+
   size_t size() const { return ops_.size(); }
   bool empty() const { return ops_.empty() && error_.ok(); }
   // Bytes of keys and values held, a little less than what Write appends to the WAL.
@@ -114,6 +120,7 @@ class Batch {
   void Add(Kind kind, std::string key, std::string value, uint64_t message_id = 0);
 
   std::vector<Op> ops_;
+  bool forgets_only_ = true;
   absl::Status error_;  // first invalid input
   size_t bytes_ = 0;
 };

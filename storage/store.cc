@@ -184,6 +184,7 @@ StoreStats Store::stats() const {
   s.queue_entries = impl_->queue_entries;
   s.batches = impl_->batches;
   s.write_groups = impl_->write_groups;
+  s.synced_write_groups = impl_->synced_write_groups;
   s.bytes_written = impl_->bytes_written;
   return s;
 }

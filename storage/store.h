@@ -6,7 +6,10 @@
 //
 // Durability: Write returns once the batch is in the write-ahead log. With fsync = false (the
 // default) an acknowledged batch survives a process kill (SIGKILL, crash), not a power loss;
-// with fsync = true each write group is fsync'ed and survives power loss too.
+// with fsync = true each write group is fsync'ed and survives power loss too, except a group of
+// batches that only remove in-flight records (Batch::forgets_only): losing one in a power loss
+// brings the records back, i.e. the messages are sent again (DUP, or PUBREL again for QoS 2),
+// which QoS 1 and 2 allow; it is in the log before any later write, whose fsync covers it.
 //
 // Errors: every method returns absl::Status(Or); RocksDB errors are converted inside storage/
 // and name the operation and, at Open, the path. After a failed write (full disk, I/O error)
@@ -100,11 +103,12 @@ struct OpenStats {
 };
 
 struct StoreStats {
-  uint64_t messages = 0;       // message records stored
-  uint64_t queue_entries = 0;  // over all clients
-  uint64_t batches = 0;        // committed by Write
-  uint64_t write_groups = 0;   // RocksDB writes they took
-  uint64_t bytes_written = 0;  // RocksDB WriteBatch bytes (~ WAL bytes)
+  uint64_t messages = 0;             // message records stored
+  uint64_t queue_entries = 0;        // over all clients
+  uint64_t batches = 0;              // committed by Write
+  uint64_t write_groups = 0;         // RocksDB writes they took
+  uint64_t synced_write_groups = 0;  // of those, fsync'ed ones (fsync = true)
+  uint64_t bytes_written = 0;        // RocksDB WriteBatch bytes (~ WAL bytes)
 };
 
 // RocksDB's own figures, summed over the column families (Store::db_figures).

@@ -154,6 +154,7 @@ class StoreImpl {
   absl::Status write_error ABSL_GUARDED_BY(mu);
   uint64_t batches ABSL_GUARDED_BY(mu) = 0;
   uint64_t write_groups ABSL_GUARDED_BY(mu) = 0;
+  uint64_t synced_write_groups ABSL_GUARDED_BY(mu) = 0;
   uint64_t bytes_written ABSL_GUARDED_BY(mu) = 0;
   // RocksDB write (and fsync) time of each group. Recorded with mu held, read without it.
   LatencyHistogram write_latency;

@@ -46,7 +46,10 @@ void CommitGroup(StoreImpl& impl, const std::vector<Writer*>& group)
   (void)perf_context_off;
   WriteGroup resolved(impl);
   int accepted = 0;
+  rocksdb::WriteOptions write_options = impl.write_options;
+  write_options.sync = false;
   for (Writer* w : group) {
+    write_options.sync |= impl.write_options.sync && !w->batch->forgets_only();
     w->status = resolved.Add(*w->batch);
     if (resolved.fatal()) return FailRemaining(group, w->status);
     if (w->status.ok()) ++accepted;
@@ -55,7 +58,7 @@ void CommitGroup(StoreImpl& impl, const std::vector<Writer*>& group)
   if (absl::Status s = resolved.Finish(); !s.ok()) return FailRemaining(group, s);
   impl.mu.Unlock();
   const int64_t start_ns = MonotonicNs();
-  const rocksdb::Status s = impl.db->Write(impl.write_options, resolved.write_batch());
+  const rocksdb::Status s = impl.db->Write(write_options, resolved.write_batch());
   const int64_t took_ns = MonotonicNs() - start_ns;
   impl.mu.Lock();
   impl.write_latency.Record(took_ns);  // under mu: one writer at a time
@@ -66,6 +69,7 @@ void CommitGroup(StoreImpl& impl, const std::vector<Writer*>& group)
   resolved.Commit();
   impl.batches += accepted;
   impl.write_groups += 1;
+  impl.synced_write_groups += write_options.sync ? 1 : 0;
   impl.bytes_written += resolved.write_batch()->GetDataSize();
 }
 

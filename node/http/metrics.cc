@@ -121,6 +121,10 @@ void AddStore(const StoreFigures& f, Scrape* out) {
   out->Counter("mqttd_store_write_groups_total",
                "RocksDB writes the committed batches took (batches are grouped).",
                static_cast<double>(f.write_groups));
+  out->Counter("mqttd_store_synced_write_groups_total",
+               "RocksDB writes that waited for fsync (--fsync true; a write that only removes "
+               "acknowledged deliveries does not).",
+               static_cast<double>(f.synced_write_groups));
   out->Counter("mqttd_store_written_bytes_total", "Bytes of committed write batches (~ WAL bytes).",
                static_cast<double>(f.bytes_written));
 }

@@ -25,6 +25,7 @@ struct StoreFigures {  // storage::StoreStats
   uint64_t batches = 0;
   uint64_t write_groups = 0;
   uint64_t bytes_written = 0;
+  uint64_t synced_write_groups = 0;
 };
 
 struct DiskFigures {  // storage::DiskWatermark

@@ -82,8 +82,8 @@ void AddBrokerSources(Broker* broker, storage::Store* store, MetricSources* s) {
   };
   s->store = [store] {
     const storage::StoreStats stats = store->stats();
-    return StoreFigures{stats.messages, stats.queue_entries, stats.batches, stats.write_groups,
-                        stats.bytes_written};
+    return StoreFigures{stats.messages,     stats.queue_entries, stats.batches,
+                        stats.write_groups, stats.bytes_written, stats.synced_write_groups};
   };
 }
 

@@ -352,6 +352,7 @@ bool Shard::CommitNow() {
   if (store() == nullptr) return true;
   bool ok = true;
   if (!batch_.empty()) {
+    if (!held_tokens_.empty()) batch_.RequireDurable();
     absl::Status status = store()->Write(std::move(batch_));
     batch_.Clear();
     if (!status.ok()) {

@@ -359,6 +359,52 @@ TEST_F(StorageTest, LoadSessionsVisitsInClientOrderAndStopsAtError) {
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "ab", "b"}));
 }
 
+// With fsync on, a group waits for the disk unless it only removes in-flight records: a
+// removal lost in a power loss only sends the message again (store.h, "Durability").
+TEST_F(StorageTest, WithFsyncOnlyWritesThatRemoveDeliveriesSkipTheSync) {
+  Close();
+  StoreOptions options = Options();
+  options.fsync = true;
+  absl::StatusOr<std::unique_ptr<Store>> opened = Store::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  store_ = *std::move(opened);
+  const auto stats = [&] { return store_->stats(); };
+
+  Batch deliver;
+  deliver.PutMessage(1, Msg("t"));
+  deliver.PutInflight("c", 1, Inflight(1, InflightRecord::STAGE_AWAIT_PUBACK, 1));
+  EXPECT_FALSE(deliver.forgets_only());
+  MustWrite(deliver);
+  EXPECT_EQ(stats().synced_write_groups, 1u);
+
+  Batch acknowledged;
+  acknowledged.RemoveInflight("c", 1);
+  EXPECT_TRUE(acknowledged.forgets_only());
+  MustWrite(acknowledged);
+  EXPECT_EQ(stats().write_groups, 2u);
+  EXPECT_EQ(stats().synced_write_groups, 1u);
+  EXPECT_EQ(stats().messages, 0u) << "the message went with its last reference";
+
+  Batch removal_the_caller_relies_on;
+  removal_the_caller_relies_on.RemoveInflight("c", 2);
+  removal_the_caller_relies_on.RequireDurable();
+  MustWrite(removal_the_caller_relies_on);
+  Batch queue_removal;  // may be a QoS 0 message: sending it twice would break "at most once"
+  queue_removal.RemoveQueueEntry("c", 3);
+  EXPECT_FALSE(queue_removal.forgets_only());
+  MustWrite(queue_removal);
+  EXPECT_EQ(stats().synced_write_groups, 3u);
+}
+
+TEST_F(StorageTest, WithoutFsyncNoWriteIsSynced) {
+  Batch deliver;
+  deliver.PutMessage(1, Msg("t"));
+  deliver.PutInflight("c", 1, Inflight(1, InflightRecord::STAGE_AWAIT_PUBACK, 1));
+  MustWrite(deliver);
+  EXPECT_EQ(store_->stats().write_groups, 1u);
+  EXPECT_EQ(store_->stats().synced_write_groups, 0u);
+}
+
 }  // namespace
 // mqttd_storage_write_seconds and the RocksDB figures of /metrics: one histogram entry per
 // RocksDB write, and properties that follow what was written (and flushed).
