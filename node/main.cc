@@ -550,7 +550,6 @@ int Run(const mqtt::Config& config) {
   std::vector<mqtt::net::IoWorker*> worker_ptrs;
   for (uint32_t i = 0; i < worker_count; ++i) {
     workers.push_back(std::make_unique<mqtt::net::IoWorker>(i));
-    workers.back()->set_idle_poll(std::chrono::microseconds(config.idle_poll_us));
     worker_ptrs.push_back(workers.back().get());
   }
   absl::StatusOr<std::shared_ptr<mqtt::auth::AccessControl>> access_control =
@@ -690,6 +689,11 @@ int Run(const mqtt::Config& config) {
     }
     absl::StrAppend(&ready, " ", spec.protocol, "=", (*listener)->address());
     listeners.push_back(std::move(*listener));
+  }
+  for (uint32_t i = 0; i < worker_count; ++i) {
+    const mqtt::WorkerCounters& counters = broker.shard(i).counters();
+    workers[i]->set_idle_poll(std::chrono::microseconds(config.idle_poll_us),
+                              [&counters] { return counters.MessagesHandled(); });
   }
   for (auto& worker : workers) worker->Start();
   broker.Start();

@@ -87,7 +87,7 @@ struct Config {
   LogLevel log_level = LogLevel::kInfo;
   std::string log_format = "text";      // text or json (node/base/log.h)
   uint32_t workers = 0;                 // default: one per core (at most 256)
-  uint32_t idle_poll_us = 0;            // see IoWorker::set_idle_poll
+  uint32_t idle_poll_us = 50;           // see IoWorker::set_idle_poll
   uint32_t max_inflight = 20;           // outbound QoS 1/2 messages awaiting ack, per client
   uint32_t max_queued_messages = 1000;  // per client, behind the inflight window
   uint32_t max_packet_size = 16 * 1024 * 1024;     // bytes, whole packet, inbound

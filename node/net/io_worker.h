@@ -41,11 +41,15 @@ class IoWorker final : public Executor {
   // This worker's epoll set for plain TCP connections and listening sockets (poller.h).
   Poller& poller() { return poller_; }
 
-  // Before Start: when it runs out of work soon after it last did, the worker keeps polling
-  // for more for up to `idle_poll` before it sleeps. Sleeping costs a wake-up when work comes,
-  // and on a virtual machine whose idle vCPU halts (no guest halt-polling) that wake-up takes
-  // tens of microseconds: the round trip of every QoS 1 exchange. 0 (the default): never poll.
-  void set_idle_poll(std::chrono::microseconds idle_poll) { idle_poll_ = idle_poll; }
+  // Before Start: a worker that runs out of work while it is busy keeps polling for more for up
+  // to `idle_poll` before it sleeps (SpinGate, spin_gate.h, says when: `messages` is a running
+  // total of the messages it handled). Sleeping costs a wake-up when work comes, and on a
+  // virtual machine whose idle vCPU halts that wake-up takes tens of microseconds: the round
+  // trip of every QoS 1 exchange. 0: never poll.
+  void set_idle_poll(std::chrono::microseconds idle_poll, std::function<uint64_t()> messages) {
+    idle_poll_ = idle_poll;
+    messages_handled_ = std::move(messages);
+  }
 
   void Start();  // runs the io_context on a new thread
   void Stop();   // stops the loop and joins the thread; pending handlers are dropped
@@ -80,6 +84,7 @@ class IoWorker final : public Executor {
   std::unique_ptr<CrossThreadQueue> cross_thread_;  // registered in poller_: destroyed first
   std::atomic<bool> started_{false};
   std::chrono::microseconds idle_poll_{0};
+  std::function<uint64_t()> messages_handled_;
   std::thread thread_;
   std::vector<char> read_scratch_;
   std::vector<std::function<void()>> end_of_turn_;
