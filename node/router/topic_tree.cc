@@ -113,16 +113,19 @@ void DestroyIteratively(std::unique_ptr<Node> root) {
 // the last level, so that child could only ever hold subscribers.
 // Invariant: every node but the root is non-empty (Unsubscribe prunes empty nodes).
 // Layout: Match is bound by cache misses. The fields it reads at every node (children, plus,
-// multi's size: 56 bytes) come first and the node is cache-line aligned, so reading the node
-// itself costs one line unless it has subscribers to report.
+// multi: 48 bytes) come first and the node is cache-line aligned, so reading the node itself
+// costs one line unless it has subscribers to report. A node is 128 bytes: `multi` sits behind
+// a pointer because most nodes never hold a "/#" filter (a node per level of every filter), and
+// inline it made every node 192 bytes (RSS per offline session, docs/performance.md).
 struct alignas(64) TopicTree::Node {
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;  // literal levels
   std::unique_ptr<Node> plus;                                        // the '+' level
-  SubscriberList multi;  // filters ending at this node followed by "/#"
+  // Filters ending at this node followed by "/#". Invariant: null or non-empty.
+  std::unique_ptr<SubscriberList> multi;
   SubscriberList exact;  // filters ending at this node
 
   bool empty() const {
-    return children.empty() && plus == nullptr && exact.empty() && multi.empty();
+    return children.empty() && plus == nullptr && exact.empty() && multi == nullptr;
   }
 
   const Node* FindChild(std::string_view level) const {
@@ -150,7 +153,8 @@ struct alignas(64) TopicTree::Node {
   static void Match(const Node* node, TopicLevelCursor levels, bool wildcards,
                     const std::function<void(const Subscriber&)>& visit) {
     while (true) {
-      if (wildcards) node->multi.ForEach(visit);  // "x/#" matches "x" and all below it
+      // "x/#" matches "x" and all below it
+      if (wildcards && node->multi != nullptr) node->multi->ForEach(visit);
       if (levels.done()) {
         node->exact.ForEach(visit);
         return;
@@ -165,7 +169,9 @@ struct alignas(64) TopicTree::Node {
   }
 };
 
-TopicTree::TopicTree() : root_(std::make_unique<Node>()) {}
+TopicTree::TopicTree() : root_(std::make_unique<Node>()) {
+  static_assert(sizeof(Node) == 128, "two cache lines: see Node's layout comment");
+}
 
 TopicTree::~TopicTree() { DestroyIteratively(std::move(root_)); }
 
@@ -177,7 +183,8 @@ bool TopicTree::Subscribe(std::string_view filter, const Subscriber& subscriber)
   while (!levels.done()) {
     std::string_view level = levels.Next();
     if (level == "#") {
-      list = &node->multi;
+      if (node->multi == nullptr) node->multi = std::make_unique<SubscriberList>();
+      list = node->multi.get();
       break;
     }
     node = node->FindOrAddChild(level);
@@ -197,7 +204,8 @@ bool TopicTree::Unsubscribe(std::string_view filter, uint64_t session_id, Subscr
   while (!levels.done()) {
     std::string_view level = levels.Next();
     if (level == "#") {
-      list = &node->multi;
+      if (node->multi == nullptr) return false;
+      list = node->multi.get();
       break;
     }
     Node* child = level == "+" ? node->plus.get() : node->FindChild(level);
@@ -208,6 +216,7 @@ bool TopicTree::Unsubscribe(std::string_view filter, uint64_t session_id, Subscr
   }
   if (!list->Remove(session_id, removed)) return false;
   --size_;
+  if (list == node->multi.get() && list->empty()) node->multi.reset();
   // Remove the nodes left empty, deepest first; the root always stays.
   for (auto it = path.rbegin(); it != path.rend() && node->empty(); ++it) {
     auto [parent, level] = *it;
