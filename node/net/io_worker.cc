@@ -64,6 +64,13 @@ class IoWorker::CrossThreadQueue final : public PollTarget {
     for (auto& fn : batch) fn();
   }
 
+  // Destroys what was posted and never ran (the worker has stopped).
+  void DropPending() ABSL_LOCKS_EXCLUDED(mutex_) {
+    std::vector<std::function<void()>> dropped;
+    absl::MutexLock lock(&mutex_);
+    dropped.swap(queue_);
+  }
+
  private:
   const int event_fd_;
   absl::Mutex mutex_;
@@ -115,10 +122,16 @@ bool IoWorker::PollForWork(std::chrono::steady_clock::time_point idle_since) {
   return false;
 }
 
+// Work that was posted and never ran is destroyed here, not with the worker: it may hold the
+// last reference to an object of another worker (a timer on its io_context, say), and main
+// stops every worker before it destroys any, so that object goes while its worker still exists.
 void IoWorker::Stop() {
   work_.reset();
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  cross_thread_->DropPending();
+  end_of_turn_.clear();
+  to_flush_.clear();
 }
 
 // Before Start, a worker is driven by whoever polls its io_context (the unit tests do so from

@@ -125,7 +125,7 @@ class ProcessTest(unittest.TestCase):
                 ready = proc.stdout.readline()
                 self.assertIn("mqttd from-file ready mqtt=127.0.0.1:", ready)
                 proc.send_signal(signal.SIGTERM)
-                self.assertEqual(proc.wait(WAIT), 0)
+                self.assertEqual(proc.wait(WAIT), 0, proc.stderr.read())
             finally:
                 if proc.poll() is None:
                     proc.kill()

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -21,9 +24,20 @@ inline absl::StatusOr<Config> Parse(std::vector<const char*> args,
   return ParseCommandLine(static_cast<int>(args.size()), args.data(), env.data());
 }
 
-// Writes `text` to a file named `name` in the test's temp dir; returns its path.
+// Writes `text` to a file named `name` in a directory of this test process; returns its path.
+// ctest runs each test case as its own process, several at once, and cases reuse names
+// ("printed.yaml"): a directory shared between processes let one case read another's file.
 inline std::string WriteFile(const std::string& name, const std::string& text) {
-  std::string path = absl::StrCat(::testing::TempDir(), "/", name);
+  struct ProcessDir {  // removed with what it holds when the process exits
+    std::string path = absl::StrCat(::testing::TempDir(), "/mqtt-config-test-", getpid());
+    ProcessDir() { std::filesystem::create_directories(path); }
+    ~ProcessDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const ProcessDir dir;
+  std::string path = absl::StrCat(dir.path, "/", name);
   std::ofstream(path) << text;
   return path;
 }

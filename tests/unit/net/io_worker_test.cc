@@ -5,6 +5,7 @@
 #include "node/net/io_worker.h"
 
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -86,6 +87,32 @@ TEST_P(IoWorkerTest, TimersFireAndStopReturns) {
 INSTANTIATE_TEST_SUITE_P(IdlePoll, IoWorkerTest, ::testing::Values(0, 50), [](const auto& info) {
   return info.param == 0 ? std::string("Off") : std::string("On");
 });
+
+}  // namespace
+}  // namespace mqtt::net
+
+namespace mqtt::net {
+namespace {
+
+// Work posted to a worker that has stopped never runs; Stop destroys it, while every worker
+// still exists (main stops them all before destroying any). Found by ASan in 11_process: a $SYS
+// round posted to worker 1 at shutdown held the last reference to a timer on worker 0, and was
+// destroyed with worker 1 after worker 0's io_context was gone (heap-use-after-free).
+TEST(IoWorkerStopTest, WorkPostedAfterStopIsDestroyedByStopWhileOtherWorkersLive) {
+  auto first = std::make_unique<IoWorker>(0);
+  auto second = std::make_unique<IoWorker>(1);
+  first->Start();
+  second->Start();
+  second->Stop();
+  auto timer = std::make_shared<boost::asio::steady_timer>(first->io());
+  std::weak_ptr<boost::asio::steady_timer> watch = timer;
+  second->Post([timer = std::move(timer)] {});  // never runs: the last reference to the timer
+  first->Stop();
+  second->Stop();
+  EXPECT_TRUE(watch.expired()) << "the never-run post still holds the other worker's timer";
+  first.reset();  // without the drop, destroying `second` next destroyed the timer after this
+  second.reset();
+}
 
 }  // namespace
 }  // namespace mqtt::net
