@@ -5,8 +5,8 @@
 #include "node/net/io_worker.h"
 
 #include <atomic>
-#include <memory>
 #include <chrono>
+#include <memory>
 #include <thread>
 #include <vector>
 
