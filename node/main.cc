@@ -692,8 +692,10 @@ int Run(const mqtt::Config& config) {
   }
   for (uint32_t i = 0; i < worker_count; ++i) {
     const mqtt::WorkerCounters& counters = broker.shard(i).counters();
-    workers[i]->set_idle_poll(std::chrono::microseconds(config.idle_poll_us),
-                              [&counters] { return counters.MessagesHandled(); });
+    workers[i]->set_idle_poll(std::chrono::microseconds(config.idle_poll_us), [&counters] {
+      const mqtt::TrafficTotals totals = counters.Read();
+      return totals.received() + totals.sent();  // PUBLISH in and out
+    });
   }
   for (auto& worker : workers) worker->Start();
   broker.Start();

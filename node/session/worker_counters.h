@@ -113,16 +113,6 @@ class alignas(64) WorkerCounters {
     return ack_latency_[qos == 2 ? 1 : 0].Snapshot();
   }
 
-  // PUBLISH packets received and sent: how busy the worker is (SpinGate, node/net/spin_gate.h).
-  uint64_t MessagesHandled() const {
-    uint64_t n = 0;
-    for (int q = 0; q < 3; ++q) {
-      n += messages_received_[q].load(std::memory_order_relaxed) +
-           messages_sent_[q].load(std::memory_order_relaxed);
-    }
-    return n;
-  }
-
   TrafficTotals Read() const {
     TrafficTotals t;
     for (int q = 0; q < 3; ++q) {
