@@ -18,6 +18,7 @@
 #include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "storage/fault_env.h"
+#include "storage/insert_hint.h"
 #include "storage/store_impl.h"
 
 namespace mqtt::storage {
@@ -52,7 +53,8 @@ rocksdb::Options DbOptions(const StoreOptions& options, rocksdb::Env* env) {
 // Queue entries and messages live briefly: written once, removed with SingleDelete (write_group.cc)
 // so that a pair that meets in a memtable vanishes at flush. Files that still collect many
 // tombstones (entries flushed before their removal) are compacted early, so that scans at Open
-// and queue reads do not walk deleted entries.
+// and queue reads do not walk deleted entries. Inserts into messages and inflight start from a
+// hint (storage/insert_hint.h).
 rocksdb::ColumnFamilyOptions CfOptions(Cf cf, const StoreOptions& options,
                                        const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::BlockBasedTableOptions table;
@@ -63,6 +65,8 @@ rocksdb::ColumnFamilyOptions CfOptions(Cf cf, const StoreOptions& options,
   o.level_compaction_dynamic_level_bytes = true;  // bounds space amplification to ~1.1x
   const bool churn = cf == kQueuesCf || cf == kMessagesCf || cf == kInflightCf;
   o.write_buffer_size = std::max<uint64_t>(options.wal_budget_bytes / (churn ? 4 : 16), 1 << 20);
+  if (cf == kMessagesCf) o.memtable_insert_with_hint_prefix_extractor = NewSingleInsertHint();
+  if (cf == kInflightCf) o.memtable_insert_with_hint_prefix_extractor = NewClientInsertHint();
   if (churn) {
     o.table_properties_collector_factories.push_back(
         rocksdb::NewCompactOnDeletionCollectorFactory(/*sliding_window_size=*/1024,
