@@ -97,7 +97,7 @@ struct Config {
   bool queue_qos0_offline = false;
   uint32_t connect_timeout_seconds = 10;        // time allowed between accept and CONNECT
   uint32_t max_connections = 0;                 // per listener; 0: no limit
-  uint32_t connection_rate = 1000;              // accepts per second per listener; 0: no limit
+  uint32_t connection_rate = 10000;             // accepts per second per listener; 0: no limit
   uint32_t message_rate = 0;                    // PUBLISH per second per client; 0: no limit
   uint32_t byte_rate = 0;                       // bytes read per second per client; 0: no limit
   uint32_t receive_maximum = 1024;              // 5.0: inbound unacknowledged QoS 2 per client
