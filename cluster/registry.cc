@@ -283,7 +283,15 @@ absl::Status Registry::Loop::Open() {
   raft_uv_set_connect_retry_delay(&io, Millis(self->options_.connect_retry_delay));
   if (absl::Status s = InitRaft(); !s.ok()) return s;
   if (absl::Status s = Bootstrap(); !s.ok()) return s;
-  if ((rv = raft_start(&raft)) != 0) return RaftError(rv, "raft_start", raft_errmsg(&raft));
+  if ((rv = raft_start(&raft)) != 0) {
+    // libraft says only "I/O error" for a Raft port another process holds.
+    const RegistryOptions& o = self->options_;
+    return RaftError(rv,
+                     absl::StrCat("raft_start (listening on ",
+                                  o.raft_listen.empty() ? o.raft_address : o.raft_listen,
+                                  ": is the port free?)"),
+                     raft_errmsg(&raft));
+  }
   const unsigned tick_ms = Millis(std::clamp(
       std::min(self->options_.proposal_timeout, self->options_.member_change_timeout) / 10,
       absl::Milliseconds(5), absl::Milliseconds(100)));
@@ -855,9 +863,10 @@ absl::Status Registry::Start() {
   for (const RegistryPeer& peer : options_.bootstrap) NoteMember(peer.node_id);
   loop_ = std::make_unique<Loop>(this);
   if (absl::Status s = loop_->Open(); !s.ok()) {
+    // Still kNew: such a failure may pass (a port freed, a disk mended), and the caller may
+    // call Start again. The aborted loop released everything it opened.
     loop_->Abort();
-    absl::MutexLock lock(&mu_);
-    phase_ = Phase::kStopped;
+    loop_.reset();
     return s;
   }
   {

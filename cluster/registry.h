@@ -114,7 +114,8 @@ class Registry {
 
   // Opens the raft directory (bootstrapping if asked and pristine), binds the raft port and
   // starts the thread. InvalidArgument for bad options, FailedPrecondition if already started,
-  // else libraft's error (e.g. a port in use).
+  // else libraft's error (e.g. a port in use); after such an error the Registry is as before
+  // Start and Start may be called again.
   absl::Status Start();
   // The same with `bootstrap` in place of the options' list: for a node that decides whom to
   // bootstrap with only once it has met its peers (cluster/registry_node.h).

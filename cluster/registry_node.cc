@@ -154,7 +154,16 @@ bool RegistryNode::StartRegistry(std::vector<RegistryPeer> bootstrap) {
   std::vector<std::string> names;
   for (const RegistryPeer& peer : bootstrap) names.push_back(peer.node_id);
   if (absl::Status s = registry_->Start(std::move(bootstrap)); !s.ok()) {
-    MQTT_LOG_ERROR("registry %s: cannot start: %s", options_.registry.node_id, s.ToString());
+    // Retried every tick (the port may be freed); logged once, then every 30 s.
+    ++start_failures_;
+    if (absl::Now() - last_start_error_log_ >= absl::Seconds(30)) {
+      last_start_error_log_ = absl::Now();
+      MQTT_LOG_ERROR(
+          "registry %s: cannot start (%d attempts; retrying; CONNECTs are refused "
+          "meanwhile): %s",
+          options_.registry.node_id, start_failures_, s.ToString());
+      start_failures_ = 0;
+    }
     return false;
   }
   if (!names.empty()) {

@@ -109,6 +109,8 @@ class RegistryNode {
   bool change_in_flight_ ABSL_GUARDED_BY(mu_) = false;  // one configuration change at a time
   bool started_registry_ = false;                       // the thread's (and Start's) own
   absl::Time last_wait_log_;
+  absl::Time last_start_error_log_ = absl::InfinitePast();
+  int start_failures_ = 0;  // since the last log line
   std::thread thread_;
 };
 

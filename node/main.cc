@@ -3,6 +3,7 @@
 // "ready" line on stdout, on SIGHUP re-reads the password and ACL files, and on SIGTERM/SIGINT
 // (or `mqttctl drain`) drains: closes every connection, hands its persistent sessions to other
 // nodes when clustered, leaves the cluster and exits 0.
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -10,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <future>
@@ -224,6 +226,36 @@ absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
   return absl::StrCat(host, ":", ntohs(addr.sin_port));
 }
 
+// Binds `address` (HOST:PORT, as libuv will: SO_REUSEADDR) and closes it again. The Raft port is
+// bound only once the registry starts, possibly after start-up, and libraft reports a port that
+// another process holds as "I/O error": a configuration mistake is caught here instead, naming
+// the key. (The port can still be taken between this check and the bind; the registry then
+// reports it and retries.)
+absl::Status CheckRaftPortFree(const mqtt::Config& config, const std::string& address) {
+  const size_t colon = address.rfind(':');
+  const std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
+  int error = 0;
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  const int on = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+      bind(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    error = errno;
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  if (error == 0) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "cluster.raft_listen ", address, ": cannot listen: ", std::strerror(error),
+      config.cluster_raft_listen.empty() ? " (by default the cluster.listen port + 1)" : ""));
+}
+
 // `mqttctl drain` and SIGTERM end the node the same way: a drain request sends SIGTERM to this
 // process (its main thread takes it, WaitForStopSignal), and every requester waits for the one
 // report, which the main thread gives once everything is handed over.
@@ -268,6 +300,7 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   options.forward.max_outbox_bytes = config.cluster_outbox_bytes;
   absl::StatusOr<std::string> raft_listen = RaftListenAddress(config);
   if (!raft_listen.ok()) return raft_listen.status();
+  if (absl::Status s = CheckRaftPortFree(config, *raft_listen); !s.ok()) return s;
   options.raft_listen = *raft_listen;
   options.registry_dir = (std::filesystem::path(config.data_dir) / "registry").string();
   options.allow_register_during_netsplit = config.cluster_allow_register_during_netsplit;

@@ -215,7 +215,7 @@ TEST_F(RegistryTest, RejectsABootstrapListWithoutItself) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
 }
 
-TEST_F(RegistryTest, ReportsAPortInUse) {
+TEST_F(RegistryTest, ReportsAPortInUseAndCanStartOnceItIsFree) {
   Node* node = NewNode("n1");
   Start(node, {{node->id, node->address}});
   Node* twin = NewNode("n1b");
@@ -224,6 +224,13 @@ TEST_F(RegistryTest, ReportsAPortInUse) {
   const absl::Status status = registry.Start();
   EXPECT_FALSE(status.ok());
   EXPECT_NE(status.message().find("raft_start"), std::string::npos) << status;
+  EXPECT_NE(status.message().find(node->address), std::string::npos) << status;
+  // Once the port is free, a second Start of the same Registry succeeds (it used to answer
+  // "already started" forever, and mqttd retried it every tick without a registry).
+  node->Stop();
+  const absl::Status again = registry.Start();
+  ASSERT_TRUE(again.ok()) << again;
+  EXPECT_TRUE(WaitUntil([&] { return registry.IsLeader(); }));
 }
 
 TEST_F(RegistryTest, ElectsOneLeaderThatEveryNodeNames) {
