@@ -44,7 +44,7 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
 void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
   client_ = client;
   if (extras_ != nullptr) {
-    extras_->expires_at_ms = 0;
+    SetExpiresAt(0);
     extras_->oldest_stored.reset();
     if (extras_->online) extras_->online->store(true, std::memory_order_relaxed);
   }
@@ -85,13 +85,20 @@ void Session::ResendInflight() {
   });
 }
 
+void Session::SetExpiresAt(int64_t at_ms) {
+  const int64_t old_ms = expires_at_ms();
+  if (at_ms == old_ms) return;
+  extras().expires_at_ms = at_ms;
+  storage_->ExpiryChanged(id_, old_ms, at_ms);
+}
+
 void Session::Detach(const Redistribute& redistribute) {
   client_ = nullptr;
   if (extras_ != nullptr && extras_->online) {
     extras_->online->store(false, std::memory_order_relaxed);
   }
   if (expiry_interval_ != 0 && expiry_interval_ != kSessionNeverExpires) {
-    extras().expires_at_ms = MonotonicMs() + int64_t{expiry_interval_} * 1000;
+    SetExpiresAt(MonotonicMs() + int64_t{expiry_interval_} * 1000);
   }
   if (redistribute) {
     // The callback may deliver to other sessions of this worker, never to this one, so erasing
@@ -533,7 +540,7 @@ void Session::Restore(const storage::SessionState& state) {
   expiry_interval_ = record.session_expiry_interval_seconds();
   if (std::optional<uint64_t> at = storage::SessionExpiresAt(record)) {
     int64_t left_ms = static_cast<int64_t>(*at) - static_cast<int64_t>(UnixMs());
-    extras().expires_at_ms = MonotonicMs() + std::max<int64_t>(left_ms, 0);
+    SetExpiresAt(MonotonicMs() + std::max<int64_t>(left_ms, 0));
   }
   for (const storage::v1::Subscription& sub : record.subscriptions()) {
     subscriptions_[sub.topic_filter()] = SubscriptionOptions{

@@ -172,6 +172,8 @@ class Session {
   uint64_t dropped_count() const { return extras_ ? extras_->dropped : 0; }
 
  private:
+  // Sets extras().expires_at_ms and tells the storage's expiry index.
+  void SetExpiresAt(int64_t at_ms);
   enum class Stage : uint8_t { kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };
   struct Inflight {
     uint16_t packet_id;

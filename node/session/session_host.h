@@ -39,6 +39,9 @@ class SessionStorage {
   virtual void StorageFailed(const absl::Status& status) = 0;
   // A message for a session of this worker was dropped (the worker's counters).
   virtual void CountDrop(DropReason reason) = 0;
+  // Session `session_id`'s expiry (MonotonicMs; 0: none) went from `old_ms` to `new_ms`: the
+  // worker keeps an index of offline sessions by expiry instead of visiting them all.
+  virtual void ExpiryChanged(uint64_t session_id, int64_t old_ms, int64_t new_ms) = 0;
 
  protected:
   ~SessionStorage() = default;

@@ -266,6 +266,7 @@ void Shard::DestroySession(Session* session) {
     registry->Release(session->client_id(), session->claim_epoch());
   }
   session->Forget();
+  if (session->expires_at_ms() != 0) expiring_.erase({session->expires_at_ms(), session->id()});
   sessions_by_id_.erase(session->id());
   sessions_.erase(std::string_view(session->client_id()));  // destroys *session
 }
@@ -503,16 +504,25 @@ void Shard::PublishDueWills(int64_t now_ms) {
   for (MessagePtr& will : due) node_->Publish(index(), std::move(will), nullptr);
 }
 
+void Shard::ExpiryChanged(uint64_t session_id, int64_t old_ms, int64_t new_ms) {
+  if (old_ms != 0) expiring_.erase({old_ms, session_id});
+  if (new_ms != 0) expiring_.insert({new_ms, session_id});
+}
+
 // Offline sessions past their 5.0 Session Expiry Interval end [MQTT-3.1.2-23].
 void Shard::ExpireSessions(int64_t now_ms) {
-  std::vector<Session*> expired;
-  for (auto& [id, session] : sessions_by_id_) {
-    if (session->client() == nullptr && session->expires_at_ms() != 0 &&
-        session->expires_at_ms() <= now_ms) {
-      expired.push_back(session);
+  std::vector<uint64_t> due;
+  auto it = expiring_.begin();
+  for (; it != expiring_.end() && it->first <= now_ms; ++it) due.push_back(it->second);
+  expiring_.erase(expiring_.begin(), it);
+  for (uint64_t id : due) {
+    auto found = sessions_by_id_.find(id);
+    if (found == sessions_by_id_.end()) continue;
+    Session* session = found->second;
+    if (session->client() != nullptr || session->expires_at_ms() == 0 ||
+        session->expires_at_ms() > now_ms) {
+      continue;  // reconnected, or a later expiry has its own entry
     }
-  }
-  for (Session* session : expired) {
     MQTT_LOG_DEBUG("session %s expired", session->client_id());
     DestroySession(session);
   }
@@ -588,37 +598,52 @@ void Shard::AbandonStaleExports(int64_t now_ms) {
 
 // --- Owner node down and netsplit heal, as this node sees the registry (docs/cluster-sessions.md)
 //
-// Every kStaleCheckMs: a connection let in unregistered registers (RegisterAfterNetsplit), and
-// an offline copy of a session whose client id the registry gives to another node is offered
-// to that node (AskToCollect).
+// A pass over the sessions every kStaleCheckMs, kReconcilePerSweep of them per sweep: a
+// connection let in unregistered registers (RegisterAfterNetsplit), and an offline copy of a
+// session whose client id the registry gives to another node is offered to that node
+// (AskToCollect). Sessions that arrive during a pass wait for the next one.
 
 void Shard::ReconcileWithRegistry(int64_t now_ms) {
   ClientRegistry* registry = node_->client_registry();
-  if (registry == nullptr || node_->session_mover() == nullptr || now_ms < next_stale_check_ms_) {
+  if (registry == nullptr || node_->session_mover() == nullptr) return;
+  if (reconcile_ids_.empty()) {
+    if (now_ms < next_stale_check_ms_) return;
+    next_stale_check_ms_ = now_ms + kStaleCheckMs;
+    reconcile_ids_.reserve(sessions_by_id_.size());
+    for (const auto& [id, session] : sessions_by_id_) reconcile_ids_.push_back(id);
+    reconcile_next_ = 0;
+    reconcile_stale_.clear();
+  }
+  const size_t end = std::min(reconcile_ids_.size(), reconcile_next_ + kReconcilePerSweep);
+  for (; reconcile_next_ < end; ++reconcile_next_) {
+    auto it = sessions_by_id_.find(reconcile_ids_[reconcile_next_]);
+    if (it != sessions_by_id_.end()) ReconcileSession(*registry, *it->second, now_ms);
+  }
+  if (reconcile_next_ < reconcile_ids_.size()) return;
+  stale_copies_ = std::move(reconcile_stale_);
+  reconcile_stale_.clear();
+  reconcile_ids_.clear();
+  reconcile_ids_.shrink_to_fit();  // 8 bytes a session, between passes
+}
+
+void Shard::ReconcileSession(ClientRegistry& registry, const Session& session, int64_t now_ms) {
+  const std::string& client_id = session.client_id();
+  if (session.client() != nullptr && session.claim_epoch() == 0) {
+    RegisterAfterNetsplit(client_id);
     return;
   }
-  next_stale_check_ms_ = now_ms + kStaleCheckMs;
-  absl::flat_hash_map<std::string, int64_t> still_stale;
-  for (const std::unique_ptr<Session>& session : sessions_) {
-    const std::string& client_id = session->client_id();
-    if (session->client() != nullptr && session->claim_epoch() == 0) {
-      RegisterAfterNetsplit(client_id);
-      continue;
-    }
-    if (session->client() != nullptr || !session->persistent() || exporting_.contains(client_id)) {
-      continue;
-    }
-    std::optional<ClientRegistry::Holder> holder = registry->HolderOf(client_id);
-    if (!holder.has_value() || holder->here || holder->epoch <= session->claim_epoch()) continue;
-    auto seen = stale_copies_.find(client_id);
-    int64_t next_ask_ms = seen != stale_copies_.end() ? seen->second : now_ms + kStaleGraceMs;
-    if (next_ask_ms <= now_ms) {
-      next_ask_ms = now_ms + kCollectRetryMs;
-      AskToCollect(client_id, holder->node_id);
-    }
-    still_stale.emplace(client_id, next_ask_ms);
+  if (session.client() != nullptr || !session.persistent() || exporting_.contains(client_id)) {
+    return;
   }
-  stale_copies_ = std::move(still_stale);
+  std::optional<ClientRegistry::Holder> holder = registry.HolderOf(client_id);
+  if (!holder.has_value() || holder->here || holder->epoch <= session.claim_epoch()) return;
+  auto seen = stale_copies_.find(client_id);
+  int64_t next_ask_ms = seen != stale_copies_.end() ? seen->second : now_ms + kStaleGraceMs;
+  if (next_ask_ms <= now_ms) {
+    next_ask_ms = now_ms + kCollectRetryMs;
+    AskToCollect(client_id, holder->node_id);
+  }
+  reconcile_stale_.emplace(client_id, next_ask_ms);
 }
 
 void Shard::AskToCollect(const std::string& client_id, const std::string& holder) {

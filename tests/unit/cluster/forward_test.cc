@@ -104,6 +104,7 @@ class TurnStorage final : public SessionStorage {
   }
   void StorageFailed(const absl::Status& status) override { ADD_FAILURE() << status; }
   void CountDrop(DropReason) override {}
+  void ExpiryChanged(uint64_t, int64_t, int64_t) override {}
 
  private:
   storage::Store* const store_;

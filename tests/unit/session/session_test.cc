@@ -64,6 +64,29 @@ TEST_F(SessionTest, Qos0Qos1Qos2DeliveredAtOnceWhenAttached) {
 
 // The window is min(--max-inflight, the client's Receive Maximum) [MQTT-3.3.4-9]; the rest
 // waits in the queue.
+// The worker's expiry index (Shard::ExpiryChanged) learns every expiry a session sets and
+// clears: a detached session with an expiry interval expires that much later [MQTT-3.1.2-23],
+// a reattached one never, and one that never expires is not announced at all.
+TEST_F(SessionTest, ExpiryIsAnnouncedOnDetachAndClearedOnAttach) {
+  Session& s = NewSession(/*expiry=*/30);
+  s.Attach(&client_, 65535);
+  EXPECT_TRUE(storage_.expiries.empty());  // nothing to clear yet
+  const int64_t before = MonotonicMs();
+  s.Detach(nullptr);
+  ASSERT_EQ(storage_.expiries.size(), 1u);
+  EXPECT_GE(storage_.expiries[0], before + 30'000);
+  EXPECT_LE(storage_.expiries[0], MonotonicMs() + 30'000);
+  EXPECT_EQ(s.expires_at_ms(), storage_.expiries[0]);
+  s.Attach(&client_, 65535);
+  ASSERT_EQ(storage_.expiries.size(), 2u);
+  EXPECT_EQ(storage_.expiries[1], 0);
+  EXPECT_EQ(s.expires_at_ms(), 0);
+  Session& forever = NewSession(kSessionNeverExpires);
+  forever.Attach(&client_, 65535);
+  forever.Detach(nullptr);
+  EXPECT_EQ(storage_.expiries.size(), 2u);
+}
+
 TEST_F(SessionTest, InflightWindowIsMinOfMaxInflightAndReceiveMaximum) {
   limits_.max_inflight = 3;
   Session& s = NewSession();
