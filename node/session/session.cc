@@ -42,6 +42,7 @@ MessagePtr WillMessage(Will will, std::string_view client_id) {
 }
 
 void Session::Attach(SessionClient* client, uint16_t receive_maximum) {
+  const GaugeReport report{this};
   client_ = client;
   if (extras_ != nullptr) {
     SetExpiresAt(0);
@@ -85,6 +86,22 @@ void Session::ResendInflight() {
   });
 }
 
+Session::~Session() {
+  if (totals_ == nullptr) return;
+  totals_->queued -= static_cast<int64_t>(reported_queued_);
+  totals_->inflight -= reported_inflight_;
+}
+
+void Session::ReportGauges() {
+  if (totals_ == nullptr) return;
+  const uint64_t queued = queued_count() + disk_queued_;
+  const auto inflight = static_cast<uint32_t>(inflight_.size());
+  totals_->queued += static_cast<int64_t>(queued) - static_cast<int64_t>(reported_queued_);
+  totals_->inflight += int64_t{inflight} - int64_t{reported_inflight_};
+  reported_queued_ = queued;
+  reported_inflight_ = inflight;
+}
+
 void Session::SetExpiresAt(int64_t at_ms) {
   const int64_t old_ms = expires_at_ms();
   if (at_ms == old_ms) return;
@@ -93,6 +110,7 @@ void Session::SetExpiresAt(int64_t at_ms) {
 }
 
 void Session::Detach(const Redistribute& redistribute) {
+  const GaugeReport report{this};
   client_ = nullptr;
   if (extras_ != nullptr && extras_->online) {
     extras_->online->store(false, std::memory_order_relaxed);
@@ -145,6 +163,7 @@ std::shared_ptr<const std::string> Session::durable_client_id() {
 
 void Session::AppendRecovered(uint64_t message_id, const storage::v1::MessageRecord& message,
                               storage::v1::QueueEntry entry) {
+  const GaugeReport report{this};
   entry.clear_target_client_id();
   storage::Batch* batch = storage_->batch();
   batch->PutMessage(message_id, message);
@@ -194,6 +213,7 @@ bool Session::SeenBefore(const Message& message) {
 }
 
 void Session::Deliver(OutboundMessage&& out) {
+  const GaugeReport report{this};
   if (extras_ != nullptr && extras_->duplicates != nullptr && SeenBefore(*out.message)) return;
   const bool offline = client_ == nullptr;
   // QoS 0 waits for an offline session only when configured, and then on disk.
@@ -442,6 +462,7 @@ std::vector<Session::Inflight>::iterator Session::FindInflight(uint16_t packet_i
 }
 
 bool Session::OnPuback(uint16_t packet_id, int64_t* sent_ns) {
+  const GaugeReport report{this};
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPuback) return false;
   if (sent_ns != nullptr) *sent_ns = it->sent_ns;
@@ -453,6 +474,7 @@ bool Session::OnPuback(uint16_t packet_id, int64_t* sent_ns) {
 }
 
 bool Session::OnPubrec(uint16_t packet_id) {
+  const GaugeReport report{this};
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage == Stage::kAwaitPuback) return false;
   it->stage = Stage::kAwaitPubcomp;
@@ -464,6 +486,7 @@ bool Session::OnPubrec(uint16_t packet_id) {
 }
 
 bool Session::OnPubrecError(uint16_t packet_id) {
+  const GaugeReport report{this};
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage == Stage::kAwaitPuback) return false;
   Unstore(*it);
@@ -474,6 +497,7 @@ bool Session::OnPubrecError(uint16_t packet_id) {
 }
 
 bool Session::OnPubcomp(uint16_t packet_id, int64_t* sent_ns) {
+  const GaugeReport report{this};
   auto it = FindInflight(packet_id);
   if (it == inflight_.end() || it->stage != Stage::kAwaitPubcomp) return false;
   if (sent_ns != nullptr) *sent_ns = it->sent_ns;
@@ -534,6 +558,7 @@ void Session::Forget() {
 }
 
 void Session::Restore(const storage::SessionState& state) {
+  const GaugeReport report{this};
   const storage::v1::SessionRecord& record = state.record;
   stored_ = true;
   version_ = persist::FromRecord(record.protocol_version());

@@ -91,7 +91,11 @@ class Session {
         client_id_(std::move(client_id)),
         id_(id),
         limits_(limits),
-        has_store_(storage->store() != nullptr) {}
+        has_store_(storage->store() != nullptr),
+        totals_(storage->totals()) {}
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   const std::string& client_id() const { return client_id_; }
   // The client id for routing entries when persistent (see Subscriber::durable_client_id).
@@ -174,6 +178,14 @@ class Session {
  private:
   // Sets extras().expires_at_ms and tells the storage's expiry index.
   void SetExpiresAt(int64_t at_ms);
+  // Adds the change of this session's queued and in-flight counts since the last report to the
+  // worker's totals. Every public method that may change them reports on its way out
+  // (GaugeReport first in its body); one that did not would be corrected by the next report.
+  void ReportGauges();
+  struct GaugeReport {
+    Session* session;
+    ~GaugeReport() { session->ReportGauges(); }
+  };
   enum class Stage : uint8_t { kAwaitPuback, kAwaitPubrec, kAwaitPubcomp };
   struct Inflight {
     uint16_t packet_id;
@@ -259,8 +271,11 @@ class Session {
   std::unique_ptr<Extras> extras_;
   uint16_t last_packet_id_ = 0;
   Version version_ = Version::kV311;
-  const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
-  bool stored_ = false;   // a session record may exist in the store
+  const bool has_store_;            // storage_->store() != nullptr, asked once: persistent() is hot
+  bool stored_ = false;             // a session record may exist in the store
+  uint32_t reported_inflight_ = 0;  // what totals_ holds of this session
+  uint64_t reported_queued_ = 0;
+  SessionTotals* const totals_;
   bool SeenBefore(const Message& message);
 };
 

@@ -21,6 +21,13 @@ namespace mqtt {
 
 struct OutboundMessage;
 
+// What a worker's sessions hold, kept up to date by the sessions as they change
+// (Session::ReportGauges), so that the gauges never visit every session.
+struct SessionTotals {
+  int64_t queued = 0;  // messages queued, in memory and on disk
+  int64_t inflight = 0;
+};
+
 class SessionStorage {
  public:
   // Null when nothing is persisted (then batch() is null too).
@@ -42,6 +49,8 @@ class SessionStorage {
   // Session `session_id`'s expiry (MonotonicMs; 0: none) went from `old_ms` to `new_ms`: the
   // worker keeps an index of offline sessions by expiry instead of visiting them all.
   virtual void ExpiryChanged(uint64_t session_id, int64_t old_ms, int64_t new_ms) = 0;
+  // The totals this worker's sessions add to; must outlive them.
+  virtual SessionTotals* totals() = 0;
 
  protected:
   ~SessionStorage() = default;

@@ -74,6 +74,7 @@ class Shard final : public SessionStorage, public ClientHost {
   void StorageFailed(const absl::Status& status) override { node_->StorageFailed(status); }
   void CountDrop(DropReason reason) override { counters_.Dropped(reason); }
   void ExpiryChanged(uint64_t session_id, int64_t old_ms, int64_t new_ms) override;
+  SessionTotals* totals() override { return &session_totals_; }
 
   void StartTimers();
   void StopTimers();
@@ -251,6 +252,7 @@ class Shard final : public SessionStorage, public ClientHost {
   };
   // Adds `session`, replacing one with its client id.
   void PutSession(std::unique_ptr<Session> session);
+  SessionTotals session_totals_;  // declared before the sessions: they report to it until gone
   absl::flat_hash_set<std::unique_ptr<Session>, ByClientId, ByClientId> sessions_;
   absl::flat_hash_map<uint64_t, Session*> sessions_by_id_;
   // Offline sessions by expiry (MonotonicMs, session id), so that ExpireSessions visits only

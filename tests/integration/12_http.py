@@ -115,7 +115,8 @@ class HttpTest(unittest.TestCase):
         # PUBCOMP latency each; the persistent subscriber's copies go through the store's group
         # commit.
         sub, pub = RawClient(self.broker), RawClient(self.broker)
-        sub.connect(clean=False)
+        sub_id = harness.unique("lat-sub")
+        sub.connect(sub_id, clean=False)
         self.assertEqual(sub.subscribe([("lat/#", 2)]), [2])
         pub.connect()
         pub.publish("lat/1", b"one", qos=1, pid=1)
@@ -142,10 +143,25 @@ class HttpTest(unittest.TestCase):
         self.assertGreater(samples[("mqttd_storage_wal_bytes", "")], 0)
         self.assertNotIn("mqttd_forward_latency_seconds", types)  # not clustered
         wait_metric(self.http, "mqttd_sessions", 2)  # the shards' sweep: once a second
+        wait_metric(self.http, "mqttd_inflight_messages", 0)  # both acknowledged
         pub.disconnect()
         wait_metric(self.http, "mqttd_connections", 1, '{listener="tcp",protocol="3.1.1"}')
         sub.disconnect()
         wait_metric(self.http, "mqttd_sessions", 1)  # the persistent one stays
+        # Kept for the offline session: the gauge follows (the sessions keep the totals).
+        pub = RawClient(self.broker)
+        pub.connect()
+        for i in range(3):
+            pub.publish("lat/3", b"queued", qos=1, pid=10 + i)
+        wait_metric(self.http, "mqttd_queued_messages", 3)
+        sub = RawClient(self.broker)
+        sub.connect(sub_id, clean=False)
+        for i in range(3):
+            p = sub.recv_publish()
+            sub.send(harness.pid_packet(harness.PUBACK, p.publish_pid))
+        sub.disconnect()
+        wait_metric(self.http, "mqttd_queued_messages", 0)
+        pub.disconnect()
 
     def test_content_type_of_metrics(self):
         with urllib.request.urlopen("http://%s/metrics" % self.http, timeout=WAIT) as r:

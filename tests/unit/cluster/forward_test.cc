@@ -105,6 +105,8 @@ class TurnStorage final : public SessionStorage {
   void StorageFailed(const absl::Status& status) override { ADD_FAILURE() << status; }
   void CountDrop(DropReason) override {}
   void ExpiryChanged(uint64_t, int64_t, int64_t) override {}
+  SessionTotals* totals() override { return &totals_; }
+  SessionTotals totals_;
 
  private:
   storage::Store* const store_;

@@ -53,6 +53,8 @@ class FakeStorage final : public SessionStorage {
   void StorageFailed(const absl::Status&) override {}
   void CountDrop(DropReason) override {}
   void ExpiryChanged(uint64_t, int64_t, int64_t) override {}
+  SessionTotals* totals() override { return &totals_; }
+  SessionTotals totals_;
   size_t held() const { return held_.size(); }
 
   storage::Store* store_ = nullptr;

@@ -161,6 +161,52 @@ TEST_F(SessionTest, PubackOpensTheWindowAndQueueDrainsInOrder) {
   EXPECT_EQ(s.queued_count(), 1u);
 }
 
+// The worker's gauges come from totals the sessions keep as they change (Shard::UpdateGauges
+// visits no session): every step of a QoS 1/2 exchange, and the end of a session, show there.
+TEST_F(SessionTest, QueuedAndInflightTotalsFollowEveryChange) {
+  limits_.max_inflight = 2;
+  Session& s = NewSession();
+  s.Attach(&client_, 65535);
+  for (int i = 0; i < 4; ++i) s.Deliver(Out("m" + std::to_string(i), 1));
+  s.Deliver(Out("q2", 2));
+  EXPECT_EQ(storage_.totals_.inflight, 2);
+  EXPECT_EQ(storage_.totals_.queued, 3);
+  std::vector<SentPacket> sent = client_.Take();
+  ASSERT_EQ(sent.size(), 2u);
+  ASSERT_TRUE(s.OnPuback(sent[0].packet_id));
+  ASSERT_TRUE(s.OnPuback(sent[1].packet_id));
+  EXPECT_EQ(storage_.totals_.inflight, 2);
+  EXPECT_EQ(storage_.totals_.queued, 1);
+  sent = client_.Take();
+  ASSERT_EQ(sent.size(), 2u);
+  ASSERT_TRUE(s.OnPuback(sent[0].packet_id));
+  ASSERT_TRUE(s.OnPuback(sent[1].packet_id));
+  sent = client_.Take();
+  ASSERT_EQ(sent.size(), 1u);  // the QoS 2 message
+  EXPECT_EQ(storage_.totals_.inflight, 1);
+  EXPECT_EQ(storage_.totals_.queued, 0);
+  ASSERT_TRUE(s.OnPubrec(sent[0].packet_id));
+  EXPECT_EQ(storage_.totals_.inflight, 1);  // awaiting PUBCOMP
+  ASSERT_TRUE(s.OnPubcomp(sent[0].packet_id));
+  EXPECT_EQ(storage_.totals_.inflight, 0);
+  // A second session's share goes with it.
+  Session other(&storage_, "c2", 2, limits_);
+  other.Attach(&client_, 65535);
+  for (int i = 0; i < 3; ++i) other.Deliver(Out("o", 1));
+  EXPECT_EQ(storage_.totals_.inflight, 2);
+  EXPECT_EQ(storage_.totals_.queued, 1);
+  session_.reset();
+  EXPECT_EQ(storage_.totals_.inflight, 2);
+  {
+    Session gone(&storage_, "c3", 3, limits_);
+    gone.Attach(&client_, 65535);
+    gone.Deliver(Out("g", 1));
+    EXPECT_EQ(storage_.totals_.inflight, 3);
+  }
+  EXPECT_EQ(storage_.totals_.inflight, 2);
+  EXPECT_EQ(storage_.totals_.queued, 1);
+}
+
 TEST_F(SessionTest, Qos2PubrecSendsPubrelAndPubcompFreesTheWindow) {
   limits_.max_inflight = 1;
   Session& s = NewSession();

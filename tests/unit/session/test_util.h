@@ -45,9 +45,11 @@ class FakeStorage final : public SessionStorage {
   void StorageFailed(const absl::Status& status) override { failures.push_back(status); }
   void CountDrop(DropReason reason) override { drops.push_back(reason); }
   void ExpiryChanged(uint64_t, int64_t, int64_t new_ms) override { expiries.push_back(new_ms); }
+  SessionTotals* totals() override { return &totals_; }
 
   size_t held_tokens() const { return held_.size(); }
   std::vector<int64_t> expiries;  // every expiry a session announced, in order
+  SessionTotals totals_;          // what the sessions reported
   int commits = 0;
   std::vector<absl::Status> failures;
   std::vector<DropReason> drops;
