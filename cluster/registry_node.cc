@@ -5,24 +5,12 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cluster/registry_state.h"
 #include "node/base/log.h"
 
 namespace mqtt::cluster {
-namespace {
-
-// Voters for `n` members: the largest odd number <= min(n, 5).
-size_t VoterTarget(size_t n) { return n >= 5 ? 5 : n >= 3 ? 3 : 1; }
-
-std::string RaftAddressOf(const MemberInfo& member) {
-  auto it = member.metadata.find(kRaftAddressKey);
-  return it == member.metadata.end() ? std::string() : it->second;
-}
-
-}  // namespace
 
 RegistryNode::RegistryNode(RegistryNodeOptions options, Membership* membership,
                            Registry::Listener listener)
@@ -173,80 +161,22 @@ bool RegistryNode::StartRegistry(std::vector<RegistryPeer> bootstrap) {
   return true;
 }
 
-// One configuration change per call, the most urgent first: removing members that left, adding
-// alive ones as standbys, then promoting standbys up to the voter target.
+// One configuration change per call, the most urgent first (registry_plan.h).
 void RegistryNode::Reconcile() {
   {
     absl::MutexLock lock(&mu_);
     if (change_in_flight_) return;
   }
-  const std::vector<RegistryMember> config = registry_->Members();
-  absl::flat_hash_map<std::string, const MemberInfo*> by_id;
-  const std::vector<MemberInfo> members = membership_->Members();
-  for (const MemberInfo& m : members) by_id[m.node_id] = &m;
-
-  size_t voters = 0;
-  size_t alive_voters = 0;
-  size_t alive_in_config = 0;
-  const RegistryMember* standby_to_promote = nullptr;
-  const RegistryMember* dead_voter = nullptr;
-  const RegistryMember* moved = nullptr;  // alive, advertising another Raft address
-  absl::flat_hash_set<std::string> in_config;
-  for (const RegistryMember& member : config) {
-    in_config.insert(member.node_id);
-    auto it = by_id.find(member.node_id);
-    if (it == by_id.end()) continue;  // not known (yet) by this node's membership
-    const MemberInfo& info = *it->second;
-    if (info.state == MemberState::kLeft && member.node_id != options_.registry.node_id) {
-      return Change("remove", member.node_id, [&](Registry::DoneCallback done) {
-        registry_->RemoveMember(member.node_id, std::move(done));
-      });
+  const std::optional<RegistryConfigChange> change = PlanRegistryConfigChange(
+      registry_->Members(), membership_->Members(), options_.registry.node_id);
+  if (!change.has_value()) return;
+  Change(RegistryConfigChangeName(change->kind), change->node_id, [&](Registry::DoneCallback done) {
+    if (change->removes()) {
+      registry_->RemoveMember(change->node_id, std::move(done));
+    } else {
+      registry_->AddMember(change->node_id, change->raft_address, change->voter, std::move(done));
     }
-    const bool voter = member.role == RegistryMember::Role::kVoter;
-    if (voter) ++voters;
-    if (voter && info.state == MemberState::kDead && dead_voter == nullptr) dead_voter = &member;
-    if (info.state != MemberState::kAlive) continue;
-    const std::string advertised = RaftAddressOf(info);
-    if (!advertised.empty() && advertised != member.raft_address &&
-        member.node_id != options_.registry.node_id && moved == nullptr) {
-      moved = &member;
-      continue;  // unreachable where the configuration says: neither alive nor a voter to count
-    }
-    ++alive_in_config;
-    if (voter) ++alive_voters;
-    if (!voter && standby_to_promote == nullptr) standby_to_promote = &member;
-  }
-  // A member restarted with another Raft address (a pod's new IP): libraft cannot change an
-  // address, so it leaves the configuration and is added again (the next ticks) at the address it
-  // advertises now. A voter only while the other voters keep an alive majority without it.
-  if (moved != nullptr &&
-      (moved->role != RegistryMember::Role::kVoter || alive_voters >= (voters - 1) / 2 + 1)) {
-    const RegistryMember& m = *moved;
-    return Change("re-address", m.node_id, [&](Registry::DoneCallback done) {
-      registry_->RemoveMember(m.node_id, std::move(done));
-    });
-  }
-  for (const MemberInfo& m : members) {
-    const std::string raft = RaftAddressOf(m);
-    if (m.state != MemberState::kAlive || raft.empty() || in_config.contains(m.node_id)) continue;
-    return Change("add", m.node_id, [&](Registry::DoneCallback done) {
-      registry_->AddMember(m.node_id, raft, /*voter=*/false, std::move(done));
-    });
-  }
-  // A dead voter gives its vote to an alive standby: otherwise the registry stays one failure
-  // closer to losing its majority until the dead node is forgotten (remove_after, an hour).
-  if (dead_voter != nullptr && standby_to_promote != nullptr) {
-    const RegistryMember& m = *dead_voter;
-    return Change("demote", m.node_id, [&](Registry::DoneCallback done) {
-      registry_->AddMember(m.node_id, m.raft_address, /*voter=*/false, std::move(done));
-    });
-  }
-  if (standby_to_promote != nullptr && voters < VoterTarget(alive_in_config)) {
-    const RegistryMember& m = *standby_to_promote;
-    return Change("promote", m.node_id, [&](Registry::DoneCallback done) {
-      registry_->AddMember(m.node_id, m.raft_address, /*voter=*/true, std::move(done));
-    });
-  }
+  });
 }
 
 void RegistryNode::Change(const char* what, const std::string& node_id,

@@ -23,7 +23,8 @@
 //   allow: an even count adds round trips and no fault tolerance), a voter the membership
 //   declares dead is demoted while an alive standby can take its vote, a member that left is
 //   removed from the configuration, and one the membership forgot (dead longer than
-//   remove_after) is removed and its registry entries dropped (DropNode). One change at a time.
+//   remove_after) is removed and its registry entries dropped (DropNode). One change at a time,
+//   decided by PlanRegistryConfigChange (registry_plan.h, which gives the precedence and rules).
 //
 // Lifecycle: construct, register service() on the cluster's gRPC server, start the server and
 // the membership, Start(), use, Stop() (before the server and the membership stop).
@@ -47,12 +48,10 @@
 #include "cluster/membership.h"
 #include "cluster/registry.h"
 #include "cluster/registry_client.h"
+#include "cluster/registry_plan.h"
 #include "node/session/remote.h"
 
 namespace mqtt::cluster {
-
-// The metadata key under which a member advertises its registry's Raft address.
-inline constexpr char kRaftAddressKey[] = "raft";
 
 struct RegistryNodeOptions {
   // node_id, raft_address, raft_listen and data_dir are required; the rest tunes Raft.
