@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/duration.pb.h"
@@ -18,6 +19,13 @@ using google::protobuf::RepeatedPtrField;
 
 // Bounds a peer's PingReq timeout: a bogus value must not pin a call for long.
 constexpr absl::Duration kMaxForwardTimeout = absl::Seconds(10);
+
+// How a refusal for another cluster's name starts (proto/cluster.proto, "Cluster identity"): the
+// caller tells it from the other FAILED_PRECONDITION answers (wrong target, sync with self).
+constexpr char kNameMismatch[] = "cluster name mismatch";
+
+// Peers whose mismatch was logged in the last minute, at most; beyond it older ones are forgotten.
+constexpr size_t kMaxLoggedPeers = 1024;
 
 MemberInfo SelfInfo(const MembershipOptions& options) {
   MemberInfo self;
@@ -32,6 +40,7 @@ MemberInfo SelfInfo(const MembershipOptions& options) {
 
 absl::Status Validate(const MembershipOptions& o) {
   if (o.node_id.empty()) return absl::InvalidArgumentError("cluster: node id is empty");
+  if (o.cluster_name.empty()) return absl::InvalidArgumentError("cluster: cluster name is empty");
   if (o.advertise_address.empty()) {
     return absl::InvalidArgumentError("cluster: advertise address is empty");
   }
@@ -56,6 +65,11 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout) {
 
 grpc::Status Unavailable() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE, "cluster membership not running");
+}
+
+bool IsNameMismatch(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+         absl::StartsWith(s.error_message(), kNameMismatch);
 }
 
 // Parallel calls through the callback API. Wait() blocks until every call answered (each has a
@@ -147,8 +161,9 @@ absl::Status Membership::Start(std::string_view advertise_address) {
   joined_ = std::none_of(options_.seeds.begin(), options_.seeds.end(),
                          [&](const std::string& s) { return s != options_.advertise_address; });
   phase_ = Phase::kRunning;
-  MQTT_LOG_INFO("cluster: node %s at %s starting, incarnation %d, %d seed(s)", options_.node_id,
-                options_.advertise_address, options_.start_incarnation, options_.seeds.size());
+  MQTT_LOG_INFO("cluster: node %s of cluster '%s' at %s starting, incarnation %d, %d seed(s)",
+                options_.node_id, options_.cluster_name, options_.advertise_address,
+                options_.start_incarnation, options_.seeds.size());
   protocol_thread_ = std::thread([this] { ProtocolLoop(); });
   event_thread_ = std::thread([this] { EventLoop(); });
   return absl::OkStatus();
@@ -164,6 +179,7 @@ absl::Status Membership::Leave(absl::Duration timeout) {
     *request.mutable_member() = table_.SelfRecord();
     for (const std::string& id : table_.Reachable()) addresses.push_back(table_.Find(id)->address);
   }
+  request.set_cluster_name(options_.cluster_name);
   auto fanout = std::make_shared<Fanout>(static_cast<int>(addresses.size()), false);
   for (const std::string& address : addresses) {
     struct Call {
@@ -176,7 +192,8 @@ absl::Status Membership::Leave(absl::Duration timeout) {
     SetDeadline(&call->ctx, timeout);
     CallStarted();
     stubs_.Get(address)->async()->Leave(&call->ctx, &call->req, &call->resp,
-                                        [this, call, fanout](grpc::Status s) {
+                                        [this, call, fanout, address](grpc::Status s) {
+                                          LogIfRefusedByName(address, s);
                                           fanout->Finish(s.ok());
                                           CallDone();
                                         });
@@ -370,11 +387,14 @@ absl::Status Membership::SyncWith(const std::string& address) {
     *request.mutable_sender() = table_.SelfRecord();
     for (v1::Member& record : table_.FullState()) *request.add_members() = std::move(record);
   }
+  request.set_cluster_name(options_.cluster_name);
   grpc::ClientContext ctx;
   SetDeadline(&ctx, std::max(options_.probe_interval, absl::Seconds(1)));
   v1::SyncResponse response;
   grpc::Status s = stubs_.Get(address)->Sync(&ctx, request, &response);
   if (!s.ok()) {
+    // A seed or sync peer of another cluster: not a join, and nothing of it merged.
+    LogIfRefusedByName(address, s);
     return absl::UnavailableError(
         absl::StrCat("cluster: sync with ", address, ": ", s.error_message()));
   }
@@ -422,6 +442,7 @@ void Membership::ProbeOne() {
     request.set_target_node_id(id);
     AddUpdates(request.mutable_updates());
   }
+  request.set_cluster_name(options_.cluster_name);
   bool acked = false;
   if (!options_.drop_probe_for_test || !options_.drop_probe_for_test(id)) {
     grpc::ClientContext ctx;
@@ -432,6 +453,8 @@ void Membership::ProbeOne() {
       Merge(response.updates());
       acked = response.node_id() == id;
     }
+    // A refusal by name (another cluster now at that address) is a failed probe like any other.
+    LogIfRefusedByName(address, s);
     if (!acked) acked = ProbeIndirect(id, address);
   }
   if (acked) return;
@@ -465,6 +488,7 @@ bool Membership::ProbeIndirect(const std::string& target_id, const std::string& 
     request.mutable_timeout()->set_nanos(static_cast<int32_t>(forward_ms % 1000) * 1000000);
     AddUpdates(request.mutable_updates());
   }
+  request.set_cluster_name(options_.cluster_name);
   if (helpers.empty()) return false;
   auto fanout = std::make_shared<Fanout>(static_cast<int>(helpers.size()), true);
   for (const std::string& helper : helpers) {
@@ -478,7 +502,8 @@ bool Membership::ProbeIndirect(const std::string& target_id, const std::string& 
     SetDeadline(&call->ctx, wait);
     CallStarted();
     stubs_.Get(helper)->async()->PingReq(&call->ctx, &call->req, &call->resp,
-                                         [this, call, fanout](grpc::Status s) {
+                                         [this, call, fanout, helper](grpc::Status s) {
+                                           LogIfRefusedByName(helper, s);
                                            if (s.ok()) Merge(call->resp.updates());
                                            fanout->Finish(s.ok() && call->resp.acked());
                                            CallDone();
@@ -488,6 +513,9 @@ bool Membership::ProbeIndirect(const std::string& target_id, const std::string& 
 }
 
 grpc::Status Membership::HandlePing(const v1::PingRequest& request, v1::PingResponse* response) {
+  if (grpc::Status s = CheckClusterName(request.cluster_name(), request.sender()); !s.ok()) {
+    return s;
+  }
   if (!Running()) return Unavailable();
   if (request.target_node_id() != options_.node_id) {
     // Another node lives at the address the sender knows: no ack for the one it meant.
@@ -503,6 +531,9 @@ grpc::Status Membership::HandlePing(const v1::PingRequest& request, v1::PingResp
 
 void Membership::HandlePingReq(const v1::PingReqRequest& request, v1::PingReqResponse* response,
                                std::function<void(grpc::Status)> done) {
+  if (grpc::Status s = CheckClusterName(request.cluster_name(), request.sender()); !s.ok()) {
+    return done(s);
+  }
   if (!Running()) return done(Unavailable());
   Merge(request.updates(), &request.sender());
   absl::Duration timeout =
@@ -520,13 +551,16 @@ void Membership::HandlePingReq(const v1::PingReqRequest& request, v1::PingReqRes
     *call->req.mutable_sender() = table_.SelfRecord();
   }
   call->req.set_target_node_id(request.target_node_id());
+  call->req.set_cluster_name(options_.cluster_name);  // ours: the target checks the helper
   SetDeadline(&call->ctx, timeout);
   CallStarted();
   // Answered from the callback: no gRPC thread waits for the target.
   stubs_.Get(request.target_address())
       ->async()
       ->Ping(&call->ctx, &call->req, &call->resp,
-             [this, call, response, done = std::move(done)](grpc::Status s) {
+             [this, call, response, target = request.target_address(),
+              done = std::move(done)](grpc::Status s) {
+               LogIfRefusedByName(target, s);
                const bool acked = s.ok() && call->resp.node_id() == call->req.target_node_id();
                if (s.ok()) Merge(call->resp.updates());
                response->set_acked(acked);
@@ -540,6 +574,9 @@ void Membership::HandlePingReq(const v1::PingReqRequest& request, v1::PingReqRes
 }
 
 grpc::Status Membership::HandleSync(const v1::SyncRequest& request, v1::SyncResponse* response) {
+  if (grpc::Status s = CheckClusterName(request.cluster_name(), request.sender()); !s.ok()) {
+    return s;
+  }
   if (!Running()) return Unavailable();
   if (request.sender().node_id() == options_.node_id) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "sync with self");
@@ -551,9 +588,55 @@ grpc::Status Membership::HandleSync(const v1::SyncRequest& request, v1::SyncResp
 }
 
 grpc::Status Membership::HandleLeave(const v1::LeaveRequest& request) {
+  if (grpc::Status s = CheckClusterName(request.cluster_name(), request.member()); !s.ok()) {
+    return s;
+  }
   if (!Running()) return Unavailable();
   Merge({}, &request.member());
   return grpc::Status::OK;
+}
+
+// options_.cluster_name is set at construction and never changes: read without mu_.
+grpc::Status Membership::CheckClusterName(const std::string& name, const v1::Member& sender) {
+  if (name.empty() || name == options_.cluster_name) return grpc::Status::OK;
+  std::string message = absl::StrCat(kNameMismatch, ": this node (", options_.node_id,
+                                     ") is in cluster '", options_.cluster_name, "', the caller (",
+                                     sender.node_id(), ", ", sender.address(), ") in '", name, "'");
+  if (FirstInAMinute(absl::StrCat("from ", sender.address()))) {
+    MQTT_LOG_WARN("cluster: refused a request: %s (logged once a minute per caller)", message);
+  }
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::move(message));
+}
+
+void Membership::LogIfRefusedByName(const std::string& address, const grpc::Status& status) {
+  if (!IsNameMismatch(status) || !FirstInAMinute(absl::StrCat("to ", address))) return;
+  MQTT_LOG_ERROR(
+      "cluster: %s refused node %s: %s. A seed or member address of another cluster: not joined "
+      "through it, nothing of it merged, no answer as a probe (logged once a minute per address)",
+      address, options_.node_id, status.error_message());
+}
+
+bool Membership::FirstInAMinute(const std::string& key) {
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&log_mu_);
+  if (auto it = logged_at_.find(key); it != logged_at_.end()) {
+    if (now - it->second < absl::Minutes(1)) return false;
+    it->second = now;
+    return true;
+  }
+  if (logged_at_.size() >= kMaxLoggedPeers) {
+    for (auto it = logged_at_.begin(); it != logged_at_.end();) {
+      if (now - it->second >= absl::Minutes(1)) {
+        logged_at_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+    // Still full: that many peers within a minute is a flood; its lines would not help.
+    if (logged_at_.size() >= kMaxLoggedPeers) return false;
+  }
+  logged_at_.emplace(key, now);
+  return true;
 }
 
 }  // namespace mqtt::cluster

@@ -17,6 +17,10 @@
 //
 // Transport: one cached channel per peer address (stub_cache.h), mutual TLS with cluster TLS on
 // (cluster_tls.h), else plaintext.
+//
+// Identity: every request carries options.cluster_name; a handler refuses (FAILED_PRECONDITION,
+// nothing applied) a request of another non-empty name, so that two clusters never merge through
+// a wrong seed or a reused address. A peer that refuses us so is a failed probe, not a join.
 #pragma once
 
 #include <cstdint>
@@ -41,7 +45,10 @@
 namespace mqtt::cluster {
 
 struct MembershipOptions {
-  std::string node_id;             // stable across restarts
+  std::string node_id;  // stable across restarts
+  // The same on every node of the cluster; never empty. An empty name in a request is accepted
+  // (a node of an older version: proto/cluster.proto, "Cluster identity").
+  std::string cluster_name = "mqttd";
   std::string advertise_address;   // host:port peers dial; may be given to Start() instead
   std::vector<std::string> seeds;  // host:port; this node's own address is skipped
   uint64_t start_incarnation = 1;  // stored incarnation + 1, so a restart refutes old news
@@ -84,8 +91,8 @@ class Membership {
   void Subscribe(Listener listener);
 
   // Starts the threads. A non-empty `advertise_address` replaces the option (a server bound to
-  // port 0 knows its port only after BuildAndStart). InvalidArgument for bad options,
-  // FailedPrecondition if already started.
+  // port 0 knows its port only after BuildAndStart). InvalidArgument for bad options (an empty
+  // cluster name among them), FailedPrecondition if already started.
   absl::Status Start(std::string_view advertise_address = {});
 
   // Marks this node LEFT and tells every reachable member directly, waiting at most `timeout`.
@@ -99,7 +106,7 @@ class Membership {
 
   std::vector<MemberInfo> Members() const;  // this node first
   uint64_t incarnation() const;
-  bool joined() const;  // a seed answered (always true without seeds)
+  bool joined() const;  // a seed of our cluster answered (always true without seeds)
 
  private:
   class Handler;  // the gRPC service, membership.cc
@@ -127,6 +134,15 @@ class Membership {
                      std::function<void(grpc::Status)> done);
   grpc::Status HandleSync(const v1::SyncRequest& request, v1::SyncResponse* response);
   grpc::Status HandleLeave(const v1::LeaveRequest& request);
+  // OK for our cluster name or an empty one; otherwise the refusal every handler returns before
+  // it applies anything of the request.
+  grpc::Status CheckClusterName(const std::string& name, const v1::Member& sender);
+  // Logs (error, rate-limited) a refusal by `address` for a cluster name mismatch; other errors
+  // are not logged here.
+  void LogIfRefusedByName(const std::string& address, const grpc::Status& status);
+  // True at most once a minute per `key`: a peer of another cluster keeps trying (joins retry
+  // with backoff, probes every period), and one line a minute is enough to see it.
+  bool FirstInAMinute(const std::string& key) ABSL_LOCKS_EXCLUDED(log_mu_);
 
   MembershipOptions options_;
   std::unique_ptr<Handler> handler_;
@@ -143,6 +159,9 @@ class Membership {
   std::vector<Listener> listeners_ ABSL_GUARDED_BY(mu_);
 
   StubCache<v1::Membership> stubs_;
+
+  absl::Mutex log_mu_;  // its own: taken by gRPC threads and the protocol thread, never with mu_
+  absl::flat_hash_map<std::string, absl::Time> logged_at_ ABSL_GUARDED_BY(log_mu_);
 
   std::thread protocol_thread_;
   std::thread event_thread_;

@@ -132,6 +132,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   std::unique_ptr<ClusterNode> node(new ClusterNode());
   MembershipOptions m;
   m.node_id = options.node_id;
+  m.cluster_name = options.cluster_name;
   m.seeds = options.seeds;
   if (!options.join_dns.empty()) {
     std::vector<std::string> resolved = ResolveSeeds(options.join_dns);

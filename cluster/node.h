@@ -32,7 +32,8 @@ namespace mqtt::cluster {
 
 struct ClusterOptions {
   std::string node_id;
-  std::string listen;     // HOST:PORT; port 0 picks a free port
+  std::string cluster_name = "mqttd";  // membership refuses peers of another (membership.h)
+  std::string listen;                  // HOST:PORT; port 0 picks a free port
   std::string advertise;  // HOST:PORT peers dial; empty: the listen address (its host must then
                           // be concrete, or the host name is used for 0.0.0.0 / ::)
   std::vector<std::string> seeds;  // HOST:PORT

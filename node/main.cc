@@ -287,6 +287,7 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   }
   mqtt::cluster::ClusterOptions options;
   options.node_id = config.node_id;
+  options.cluster_name = config.cluster_name;
   options.listen = config.cluster_listen;
   options.advertise = config.cluster_advertise;
   options.seeds = config.join;

@@ -126,6 +126,27 @@ Binding OptionalText(std::string Config::*field) {
   return b;
 }
 
+// cluster.name: 1 to 64 characters of [A-Za-z0-9._-], so that it reads the same in logs, in a
+// YAML file and in a Kubernetes name (the chart sets the release's full name).
+Binding ClusterName(std::string Config::*field) {
+  constexpr size_t kMaxLength = 64;
+  return {Kind::kScalar, "string, 1..64 of A-Z a-z 0-9 . _ -",
+          [=](absl::string_view v, Config* c) {
+            const bool valid = !v.empty() && v.size() <= kMaxLength &&
+                               std::all_of(v.begin(), v.end(), [](char ch) {
+                                 return absl::ascii_isalnum(static_cast<unsigned char>(ch)) ||
+                                        ch == '.' || ch == '_' || ch == '-';
+                               });
+            if (!valid) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-', not '", v, "'"));
+            }
+            c->*field = std::string(v);
+            return absl::OkStatus();
+          },
+          nullptr, [=](const Config& c) { return Items{c.*field}; }};
+}
+
 // HOST:PORT, or empty for none.
 Binding HostPort(std::string Config::*field, uint32_t min_port) {
   return {Kind::kScalar, min_port == 0 ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
@@ -452,6 +473,10 @@ std::vector<Option> MakeOptions() {
        "would be stored (5.0 0x97; 3.1.1: the connection is closed) are refused, the rest goes "
        "on (docs/security.md); checked every 5 s; 0: off",
        MinFreeDisk()},
+      {"cluster-name", "cluster.name", "NAME",
+       "name of the cluster this node belongs to: a peer of another cluster (a wrong seed, an "
+       "address reused by another cluster) is refused instead of merged; the same on every node",
+       ClusterName(&Config::cluster_name)},
       {"cluster-listen", "cluster.listen", "HOST:PORT",
        "gRPC address for peer nodes and mqttctl; without it the node runs alone",
        HostPort(&Config::cluster_listen, 0)},

@@ -120,6 +120,9 @@ struct Config {
   std::string allow_anonymous = "auto";  // true, false, auto (true unless a password file)
   uint32_t auth_reload_interval = 0;     // seconds between password/ACL file checks; 0: off
   // Cluster (issue 11). Without cluster_listen the node runs alone.
+  // Every node of one cluster has the same name; membership refuses a peer with another one
+  // (cluster/README.md). 1-64 characters of [A-Za-z0-9._-].
+  std::string cluster_name = "mqttd";
   std::string cluster_listen;                 // HOST:PORT of the cluster gRPC server
   std::string cluster_advertise;              // HOST:PORT peers dial; default: cluster_listen
   std::vector<std::string> join;              // seeds HOST:PORT

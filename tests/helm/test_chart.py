@@ -331,6 +331,7 @@ class DefaultsTest(ChartTestCase):
         self.assertEqual(cfg["limits"]["max_queued_bytes"], 67108864)  # not 6.7108864e+07
         self.assertEqual(cfg["shared_subscriptions"], {"strategy": "round_robin", "prefer_local": False})
         self.assertEqual(cfg["storage"], {"persistence": True, "fsync": False, "wal_budget": 67108864})
+        self.assertEqual(cfg["cluster"]["name"], "mqttd")  # the release's full name
         self.assertEqual(cfg["cluster"]["listen"], "0.0.0.0:7946")
         self.assertEqual(cfg["cluster"]["join_dns"], "mqttd-headless.mq.svc.cluster.local:7946")
         self.assertEqual(cfg["cluster"]["probe_interval_ms"], 1000)
@@ -572,9 +573,24 @@ class ValuesTest(ChartTestCase):
         r = self.render(None, "--release", "prod")
         self.assertEqual(r.sts()["metadata"]["name"], "prod-mqttd")
         self.assertEqual(r.sts()["spec"]["serviceName"], "prod-mqttd-headless")
+        self.assertEqual(r.config()["cluster"]["name"], "prod-mqttd")
         r = self.render({"fullnameOverride": "broker"})
         self.assertEqual(r.args()["--cluster-advertise"],
                          "$(POD_NAME).broker-headless.default.svc.cluster.local:7946")
+        self.assertEqual(r.config()["cluster"]["name"], "broker")
+
+    def test_cluster_name(self):
+        # Two releases are two clusters: each pod's config names its release (test_names), or
+        # the value; the chart sets it over config.cluster.name, like cluster.listen.
+        r = self.render({"cluster": {"name": "eu-prod.1"}, "config": {"cluster": {"name": "other"}}},
+                        "--release", "prod")
+        self.assertEqual(r.config()["cluster"]["name"], "eu-prod.1")
+        self.assertEqual(r.sts()["metadata"]["name"], "prod-mqttd")
+        longest = "n" * 64
+        self.assertEqual(self.render({"cluster": {"name": longest}}).config()["cluster"]["name"], longest)
+        for bad in ("eu prod", "a/b", "n" * 65):
+            self.render_fails({"cluster": {"name": bad}},
+                              'cluster.name: "%s" must be 1 to 64 characters of A-Z, a-z, 0-9' % bad)
 
     def test_drain_and_grace(self):
         r = self.render({"drain": {"timeoutSeconds": 300}})
@@ -672,6 +688,7 @@ class PodSpecTest(ChartTestCase):
             self.assertEqual(spec["dirs"], {"/data": "volumeClaimTemplate data", "/tmp": "emptyDir"})
             cfg = yaml.safe_load(spec["files"]["/etc/mqttd/mqttd.yaml"])
             self.assertEqual(cfg["cluster"]["join_dns"], "demo-mqttd-headless.mq.svc.cluster.local:7946")
+            self.assertEqual(cfg["cluster"]["name"], "demo-mqttd")
 
     def test_pod_spec_env_and_secret_files(self):
         spec = self.pod_spec(1, {

@@ -63,6 +63,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion | toString) }}
 {{- end }}
 
+{{/*
+cluster.name of every pod: the value, or the release's full name, so that two releases whose
+pods reach each other (a wrong join, a reused address) refuse to merge. Checked as mqttd checks
+it, so that a bad name fails the render rather than every pod's start.
+*/}}
+{{- define "mqttd.clusterName" -}}
+{{- $name := .Values.cluster.name | default (include "mqttd.fullname" .) | toString }}
+{{- if not (regexMatch "^[A-Za-z0-9._-]{1,64}$" $name) }}
+{{- fail (printf "cluster.name: %q must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and '-'" $name) }}
+{{- end }}
+{{- $name }}
+{{- end }}
+
 {{/* Ports as integers. */}}
 {{- define "mqttd.clusterPort" -}}
 {{- int .Values.cluster.port }}
@@ -206,6 +219,7 @@ The config file: .Values.config with the keys the chart owns set over it (listen
 {{- end }}
 {{- $_ := set $cfg "listeners" $listeners }}
 {{- $cluster := get $cfg "cluster" | default dict }}
+{{- $_ = set $cluster "name" (include "mqttd.clusterName" .) }}
 {{- $_ = set $cluster "listen" (include "mqttd.clusterListen" .) }}
 {{- $_ = set $cluster "join_dns" (include "mqttd.joinDns" .) }}
 {{- $_ = set $cfg "cluster" $cluster }}

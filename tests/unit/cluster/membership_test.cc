@@ -7,12 +7,15 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
+
+#include "absl/strings/match.h"
 
 namespace mqtt::cluster {
 namespace {
@@ -71,10 +74,12 @@ class MembershipTest : public ::testing::Test {
   // Starts a node; `port` 0 picks a free one. Fails the test if the port cannot be bound.
   Node* StartNode(const std::string& id, std::vector<std::string> seeds, int port = 0,
                   uint64_t incarnation = 1,
-                  std::function<bool(const std::string&)> drop_probe = nullptr) {
+                  std::function<bool(const std::string&)> drop_probe = nullptr,
+                  const std::string& cluster_name = "mqttd") {
     auto node = std::make_unique<Node>();
     node->id = id;
     MembershipOptions options = ShortTimings(id, std::move(seeds));
+    options.cluster_name = cluster_name;
     options.start_incarnation = incarnation;
     options.drop_probe_for_test = std::move(drop_probe);
     node->membership = std::make_unique<Membership>(std::move(options));
@@ -267,6 +272,154 @@ TEST_F(MembershipTest, StartRejectsBadOptions) {
   EXPECT_EQ(m.Start("127.0.0.1:1").code(), absl::StatusCode::kInvalidArgument);
   Membership no_address(ShortTimings("y", {}));
   EXPECT_EQ(no_address.Start().code(), absl::StatusCode::kInvalidArgument);
+  // An empty name is accepted in requests (older versions) but no node has one.
+  MembershipOptions unnamed = ShortTimings("z", {});
+  unnamed.cluster_name.clear();
+  Membership no_name(unnamed);
+  absl::Status s = no_name.Start("127.0.0.1:1");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message(), "cluster: cluster name is empty");
+}
+
+std::vector<std::string> MemberIds(const Membership& m) {
+  std::vector<std::string> ids;
+  for (const MemberInfo& info : m.Members()) ids.push_back(info.node_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// b (cluster "beta") is seeded with a (cluster "alpha"), c ("alpha") with both: c joins a, while
+// a refuses b and b refuses c, so that neither cluster ever lists a node of the other, and b,
+// whose only seed is of another cluster, never counts as joined (it keeps retrying).
+TEST_F(MembershipTest, NodesOfDifferentClusterNamesNeverMerge) {
+  Node* a = StartNode("a", {}, 0, 1, nullptr, "alpha");
+  ASSERT_NE(a, nullptr);
+  Node* b = StartNode("b", {a->address}, 0, 1, nullptr, "beta");
+  ASSERT_NE(b, nullptr);
+  Node* c = StartNode("c", {a->address, b->address}, 0, 1, nullptr, "alpha");
+  ASSERT_NE(c, nullptr);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return c->membership->joined() &&
+               MemberIds(*a->membership) == std::vector<std::string>{"a", "c"} &&
+               MemberIds(*c->membership) == std::vector<std::string>{"a", "c"};
+      },
+      absl::Seconds(5)))
+      << "a and c, both of cluster alpha, did not join";
+  // For 10 probe periods (b's join retries every 50-400 ms, a's and c's probes and syncs), every
+  // view stays as it is: a merge would show within one of them.
+  const absl::Time until = absl::Now() + absl::Seconds(1);
+  while (absl::Now() < until) {
+    ASSERT_EQ(MemberIds(*a->membership), (std::vector<std::string>{"a", "c"}));
+    ASSERT_EQ(MemberIds(*c->membership), (std::vector<std::string>{"a", "c"}));
+    ASSERT_EQ(MemberIds(*b->membership), (std::vector<std::string>{"b"}));
+    ASSERT_FALSE(b->membership->joined());
+    absl::SleepFor(absl::Milliseconds(20));  // sampling the views, not synchronisation
+  }
+  EXPECT_TRUE(c->membership->joined());
+}
+
+TEST_F(MembershipTest, NodesOfTheSameClusterNameJoin) {
+  Node* a = StartNode("a", {}, 0, 1, nullptr, "alpha");
+  ASSERT_NE(a, nullptr);
+  Node* b = StartNode("b", {a->address}, 0, 1, nullptr, "alpha");
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(WaitUntil([&] { return AllAliveEverywhere(2); }, absl::Seconds(5)));
+  EXPECT_TRUE(b->membership->joined());
+}
+
+v1::Member Record(const std::string& id, const std::string& address, v1::MemberState state) {
+  v1::Member m;
+  m.set_node_id(id);
+  m.set_address(address);
+  m.set_state(state);
+  m.set_incarnation(1);
+  return m;
+}
+
+// The service called directly: a request with an empty name (a node of a version without names,
+// during a rolling upgrade) is applied; one with another name is refused with the names in the
+// message, by every method, and nothing of it is applied.
+TEST_F(MembershipTest, EmptyClusterNameIsAcceptedAndAnotherIsRefusedByEveryMethod) {
+  Node* a = StartNode("a", {}, 0, 1, nullptr, "alpha");
+  ASSERT_NE(a, nullptr);
+  auto stub =
+      v1::Membership::NewStub(grpc::CreateChannel(a->address, grpc::InsecureChannelCredentials()));
+  auto call = [](auto method) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    return method(&ctx);
+  };
+  // Port 1 of loopback: nobody answers, a's probes of these records fail (no matter here).
+  const v1::Member old_node = Record("old", "127.0.0.1:1", v1::MEMBER_STATE_ALIVE);
+  const v1::Member stranger = Record("stranger", "127.0.0.1:1", v1::MEMBER_STATE_ALIVE);
+
+  v1::SyncRequest sync;
+  *sync.mutable_sender() = old_node;  // cluster_name left empty
+  v1::SyncResponse synced;
+  grpc::Status s = call([&](grpc::ClientContext* ctx) { return stub->Sync(ctx, sync, &synced); });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<std::string> answered;  // a's whole list, the sender merged into it first
+  for (const v1::Member& m : synced.members()) answered.push_back(m.node_id());
+  std::sort(answered.begin(), answered.end());
+  EXPECT_EQ(answered, (std::vector<std::string>{"a", "old"}));
+  EXPECT_TRUE(Find(*a->membership, "old").has_value()) << "the empty-name sync was not applied";
+
+  const std::string refusal =
+      "cluster name mismatch: this node (a) is in cluster 'alpha', the caller (stranger, "
+      "127.0.0.1:1) in 'beta'";
+  sync.set_cluster_name("beta");
+  *sync.mutable_sender() = stranger;
+  *sync.add_members() = Record("friend-of-stranger", "127.0.0.1:1", v1::MEMBER_STATE_ALIVE);
+  s = call([&](grpc::ClientContext* ctx) { return stub->Sync(ctx, sync, &synced); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), refusal);
+
+  v1::PingRequest ping;
+  ping.set_cluster_name("beta");
+  *ping.mutable_sender() = stranger;
+  ping.set_target_node_id("a");
+  *ping.add_updates() = Record("friend-of-stranger", "127.0.0.1:1", v1::MEMBER_STATE_ALIVE);
+  v1::PingResponse pong;
+  s = call([&](grpc::ClientContext* ctx) { return stub->Ping(ctx, ping, &pong); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), refusal);
+
+  v1::PingReqRequest ping_req;
+  ping_req.set_cluster_name("beta");
+  *ping_req.mutable_sender() = stranger;
+  ping_req.set_target_node_id("old");
+  ping_req.set_target_address("127.0.0.1:1");
+  v1::PingReqResponse ping_req_answer;
+  s = call(
+      [&](grpc::ClientContext* ctx) { return stub->PingReq(ctx, ping_req, &ping_req_answer); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), refusal);
+
+  // A LEFT record of a member a knows, from another cluster: not applied either.
+  v1::LeaveRequest leave;
+  leave.set_cluster_name("beta");
+  *leave.mutable_member() = Record("old", "127.0.0.1:1", v1::MEMBER_STATE_LEFT);
+  leave.mutable_member()->set_incarnation(5);
+  v1::LeaveResponse left;
+  s = call([&](grpc::ClientContext* ctx) { return stub->Leave(ctx, leave, &left); });
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StartsWith(s.error_message(), "cluster name mismatch: this node (a)"))
+      << s.error_message();
+
+  EXPECT_EQ(MemberIds(*a->membership), (std::vector<std::string>{"a", "old"}));
+  std::optional<MemberInfo> old_on_a = Find(*a->membership, "old");
+  ASSERT_TRUE(old_on_a.has_value());
+  EXPECT_NE(old_on_a->state, MemberState::kLeft);
+  EXPECT_EQ(old_on_a->incarnation, 1u);
+
+  // The same LEFT record with an empty name is applied.
+  leave.clear_cluster_name();
+  s = call([&](grpc::ClientContext* ctx) { return stub->Leave(ctx, leave, &left); });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  old_on_a = Find(*a->membership, "old");
+  ASSERT_TRUE(old_on_a.has_value());
+  EXPECT_EQ(old_on_a->state, MemberState::kLeft);
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ storage:
   fsync: true
   wal_budget: 8388608
 cluster:
+  name: prod-eu.1
   listen: 0.0.0.0:7946
   advertise: n1.svc:7946
   join:
@@ -147,6 +148,7 @@ const std::vector<std::string> kLayout = {"node_id",
                                           "storage.fsync",
                                           "storage.wal_budget",
                                           "storage.min_free_disk",
+                                          "cluster.name",
                                           "cluster.listen",
                                           "cluster.advertise",
                                           "cluster.join",
@@ -255,6 +257,7 @@ TEST(ConfigFileTest, EveryKeyIsRead) {
   EXPECT_FALSE(c.persistence);
   EXPECT_TRUE(c.fsync);
   EXPECT_EQ(c.storage_wal_budget, 8388608u);
+  EXPECT_EQ(c.cluster_name, "prod-eu.1");
   EXPECT_EQ(c.cluster_listen, "0.0.0.0:7946");
   EXPECT_EQ(c.cluster_advertise, "n1.svc:7946");
   EXPECT_EQ(c.join, (std::vector<std::string>{"a:7946", "b:7946"}));
@@ -374,6 +377,9 @@ TEST(ConfigFileTest, BadValueNamesFileLineAndKey) {
   EXPECT_EQ(Error("log:\n  format: xml\n"),
             "m.yaml:2: log.format: must be one of text, json, not 'xml'");
   EXPECT_EQ(Error("data_dir: \"\"\n"), "m.yaml:1: data_dir: must not be empty");
+  EXPECT_EQ(Error("node_id: n1\ncluster:\n  name: prod/eu\n"),
+            "m.yaml:3: cluster.name: must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' and "
+            "'-', not 'prod/eu'");
 }
 
 TEST(ConfigFileTest, UnknownKeysAreNamed) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "tests/unit/config/config_test_util.h"
 
 namespace mqtt {
@@ -48,6 +49,36 @@ TEST(ConfigTest, ClusterOptionsParse) {
   EXPECT_EQ(config->cluster_remove_after, 60u);
   EXPECT_EQ(config->storage_wal_budget, 8388608u);
   EXPECT_TRUE(Parse({})->cluster_listen.empty());  // alone unless asked
+}
+
+// The cluster's identity: membership refuses peers of another name (cluster/README.md).
+TEST(ConfigTest, ClusterNameDefaultsToMqttdAndTakesAValidName) {
+  auto defaults = Parse({});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->cluster_name, "mqttd");
+  const std::string longest(64, 'x');
+  for (const char* name : {"prod", "eu-west.1_B", "0", longest.c_str()}) {
+    auto config = Parse({"--cluster-name", name});
+    ASSERT_TRUE(config.ok()) << name << ": " << config.status();
+    EXPECT_EQ(config->cluster_name, name);
+  }
+  EXPECT_EQ(Parse({}, {"MQTTD_CLUSTER_NAME=staging"})->cluster_name, "staging");
+}
+
+TEST(ConfigTest, BadClusterNameIsRefusedAndNamed) {
+  const std::string too_long(65, 'x');
+  for (const char* bad : {"", "two words", "a/b", "caf\xc3\xa9", "x:y", too_long.c_str()}) {
+    auto config = Parse({"--cluster-name", bad});
+    ASSERT_FALSE(config.ok()) << bad;
+    EXPECT_EQ(config.status().message(),
+              absl::StrCat("--cluster-name: must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' "
+                           "and '-', not '",
+                           bad, "'"));
+  }
+  auto env = Parse({}, {"MQTTD_CLUSTER_NAME=a b"});
+  ASSERT_FALSE(env.ok());
+  EXPECT_TRUE(absl::StartsWith(env.status().message(), "MQTTD_CLUSTER_NAME: must be 1 to 64"))
+      << env.status();
 }
 
 TEST(ConfigTest, AccessControlOptionsParse) {
