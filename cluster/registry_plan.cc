@@ -46,36 +46,39 @@ std::optional<RegistryConfigChange> PlanRegistryConfigChange(
   size_t alive_in_config = 0;
   const RegistryMember* standby_to_promote = nullptr;
   const RegistryMember* dead_voter = nullptr;
-  const RegistryMember* moved = nullptr;  // alive, advertising another Raft address
-  std::string moved_to;
+  // Alive, advertising another Raft address: unreachable where the configuration says.
+  std::vector<std::pair<const RegistryMember*, std::string>> moved;
   absl::flat_hash_set<std::string> in_config;
   for (const RegistryMember& member : config) {
     in_config.insert(member.node_id);
+    const bool voter = member.role == RegistryMember::Role::kVoter;
     auto it = by_id.find(member.node_id);
-    if (it == by_id.end()) continue;  // not known (yet) by this node's membership
+    if (it == by_id.end()) {  // not known (yet) by this node's membership: a voter not alive
+      if (voter) ++voters;
+      continue;
+    }
     const MemberInfo& info = *it->second;
     if (info.state == MemberState::kLeft && member.node_id != self) {
       return RegistryConfigChange{Kind::kRemove, member.node_id, member.raft_address, false};
     }
-    const bool voter = member.role == RegistryMember::Role::kVoter;
     if (voter) ++voters;
     if (voter && info.state == MemberState::kDead && dead_voter == nullptr) dead_voter = &member;
     if (info.state != MemberState::kAlive) continue;
     std::string advertised = RaftAddressOf(info);
-    if (!advertised.empty() && advertised != member.raft_address && member.node_id != self &&
-        moved == nullptr) {
-      moved = &member;
-      moved_to = std::move(advertised);
-      continue;  // unreachable where the configuration says: neither alive nor a voter to count
+    if (!advertised.empty() && advertised != member.raft_address && member.node_id != self) {
+      moved.emplace_back(&member, std::move(advertised));
+      continue;  // neither alive nor promotable: Raft cannot reach it
     }
     ++alive_in_config;
     if (voter) ++alive_voters;
     if (!voter && standby_to_promote == nullptr) standby_to_promote = &member;
   }
-  // `voters` >= 1 when `moved` is a voter, so `voters - 1` does not wrap.
-  if (moved != nullptr &&
-      (moved->role != RegistryMember::Role::kVoter || alive_voters >= (voters - 1) / 2 + 1)) {
-    return RegistryConfigChange{Kind::kReaddress, moved->node_id, moved_to, false};
+  // The first moved member whose removal can commit. `voters` >= 1 when a moved member is a
+  // voter, so `voters - 1` does not wrap.
+  for (const auto& [member, moved_to] : moved) {
+    if (member->role != RegistryMember::Role::kVoter || alive_voters >= (voters - 1) / 2 + 1) {
+      return RegistryConfigChange{Kind::kReaddress, member->node_id, moved_to, false};
+    }
   }
   for (const MemberInfo& m : members) {
     std::string raft = RaftAddressOf(m);

@@ -11,9 +11,9 @@
 // 2. kReaddress: an alive member (not `self`) that advertises a non-empty Raft address other
 //    than its configured one (restarted with a new IP). libraft cannot change a member's
 //    address: it is removed, and a later kAdd puts it back, at the address it advertises, as a
-//    standby. Only the first such member; it counts as neither alive nor promotable (Raft cannot
-//    reach it where the configuration says). A voter is removed only while the other alive
-//    voters keep a majority of the voters without it:
+//    standby. The first such member whose removal can commit; every moved member counts as
+//    neither alive nor promotable (Raft cannot reach it where the configuration says). A voter
+//    is removed only while the other alive voters keep a majority of the voters without it:
 //        alive_voters >= (voters - 1) / 2 + 1   (alive_voters excludes the moved member)
 //    e.g. 3 voters: 2 others alive; 5 voters: 3 others alive. Why: libraft counts a
 //    configuration entry under the new configuration as soon as it is appended, so without that
@@ -28,10 +28,10 @@
 // 5. kPromote: an alive standby becomes a voter while voters < target, target = 1, 3 or 5 for
 //    < 3, 3-4, >= 5 alive members of the configuration (an even count of voters adds round trips
 //    and no fault tolerance).
-// Counts: `voters` are the configuration's voters the membership knows, in any state (this node
-// included); alive means MemberState::kAlive. Members of the configuration the membership does
-// not know (not learned yet, or forgotten: RegistryNode removes those on kRemoved) are skipped:
-// never changed, never counted.
+// Counts: `voters` are the configuration's voters in any state (this node included), those the
+// membership does not know (not learned yet, or forgotten: RegistryNode removes those on
+// kRemoved) too, as voters that are not alive: Raft counts them in every majority. Alive means
+// MemberState::kAlive. Unknown members are never changed.
 //
 // Threading: pure functions (no I/O, no clock, no Raft calls); callable from any thread.
 #pragma once

@@ -252,23 +252,27 @@ TEST(RegistryPlanTest, ChangesComeOneAtATimeInPrecedenceOrder) {
 
 // A configured member the membership does not know (not learned yet, or forgotten, which
 // RegistryNode's kRemoved listener handles) is left alone: not removed, demoted or promoted.
-TEST(RegistryPlanTest, MembersUnknownToTheMembershipAreSkipped) {
+// Members the membership does not know are never changed, but an unknown voter still counts:
+// Raft needs its vote in every majority.
+TEST(RegistryPlanTest, UnknownMembersAreNotChangedButUnknownVotersCount) {
   EXPECT_EQ(Plan({Voter("a"), Voter("x"), Standby("y")}, {Member("a")}), std::nullopt);
-  // Nor counted: with x and y out of the count, 3 alive members (a, b, c) want 3 voters against
-  // 1 counted, and the configuration, which has 3 with x and y, is given a fourth.
+  // 3 alive members (a, b, c) want 3 voters; a, x and y are 3 already: no fourth.
   EXPECT_EQ(Plan({Voter("a"), Voter("x"), Voter("y"), Standby("b"), Standby("c")},
                  {Member("a"), Member("b"), Member("c")}),
-            Change(Kind::kPromote, "b", Addr("b"), true));
+            std::nullopt);
+  // Voters a, b (moved), x (unknown): without b, Raft's majority of {a, x} needs x, which is not
+  // known to be alive: 1 alive other < (3 - 1) / 2 + 1 = 2, so b stays.
+  EXPECT_EQ(Plan({Voter("a"), Voter("b"), Voter("x")}, {Member("a"), Moved("b")}), std::nullopt);
 }
 
-// Only the first moved member is set aside; a second counts as alive and promotable at its
-// old address. Here b (voter) is refused by the majority guard (alive others = {a} = 1 < 2),
-// and the moved standby t, instead of being re-addressed, is the alive standby that lets the
-// dead voter c be demoted. Current behaviour, pinned (see the report of this change).
-TEST(RegistryPlanTest, OnlyTheFirstMovedMemberIsSetAside) {
+// Every moved member is set aside (not alive, not promotable), and the first whose removal can
+// commit is re-addressed: voter b is refused by the majority guard (alive others = {a} = 1 < 2),
+// the moved standby t is re-addressed instead, and it is not the standby that would let the
+// dead voter c be demoted.
+TEST(RegistryPlanTest, EveryMovedMemberIsSetAsideAndTheFirstThatCanGoIsReaddressed) {
   EXPECT_EQ(Plan({Voter("a"), Voter("b"), Voter("c"), Standby("t")},
                  {Member("a"), Moved("b"), Member("c", MemberState::kDead), Moved("t")}),
-            Change(Kind::kDemote, "c", Addr("c"), false));
+            Change(Kind::kReaddress, "t", NewAddr("t"), false));
 }
 
 }  // namespace
