@@ -91,8 +91,7 @@ class Session {
         client_id_(std::move(client_id)),
         id_(id),
         limits_(limits),
-        has_store_(storage->store() != nullptr),
-        totals_(storage->totals()) {}
+        has_store_(storage->store() != nullptr) {}
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -271,11 +270,12 @@ class Session {
   std::unique_ptr<Extras> extras_;
   uint16_t last_packet_id_ = 0;
   Version version_ = Version::kV311;
-  const bool has_store_;            // storage_->store() != nullptr, asked once: persistent() is hot
-  bool stored_ = false;             // a session record may exist in the store
-  uint32_t reported_inflight_ = 0;  // what totals_ holds of this session
-  uint64_t reported_queued_ = 0;
-  SessionTotals* const totals_;
+  const bool has_store_;  // storage_->store() != nullptr, asked once: persistent() is hot
+  bool stored_ = false;   // a session record may exist in the store
+  // What storage_->totals() holds of this session. Narrow: they fit in what was padding of the
+  // 192-byte size class a session is allocated in; the in-flight window is at most 65,535.
+  uint16_t reported_inflight_ = 0;
+  uint32_t reported_queued_ = 0;
   bool SeenBefore(const Message& message);
 };
 

@@ -607,7 +607,10 @@ class PersistentSessionTest : public SessionTest {
     store_ = std::move(*store);
     pstorage_ = std::make_unique<FakeStorage>(store_.get());
   }
-  void TearDown() override { EXPECT_THAT(pstorage_->failures, IsEmpty()); }
+  void TearDown() override {
+    EXPECT_THAT(pstorage_->failures, IsEmpty());
+    session_.reset();  // before pstorage_: a session reports to its storage until it ends
+  }
 
   Session& NewPersistent(const std::string& client_id = "p1") {
     session_ = std::make_unique<Session>(pstorage_.get(), client_id, 1, limits_);
