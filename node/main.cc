@@ -301,7 +301,6 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   options.forward.max_outbox_bytes = config.cluster_outbox_bytes;
   absl::StatusOr<std::string> raft_listen = RaftListenAddress(config);
   if (!raft_listen.ok()) return raft_listen.status();
-  if (absl::Status s = CheckRaftPortFree(config, *raft_listen); !s.ok()) return s;
   options.raft_listen = *raft_listen;
   options.registry_dir = (std::filesystem::path(config.data_dir) / "registry").string();
   options.allow_register_during_netsplit = config.cluster_allow_register_during_netsplit;
@@ -336,10 +335,16 @@ absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> StartCluster(
   auto kick = [broker](std::string client_id) {
     return broker->Kick(std::move(client_id), mqtt::rc::kAdministrativeAction);
   };
-  return mqtt::cluster::ClusterNode::Start(
-      options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick, broker,
-                [drain] { return drain->Request(); },
-                [broker](size_t count) { return broker->Shed(count); }, std::move(bridges)});
+  absl::StatusOr<std::unique_ptr<mqtt::cluster::ClusterNode>> node =
+      mqtt::cluster::ClusterNode::Start(
+          options, {&broker->router(), store, broker, status, claimed_elsewhere, sessions, kick,
+                    broker, [drain] { return drain->Request(); },
+                    [broker](size_t count) { return broker->Shed(count); }, std::move(bridges)});
+  // After the cluster port is bound (a busy one is reported first), before the registry starts.
+  if (node.ok()) {
+    if (absl::Status s = CheckRaftPortFree(config, options.raft_listen); !s.ok()) return s;
+  }
+  return node;
 }
 
 // The TLS settings of one mqtts or wss listener: its own keys over the tls.* settings.

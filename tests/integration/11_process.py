@@ -173,18 +173,17 @@ class ProcessTest(unittest.TestCase):
             self.assertIn("%s:8: limits.tls: unknown key" % path, r.stderr)
 
     def test_raft_port_in_use_stops_start_up_naming_the_key(self):
-        # The registry's Raft port defaults to the cluster port + 1; taken by another socket, the
-        # node used to start and then log "raft_start: I/O error", "already started" every tick.
+        # The registry's Raft port taken by another socket: the node used to start and then log
+        # "raft_start: I/O error", "already started" every tick, without a registry.
         with tempfile.TemporaryDirectory() as d, socket.socket() as holder:
             holder.bind(("127.0.0.1", 0))
             holder.listen()
-            raft_port = holder.getsockname()[1]
+            raft = "127.0.0.1:%d" % holder.getsockname()[1]
             r = run_mqttd(["--listen", "127.0.0.1:0", "--http-listen", "", "--data-dir", d,
-                           "--cluster-listen", "127.0.0.1:%d" % (raft_port - 1)])
+                           "--cluster-listen", "127.0.0.1:0", "--cluster-raft-listen", raft])
             self.assertEqual(r.returncode, 1, r.stderr)
-            self.assertIn("cluster.raft_listen 127.0.0.1:%d: cannot listen: Address already in use"
-                          % raft_port, r.stderr)
-            self.assertIn("cluster.listen port + 1", r.stderr)
+            self.assertIn("cluster.raft_listen %s: cannot listen: Address already in use" % raft,
+                          r.stderr)
 
     def test_unknown_mqttd_variable_is_an_error_only_with_strict_env(self):
         env = {"MQTTD_LIMITS_MAX_INFLIHGT": "3"}
