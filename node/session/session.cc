@@ -103,6 +103,7 @@ void Session::ReportGauges() {
       std::min<uint64_t>(queued_count() + disk_queued_, std::numeric_limits<uint32_t>::max()));
   const auto inflight = static_cast<uint16_t>(
       std::min<size_t>(inflight_.size(), std::numeric_limits<uint16_t>::max()));
+  if (queued == reported_queued_ && inflight == reported_inflight_) return;  // most deliveries
   SessionTotals* totals = storage_->totals();
   totals->queued += int64_t{queued} - int64_t{reported_queued_};
   totals->inflight += int64_t{inflight} - int64_t{reported_inflight_};
