@@ -442,13 +442,24 @@ absl::Status ParseDocument(const YAML::Node& root, const Reader& reader, Config*
   return reader.ApplyMap(root, "", config);
 }
 
+// yaml-cpp writes a string holding a control character such as "\r" as a plain scalar, which
+// reads back as something else (the config fuzzer found "\r" read back as empty): such strings
+// are written double-quoted, with escapes.
+void EmitString(const std::string& value, YAML::Emitter* out) {
+  const bool control = std::any_of(value.begin(), value.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+  });
+  if (control) *out << YAML::DoubleQuoted;
+  *out << value;
+}
+
 void EmitList(const std::vector<std::string>& items, YAML::Emitter* out) {
   if (items.empty()) {
     *out << YAML::Flow << YAML::BeginSeq << YAML::EndSeq;
     return;
   }
   *out << YAML::BeginSeq;
-  for (const std::string& item : items) *out << item;
+  for (const std::string& item : items) EmitString(item, out);
   *out << YAML::EndSeq;
 }
 
@@ -541,7 +552,7 @@ void EmitValue(const Option& option, const Config& config, YAML::Emitter* out) {
     return;
   }
   bool mask = (option.traits & config_internal::kSecret) && !items[0].empty();
-  *out << (mask ? std::string(kMask) : items[0]);
+  EmitString(mask ? std::string(kMask) : items[0], out);
 }
 
 // "limits.max_inflight" -> {"limits", "max_inflight"}; "node_id" -> {"", "node_id"}.
