@@ -25,6 +25,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "node/base/log.h"
 #include "node/bridge/link.h"
+#include "node/bridge/relay.h"
 #include "node/net/tcp_transport.h"
 #include "node/protocol/reason_codes.h"
 #include "node/router/topic.h"
@@ -34,32 +35,6 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
-
-// One direction of the relay: PUBLISHes arrive on link `from` and leave on link `to` with the
-// same packet id, acknowledgements go back the other way, a PUBREL forward. Why the same id: the
-// ids are the sending session's (the local `$bridge/<name>` session outgoing, the remote's
-// session incoming), unique among its open exchanges, and that session keeps them, with the
-// stage of each exchange, across a reconnect and a restart. So a PUBLISH it re-sends reaches
-// the receiver as the duplicate of a QoS 2 message the receiver already holds [MQTT-4.3.3-10],
-// and a PUBREL it re-sends finds its exchange there [MQTT-4.4.0-1]: exactly once end to end when
-// both sessions are persistent. Nothing of an exchange has to be stored by the bridge.
-struct Relay {
-  absl::flat_hash_set<uint16_t> open;      // QoS 1/2 exchanges open on `to`, by id
-  std::deque<Publish> held;                // QoS 1/2 beyond the window, in arrival order
-  absl::flat_hash_set<uint16_t> dropped;   // QoS 2 not relayed (no topic line): PUBCOMP'd here
-  absl::flat_hash_set<uint16_t> released;  // QoS 2 PUBREC'd by `to`, awaiting `from`'s PUBREL
-  // `to`'s Receive Maximum [MQTT-3.3.4-7]: at most this many exchanges open on `to`. 65535 for
-  // a 3.1.1 peer or a 5.0 CONNACK without one.
-  uint32_t window = 65535;
-
-  void Clear() {
-    open.clear();
-    held.clear();
-    dropped.clear();
-    released.clear();
-    window = 65535;
-  }
-};
 
 uint32_t ReceiveMaximum(const Connack& connack) {
   return connack.properties.receive_maximum.value_or(65535);
@@ -89,11 +64,11 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
   uint64_t generation = 0;  // bumped per attempt: stale callbacks compare it
   Relay out;                // local -> remote
   Relay in;                 // remote -> local
-  // Incoming QoS 2 exchanges this node PUBREC'd whose PUBREL had not come when the connection
-  // dropped. A remote that resumes its session sends that PUBREL again; one that does not
-  // (clean session, or its session expired) never will, so the bridge releases them itself:
-  // else this node would keep their ids as received and take the remote's next new messages
-  // under those ids as duplicates [MQTT-4.3.3-10].
+  // Incoming QoS 2 exchanges open at this node (Relay::OpenQos2) when the connection dropped. A
+  // remote that resumes its session re-sends their PUBLISH or PUBREL; one that does not (clean
+  // session, or its session expired) never will, so the bridge releases them itself: else this
+  // node would keep their ids as received and take the remote's next new messages under those
+  // ids as duplicates [MQTT-4.3.3-10].
   absl::flat_hash_set<uint16_t> orphans;
   std::string last_logged;  // the failure last logged: the same again is not logged
   uint64_t repeats = 0;     // failures not logged since
@@ -377,7 +352,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     remote_up = local_up = pinged = false;
     early.clear();
     early_pubrels.clear();
-    orphans.insert(in.released.begin(), in.released.end());
+    for (uint16_t id : in.OpenQos2()) orphans.insert(id);
     out.Clear();
     in.Clear();
     inflight_out.store(0, std::memory_order_relaxed);
@@ -462,7 +437,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
         relay.held.push_back(std::move(publish));
         return;
       }
-      relay.open.insert(publish.packet_id);
+      relay.open.emplace(publish.packet_id, publish.qos);
       NoteInflight();
     }
     to.SendPublish(publish);
@@ -471,7 +446,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
   // Sends what the window now takes, in order.
   void SendHeld(Relay& relay, Link& to) {
     while (!relay.held.empty() && relay.open.size() < relay.window) {
-      relay.open.insert(relay.held.front().packet_id);
+      relay.open.emplace(relay.held.front().packet_id, relay.held.front().qos);
       to.SendPublish(relay.held.front());
       relay.held.pop_front();
     }
@@ -492,8 +467,7 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
         from.SendPubAck(PacketType::kPubcomp, ack.packet_id);
         return;
       }
-      relay.released.erase(ack.packet_id);
-      relay.open.insert(ack.packet_id);
+      relay.open.emplace(ack.packet_id, 2);
       NoteInflight();
       to.SendPubAck(PacketType::kPubrel, ack.packet_id);
       return;
@@ -503,7 +477,6 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     // (no PUBREL follows), a refused PUBACK is logged by the broker.
     const uint8_t reason = from.version() == Version::kV5 ? ack.reason_code : 0;
     if (ack.type == PacketType::kPubrec && ack.reason_code < 0x80) {
-      relay.released.insert(ack.packet_id);
       from.SendPubAck(PacketType::kPubrec, ack.packet_id, reason);
       return;
     }
