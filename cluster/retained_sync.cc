@@ -254,12 +254,13 @@ void RetainedSync::Stop() {
   phase_ = Phase::kStopped;
 }
 
-void RetainedSync::PublishRetained(SessionStorage& storage, const MessagePtr& message,
-                                   const AckTokenPtr& ack) {
+uint64_t RetainedSync::PublishRetained(SessionStorage& storage, const MessagePtr& message,
+                                       const AckTokenPtr& ack) {
   const std::string& topic = message->topic;
   MessagePtr kept = message->payload.empty() ? nullptr : message;
   RetainedVersion version;
   uint64_t seq = 0;
+  uint64_t retained_seq = 0;
   {
     absl::MutexLock lock(&mu_);
     // Above every version held: each was observed by the clock before it was installed.
@@ -267,7 +268,7 @@ void RetainedSync::PublishRetained(SessionStorage& storage, const MessagePtr& me
     if (!index_.Apply(topic, version, kept, {})) {
       MQTT_LOG_ERROR("cluster: retained %s: local version not newer (a bug)", topic);
     }
-    router_->SetRetained(message);
+    retained_seq = router_->SetRetained(message);
     QueueForPeers(topic);
     ++stats_.local_changes;
     if (storage.batch() != nullptr) {
@@ -282,6 +283,7 @@ void RetainedSync::PublishRetained(SessionStorage& storage, const MessagePtr& me
     storage.HoldUntilCommitted(ack);
     storage.HoldUntilCommitted(std::make_shared<AckToken>(nullptr, commit_listener_, seq));
   }
+  return retained_seq;
 }
 
 void RetainedSync::LocalCommitted(uint64_t seq) {

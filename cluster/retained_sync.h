@@ -139,8 +139,8 @@ class RetainedSync final : public RetainedReplication {
   void Stop();
 
   // RetainedReplication: on the publishing worker; see the file comment.
-  void PublishRetained(SessionStorage& storage, const MessagePtr& message,
-                       const AckTokenPtr& ack) override;
+  uint64_t PublishRetained(SessionStorage& storage, const MessagePtr& message,
+                           const AckTokenPtr& ack) override;
 
   // Membership hooks (OnMemberChange maps a Membership listener's events onto them).
   // PeerAlive: push to it from now on and sync with it at once. PeerDead: stop pushing; it still

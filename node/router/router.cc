@@ -135,17 +135,17 @@ Router::Scratch& Router::ThreadScratch() {
 }
 
 void Router::Subscribe(std::string_view filter, const Subscriber& subscriber,
-                       std::shared_ptr<const std::atomic<bool>> online) {
-  absl::MutexLock lock(&mu_);
-  const bool persistent = subscriber.durable_client_id != nullptr;
+                       std::shared_ptr<const std::atomic<bool>> online,
+                       std::vector<MessagePtr>* retained) {
   auto shared = ParseSharedFilter(filter);
   if (!shared.ok() || !shared->has_value()) {
-    if (subscriptions_.Subscribe(filter, subscriber) && local_route_listener_) {
-      local_route_listener_(filter, {}, persistent, /*added=*/true);
-    }
+    if (retained != nullptr) return SubscribeWithRetained(filter, subscriber, *retained);
+    absl::MutexLock lock(&mu_);
+    AddPlain(filter, subscriber);
     return;
   }
   const SharedFilter& share = **shared;
+  absl::MutexLock lock(&mu_);
   bool created = false;
   bool added = false;
   uint64_t group = shared_groups_.Join(
@@ -155,8 +155,30 @@ void Router::Subscribe(std::string_view filter, const Subscriber& subscriber,
       &created, &added);
   if (created) subscriptions_.Subscribe(share.filter, GroupEntry(group));
   if (added && local_route_listener_) {
-    local_route_listener_(share.filter, share.group, persistent, /*added=*/true);
+    local_route_listener_(share.filter, share.group, subscriber.durable_client_id != nullptr,
+                          /*added=*/true);
   }
+}
+
+void Router::AddPlain(std::string_view filter, const Subscriber& subscriber) {
+  if (subscriptions_.Subscribe(filter, subscriber) && local_route_listener_) {
+    local_route_listener_(filter, {}, subscriber.durable_client_id != nullptr, /*added=*/true);
+  }
+}
+
+// The reader lock on the retained store keeps SetRetained out from before the sequence is read
+// until the matching messages are taken: a set is in both (below the sequence, and among the
+// messages, or replaced by a newer one) or in neither. Lock order: retained_mu_, then mu_
+// (nothing else holds both).
+void Router::SubscribeWithRetained(std::string_view filter, Subscriber subscriber,
+                                   std::vector<MessagePtr>& retained) {
+  absl::ReaderMutexLock retained_lock(&retained_mu_);
+  subscriber.retained_seen = retained_seq_;
+  {
+    absl::MutexLock lock(&mu_);
+    AddPlain(filter, subscriber);
+  }
+  retained_.Match(filter, [&retained](const MessagePtr& message) { retained.push_back(message); });
 }
 
 void Router::Unsubscribe(std::string_view filter, uint64_t session_id) {
@@ -223,21 +245,23 @@ bool Router::RemoveNodeGroupMember(std::string_view group, std::string_view filt
 
 // Fills `scratch` under the reader lock: the matching sessions and, if `groups_and_nodes`, each
 // matching group's member (resolved while its membership cannot change) and the matching nodes.
-void Router::Collect(const Message& message, bool groups_and_nodes, Scratch& scratch) const {
+void Router::Collect(const Message& message, bool groups_and_nodes, uint64_t retained_seq,
+                     Scratch& scratch) const {
   scratch.sessions.clear();
   scratch.shared.clear();
   scratch.nodes.clear();
   scratch.node_share_count = 0;
   absl::ReaderMutexLock lock(&mu_);
-  subscriptions_.Match(message.topic, [&scratch, groups_and_nodes](const Subscriber& s) {
-    if ((s.session_id & kSharedGroupBit) != 0) {
-      if (groups_and_nodes) scratch.shared.push_back({s.session_id, {}});
-    } else if (IsNodeRoute(s.session_id)) {
-      if (groups_and_nodes) scratch.nodes.push_back(s.session_id & ~kNodeRouteBit);
-    } else {
-      scratch.sessions.push_back(s);  // copies durable_client_id: valid after the lock
-    }
-  });
+  subscriptions_.Match(
+      message.topic, [&scratch, groups_and_nodes, retained_seq](const Subscriber& s) {
+        if ((s.session_id & kSharedGroupBit) != 0) {
+          if (groups_and_nodes) scratch.shared.push_back({s.session_id, {}});
+        } else if (IsNodeRoute(s.session_id)) {
+          if (groups_and_nodes) scratch.nodes.push_back(s.session_id & ~kNodeRouteBit);
+        } else if (retained_seq == 0 || s.retained_seen < retained_seq) {
+          scratch.sessions.push_back(s);  // copies durable_client_id: valid after the lock
+        }
+      });
   if (scratch.shared.empty()) return;
   const SharedGroups::Choice choice = ChoiceFor(share_strategy_, message,
                                                 prefer_local_.load(std::memory_order_relaxed)
@@ -260,9 +284,9 @@ void Router::Collect(const Message& message, bool groups_and_nodes, Scratch& scr
   }
 }
 
-void Router::Route(const Message& message, RouteVisitor& visitor) const {
+void Router::Route(const Message& message, RouteVisitor& visitor, uint64_t retained_seq) const {
   Scratch scratch = std::move(ThreadScratch());
-  Collect(message, /*groups_and_nodes=*/true, scratch);
+  Collect(message, /*groups_and_nodes=*/true, retained_seq, scratch);
   VisitSessions(message, scratch.sessions, scratch.target, visitor);
   for (const auto& [group, member] : scratch.shared) {
     if (member.session_id == 0) continue;  // none, or a node (below)
@@ -278,7 +302,7 @@ void Router::Route(const Message& message, RouteVisitor& visitor) const {
 
 void Router::RouteLocal(const Message& message, RouteVisitor& visitor) const {
   Scratch scratch = std::move(ThreadScratch());
-  Collect(message, /*groups_and_nodes=*/false, scratch);
+  Collect(message, /*groups_and_nodes=*/false, /*retained_seq=*/0, scratch);
   VisitSessions(message, scratch.sessions, scratch.target, visitor);
   ThreadScratch() = std::move(scratch);
 }
@@ -329,9 +353,10 @@ std::optional<SessionTarget> Router::Redistribute(const Message& message, uint64
   return target;
 }
 
-void Router::SetRetained(MessagePtr message) {
+uint64_t Router::SetRetained(MessagePtr message) {
   absl::MutexLock lock(&retained_mu_);
   retained_.Set(std::move(message));
+  return ++retained_seq_;
 }
 
 std::vector<MessagePtr> Router::RetainedMatching(std::string_view filter) const {

@@ -14,7 +14,8 @@
 //   routes (the node matches again against its own plain subscriptions: RouteLocal).
 //
 // Threading: every method may be called from any thread. Subscribe/Unsubscribe/AddNodeRoute/
-// RemoveNodeRoute/SetNodeGroupMember/RemoveNodeGroupMember/SetRetained take a writer lock;
+// RemoveNodeRoute/SetNodeGroupMember/RemoveNodeGroupMember/SetRetained take a writer lock
+// (Subscribe with `retained`: the retained store's reader lock around the trie's writer lock);
 // Route, RouteLocal, RouteToGroup, Redistribute and RetainedMatching a reader lock, released
 // before any visitor call, so a visitor may call back into the router. Route allocates nothing
 // in the steady state (per-thread scratch) unless it picks a node member of a group.
@@ -84,8 +85,15 @@ class Router {
   // A local subscription. `filter` is valid and may be shared ($share/group/filter,
   // $queue/filter). `online` is the session's connected flag (shared groups prefer online
   // members); may be null for a plain filter.
+  // `retained`, for a plain filter whose retained messages are to be sent: the retained messages
+  // matching it are appended, taken together with the insertion (one step as far as SetRetained
+  // is concerned), so that a retained publish racing the SUBSCRIBE reaches the subscription
+  // once: in `retained` if SetRetained ran before (Route then skips the subscription for it),
+  // else live.
   void Subscribe(std::string_view filter, const Subscriber& subscriber,
-                 std::shared_ptr<const std::atomic<bool>> online) ABSL_LOCKS_EXCLUDED(mu_);
+                 std::shared_ptr<const std::atomic<bool>> online,
+                 std::vector<MessagePtr>* retained = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
   void Unsubscribe(std::string_view filter, uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Told, under the router's writer lock (so calls for one filter arrive in order), when a local
@@ -126,8 +134,11 @@ class Router {
   // from the next message.
   void set_prefer_local_members(bool on) { prefer_local_.store(on, std::memory_order_relaxed); }
 
-  // Visits every target of `message` (see the file comment).
-  void Route(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
+  // Visits every target of `message` (see the file comment). `retained_seq`: what SetRetained
+  // returned for this message, 0 if it is not a retained publish set here: subscriptions whose
+  // SUBSCRIBE already got it from the retained store are skipped (Subscribe).
+  void Route(const Message& message, RouteVisitor& visitor, uint64_t retained_seq = 0) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A plain copy forwarded by another node: only this node's plain subscriptions (the sender
   // chose the groups' members and sends their copies apart; nothing goes to other nodes).
   void RouteLocal(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -145,8 +156,9 @@ class Router {
   std::optional<SessionTarget> Redistribute(const Message& message, uint64_t shared_group,
                                             uint64_t exclude) const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Retained messages: Set with an empty payload deletes [MQTT-3.3.1-10].
-  void SetRetained(MessagePtr message) ABSL_LOCKS_EXCLUDED(retained_mu_);
+  // Retained messages: Set with an empty payload deletes [MQTT-3.3.1-10]. Returns the set's
+  // sequence number (1, 2, ...: the order of the sets), for Route.
+  uint64_t SetRetained(MessagePtr message) ABSL_LOCKS_EXCLUDED(retained_mu_);
   std::vector<MessagePtr> RetainedMatching(std::string_view filter) const
       ABSL_LOCKS_EXCLUDED(retained_mu_);
   size_t retained_count() const ABSL_LOCKS_EXCLUDED(retained_mu_);
@@ -155,9 +167,14 @@ class Router {
 
  private:
   struct Scratch;  // router.cc
+  void AddPlain(std::string_view filter, const Subscriber& subscriber)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SubscribeWithRetained(std::string_view filter, Subscriber subscriber,
+                             std::vector<MessagePtr>& retained)
+      ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
   static Scratch& ThreadScratch();
-  void Collect(const Message& message, bool groups_and_nodes, Scratch& scratch) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void Collect(const Message& message, bool groups_and_nodes, uint64_t retained_seq,
+               Scratch& scratch) const ABSL_LOCKS_EXCLUDED(mu_);
   static SessionTarget MemberTarget(const Message& message, uint64_t group,
                                     const SharedGroups::Member& member);
 
@@ -170,6 +187,7 @@ class Router {
   LocalRouteListener local_route_listener_ ABSL_GUARDED_BY(mu_);
   mutable absl::Mutex retained_mu_;
   RetainedStore retained_ ABSL_GUARDED_BY(retained_mu_);
+  uint64_t retained_seq_ ABSL_GUARDED_BY(retained_mu_) = 0;  // of the last SetRetained
 };
 
 }  // namespace mqtt

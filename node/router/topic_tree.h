@@ -30,6 +30,10 @@ struct Subscriber {
   // Set for persistent sessions: the client id, which a publisher on another worker writes in
   // its outbox so that a crash cannot lose the message between the two workers' writes.
   std::shared_ptr<const std::string> durable_client_id;
+  // The retained sequence (Router::SetRetained) up to which this subscription got the retained
+  // messages matching it at its SUBSCRIBE; 0 if it got none. Route skips it for a retained
+  // publish at or below: that message (or a newer one on its topic) was in what it got.
+  uint64_t retained_seen = 0;
 };
 
 class TopicTree {

@@ -216,10 +216,11 @@ class PublishDelivery final : public RouteVisitor {
 
 void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) {
   Shard& from = *shards_[from_worker];
+  uint64_t retained_seq = 0;
   if (message->retain && retained_ != nullptr) {
-    retained_->PublishRetained(from, message, ack);
+    retained_seq = retained_->PublishRetained(from, message, ack);
   } else if (message->retain) {
-    router_.SetRetained(message);
+    retained_seq = router_.SetRetained(message);
     if (storage::Batch* batch = from.batch()) {
       if (message->payload.empty()) {
         batch->DeleteRetained(message->topic);
@@ -230,14 +231,14 @@ void Broker::Publish(uint32_t from_worker, MessagePtr message, AckTokenPtr ack) 
     }
   }
   PublishDelivery delivery(from, message, ack, remote_, /*hops=*/0);
-  router_.Route(*message, delivery);
+  router_.Route(*message, delivery, retained_seq);
 }
 
 void Broker::PublishLocal(uint32_t from_worker, MessagePtr message) {
-  if (message->retain) router_.SetRetained(message);
+  const uint64_t retained_seq = message->retain ? router_.SetRetained(message) : 0;
   const AckTokenPtr no_ack;
   PublishDelivery delivery(*shards_[from_worker], message, no_ack, /*remote=*/nullptr, 0);
-  router_.Route(*message, delivery);
+  router_.Route(*message, delivery, retained_seq);
 }
 
 // The sender chose the groups' members: a plain copy reaches only the plain subscribers here,

@@ -709,17 +709,17 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   }
   Suback suback;
   suback.packet_id = subscribe->packet_id;
-  std::vector<std::pair<std::string, uint8_t>> retained;  // filters to send retained for
+  std::vector<RetainedToSend> retained;
   for (const SubscribeTopic& topic : subscribe->topics) {
     suback.reason_codes.push_back(AddSubscription(topic, subscription_id, &retained));
   }
   if (session_->persistent()) session_->SaveRecord(will_.get());
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
-  for (const auto& [filter, granted] : retained) {
-    for (const MessagePtr& message : node().router().RetainedMatching(filter)) {
+  for (const RetainedToSend& filter : retained) {
+    for (const MessagePtr& message : filter.messages) {
       // [MQTT-3.3.1-8]
-      OutboundMessage out{message, std::min(message->qos, granted), true, 0, {}, 0, nullptr};
+      OutboundMessage out{message, std::min(message->qos, filter.granted), true, 0, {}, 0, nullptr};
       if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
       session_->Deliver(std::move(out));
     }
@@ -727,10 +727,10 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   return absl::OkStatus();
 }
 
-// Adds one subscription; returns its SUBACK reason code and notes when retained messages are
-// to be sent for it.
+// Adds one subscription; returns its SUBACK reason code and appends the retained messages to
+// send for it, taken with the subscription (Router::Subscribe): sent after the SUBACK.
 uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
-                                std::vector<std::pair<std::string, uint8_t>>* retained) {
+                                std::vector<RetainedToSend>* retained) {
   const bool v5 = version_ == Version::kV5;
   auto shared = ParseSharedFilter(topic.filter);
   if (!shared.ok()) return v5 ? rc::kTopicFilterInvalid : v3::kSubackFailure;
@@ -743,17 +743,18 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   auto [it, inserted] = session_->subscriptions().insert_or_assign(
       topic.filter, SubscriptionOptions{topic.qos, topic.no_local, topic.retain_as_published,
                                         topic.retain_handling, subscription_id});
+  // Shared subscriptions get no retained messages (5.0 section 4.8.2). Otherwise
+  // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
+  // for a new subscription, 2 never [MQTT-3.3.1-9..11].
+  const bool send_retained =
+      !is_shared && (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted));
+  std::vector<MessagePtr>* messages = nullptr;
+  if (send_retained) messages = &retained->emplace_back(RetainedToSend{{}, topic.qos}).messages;
   node().router().Subscribe(
       topic.filter,
       Subscriber{session_->id(), host_->index(), topic.qos, topic.no_local,
                  topic.retain_as_published, subscription_id, session_->durable_client_id()},
-      is_shared ? session_->online_flag() : nullptr);
-  // Shared subscriptions get no retained messages (5.0 section 4.8.2). Otherwise
-  // 3.1.1 sends them on every SUBSCRIBE [MQTT-3.8.4-3]; 5.0 Retain Handling: 0 always, 1 only
-  // for a new subscription, 2 never [MQTT-3.3.1-9..11].
-  if (!is_shared && (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted))) {
-    retained->emplace_back(topic.filter, topic.qos);
-  }
+      is_shared ? session_->online_flag() : nullptr, messages);
   return topic.qos;
 }
 

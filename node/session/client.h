@@ -153,8 +153,12 @@ class Client final : public net::TransportCallbacks,
   absl::Status ResolveTopicAlias(const Properties& properties, std::string_view* topic);
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
+  struct RetainedToSend {  // for one filter of a SUBSCRIBE
+    std::vector<MessagePtr> messages;
+    uint8_t granted = 0;
+  };
   uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
-                          std::vector<std::pair<std::string, uint8_t>>* retained);
+                          std::vector<RetainedToSend>* retained);
   absl::Status HandleUnsubscribe(std::string_view body);
   absl::Status HandleDisconnect(std::string_view body);
   void SendConnack(bool session_present, Properties properties);

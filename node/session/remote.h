@@ -83,11 +83,11 @@ class ForwardedDelivery {
 // update for every retained publish made on this node (a set, or a delete with an empty
 // payload), and must apply it to the router before returning. Called on the publishing worker's
 // thread with that worker's storage (what goes in its batch holds `ack` with
-// SessionStorage::HoldUntilCommitted).
+// SessionStorage::HoldUntilCommitted). Returns what Router::SetRetained returned.
 class RetainedReplication {
  public:
-  virtual void PublishRetained(SessionStorage& storage, const MessagePtr& message,
-                               const AckTokenPtr& ack) = 0;
+  virtual uint64_t PublishRetained(SessionStorage& storage, const MessagePtr& message,
+                                   const AckTokenPtr& ack) = 0;
 
  protected:
   ~RetainedReplication() = default;

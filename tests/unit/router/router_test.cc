@@ -410,5 +410,92 @@ TEST(RouterTest, RetainedMessagesMatchByFilterAndEmptyPayloadDeletes) {
   EXPECT_EQ(router.retained_count(), 0u);
 }
 
+MessagePtr RetainedMsg(std::string topic, std::string payload) {
+  auto m = std::make_shared<Message>(Msg(std::move(topic), 0, true));
+  m->payload = std::move(payload);
+  return m;
+}
+
+Recorder RouteRetained(const Router& router, const MessagePtr& message, uint64_t retained_seq) {
+  Recorder r;
+  router.Route(*message, r, retained_seq);
+  return r;
+}
+
+// A retained publish whose SetRetained ran before a SUBSCRIBE took its retained messages, but
+// whose Route runs after (another worker): the subscription got it from the store and is not
+// given it live as well [MQTT-3.3.1-6].
+TEST(RouterTest, RetainedPublishSetBeforeTheSubscribeIsNotRoutedToIt) {
+  Router router(ShareStrategy::kRoundRobin);
+  MessagePtr m = RetainedMsg("r/1", "x");
+  const uint64_t seq = router.SetRetained(m);
+  std::vector<MessagePtr> got;
+  router.Subscribe("r/+", Sub(7, 0), nullptr, &got);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], m);
+  EXPECT_TRUE(RouteRetained(router, m, seq).sessions.empty());
+}
+
+// Set after the SUBSCRIBE took its retained messages: not among them, so it goes live.
+TEST(RouterTest, RetainedPublishSetAfterTheSubscribeIsRoutedToIt) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.SetRetained(RetainedMsg("r/1", "old"));
+  std::vector<MessagePtr> got;
+  router.Subscribe("r/+", Sub(7, 0), nullptr, &got);
+  ASSERT_EQ(got.size(), 1u);
+  MessagePtr m = RetainedMsg("r/1", "new");
+  const uint64_t seq = router.SetRetained(m);
+  Recorder r = RouteRetained(router, m, seq);
+  ASSERT_EQ(r.sessions.size(), 1u);
+  EXPECT_EQ(r.sessions[0].session_id, 7u);
+}
+
+// Only the subscription that took the retained messages is skipped: the session's older
+// subscription, a subscription that took none (Retain Handling 2, a restored session) and a
+// message that is not a retained publish made here (sequence 0) go as before.
+TEST(RouterTest, OnlyTheSubscriptionThatTookTheRetainedMessagesIsSkipped) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("r/#", Sub(7, 1), nullptr);
+  router.Subscribe("r/1", Sub(8, 0), nullptr);
+  MessagePtr m = RetainedMsg("r/1", "x");
+  const uint64_t seq = router.SetRetained(m);
+  std::vector<MessagePtr> got;
+  router.Subscribe("r/+", Sub(7, 0), nullptr, &got);  // session 7's second filter
+  router.Subscribe("+/1", Sub(9, 0), nullptr, &got);
+  EXPECT_EQ(got.size(), 2u);
+  Recorder r = RouteRetained(router, m, seq);
+  ASSERT_EQ(r.sessions.size(), 2u);
+  EXPECT_EQ(r.sessions[0].session_id, 7u);  // through r/#, at its QoS
+  EXPECT_EQ(r.sessions[0].qos, 0);          // min(published 0, granted 1)
+  EXPECT_EQ(r.sessions[1].session_id, 8u);
+  EXPECT_EQ(RouteRetained(router, m, 0).sessions.size(), 3u);
+}
+
+// The sequence orders every set, deletes included: a delete made before the SUBSCRIBE is not
+// routed to it either (it did not see the message, and the delete came first).
+TEST(RouterTest, RetainedSequenceCountsDeletes) {
+  Router router(ShareStrategy::kRoundRobin);
+  const uint64_t first = router.SetRetained(RetainedMsg("r/1", "x"));
+  MessagePtr deleted = RetainedMsg("r/1", "");
+  const uint64_t second = router.SetRetained(deleted);
+  EXPECT_GT(second, first);
+  std::vector<MessagePtr> got;
+  router.Subscribe("r/1", Sub(7, 0), nullptr, &got);
+  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(RouteRetained(router, deleted, second).sessions.empty());
+}
+
+// Shared subscriptions get no retained messages (5.0 section 4.8.2): the argument is ignored.
+TEST(RouterTest, SharedSubscriptionTakesNoRetainedMessages) {
+  Router router(ShareStrategy::kRoundRobin);
+  MessagePtr m = RetainedMsg("r/1", "x");
+  const uint64_t seq = router.SetRetained(m);
+  std::vector<MessagePtr> got;
+  auto online = std::make_shared<std::atomic<bool>>(true);
+  router.Subscribe("$share/g/r/1", Sub(7, 0), online, &got);
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(RouteRetained(router, m, seq).sessions.size(), 1u);
+}
+
 }  // namespace
 }  // namespace mqtt
