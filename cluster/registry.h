@@ -76,13 +76,18 @@ struct RegistryOptions {
   absl::Duration connect_retry_delay = absl::Milliseconds(500);  // to a peer that is down
   absl::Duration proposal_timeout = absl::Seconds(5);
   absl::Duration member_change_timeout = absl::Seconds(30);  // a promotion waits for catch-up
-  unsigned snapshot_threshold = 1024;                        // entries between snapshots
-  unsigned snapshot_trailing = 128;  // entries kept behind a snapshot for slow followers
-  int max_batch_commands = 4096;     // per log entry (a proposal is never split)
+  unsigned snapshot_threshold = 1024;  // entries between snapshots, at least (see below)
+  unsigned snapshot_trailing = 128;    // entries kept behind a snapshot for slow followers
+  int max_batch_commands = 4096;       // per log entry (a proposal is never split)
   // Cluster TLS files: set, the Raft port speaks mutual TLS with them (raft_tls_transport.h);
   // empty, plaintext raft_uv_tcp.
   ClusterTlsFiles tls;
 };
+
+// Entries between two snapshots with `clients` in the registry: `configured`, or a quarter of
+// `clients` when that is more, so that the cost of snapshots per entry stays flat as the
+// registry grows (registry.cc, ScaleSnapshotThreshold).
+unsigned SnapshotThresholdFor(unsigned configured, size_t clients);
 
 struct RegistryMember {
   std::string node_id;  // empty if this node has not been told it

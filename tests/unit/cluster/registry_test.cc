@@ -526,6 +526,31 @@ TEST_F(RegistryTest, SnapshotsReachARestartedNode) {
   EXPECT_EQ((*result)[0].holder.epoch, kClients + 1u);
 }
 
+TEST(RegistrySnapshotTest, ThresholdIsTheConfiguredOneOrAQuarterOfTheClients) {
+  EXPECT_EQ(SnapshotThresholdFor(1024, 0), 1024u);
+  EXPECT_EQ(SnapshotThresholdFor(1024, 4096), 1024u);
+  EXPECT_EQ(SnapshotThresholdFor(1024, 1000000), 250000u);
+  EXPECT_EQ(SnapshotThresholdFor(8, 1000), 250u);
+}
+
+// With a fixed threshold of 8, 400 clients registered one entry each would take ~50 snapshots,
+// each of the whole registry; as the threshold follows the registry's size, the count grows with
+// its logarithm (~15 here).
+TEST_F(RegistryTest, SnapshotsGrowFartherApartAsTheRegistryGrows) {
+  snapshot_threshold_ = 8;
+  snapshot_trailing_ = 2;
+  StartCluster();
+  Node* leader = WaitForLeader();
+  ASSERT_NE(leader, nullptr);
+  constexpr int kClients = 400;
+  for (int i = 0; i < kClients; ++i) {
+    ASSERT_TRUE(Register(*leader->registry, absl::StrCat("c", i), leader->id).ok()) << i;
+  }
+  const uint64_t taken = leader->registry->stats().snapshots_taken;
+  EXPECT_GT(taken, 0u);
+  EXPECT_LE(taken, 25u);
+}
+
 TEST_F(RegistryTest, StopAnswersEveryPendingProposal) {
   StartCluster();
   Node* leader = WaitForLeader();
