@@ -220,7 +220,7 @@ void RetainedSync::LoadRecord(const std::string& topic, const storage::v1::Retai
     }
     if (message == nullptr) {
       message = persist::FromStored(0, record.message());
-      router_->SetRetained(message);
+      router_->SetRetained(message, /*routed_here=*/false);
     }
   }
   index_.Apply(topic, version, std::move(message), {});
@@ -311,7 +311,8 @@ void RetainedSync::ApplyRemote(std::vector<Item> changes, const std::string& fro
     hlc_.Observe(change.version.hlc);
     if (!index_.Apply(change.topic, change.version, std::move(change.message), from)) continue;
     const RetainedIndex::Entry& entry = *index_.Find(change.topic);
-    router_->SetRetained(entry.tombstone() ? DeleteOf(change.topic) : entry.message);
+    router_->SetRetained(entry.tombstone() ? DeleteOf(change.topic) : entry.message,
+                         /*routed_here=*/false);
     if (store_ != nullptr) dirty_.insert(change.topic);
     ++stats_.remote_applied;
     wake_ = true;
@@ -431,7 +432,7 @@ void RetainedSync::Loop() {
 void RetainedSync::Tick(absl::Time now) {
   ++stats_.periods;
   for (const std::string& topic : index_.ExpireMessages(MonotonicMs())) {
-    router_->SetRetained(DeleteOf(topic));
+    router_->SetRetained(DeleteOf(topic), /*routed_here=*/false);
     if (store_ != nullptr) dirty_.insert(topic);
     ++stats_.expired;
   }

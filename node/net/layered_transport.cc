@@ -373,8 +373,16 @@ void LayeredTransport::FlushOutput() {
   Release(&wire_);
   if (state_ == State::kClosing) {
     Shutdown();
-  } else if (read_paused_) {
-    WaitReadable();
+    return;
+  }
+  if (read_paused_) WaitReadable();
+  if (notify_written_ && out_.empty()) {
+    notify_written_ = false;
+    worker_->Post([self = shared_from_this()] {
+      if (self->state_ == State::kOpen && self->callbacks_ != nullptr) {
+        self->callbacks_->OnOutputWritten();
+      }
+    });
   }
 }
 

@@ -76,6 +76,7 @@ class LayeredTransport final : public Transport,
   std::string* output_buffer() override { return &out_; }
   void RequestFlush() override;
   size_t unsent_bytes() const override { return out_.size() + wire_.size() - wire_sent_; }
+  void NotifyWhenWritten() override { notify_written_ = true; }
   void PauseReading() override { paused_by_owner_ = true; }
   void ResumeReading() override;
   void Close() override;
@@ -130,6 +131,7 @@ class LayeredTransport final : public Transport,
   bool read_wants_write_ : 1 = false;  // TLS: the read side waits for writability
   bool tls_failed_ : 1 = false;        // no close_notify after a fatal TLS error
   bool ws_close_sent_ : 1 = false;     // a close frame (or an HTTP refusal) is queued
+  bool notify_written_ : 1 = false;    // NotifyWhenWritten() asked, OnOutputWritten() not yet
   size_t wire_sent_ = 0;               // bytes of wire_ written
   std::unique_ptr<std::string> in_;    // MQTT bytes of an incomplete packet; null when idle
   std::unique_ptr<std::string> http_;  // the HTTP request head read so far (ws, wss)

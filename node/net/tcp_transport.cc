@@ -219,9 +219,19 @@ void TcpTransport::FlushOutput() {
   }
   if (state_ == State::kClosing) {
     Shutdown();
-  } else if (read_paused_) {
+    return;
+  }
+  if (read_paused_) {
     read_paused_ = false;
     ReadIfReadable(/*later=*/false);  // at the end of the turn: no callback is running
+  }
+  if (notify_written_) {
+    notify_written_ = false;
+    worker_->Post([self = shared_from_this()] {
+      if (self->state_ == State::kOpen && self->callbacks_ != nullptr) {
+        self->callbacks_->OnOutputWritten();
+      }
+    });
   }
 }
 

@@ -53,6 +53,7 @@ class TcpTransport final : public Transport,
   std::string* output_buffer() override { return &out_; }
   void RequestFlush() override;
   size_t unsent_bytes() const override { return out_.size() - out_sent_; }
+  void NotifyWhenWritten() override { notify_written_ = true; }
   void PauseReading() override;
   void ResumeReading() override;
   void Close() override;
@@ -98,6 +99,7 @@ class TcpTransport final : public Transport,
   bool flush_requested_ : 1 = false;  // queued in the worker's flush list
   bool internal_ : 1 = false;         // Transport::internal
   bool wrote_ : 1 = false;            // output written since ReleaseIdleBuffers()
+  bool notify_written_ : 1 = false;   // NotifyWhenWritten() asked, OnOutputWritten() not yet
   // When Close() or Abort() was first called: steady_clock milliseconds modulo 2^32 (a close
   // lasts seconds, far less than the 49 days this can tell apart).
   uint32_t close_started_ms_ = 0;

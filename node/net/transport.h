@@ -32,6 +32,9 @@ class TransportCallbacks {
   virtual size_t OnInput(std::string_view data) = 0;
   // The connection is closed: by the peer, an I/O error, Close or Abort. Called once.
   virtual void OnClosed() = 0;
+  // After Transport::NotifyWhenWritten: all output appended until then is written. Called once
+  // per request, from a handler of its own (it may append output), never after OnClosed.
+  virtual void OnOutputWritten() {}
 
  protected:
   ~TransportCallbacks() = default;
@@ -60,6 +63,10 @@ class Transport {
   }
   // Output appended and not yet accepted by the kernel (or the TLS/WebSocket layer).
   virtual size_t unsent_bytes() const = 0;
+  // Asks for one OnOutputWritten once unsent_bytes() has been written: for a producer that
+  // holds back output while the peer is slow (retained messages on SUBSCRIBE). Call it only
+  // with output pending; a transport without output buffering never calls back.
+  virtual void NotifyWhenWritten() {}
 
   // Stops offering input until ResumeReading (the transport also pauses itself while its
   // unwritten output is large: backpressure against a peer that does not read).

@@ -30,6 +30,7 @@ bool HiddenFromWildcard(bool at_root, const std::string& level) {
 struct RetainedStore::Node {
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> children;
   MessagePtr message;  // the retained message of the topic ending here; null if none
+  uint64_t stamp = 0;  // Set's
 
   bool empty() const { return message == nullptr && children.empty(); }
 
@@ -82,7 +83,7 @@ RetainedStore::RetainedStore() : root_(std::make_unique<Node>()) {}
 
 RetainedStore::~RetainedStore() { Node::DestroyIteratively(std::move(root_)); }
 
-void RetainedStore::Set(MessagePtr message) {
+void RetainedStore::Set(MessagePtr message, uint64_t stamp) {
   assert(message != nullptr && IsValidTopicName(message->topic));
   if (message == nullptr) return;
   if (message->payload.empty()) {  // [MQTT-3.3.1-10]
@@ -94,6 +95,17 @@ void RetainedStore::Set(MessagePtr message) {
   while (!levels.done()) node = node->FindOrAddChild(levels.Next());
   if (node->message == nullptr) ++size_;
   node->message = std::move(message);  // [MQTT-3.3.1-5]: replaces any previous one
+  node->stamp = stamp;
+}
+
+bool RetainedStore::Find(std::string_view topic, MessagePtr* message, uint64_t* stamp) const {
+  const Node* node = root_.get();
+  TopicLevelCursor levels(topic);
+  while (node != nullptr && !levels.done()) node = node->FindChild(levels.Next());
+  if (node == nullptr || node->message == nullptr) return false;
+  *message = node->message;
+  *stamp = node->stamp;
+  return true;
 }
 
 size_t RetainedStore::NodeCountForTesting() const {

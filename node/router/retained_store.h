@@ -24,7 +24,10 @@ class RetainedStore {
   RetainedStore(const RetainedStore&) = delete;
   RetainedStore& operator=(const RetainedStore&) = delete;
 
-  void Set(MessagePtr message);  // keyed by message->topic
+  // Keyed by message->topic. `stamp`: the owner's tag of this set, returned by Find.
+  void Set(MessagePtr message, uint64_t stamp = 0);
+  // The message retained for `topic` (a topic name) and its stamp; false if none.
+  bool Find(std::string_view topic, MessagePtr* message, uint64_t* stamp) const;
   void Match(std::string_view filter, const std::function<void(const MessagePtr&)>& visit) const;
   // As Match; returns the number of trie nodes examined, which is bounded by the nodes of the
   // subtrees the filter can reach (for tests and metrics).

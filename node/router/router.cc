@@ -136,7 +136,7 @@ Router::Scratch& Router::ThreadScratch() {
 
 void Router::Subscribe(std::string_view filter, const Subscriber& subscriber,
                        std::shared_ptr<const std::atomic<bool>> online,
-                       std::vector<MessagePtr>* retained) {
+                       RetainedSnapshot* retained) {
   auto shared = ParseSharedFilter(filter);
   if (!shared.ok() || !shared->has_value()) {
     if (retained != nullptr) return SubscribeWithRetained(filter, subscriber, *retained);
@@ -171,14 +171,16 @@ void Router::AddPlain(std::string_view filter, const Subscriber& subscriber) {
 // messages, or replaced by a newer one) or in neither. Lock order: retained_mu_, then mu_
 // (nothing else holds both).
 void Router::SubscribeWithRetained(std::string_view filter, Subscriber subscriber,
-                                   std::vector<MessagePtr>& retained) {
+                                   RetainedSnapshot& retained) {
   absl::ReaderMutexLock retained_lock(&retained_mu_);
   subscriber.retained_seen = retained_seq_;
+  retained.seq = retained_seq_;
   {
     absl::MutexLock lock(&mu_);
     AddPlain(filter, subscriber);
   }
-  retained_.Match(filter, [&retained](const MessagePtr& message) { retained.push_back(message); });
+  retained_.Match(filter,
+                  [&retained](const MessagePtr& message) { retained.messages.push_back(message); });
 }
 
 void Router::Unsubscribe(std::string_view filter, uint64_t session_id) {
@@ -353,10 +355,12 @@ std::optional<SessionTarget> Router::Redistribute(const Message& message, uint64
   return target;
 }
 
-uint64_t Router::SetRetained(MessagePtr message) {
+// A store entry's stamp: the set's sequence, and whether its publish is routed here (low bit).
+uint64_t Router::SetRetained(MessagePtr message, bool routed_here) {
   absl::MutexLock lock(&retained_mu_);
-  retained_.Set(std::move(message));
-  return ++retained_seq_;
+  const uint64_t seq = ++retained_seq_;
+  retained_.Set(std::move(message), seq << 1 | (routed_here ? 1 : 0));
+  return seq;
 }
 
 std::vector<MessagePtr> Router::RetainedMatching(std::string_view filter) const {
@@ -364,6 +368,17 @@ std::vector<MessagePtr> Router::RetainedMatching(std::string_view filter) const 
   absl::ReaderMutexLock lock(&retained_mu_);
   retained_.Match(filter, [&result](const MessagePtr& message) { result.push_back(message); });
   return result;
+}
+
+void Router::RefreshRetained(uint64_t seen, absl::Span<MessagePtr> messages) const {
+  absl::ReaderMutexLock lock(&retained_mu_);
+  for (MessagePtr& message : messages) {
+    const MessagePtr taken = std::move(message);  // keeps the topic alive for Find
+    uint64_t stamp = 0;
+    if (!retained_.Find(taken->topic, &message, &stamp)) continue;  // none now: null
+    const bool set_since = (stamp >> 1) > seen;
+    if (set_since && (stamp & 1) != 0) message = nullptr;  // routed to the subscription live
+  }
 }
 
 size_t Router::retained_count() const {

@@ -33,6 +33,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "node/protocol/message.h"
 #include "node/router/retained_store.h"
 #include "node/router/shared_subscriptions.h"
@@ -89,11 +90,14 @@ class Router {
   // matching it are appended, taken together with the insertion (one step as far as SetRetained
   // is concerned), so that a retained publish racing the SUBSCRIBE reaches the subscription
   // once: in `retained` if SetRetained ran before (Route then skips the subscription for it),
-  // else live.
+  // else live. `retained->seq`: the retained sequence it saw (for RefreshRetained).
+  struct RetainedSnapshot {
+    std::vector<MessagePtr> messages;
+    uint64_t seq = 0;
+  };
   void Subscribe(std::string_view filter, const Subscriber& subscriber,
                  std::shared_ptr<const std::atomic<bool>> online,
-                 std::vector<MessagePtr>* retained = nullptr)
-      ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
+                 RetainedSnapshot* retained = nullptr) ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
   void Unsubscribe(std::string_view filter, uint64_t session_id) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Told, under the router's writer lock (so calls for one filter arrive in order), when a local
@@ -157,9 +161,19 @@ class Router {
                                             uint64_t exclude) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Retained messages: Set with an empty payload deletes [MQTT-3.3.1-10]. Returns the set's
-  // sequence number (1, 2, ...: the order of the sets), for Route.
-  uint64_t SetRetained(MessagePtr message) ABSL_LOCKS_EXCLUDED(retained_mu_);
+  // sequence number (1, 2, ...: the order of the sets), for Route. `routed_here`: the caller
+  // routes the message here next (a publish made on this node), as opposed to a copy another
+  // node replicated (RefreshRetained tells them apart).
+  uint64_t SetRetained(MessagePtr message, bool routed_here = true)
+      ABSL_LOCKS_EXCLUDED(retained_mu_);
   std::vector<MessagePtr> RetainedMatching(std::string_view filter) const
+      ABSL_LOCKS_EXCLUDED(retained_mu_);
+  // For messages a SUBSCRIBE took (Subscribe, at sequence `seen`) and sends only now: replaces
+  // each by what to send now, under one lock: the same message if its topic was not set since;
+  // null if the topic has no retained message now, or one set since by a publish routed here
+  // (the subscription got it live); else (set since by another node: no live copy came from
+  // here) the topic's current message.
+  void RefreshRetained(uint64_t seen, absl::Span<MessagePtr> messages) const
       ABSL_LOCKS_EXCLUDED(retained_mu_);
   size_t retained_count() const ABSL_LOCKS_EXCLUDED(retained_mu_);
 
@@ -170,8 +184,7 @@ class Router {
   void AddPlain(std::string_view filter, const Subscriber& subscriber)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SubscribeWithRetained(std::string_view filter, Subscriber subscriber,
-                             std::vector<MessagePtr>& retained)
-      ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
+                             RetainedSnapshot& retained) ABSL_LOCKS_EXCLUDED(mu_, retained_mu_);
   static Scratch& ThreadScratch();
   void Collect(const Message& message, bool groups_and_nodes, uint64_t retained_seq,
                Scratch& scratch) const ABSL_LOCKS_EXCLUDED(mu_);

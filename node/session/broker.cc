@@ -69,7 +69,7 @@ absl::Status Broker::Recover() {
   if (!status.ok()) return status;
   absl::StatusOr<uint64_t> expired_retained = store_->LoadRetained(
       UnixMs(), [this](std::string_view, const storage::v1::MessageRecord& record) {
-        router_.SetRetained(persist::FromStored(0, record));
+        router_.SetRetained(persist::FromStored(0, record), /*routed_here=*/false);
         return absl::OkStatus();
       });
   if (!expired_retained.ok()) return expired_retained.status();

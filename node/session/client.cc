@@ -667,6 +667,7 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
       if (int64_t sent_ns = 0; session_->OnPuback(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(1, MonotonicNs() - sent_ns);
       }
+      PumpRetained();
       break;
     case PacketType::kPubrec:
       // A 5.0 PUBREC with an error reason ends the exchange: no PUBREL follows (4.3.3).
@@ -689,6 +690,7 @@ absl::Status Client::HandlePubAck(const FrameHeader& header, std::string_view bo
       if (int64_t sent_ns = 0; session_->OnPubcomp(ack.packet_id, &sent_ns)) {
         host_->counters().AckLatency(2, MonotonicNs() - sent_ns);
       }
+      PumpRetained();
       break;
   }
   return absl::OkStatus();
@@ -716,15 +718,66 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   if (session_->persistent()) session_->SaveRecord(will_.get());
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
-  for (const RetainedToSend& filter : retained) {
-    for (const MessagePtr& message : filter.messages) {
-      // [MQTT-3.3.1-8]
-      OutboundMessage out{message, std::min(message->qos, filter.granted), true, 0, {}, 0, nullptr};
-      if (subscription_id != 0) out.subscription_ids.push_back(subscription_id);
-      session_->Deliver(std::move(out));
+  bool any = false;
+  for (RetainedToSend& filter : retained) {
+    for (MessagePtr& message : filter.snapshot.messages) {
+      extras().retained_backlog.push_back(
+          {std::move(message), filter.snapshot.seq, subscription_id, filter.granted});
+      any = true;
     }
   }
+  if (any) PumpRetained();
   return absl::OkStatus();
+}
+
+// The retained messages of SUBSCRIBEs go out at the pace the client takes them: while less than
+// half of limits.max_outbound_buffer is unwritten (sent at once, the QoS 0 ones past the limit
+// would be dropped as for a client that does not read), and QoS 1/2 ones while nothing waits
+// behind the in-flight window (else they would fill the queue and be dropped past
+// limits.max_queued_messages). Called again when the output is written (OnOutputWritten) and
+// after each PUBACK/PUBCOMP. Each message is looked up again just before it goes (in chunks,
+// Router::RefreshRetained): a topic set again since the SUBSCRIBE by a publish on this node
+// sends nothing (that publish reached the subscription live; the stale one must not come after
+// it), nor one deleted since; one set since by another node sends its current message.
+void Client::PumpRetained() {
+  if (extras_ == nullptr || extras_->retained_backlog.empty()) return;
+  std::deque<PendingRetained>& backlog = extras_->retained_backlog;
+  const size_t byte_limit = node().options().session_limits.max_outbound_buffer / 2;
+  while (!backlog.empty() && session_ != nullptr && !transport_->closing()) {
+    if (transport_->unsent_bytes() > byte_limit) {
+      transport_->NotifyWhenWritten();
+      return;
+    }
+    if (!backlog.front().current) RefreshRetainedChunk(backlog);
+    PendingRetained& next = backlog.front();
+    if (next.message != nullptr) {
+      const uint8_t qos = std::min(next.message->qos, next.granted);  // [MQTT-3.3.1-8]
+      if (qos > 0 && session_->queued_count() + session_->disk_queued_count() != 0) {
+        return;  // a PUBACK/PUBCOMP pumps again
+      }
+      OutboundMessage out{std::move(next.message), qos, true, 0, {}, 0, nullptr};
+      if (next.subscription_id != 0) out.subscription_ids.push_back(next.subscription_id);
+      session_->Deliver(std::move(out));
+    }
+    backlog.pop_front();
+  }
+  if (backlog.empty()) std::deque<PendingRetained>().swap(backlog);
+}
+
+// The front entry and up to 63 after it taken by the same SUBSCRIBE filter, under one lock.
+void Client::RefreshRetainedChunk(std::deque<PendingRetained>& backlog) {
+  constexpr size_t kChunk = 64;
+  const uint64_t seen = backlog.front().seen;
+  size_t n = 0;
+  while (n < kChunk && n < backlog.size() && backlog[n].seen == seen) ++n;
+  std::vector<MessagePtr> messages;
+  messages.reserve(n);
+  for (size_t i = 0; i < n; ++i) messages.push_back(std::move(backlog[i].message));
+  node().router().RefreshRetained(seen, absl::MakeSpan(messages));
+  for (size_t i = 0; i < n; ++i) {
+    backlog[i].message = std::move(messages[i]);
+    backlog[i].current = true;
+  }
 }
 
 // Adds one subscription; returns its SUBACK reason code and appends the retained messages to
@@ -748,13 +801,13 @@ uint8_t Client::AddSubscription(const SubscribeTopic& topic, uint32_t subscripti
   // for a new subscription, 2 never [MQTT-3.3.1-9..11].
   const bool send_retained =
       !is_shared && (topic.retain_handling == 0 || (topic.retain_handling == 1 && inserted));
-  std::vector<MessagePtr>* messages = nullptr;
-  if (send_retained) messages = &retained->emplace_back(RetainedToSend{{}, topic.qos}).messages;
+  Router::RetainedSnapshot* snapshot = nullptr;
+  if (send_retained) snapshot = &retained->emplace_back(RetainedToSend{{}, topic.qos}).snapshot;
   node().router().Subscribe(
       topic.filter,
       Subscriber{session_->id(), host_->index(), topic.qos, topic.no_local,
                  topic.retain_as_published, subscription_id, session_->durable_client_id()},
-      is_shared ? session_->online_flag() : nullptr, messages);
+      is_shared ? session_->online_flag() : nullptr, snapshot);
   return topic.qos;
 }
 

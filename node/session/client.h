@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -154,9 +155,20 @@ class Client final : public net::TransportCallbacks,
   absl::Status HandlePubAck(const FrameHeader& header, std::string_view body);
   absl::Status HandleSubscribe(std::string_view body);
   struct RetainedToSend {  // for one filter of a SUBSCRIBE
-    std::vector<MessagePtr> messages;
+    Router::RetainedSnapshot snapshot;
     uint8_t granted = 0;
   };
+  // A retained message of a SUBSCRIBE not sent yet (PumpRetained).
+  struct PendingRetained {
+    MessagePtr message;  // what the SUBSCRIBE saw; once `current`, what to send (or null)
+    uint64_t seen = 0;   // the SUBSCRIBE's retained sequence (Router::RefreshRetained)
+    uint32_t subscription_id = 0;
+    uint8_t granted = 0;
+    bool current = false;
+  };
+  void PumpRetained();
+  void RefreshRetainedChunk(std::deque<PendingRetained>& backlog);
+  void OnOutputWritten() override { PumpRetained(); }
   uint8_t AddSubscription(const SubscribeTopic& topic, uint32_t subscription_id,
                           std::vector<RetainedToSend>* retained);
   absl::Status HandleUnsubscribe(std::string_view body);
@@ -217,6 +229,7 @@ class Client final : public net::TransportCallbacks,
     bool internal = false;               // Transport::internal: no password file, no ACL
     uint64_t claim_epoch = 0;            // the registry's epoch of this connection's claim; 0: none
     std::unique_ptr<Throttle> throttle;  // null without a rate limit
+    std::deque<PendingRetained> retained_backlog;
   };
   Extras& extras();
   const std::string& auth_method() const;

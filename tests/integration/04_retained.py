@@ -179,5 +179,50 @@ class RetainedTest(BrokerTestCase):
         self.assertEqual((m.payload, m.qos, m.retain), (b"paho-retained", 2, 1))
 
 
+@harness.only_mqttd("mqttd's limits.max_outbound_buffer and max_queued_messages")
+class RetainedPacingTest(BrokerTestCase):
+    """A SUBSCRIBE matching more retained messages than the outbound buffer or the queue holds
+    gets them all [MQTT-3.3.1-6]: they go out as the client reads and acknowledges them, not at
+    once (before, QoS 0 ones past limits.max_outbound_buffer were dropped as for a client that
+    does not read, and QoS 1 ones past limits.max_queued_messages as a full queue)."""
+
+    BROKER_ARGS = ("--max-outbound-buffer", "4096", "--max-queued-messages", "10",
+                   "--max-inflight", "5")
+    N = 1000
+    PAYLOAD = b"r" * 100  # 1,000 x ~120 B on the wire: 30 times the outbound buffer
+
+    def store(self, t, qos):
+        pub = self.raw()
+        pub.send(b"".join(harness.publish_packet("%s/%04d" % (t, i), self.PAYLOAD, qos=qos,
+                                                 retain=True, pid=i + 1 if qos else None)
+                          for i in range(self.N)) +
+                 harness.publish_packet(t + "/barrier", b"", qos=1, pid=self.N + 1))
+        while True:  # every message is read and stored once the barrier's PUBACK comes
+            p = pub.recv()
+            if p.type == harness.PUBACK and p.pid == self.N + 1:
+                break
+
+    def subscribe_and_collect(self, t, qos):
+        sub = self.raw()
+        sub.subscribe([(t + "/+", qos)])
+        topics = set()
+        while len(topics) < self.N:
+            p = sub.recv_publish()  # acknowledges QoS 1
+            self.assertTrue(p.retain)
+            self.assertNotIn(p.topic, topics)
+            topics.add(p.topic)
+        return topics
+
+    def test_qos0_retained_beyond_the_outbound_buffer_all_arrive(self):
+        t = self.topic()
+        self.store(t, 0)
+        self.assertEqual(len(self.subscribe_and_collect(t, 0)), self.N)
+
+    def test_qos1_retained_beyond_the_queue_all_arrive(self):
+        t = self.topic()
+        self.store(t, 1)
+        self.assertEqual(len(self.subscribe_and_collect(t, 1)), self.N)
+
+
 if __name__ == "__main__":
     harness.main()

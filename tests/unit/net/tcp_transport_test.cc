@@ -26,8 +26,10 @@ class Recorder final : public TransportCallbacks {
     return data.size();
   }
   void OnClosed() override { ++closed; }
+  void OnOutputWritten() override { ++written; }
   std::string input;
   int closed = 0;
+  int written = 0;
 };
 
 // Runs `fn` on `worker`'s thread and waits for it.
@@ -100,6 +102,25 @@ TEST_F(TcpTransportTest, InputReachesTheCallbacksAndOutputTheSocket) {
   EXPECT_TRUE(Eventually(worker_, [&] { return recorder_.input == "hello world"; }));
   OnWorker(worker_, [&] { transport_->Send("reply"); });
   EXPECT_EQ(ReadPeer(5), "reply");
+}
+
+// NotifyWhenWritten: one OnOutputWritten once a peer that stopped reading has taken everything.
+TEST_F(TcpTransportTest, OutputWrittenIsToldOnceWhenABlockedPeerHasReadEverything) {
+  const std::string big(4 << 20, 'x');  // far beyond the socket buffers: the write blocks
+  OnWorker(worker_, [&] {
+    transport_->Send(big);
+    transport_->NotifyWhenWritten();
+  });
+  usleep(50'000);
+  EXPECT_GT(OnWorker(worker_, [&] { return transport_->unsent_bytes(); }), 0u);
+  EXPECT_EQ(OnWorker(worker_, [&] { return recorder_.written; }), 0);
+  EXPECT_EQ(ReadPeer(big.size()).size(), big.size());
+  EXPECT_TRUE(Eventually(worker_, [&] { return recorder_.written == 1; }));
+  // Without a new request, later output is not told.
+  OnWorker(worker_, [&] { transport_->Send("more"); });
+  EXPECT_EQ(ReadPeer(4), "more");
+  usleep(50'000);
+  EXPECT_EQ(OnWorker(worker_, [&] { return recorder_.written; }), 1);
 }
 
 TEST_F(TcpTransportTest, PausedInputIsReadOnResume) {

@@ -429,10 +429,10 @@ TEST(RouterTest, RetainedPublishSetBeforeTheSubscribeIsNotRoutedToIt) {
   Router router(ShareStrategy::kRoundRobin);
   MessagePtr m = RetainedMsg("r/1", "x");
   const uint64_t seq = router.SetRetained(m);
-  std::vector<MessagePtr> got;
+  Router::RetainedSnapshot got;
   router.Subscribe("r/+", Sub(7, 0), nullptr, &got);
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0], m);
+  ASSERT_EQ(got.messages.size(), 1u);
+  EXPECT_EQ(got.messages[0], m);
   EXPECT_TRUE(RouteRetained(router, m, seq).sessions.empty());
 }
 
@@ -440,9 +440,9 @@ TEST(RouterTest, RetainedPublishSetBeforeTheSubscribeIsNotRoutedToIt) {
 TEST(RouterTest, RetainedPublishSetAfterTheSubscribeIsRoutedToIt) {
   Router router(ShareStrategy::kRoundRobin);
   router.SetRetained(RetainedMsg("r/1", "old"));
-  std::vector<MessagePtr> got;
+  Router::RetainedSnapshot got;
   router.Subscribe("r/+", Sub(7, 0), nullptr, &got);
-  ASSERT_EQ(got.size(), 1u);
+  ASSERT_EQ(got.messages.size(), 1u);
   MessagePtr m = RetainedMsg("r/1", "new");
   const uint64_t seq = router.SetRetained(m);
   Recorder r = RouteRetained(router, m, seq);
@@ -459,10 +459,10 @@ TEST(RouterTest, OnlyTheSubscriptionThatTookTheRetainedMessagesIsSkipped) {
   router.Subscribe("r/1", Sub(8, 0), nullptr);
   MessagePtr m = RetainedMsg("r/1", "x");
   const uint64_t seq = router.SetRetained(m);
-  std::vector<MessagePtr> got;
+  Router::RetainedSnapshot got;
   router.Subscribe("r/+", Sub(7, 0), nullptr, &got);  // session 7's second filter
   router.Subscribe("+/1", Sub(9, 0), nullptr, &got);
-  EXPECT_EQ(got.size(), 2u);
+  EXPECT_EQ(got.messages.size(), 2u);
   Recorder r = RouteRetained(router, m, seq);
   ASSERT_EQ(r.sessions.size(), 2u);
   EXPECT_EQ(r.sessions[0].session_id, 7u);  // through r/#, at its QoS
@@ -479,9 +479,9 @@ TEST(RouterTest, RetainedSequenceCountsDeletes) {
   MessagePtr deleted = RetainedMsg("r/1", "");
   const uint64_t second = router.SetRetained(deleted);
   EXPECT_GT(second, first);
-  std::vector<MessagePtr> got;
+  Router::RetainedSnapshot got;
   router.Subscribe("r/1", Sub(7, 0), nullptr, &got);
-  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(got.messages.empty());
   EXPECT_TRUE(RouteRetained(router, deleted, second).sessions.empty());
 }
 
@@ -490,11 +490,36 @@ TEST(RouterTest, SharedSubscriptionTakesNoRetainedMessages) {
   Router router(ShareStrategy::kRoundRobin);
   MessagePtr m = RetainedMsg("r/1", "x");
   const uint64_t seq = router.SetRetained(m);
-  std::vector<MessagePtr> got;
+  Router::RetainedSnapshot got;
   auto online = std::make_shared<std::atomic<bool>>(true);
   router.Subscribe("$share/g/r/1", Sub(7, 0), online, &got);
-  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(got.messages.empty());
   EXPECT_EQ(RouteRetained(router, m, seq).sessions.size(), 1u);
+}
+
+// What a SUBSCRIBE took and sends only later (the client reads slowly): the same message while
+// its topic was not set again; nothing once a publish routed here replaced it (the subscription
+// got that one live) or deleted it; the current one when another node's copy replaced it.
+TEST(RouterTest, RefreshRetainedSendsWhatTheSubscriptionHasNotGotLive) {
+  Router router(ShareStrategy::kRoundRobin);
+  MessagePtr a = RetainedMsg("r/a", "1");
+  MessagePtr b = RetainedMsg("r/b", "1");
+  MessagePtr c = RetainedMsg("r/c", "1");
+  MessagePtr d = RetainedMsg("r/d", "1");
+  for (const MessagePtr& m : {a, b, c, d}) router.SetRetained(m);
+  Router::RetainedSnapshot got;
+  router.Subscribe("r/+", Sub(7, 0), nullptr, &got);
+  ASSERT_EQ(got.messages.size(), 4u);
+  router.SetRetained(RetainedMsg("r/b", "2"));  // published here: routed to session 7 live
+  router.SetRetained(RetainedMsg("r/c", ""));   // deleted
+  MessagePtr d2 = RetainedMsg("r/d", "2");
+  router.SetRetained(d2, /*routed_here=*/false);  // replicated from another node
+  std::vector<MessagePtr> messages = {a, b, c, d};
+  router.RefreshRetained(got.seq, absl::MakeSpan(messages));
+  EXPECT_EQ(messages[0], a);
+  EXPECT_EQ(messages[1], nullptr);
+  EXPECT_EQ(messages[2], nullptr);
+  EXPECT_EQ(messages[3], d2);
 }
 
 }  // namespace
