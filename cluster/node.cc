@@ -14,30 +14,23 @@
 #include "absl/strings/str_split.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 
 namespace mqtt::cluster {
 namespace {
 
-std::string HostOf(const std::string& host_port) {
-  return host_port.substr(0, host_port.rfind(':'));
-}
-
 constexpr std::string_view kMembersKey = "cluster/members";
 
-// The host of `host_port` as peers should dial it: the host name for a wildcard address.
-std::string AdvertisedHost(const std::string& host_port) {
-  std::string host = HostOf(host_port);
-  if (host == "0.0.0.0" || host == "[::]" || host == "::") {
+// `host` (of a listen or advertise address) as peers should dial it: the host name for a
+// wildcard address.
+std::string AdvertisedHost(const std::string& host) {
+  if (host == "0.0.0.0" || host == "::") {
     char name[256] = {};
     gethostname(name, sizeof(name) - 1);
-    host = name;
+    return name;
   }
   return host;
-}
-
-std::string PortOf(const std::string& host_port) {
-  return host_port.substr(host_port.rfind(':') + 1);
 }
 
 std::vector<std::string> RememberedMembers(storage::Store* store) {
@@ -72,22 +65,20 @@ void RememberMember(storage::Store* store, std::set<std::string>* known, const M
 
 std::vector<std::string> ResolveSeeds(const std::string& name_port) {
   std::vector<std::string> seeds;
-  const size_t colon = name_port.rfind(':');
-  if (colon == std::string::npos) return seeds;
-  const std::string name = name_port.substr(0, colon);
-  const std::string port = name_port.substr(colon + 1);
+  absl::StatusOr<HostPort> name = ParseHostPort(name_port);
+  if (!name.ok()) return seeds;
+  const std::string port = absl::StrCat(name->port);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
-  if (getaddrinfo(name.c_str(), port.c_str(), &hints, &found) != 0) return seeds;
+  if (getaddrinfo(name->host.c_str(), port.c_str(), &hints, &found) != 0) return seeds;
   for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     char host[NI_MAXHOST];
     if (getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) !=
         0) {
       continue;
     }
-    std::string seed = a->ai_family == AF_INET6 ? absl::StrCat("[", host, "]:", port)
-                                                : absl::StrCat(host, ":", port);
+    std::string seed = JoinHostPort(host, name->port);
     if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) seeds.push_back(seed);
   }
   freeaddrinfo(found);
@@ -95,11 +86,11 @@ std::vector<std::string> ResolveSeeds(const std::string& name_port) {
 }
 
 absl::StatusOr<std::string> RaftDialableAddress(const std::string& host_port) {
-  const size_t colon = host_port.rfind(':');
-  if (colon == std::string::npos || colon + 1 == host_port.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("Raft address ", host_port, " has no port"));
+  absl::StatusOr<HostPort> parsed = ParseHostPort(host_port);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("Raft address ", parsed.status().message()));
   }
-  const std::string host = host_port.substr(0, colon);
+  const std::string& host = parsed->host;
   in_addr ip{};
   if (inet_pton(AF_INET, host.c_str(), &ip) == 1) return host_port;
   addrinfo hints{};
@@ -121,12 +112,23 @@ absl::StatusOr<std::string> RaftDialableAddress(const std::string& host_port) {
                      " must be an IPv4 address (libraft dials numeric IPv4 addresses only) and ",
                      host, " resolves to none"));
   }
-  return absl::StrCat(resolved, host_port.substr(colon));
+  return JoinHostPort(resolved, parsed->port);
 }
 
 absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOptions& options,
                                                                 NodeParts parts) {
   Router* const router = parts.router;
+  // The config checked these; a caller that did not gets InvalidArgument.
+  absl::StatusOr<HostPort> listen = ParseHostPort(options.listen, {.allow_port_zero = true});
+  if (!listen.ok()) return listen.status();
+  absl::StatusOr<HostPort> advertise = listen;
+  if (!options.advertise.empty()) advertise = ParseHostPort(options.advertise);
+  if (!advertise.ok()) return advertise.status();
+  absl::StatusOr<HostPort> raft_listen;
+  if (!options.raft_listen.empty()) {
+    raft_listen = ParseHostPort(options.raft_listen, {.allow_port_zero = true});
+    if (!raft_listen.ok()) return raft_listen.status();
+  }
   // Before anything dials a peer: every channel and the server take their credentials from it.
   if (absl::Status s = UseClusterTls(options.tls); !s.ok()) return s;
   std::unique_ptr<ClusterNode> node(new ClusterNode());
@@ -157,9 +159,7 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
   std::string raft_advertise = options.raft_advertise;
   if (!options.raft_listen.empty()) {
     if (raft_advertise.empty()) {
-      raft_advertise = absl::StrCat(
-          AdvertisedHost(options.advertise.empty() ? options.listen : options.advertise), ":",
-          PortOf(options.raft_listen));
+      raft_advertise = JoinHostPort(AdvertisedHost(advertise->host), raft_listen->port);
     }
     // Peers dial it through libraft, which takes numeric IPv4 only: a name (the chart's
     // advertised pod name) is resolved once, here, to this node's address.
@@ -279,10 +279,11 @@ absl::StatusOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(const ClusterOpt
     return absl::UnavailableError(
         absl::StrCat("cluster: cannot listen on ", options.listen, " (address in use or invalid)"));
   }
-  node->listen_address_ = absl::StrCat(HostOf(options.listen), ":", port);
+  node->listen_address_ = JoinHostPort(listen->host, static_cast<uint16_t>(port));
   node->advertise_address_ = options.advertise;
   if (node->advertise_address_.empty()) {
-    node->advertise_address_ = absl::StrCat(AdvertisedHost(options.listen), ":", port);
+    node->advertise_address_ =
+        JoinHostPort(AdvertisedHost(listen->host), static_cast<uint16_t>(port));
   }
   if (node->forwarder_ != nullptr) {
     if (absl::Status s = node->forwarder_->Start(parts.local); !s.ok()) {

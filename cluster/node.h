@@ -153,8 +153,9 @@ std::vector<std::string> ResolveSeeds(const std::string& name_port);
 // The registry's Raft address as libraft can dial it: libraft 0.15's TCP transport (Debian 12)
 // parses addresses with uv_ip4_addr, numeric IPv4 only, so HOST:PORT with a host name (the Helm
 // chart advertises `<pod>.<headless service>...`) becomes the first IPv4 address the name
-// resolves to, port kept; a numeric IPv4 HOST:PORT is returned as is. InvalidArgument without a
-// port; FailedPrecondition when the name has no IPv4 address (an IPv6 literal included).
+// resolves to, port kept; a numeric IPv4 HOST:PORT is returned as is. InvalidArgument when it
+// is not HOST:PORT (node/base/host_port.h); FailedPrecondition when the name has no IPv4 address
+// (an IPv6 literal included).
 absl::StatusOr<std::string> RaftDialableAddress(const std::string& host_port);
 
 }  // namespace mqtt::cluster

@@ -25,6 +25,7 @@ extern "C" {
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 
 namespace mqtt::cluster {
@@ -85,14 +86,6 @@ absl::StatusOr<SslCtxPtr> LoadContext(const ClusterTlsFiles& f) {
     return absl::InvalidArgumentError("raft TLS: bad server name " + f.server_name);
   }
   return ctx;
-}
-
-bool SplitHostPort(const std::string& address, std::string* host, std::string* port) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) return false;
-  *host = address.substr(0, colon);
-  *port = address.substr(colon + 1);
-  return true;
 }
 
 void PutU64(std::string* out, uint64_t v) {
@@ -520,9 +513,10 @@ void OnResolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 int Connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, const char* address,
             raft_uv_connect_cb cb) {
   auto* tr = static_cast<Transport*>(t->impl);
-  std::string host, port;
   if (tr->closing) return RAFT_CANCELED;
-  if (!SplitHostPort(address, &host, &port)) return RAFT_NOCONNECTION;
+  absl::StatusOr<HostPort> peer = ParseHostPort(address, {.allow_port_zero = true});
+  if (!peer.ok()) return RAFT_NOCONNECTION;
+  const std::string port = absl::StrCat(peer->port);
   Conn* c = NewConn(tr, true);
   c->req = req;
   c->cb = cb;
@@ -531,7 +525,8 @@ int Connect(raft_uv_transport* t, raft_uv_connect* req, raft_id, const char* add
   addrinfo hints{};
   hints.ai_family = AF_INET;  // as raft_uv_tcp: IPv4
   hints.ai_socktype = SOCK_STREAM;
-  const int rv = uv_getaddrinfo(tr->loop, &c->gai, OnResolved, host.c_str(), port.c_str(), &hints);
+  const int rv =
+      uv_getaddrinfo(tr->loop, &c->gai, OnResolved, peer->host.c_str(), port.c_str(), &hints);
   c->resolving = rv == 0;
   if (rv != 0) Fail(c, absl::StrCat("resolve: ", uv_strerror(rv)), false);  // cb from the close
   return 0;
@@ -571,13 +566,14 @@ int Listen(raft_uv_transport* t, raft_uv_accept_cb cb) {
   tr->accept_cb = cb;
   const std::string& bind =
       tr->options.bind_address.empty() ? tr->address : tr->options.bind_address;
-  std::string host, port;
-  if (!SplitHostPort(bind, &host, &port)) return ListenError(t, "bad bind address " + bind);
+  absl::StatusOr<HostPort> local = ParseHostPort(bind, {.allow_port_zero = true});
+  if (!local.ok()) return ListenError(t, "bad bind address " + bind);
+  const std::string port = absl::StrCat(local->port);
   addrinfo hints{}, *res = nullptr;
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
-  if (const int rv = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rv != 0) {
+  if (const int rv = getaddrinfo(local->host.c_str(), port.c_str(), &hints, &res); rv != 0) {
     return ListenError(t, absl::StrCat("resolve ", bind, ": ", gai_strerror(rv)));
   }
   uv_tcp_init(tr->loop, &tr->listener);

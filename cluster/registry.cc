@@ -19,6 +19,7 @@ extern "C" {
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "cluster/raft_tls_transport.h"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 
 namespace mqtt::cluster {
@@ -85,14 +86,13 @@ RegistryMember::Role RoleOf(int role) {
   return RegistryMember::Role::kSpare;
 }
 
-bool HasPort(std::string_view address) {
-  const size_t colon = address.rfind(':');
-  return colon != std::string_view::npos && colon > 0 && colon + 1 < address.size();
+bool IsHostPort(const std::string& address) {
+  return ParseHostPort(address, {.allow_port_zero = true}).ok();
 }
 
 absl::Status Validate(const RegistryOptions& o) {
   if (o.node_id.empty()) return absl::InvalidArgumentError("registry: empty node_id");
-  if (!HasPort(o.raft_address) || (!o.raft_listen.empty() && !HasPort(o.raft_listen))) {
+  if (!IsHostPort(o.raft_address) || (!o.raft_listen.empty() && !IsHostPort(o.raft_listen))) {
     return absl::InvalidArgumentError("registry: raft addresses must be HOST:PORT");
   }
   if (o.data_dir.empty()) return absl::InvalidArgumentError("registry: empty data_dir");

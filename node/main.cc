@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cluster/node.h"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 #include "node/bridge/bridge.h"
 #include "node/bridge/placement.h"
@@ -208,10 +209,16 @@ void PlaceBridges(const mqtt::cluster::Membership& membership, const std::string
 absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
   std::string address = config.cluster_raft_listen;
   if (address.empty()) address = config.cluster_listen;
-  const size_t colon = address.rfind(':');
-  const std::string host = address.substr(0, colon);
-  int port = std::stoi(address.substr(colon + 1));
-  if (config.cluster_raft_listen.empty() && port != 0) return absl::StrCat(host, ":", port + 1);
+  absl::StatusOr<mqtt::HostPort> parsed = mqtt::ParseHostPort(address, {.allow_port_zero = true});
+  if (!parsed.ok()) return parsed.status();  // the config checked it: not expected
+  const auto& [host, port] = *parsed;
+  if (config.cluster_raft_listen.empty() && port == 65535) {
+    return absl::InvalidArgumentError(
+        "cluster.raft_listen: the cluster.listen port is 65535, so there is no port + 1: set it");
+  }
+  if (config.cluster_raft_listen.empty() && port != 0) {
+    return mqtt::JoinHostPort(host, static_cast<uint16_t>(port + 1));
+  }
   if (port != 0) return address;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -223,7 +230,7 @@ absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
     return absl::UnavailableError("cluster: no free port for the registry's Raft transport");
   }
   close(fd);
-  return absl::StrCat(host, ":", ntohs(addr.sin_port));
+  return mqtt::JoinHostPort(host, ntohs(addr.sin_port));
 }
 
 // Binds `address` (HOST:PORT, as libuv will: SO_REUSEADDR) and closes it again. The Raft port is
@@ -232,15 +239,17 @@ absl::StatusOr<std::string> RaftListenAddress(const mqtt::Config& config) {
 // the key. (The port can still be taken between this check and the bind; the registry then
 // reports it and retries.)
 absl::Status CheckRaftPortFree(const mqtt::Config& config, const std::string& address) {
-  const size_t colon = address.rfind(':');
-  const std::string host = address.substr(0, colon);
-  const std::string port = address.substr(colon + 1);
+  absl::StatusOr<mqtt::HostPort> parsed = mqtt::ParseHostPort(address);
+  if (!parsed.ok()) return absl::OkStatus();  // the registry reports a bad address itself
+  const std::string port = absl::StrCat(parsed->port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) return absl::OkStatus();
+  if (getaddrinfo(parsed->host.c_str(), port.c_str(), &hints, &found) != 0) {
+    return absl::OkStatus();
+  }
   int error = 0;
   const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
   const int on = 1;

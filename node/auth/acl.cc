@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "node/base/files.h"
+#include "node/base/host_port.h"
 
 namespace mqtt::auth {
 namespace {
@@ -105,13 +106,9 @@ std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
 }
 
 std::optional<IpAddress> IpAddress::FromPeer(std::string_view peer) {
-  size_t colon = peer.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  std::string_view host = peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return Parse(host);
+  absl::StatusOr<HostPort> split = ParseHostPort(Sv(peer), {.allow_port_zero = true});
+  if (!split.ok()) return std::nullopt;
+  return Parse(split->host);
 }
 
 bool AclFile::Cidr::Contains(const IpAddress& address) const {

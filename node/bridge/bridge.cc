@@ -23,6 +23,7 @@
 #include "boost/asio/local/stream_protocol.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 #include "node/bridge/link.h"
 #include "node/bridge/relay.h"
@@ -93,11 +94,12 @@ struct Bridge::State : std::enable_shared_from_this<Bridge::State> {
     const std::string& address = options.addresses[next_address];
     next_address = (next_address + 1) % options.addresses.size();
     UpdateStatus([&](BridgeStatus& s) { s.remote_address = address; });
-    const size_t colon = address.rfind(':');
-    std::string host = address.substr(0, colon);
-    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    // The config checked the address (node/config/yaml.cc): a failure here is retried as any.
+    absl::StatusOr<HostPort> remote_address = ParseHostPort(address);
+    if (!remote_address.ok()) return Failed(std::string(remote_address.status().message()));
+    std::string host = std::move(remote_address->host);
     resolver.async_resolve(
-        host, address.substr(colon + 1),
+        host, absl::StrCat(remote_address->port),
         [self = shared_from_this(), gen, host](const boost::system::error_code& ec,
                                                tcp::resolver::results_type results) {
           if (gen != self->generation || self->stopped) return;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "node/base/host_port.h"
 #include "node/config/option_table.h"
 
 namespace mqtt::config_internal {
@@ -46,16 +47,13 @@ absl::Status ParseBool(absl::string_view value, bool* out) {
   return absl::OkStatus();
 }
 
-// HOST:PORT with a non-empty host and a port in [min_port, 65535].
-absl::Status ParseHostPort(absl::string_view value, uint32_t min_port, std::string* out) {
-  size_t colon = value.rfind(':');
-  uint32_t port = 0;
-  if (colon == absl::string_view::npos || colon == 0 ||
-      !ParseUint(value.substr(colon + 1), min_port, 65535, &port).ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", value, "' is not HOST:PORT with a port in ", min_port, "..65535"));
+// HOST:PORT (node/base/host_port.h) with a non-empty host and a port from 1 (0 if
+// `port_zero`) to 65535. The value is kept as written: peers and libraft are given it as is.
+absl::Status CheckHostPort(absl::string_view value, bool port_zero) {
+  if (!ParseHostPort(value, {.allow_port_zero = port_zero}).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT with a port in ",
+                                                   port_zero ? 0 : 1, "..65535"));
   }
-  *out = std::string(value);
   return absl::OkStatus();
 }
 
@@ -68,26 +66,17 @@ absl::Status ParseUintText(absl::string_view value, uint32_t min, uint32_t max, 
 
 // [HOST]:PORT for a listener: an empty host is 0.0.0.0; port 0 picks a free port.
 absl::Status ParseListen(absl::string_view value, ListenAddress* out) {
-  size_t colon = value.rfind(':');
-  uint32_t port;
-  if (colon == absl::string_view::npos ||
-      !ParseUint(value.substr(colon + 1), 0, 65535, &port).ok()) {
+  absl::StatusOr<HostPort> parsed =
+      ParseHostPort(value, {.allow_empty_host = true, .allow_port_zero = true});
+  if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("'", value, "' is not HOST:PORT"));
   }
-  std::string host(value.substr(0, colon));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty()) host = "0.0.0.0";
-  *out = {host, static_cast<uint16_t>(port)};
+  *out = {parsed->host.empty() ? "0.0.0.0" : std::move(parsed->host), parsed->port};
   return absl::OkStatus();
 }
 
 std::string FormatListen(const ListenAddress& address) {
-  if (address.host.find(':') != std::string::npos) {
-    return absl::StrCat("[", address.host, "]:", address.port);
-  }
-  return absl::StrCat(address.host, ":", address.port);
+  return JoinHostPort(address.host, address.port);
 }
 
 namespace {
@@ -148,14 +137,16 @@ Binding ClusterName(std::string Config::*field) {
 }
 
 // HOST:PORT, or empty for none.
-Binding HostPort(std::string Config::*field, uint32_t min_port) {
-  return {Kind::kScalar, min_port == 0 ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
+Binding Address(std::string Config::*field, bool port_zero) {
+  return {Kind::kScalar, port_zero ? "HOST:PORT (port 0: any free port)" : "HOST:PORT",
           [=](absl::string_view v, Config* c) {
             if (v.empty()) {
               (c->*field).clear();
               return absl::OkStatus();
             }
-            return ParseHostPort(v, min_port, &(c->*field));
+            if (absl::Status s = CheckHostPort(v, port_zero); !s.ok()) return s;
+            c->*field = std::string(v);
+            return absl::OkStatus();
           },
           nullptr, [=](const Config& c) { return Items{c.*field}; }};
 }
@@ -226,9 +217,8 @@ Binding Level() {
 Binding Seeds() {
   return {Kind::kList, "list of HOST:PORT",
           [](absl::string_view v, Config* c) {
-            std::string seed;
-            if (absl::Status s = ParseHostPort(v, 1, &seed); !s.ok()) return s;
-            c->join.push_back(seed);
+            if (absl::Status s = CheckHostPort(v, /*port_zero=*/false); !s.ok()) return s;
+            c->join.emplace_back(v);
             return absl::OkStatus();
           },
           [](Config* c) { c->join.clear(); }, [](const Config& c) { return c.join; }};
@@ -479,15 +469,15 @@ std::vector<Option> MakeOptions() {
        ClusterName(&Config::cluster_name)},
       {"cluster-listen", "cluster.listen", "HOST:PORT",
        "gRPC address for peer nodes and mqttctl; without it the node runs alone",
-       HostPort(&Config::cluster_listen, 0)},
+       Address(&Config::cluster_listen, /*port_zero=*/true)},
       {"cluster-advertise", "cluster.advertise", "HOST:PORT",
        "address peers use to reach this node (NAT, Kubernetes)",
-       HostPort(&Config::cluster_advertise, 1), "the cluster.listen address"},
+       Address(&Config::cluster_advertise, /*port_zero=*/false), "the cluster.listen address"},
       {"join", "cluster.join", "HOST:PORT,...",
        "seed nodes to join, retried with backoff until one answers", Seeds()},
       {"join-dns", "cluster.join_dns", "NAME:PORT",
        "every address NAME resolves to is a seed (a Kubernetes headless Service)",
-       HostPort(&Config::join_dns, 1)},
+       Address(&Config::join_dns, /*port_zero=*/false)},
       {"cluster-remove-after", "cluster.remove_after", "SECONDS",
        "a dead member is forgotten after this long",
        Uint(&Config::cluster_remove_after, 1, 30 * 24 * 3600)},
@@ -510,7 +500,8 @@ std::vector<Option> MakeOptions() {
        Uint(&Config::cluster_outbox_bytes, 4096, 4'000'000'000u)},
       {"cluster-raft-listen", "cluster.raft_listen", "HOST:PORT",
        "address of the client-id registry's Raft port, also what peers dial",
-       HostPort(&Config::cluster_raft_listen, 0), "the cluster.listen address with port + 1"},
+       Address(&Config::cluster_raft_listen, /*port_zero=*/true),
+       "the cluster.listen address with port + 1"},
       {"cluster-bootstrap-members", "cluster.bootstrap_members", "ID,...",
        "the nodes that form the client-id registry when the cluster first starts (1, 3 or 5; "
        "every node must be given the same list); empty: a node without seeds forms it alone and "
@@ -537,7 +528,7 @@ std::vector<Option> MakeOptions() {
       {"http-listen", "http.listen", "HOST:PORT",
        "HTTP server for /healthz, /readyz and /metrics (Prometheus); HOST an IP address; port 0 "
        "picks a free port (reported on the ready line); empty: no HTTP server",
-       HostPort(&Config::http_listen, 0)},
+       Address(&Config::http_listen, /*port_zero=*/true)},
       {"http-api-key-file", "http.api_key_file", "FILE",
        "enable the HTTP API (/api/v1/, docs/http-api.yaml) for requests with 'Authorization: "
        "Bearer KEY', KEY one line of FILE; empty (and no basic auth file): the API answers 404",

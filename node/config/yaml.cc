@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "node/base/host_port.h"
 #include "node/bridge/topic_line.h"
 #include "node/config/config.h"
 #include "node/config/option_table.h"
@@ -369,11 +370,9 @@ class Reader {
     return absl::OkStatus();
   }
 
+  // The parser bridge::Bridge dials with: what passes here, it can split.
   static absl::Status CheckHostPort(const std::string& text) {
-    const size_t colon = text.rfind(':');
-    uint32_t port = 0;
-    if (colon == std::string::npos || colon == 0 ||
-        !config_internal::ParseUintText(text.substr(colon + 1), 1, 65535, &port).ok()) {
+    if (!ParseHostPort(text).ok()) {
       return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not HOST:PORT"));
     }
     return absl::OkStatus();

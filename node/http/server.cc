@@ -7,13 +7,13 @@
 #include <optional>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 
 namespace mqtt::http {
@@ -207,26 +207,24 @@ void Server::Impl::AcceptNext() {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
                                                       Handlers handlers, ApiHandler api) {
-  const size_t colon = options.listen.rfind(':');
-  uint32_t port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(options.listen.substr(colon + 1), &port) ||
-      port > 65535) {
+  // An empty host gets to make_address, which refuses it as a bad address.
+  absl::StatusOr<HostPort> listen =
+      ParseHostPort(options.listen, {.allow_empty_host = true, .allow_port_zero = true});
+  if (!listen.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("http: '", options.listen, "' is not HOST:PORT"));
   }
-  std::string host = options.listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
   beast::error_code ec;
-  const asio::ip::address ip = asio::ip::make_address(host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("http: bad address '", host, "'"));
+  const asio::ip::address ip = asio::ip::make_address(listen->host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("http: bad address '", listen->host, "'"));
+  }
 
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->handlers = std::move(handlers);
   impl->api = std::move(api);
-  const tcp::endpoint endpoint(ip, static_cast<uint16_t>(port));
+  const tcp::endpoint endpoint(ip, listen->port);
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
@@ -236,8 +234,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("http: listen on ", options.listen, ": ", ec.message()));
   }
   const uint16_t bound = impl->acceptor.local_endpoint(ec).port();
-  impl->address =
-      ip.is_v6() ? absl::StrCat("[", host, "]:", bound) : absl::StrCat(host, ":", bound);
+  impl->address = JoinHostPort(listen->host, bound);
   Impl* raw = impl.get();
   raw->gate->io = &raw->io;  // no other thread has the gate yet
   raw->AcceptNext();

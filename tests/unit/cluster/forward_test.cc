@@ -20,6 +20,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "node/base/host_port.h"
 #include "node/persist/convert.h"
 #include "storage/store.h"
 #include "tests/unit/storage/store_test_util.h"
@@ -210,8 +211,6 @@ std::unique_ptr<Node> MakeNode(const std::string& id, storage::Store* store = nu
   return std::make_unique<Node>(id, store, port, max_outbox);
 }
 
-int PortOf(const std::string& address) { return std::stoi(address.substr(address.rfind(':') + 1)); }
-
 std::vector<std::string> Numbered(int from, int to) {
   std::vector<std::string> out;
   for (int i = from; i < to; ++i) out.push_back(absl::StrCat("m", i));
@@ -257,7 +256,7 @@ TEST(ForwarderTest, ReceiverRestartGetsWhatWasSentWhileItWasDown) {
   TurnStorage turn(nullptr);
   for (int i = 0; i < 10; ++i) a->Send(turn, "b", absl::StrCat("m", i), 1, false);
   ASSERT_TRUE(WaitFor([&] { return a->StatsOf("b").forwarded == 10; }));
-  const int port = PortOf(b->address);
+  const int port = ParseHostPort(b->address).value().port;
   b.reset();
   for (int i = 10; i < 30; ++i) a->Send(turn, "b", absl::StrCat("m", i), 1, false);
   b = MakeNode("b", nullptr, port);

@@ -14,6 +14,7 @@
 #include "boost/asio/read.hpp"
 #include "boost/asio/write.hpp"
 #include "gtest/gtest.h"
+#include "node/base/host_port.h"
 #include "node/http/health.h"
 
 namespace mqtt::http {
@@ -89,10 +90,8 @@ TEST(ReadinessTest, WithoutChecksOnlyListenersMatter) {
 class Client {
  public:
   explicit Client(const std::string& address) : socket_(io_) {
-    const size_t colon = address.rfind(':');
-    tcp::endpoint endpoint(boost::asio::ip::make_address(address.substr(0, colon)),
-                           static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-    socket_.connect(endpoint);
+    const HostPort server = ParseHostPort(address).value();
+    socket_.connect(tcp::endpoint(boost::asio::ip::make_address(server.host), server.port));
   }
   void Send(const std::string& bytes) { boost::asio::write(socket_, boost::asio::buffer(bytes)); }
   // Everything until the server closes.
