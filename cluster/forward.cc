@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "node/base/log.h"
+#include "node/base/log_limiter.h"
 #include "node/persist/convert.h"
 
 namespace mqtt::cluster {
@@ -357,9 +358,7 @@ class Forwarder::Peer final : public AckListener {
   }
 
   void LogDropLocked(const char* why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const absl::Time now = absl::Now();
-    if (now - last_drop_log_ < absl::Seconds(1)) return;
-    last_drop_log_ = now;
+    if (!drop_log_.Allow()) return;
     MQTT_LOG_WARN("cluster: dropping messages for %s: %s (%d queued, %d bytes; %d dropped so far)",
                   node_id_, why, entries_.size(), bytes_, dropped_);
   }
@@ -383,7 +382,7 @@ class Forwarder::Peer final : public AckListener {
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_full_ ABSL_GUARDED_BY(mu_) = 0;  // of dropped_: outbox full
   uint64_t held_acks_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Time last_drop_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  LogLimiter drop_log_{absl::Seconds(1)};  // LogDropLocked's line (thread-safe itself)
   std::string address_ ABSL_GUARDED_BY(mu_);
   bool alive_ ABSL_GUARDED_BY(mu_) = false;
   bool kick_ ABSL_GUARDED_BY(mu_) = false;  // connect now, not after the backoff

@@ -24,7 +24,9 @@ constexpr absl::Duration kMaxForwardTimeout = absl::Seconds(10);
 // caller tells it from the other FAILED_PRECONDITION answers (wrong target, sync with self).
 constexpr char kNameMismatch[] = "cluster name mismatch";
 
-// Peers whose mismatch was logged in the last minute, at most; beyond it older ones are forgotten.
+// Peers whose mismatch was logged in the last minute, at most: beyond it, peers whose minute has
+// passed are forgotten, and while none has, a new one is not logged (a flood; its lines would not
+// help).
 constexpr size_t kMaxLoggedPeers = 1024;
 
 MemberInfo SelfInfo(const MembershipOptions& options) {
@@ -141,7 +143,8 @@ Membership::Membership(MembershipOptions options)
       rng_(std::random_device{}()),
       // Reconnect within a probe period or two: a restarted peer must be reachable again soon.
       stubs_(static_cast<int>(
-          std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.probe_interval), 100, 1000))) {}
+          std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.probe_interval), 100, 1000))),
+      name_mismatch_log_(absl::Minutes(1), kMaxLoggedPeers) {}
 
 Membership::~Membership() { Stop(); }
 
@@ -602,41 +605,18 @@ grpc::Status Membership::CheckClusterName(const std::string& name, const v1::Mem
   std::string message = absl::StrCat(kNameMismatch, ": this node (", options_.node_id,
                                      ") is in cluster '", options_.cluster_name, "', the caller (",
                                      sender.node_id(), ", ", sender.address(), ") in '", name, "'");
-  if (FirstInAMinute(absl::StrCat("from ", sender.address()))) {
+  if (name_mismatch_log_.Allow(absl::StrCat("from ", sender.address()))) {
     MQTT_LOG_WARN("cluster: refused a request: %s (logged once a minute per caller)", message);
   }
   return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::move(message));
 }
 
 void Membership::LogIfRefusedByName(const std::string& address, const grpc::Status& status) {
-  if (!IsNameMismatch(status) || !FirstInAMinute(absl::StrCat("to ", address))) return;
+  if (!IsNameMismatch(status) || !name_mismatch_log_.Allow(absl::StrCat("to ", address))) return;
   MQTT_LOG_ERROR(
       "cluster: %s refused node %s: %s. A seed or member address of another cluster: not joined "
       "through it, nothing of it merged, no answer as a probe (logged once a minute per address)",
       address, options_.node_id, status.error_message());
-}
-
-bool Membership::FirstInAMinute(const std::string& key) {
-  const absl::Time now = absl::Now();
-  absl::MutexLock lock(&log_mu_);
-  if (auto it = logged_at_.find(key); it != logged_at_.end()) {
-    if (now - it->second < absl::Minutes(1)) return false;
-    it->second = now;
-    return true;
-  }
-  if (logged_at_.size() >= kMaxLoggedPeers) {
-    for (auto it = logged_at_.begin(); it != logged_at_.end();) {
-      if (now - it->second >= absl::Minutes(1)) {
-        logged_at_.erase(it++);
-      } else {
-        ++it;
-      }
-    }
-    // Still full: that many peers within a minute is a flood; its lines would not help.
-    if (logged_at_.size() >= kMaxLoggedPeers) return false;
-  }
-  logged_at_.emplace(key, now);
-  return true;
 }
 
 }  // namespace mqtt::cluster

@@ -34,12 +34,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "cluster/member_table.h"
 #include "cluster/stub_cache.h"
+#include "node/base/log_limiter.h"
 #include "proto/cluster.grpc.pb.h"
 
 namespace mqtt::cluster {
@@ -140,9 +140,6 @@ class Membership {
   // Logs (error, rate-limited) a refusal by `address` for a cluster name mismatch; other errors
   // are not logged here.
   void LogIfRefusedByName(const std::string& address, const grpc::Status& status);
-  // True at most once a minute per `key`: a peer of another cluster keeps trying (joins retry
-  // with backoff, probes every period), and one line a minute is enough to see it.
-  bool FirstInAMinute(const std::string& key) ABSL_LOCKS_EXCLUDED(log_mu_);
 
   MembershipOptions options_;
   std::unique_ptr<Handler> handler_;
@@ -160,8 +157,10 @@ class Membership {
 
   StubCache<v1::Membership> stubs_;
 
-  absl::Mutex log_mu_;  // its own: taken by gRPC threads and the protocol thread, never with mu_
-  absl::flat_hash_map<std::string, absl::Time> logged_at_ ABSL_GUARDED_BY(log_mu_);
+  // The name-mismatch lines, once a minute per peer address and direction: a peer of another
+  // cluster keeps trying (joins retry with backoff, probes every period), and one line a minute
+  // is enough to see it. Used by gRPC threads and the protocol thread; its lock is its own.
+  KeyedLogLimiter name_mismatch_log_;
 
   std::thread protocol_thread_;
   std::thread event_thread_;

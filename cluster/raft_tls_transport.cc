@@ -27,6 +27,7 @@ extern "C" {
 #include "absl/strings/str_cat.h"
 #include "node/base/host_port.h"
 #include "node/base/log.h"
+#include "node/base/log_limiter.h"
 
 namespace mqtt::cluster {
 namespace {
@@ -139,7 +140,7 @@ struct Transport {
   std::string address;
   SslCtxPtr ctx;
   absl::Time loaded_at;
-  absl::Time last_warning = absl::InfinitePast();
+  LogLimiter warnings{kWarnInterval};  // Warn's: the others go to the debug level
 
   uv_tcp_t listener{};
   bool listener_open = false;  // initialized and not yet closed
@@ -200,9 +201,7 @@ SSL_CTX* Transport::Context() {
 }
 
 void Transport::Warn(const std::string& message) {
-  const absl::Time now = absl::Now();
-  if (now - last_warning >= kWarnInterval) {
-    last_warning = now;
+  if (warnings.Allow()) {
     MQTT_LOG_WARN("registry: raft TLS: %s", message);
   } else {
     MQTT_LOG_DEBUG("registry: raft TLS: %s", message);

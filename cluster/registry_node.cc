@@ -85,7 +85,7 @@ bool RegistryNode::ready() const {
 }
 
 void RegistryNode::Run() {
-  last_wait_log_ = absl::Now();
+  wait_log_.Defer();  // waiting for the bootstrap members is logged once it has lasted 10 s
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -128,8 +128,7 @@ std::optional<std::vector<RegistryPeer>> RegistryNode::DecideBootstrap() {
     for (const std::string& id : set) bootstrap.push_back(RegistryPeer{id, raft_of[id]});
     return bootstrap;
   }
-  if (absl::Now() - last_wait_log_ >= absl::Seconds(10)) {
-    last_wait_log_ = absl::Now();
+  if (wait_log_.Allow()) {
     MQTT_LOG_WARN(
         "registry %s: waiting for the bootstrap members %s (%zu of %zu seen); CONNECTs "
         "are refused meanwhile",
@@ -142,15 +141,13 @@ bool RegistryNode::StartRegistry(std::vector<RegistryPeer> bootstrap) {
   std::vector<std::string> names;
   for (const RegistryPeer& peer : bootstrap) names.push_back(peer.node_id);
   if (absl::Status s = registry_->Start(std::move(bootstrap)); !s.ok()) {
-    // Retried every tick (the port may be freed); logged once, then every 30 s.
-    ++start_failures_;
-    if (absl::Now() - last_start_error_log_ >= absl::Seconds(30)) {
-      last_start_error_log_ = absl::Now();
+    // Retried every tick (the port may be freed); logged once, then every 30 s with the
+    // attempts since the last line (this one and those not logged).
+    if (const LogPermit permit = start_error_log_.Allow()) {
       MQTT_LOG_ERROR(
           "registry %s: cannot start (%d attempts; retrying; CONNECTs are refused "
           "meanwhile): %s",
-          options_.registry.node_id, start_failures_, s.ToString());
-      start_failures_ = 0;
+          options_.registry.node_id, permit.suppressed + 1, s.ToString());
     }
     return false;
   }

@@ -49,6 +49,7 @@
 #include "cluster/registry.h"
 #include "cluster/registry_client.h"
 #include "cluster/registry_plan.h"
+#include "node/base/log_limiter.h"
 #include "node/session/remote.h"
 
 namespace mqtt::cluster {
@@ -107,9 +108,8 @@ class RegistryNode {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool change_in_flight_ ABSL_GUARDED_BY(mu_) = false;  // one configuration change at a time
   bool started_registry_ = false;                       // the thread's (and Start's) own
-  absl::Time last_wait_log_;
-  absl::Time last_start_error_log_ = absl::InfinitePast();
-  int start_failures_ = 0;  // since the last log line
+  LogLimiter wait_log_{absl::Seconds(10)};              // DecideBootstrap's; deferred by Run()
+  LogLimiter start_error_log_{absl::Seconds(30)};       // StartRegistry's
   std::thread thread_;
 };
 

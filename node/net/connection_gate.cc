@@ -49,11 +49,7 @@ bool ConnectionGate::TakeToken(Clock::time_point now) {
 }
 
 void ConnectionGate::LogRefusal(const char* why, Clock::time_point now) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (logged_ != Clock::time_point{} && now - logged_ < std::chrono::seconds(1)) return;
-    logged_ = now;
-  }
+  if (!refusal_log_.Allow(FromSteadyClock(now))) return;
   MQTT_LOG_WARN(
       "listener %s: connection refused (%s: %u open, limit %u, rate %u/s); %d refused for "
       "max_connections and %d for connection_rate so far",

@@ -19,6 +19,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "node/base/log_limiter.h"
 
 namespace mqtt::net {
 
@@ -53,10 +54,10 @@ class ConnectionGate {
   std::atomic<uint32_t> open_{0};
   std::atomic<uint64_t> refused_max_{0};
   std::atomic<uint64_t> refused_rate_{0};
-  absl::Mutex mu_;  // the bucket and the log's clock (only with a rate, or when refusing)
+  absl::Mutex mu_;  // the bucket (only with a rate)
   double tokens_ ABSL_GUARDED_BY(mu_);
   Clock::time_point refilled_ ABSL_GUARDED_BY(mu_){};
-  Clock::time_point logged_ ABSL_GUARDED_BY(mu_){};
+  LogLimiter refusal_log_{absl::Seconds(1)};  // lock-free: a flood of refusals takes no lock
 };
 
 }  // namespace mqtt::net

@@ -275,9 +275,7 @@ void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const 
 // Logged at most once a second (a group emptied under load drops many at once), with the count.
 void Broker::SharedCopyDropped(const Message& message, const SharedTarget& shared) {
   const uint64_t dropped = shared_dropped_.fetch_add(1, std::memory_order_relaxed) + 1;
-  const int64_t now = MonotonicMs();
-  int64_t last = last_drop_log_ms_.load(std::memory_order_relaxed);
-  if (now - last < 1000 || !last_drop_log_ms_.compare_exchange_strong(last, now)) return;
+  if (!shared_drop_log_.Allow()) return;
   MQTT_LOG_WARN(
       "shared group %s/%s has no member left on this node%s: message on %s dropped (%d so far)",
       shared.group, shared.filter,

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "node/auth/enhanced_auth.h"
+#include "node/base/log_limiter.h"
 #include "node/net/io_worker.h"
 #include "node/net/transport.h"
 #include "node/protocol/message.h"
@@ -162,9 +163,9 @@ class Broker final : public NodeContext, public ForwardedDelivery, public Sessio
   ClientRegistry* client_registry_ = nullptr;
   SessionMover* session_mover_ = nullptr;
   ImportGate import_gate_;
-  // Group copies forwarded here that found no member (DeliverForwarded), and when last logged.
+  // Group copies forwarded here that found no member (DeliverForwarded), and their log line.
   std::atomic<uint64_t> shared_dropped_{0};
-  std::atomic<int64_t> last_drop_log_ms_{-1'000'000};
+  LogLimiter shared_drop_log_{absl::Seconds(1)};
 };
 
 }  // namespace mqtt
