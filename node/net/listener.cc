@@ -13,6 +13,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "node/base/host_port.h"
 #include "node/base/log.h"
 #include "node/net/poller.h"
 
@@ -134,7 +135,7 @@ Listener::Listener(AcceptFn on_accept) : on_accept_(std::move(on_accept)) {}
 
 Listener::~Listener() = default;
 
-std::string Listener::address() const { return absl::StrCat(host_, ":", port_); }
+std::string Listener::address() const { return JoinHostPort(host_, port_); }
 
 void Listener::Start() {
   for (const auto& acceptor : acceptors_) {

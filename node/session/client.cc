@@ -718,15 +718,13 @@ absl::Status Client::HandleSubscribe(std::string_view body) {
   if (session_->persistent()) session_->SaveRecord(will_.get());
   EncodeSuback(suback, version_, output_buffer());
   RequestFlush();
-  bool any = false;
   for (RetainedToSend& filter : retained) {
     for (MessagePtr& message : filter.snapshot.messages) {
       extras().retained_backlog.push_back(
           {std::move(message), filter.snapshot.seq, subscription_id, filter.granted});
-      any = true;
     }
   }
-  if (any) PumpRetained();
+  PumpRetained();
   return absl::OkStatus();
 }
 
