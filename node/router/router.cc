@@ -302,9 +302,10 @@ void Router::Route(const Message& message, RouteVisitor& visitor, uint64_t retai
   ThreadScratch() = std::move(scratch);
 }
 
-void Router::RouteLocal(const Message& message, RouteVisitor& visitor) const {
+void Router::RouteLocal(const Message& message, RouteVisitor& visitor,
+                        uint64_t retained_seq) const {
   Scratch scratch = std::move(ThreadScratch());
-  Collect(message, /*groups_and_nodes=*/false, /*retained_seq=*/0, scratch);
+  Collect(message, /*groups_and_nodes=*/false, retained_seq, scratch);
   VisitSessions(message, scratch.sessions, scratch.target, visitor);
   ThreadScratch() = std::move(scratch);
 }
@@ -379,6 +380,17 @@ void Router::RefreshRetained(uint64_t seen, absl::Span<MessagePtr> messages) con
     const bool set_since = (stamp >> 1) > seen;
     if (set_since && (stamp & 1) != 0) message = nullptr;  // routed to the subscription live
   }
+}
+
+uint64_t Router::RetainedSeqOf(const Message& message) const {
+  if (message.origin.empty()) return 0;
+  absl::ReaderMutexLock lock(&retained_mu_);
+  MessagePtr current;
+  uint64_t stamp = 0;
+  if (!retained_.Find(message.topic, &current, &stamp) || current->origin != message.origin) {
+    return 0;
+  }
+  return stamp >> 1;
 }
 
 size_t Router::retained_count() const {

@@ -145,7 +145,9 @@ class Router {
       ABSL_LOCKS_EXCLUDED(mu_);
   // A plain copy forwarded by another node: only this node's plain subscriptions (the sender
   // chose the groups' members and sends their copies apart; nothing goes to other nodes).
-  void RouteLocal(const Message& message, RouteVisitor& visitor) const ABSL_LOCKS_EXCLUDED(mu_);
+  // `retained_seq` as for Route: RetainedSeqOf(message) for a retained publish.
+  void RouteLocal(const Message& message, RouteVisitor& visitor, uint64_t retained_seq = 0) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A copy another node sent for shared group `group` with `filter`: one member of that group,
   // a local online one if any (never a plain subscriber: they get the plain copy); else, if
   // `may_pass_on`, a node member (ToNodeShared: no member here is online, e.g. the last one left
@@ -176,6 +178,11 @@ class Router {
   void RefreshRetained(uint64_t seen, absl::Span<MessagePtr> messages) const
       ABSL_LOCKS_EXCLUDED(retained_mu_);
   size_t retained_count() const ABSL_LOCKS_EXCLUDED(retained_mu_);
+  // For a retained publish another node made and forwarded here: the sequence at which this
+  // node's store took its replicated copy (the same publish: same Message::origin), 0 if the
+  // store holds another message for the topic (or the copy has not come yet, or the message has
+  // no origin). A SUBSCRIBE after that sequence got the copy from the store: RouteLocal skips it.
+  uint64_t RetainedSeqOf(const Message& message) const ABSL_LOCKS_EXCLUDED(retained_mu_);
 
   size_t subscription_count() const ABSL_LOCKS_EXCLUDED(mu_);
 

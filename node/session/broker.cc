@@ -261,7 +261,8 @@ void Broker::DeliverForwarded(uint32_t worker, const MessagePtr& message, const 
   }
   if (shared == nullptr) {
     PublishDelivery delivery(shard, message, ack, nullptr, 0);
-    router_.RouteLocal(*message, delivery);
+    // A subscription that got the replicated copy from the store does not get it again.
+    router_.RouteLocal(*message, delivery, message->retain ? router_.RetainedSeqOf(*message) : 0);
     return;
   }
   // Passed on at most once: two nodes that each lost their last member cannot bounce it.

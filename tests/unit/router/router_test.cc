@@ -522,5 +522,30 @@ TEST(RouterTest, RefreshRetainedSendsWhatTheSubscriptionHasNotGotLive) {
   EXPECT_EQ(messages[3], d2);
 }
 
+// A retained publish of another node reaches this one twice: its replicated copy (into the
+// store) and the forwarded live copy (RouteLocal), in either order. A SUBSCRIBE made after the
+// copy was stored got it from the store and is skipped; one made before gets it live.
+TEST(RouterTest, ForwardedRetainedPublishSkipsSubscriptionsThatGotItsReplicatedCopy) {
+  Router router(ShareStrategy::kRoundRobin);
+  router.Subscribe("r/1", Sub(7, 0), nullptr);  // before: gets it live
+  auto replicated = std::make_shared<Message>(Msg("r/1", 0, true));
+  replicated->payload = "x";
+  replicated->origin = {42, 7};
+  Message forwarded = *replicated;  // another object: the forwarding path decoded it apart
+  EXPECT_EQ(router.RetainedSeqOf(forwarded), 0u);  // not stored yet
+  router.SetRetained(replicated, /*routed_here=*/false);
+  Router::RetainedSnapshot got;
+  router.Subscribe("r/+", Sub(8, 0), nullptr, &got);  // after: got it from the store
+  ASSERT_EQ(got.messages.size(), 1u);
+  const uint64_t seq = router.RetainedSeqOf(forwarded);
+  EXPECT_GT(seq, 0u);
+  Recorder r;
+  router.RouteLocal(forwarded, r, seq);
+  ASSERT_EQ(r.sessions.size(), 1u);
+  EXPECT_EQ(r.sessions[0].session_id, 7u);
+  forwarded.origin = {42, 8};  // another publish on the same topic: not what the store holds
+  EXPECT_EQ(router.RetainedSeqOf(forwarded), 0u);
+}
+
 }  // namespace
 }  // namespace mqtt
