@@ -235,8 +235,8 @@ struct Registry::Loop {
   int ApplyEntry(const raft_buffer* buf);
   int TakeSnapshot(raft_buffer* bufs[], unsigned* n_bufs);
   int Restore(raft_buffer* buf);
-  void ScaleSnapshotThreshold();
-  unsigned snapshot_threshold = 0;  // what raft has now
+  void ScaleSnapshotThreshold(size_t clients);  // the registry's size after an entry
+  unsigned snapshot_threshold = 0;              // what raft has now
 
   Registry* const self;
   uv_loop_t uv{};
@@ -770,14 +770,18 @@ int Registry::Loop::ApplyEntry(const raft_buffer* buf) {
         absl::InvalidArgumentError("registry: a log entry that is not a RegistryBatch");
     MQTT_LOG_WARN("registry %s: skipped an entry that does not parse", self->options_.node_id);
   } else {
-    absl::MutexLock lock(&self->state_mu_);
-    for (const v1::RegistryCommand& command : batch.commands()) {
-      self->state_.Apply(command, &applied.changes);
-      applied.ends.push_back(applied.changes.size());
+    size_t clients = 0;
+    {
+      absl::MutexLock lock(&self->state_mu_);
+      for (const v1::RegistryCommand& command : batch.commands()) {
+        self->state_.Apply(command, &applied.changes);
+        applied.ends.push_back(applied.changes.size());
+      }
+      clients = self->state_.size();
     }
+    ScaleSnapshotThreshold(clients);
   }
   self->entries_applied_.fetch_add(1, std::memory_order_relaxed);
-  ScaleSnapshotThreshold();
   if (self->listener_ != nullptr) {
     for (const RegistryChange& change : applied.changes) self->listener_(change);
   }
@@ -791,12 +795,7 @@ int Registry::Loop::ApplyEntry(const raft_buffer* buf) {
 // entry grow with the registry. At a quarter of the registry's size, each applied entry pays
 // for serializing ~4 clients whatever the size; the price is a log of up to that many entries
 // kept in memory and on disk. Runs on the raft thread (libraft reads the threshold there).
-void Registry::Loop::ScaleSnapshotThreshold() {
-  size_t clients = 0;
-  {
-    absl::ReaderMutexLock lock(&self->state_mu_);
-    clients = self->state_.size();
-  }
+void Registry::Loop::ScaleSnapshotThreshold(size_t clients) {
   const unsigned threshold = SnapshotThresholdFor(self->options_.snapshot_threshold, clients);
   if (threshold != snapshot_threshold) {
     snapshot_threshold = threshold;
